@@ -1,0 +1,47 @@
+import { pino } from 'pino';
+import type { Logger, LoggerOptions } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Paths redacted from every log line: credentials, keys, tokens and message bodies. */
+export const REDACT_PATHS = [
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'headers["x-api-key"]',
+  'apiKey',
+  'token',
+  'secret',
+  'password',
+  'creds',
+  'keys',
+  'text',
+  'body.text',
+  'message.text',
+  '*.password',
+  '*.secret',
+  '*.token',
+  '*.apiKey',
+];
+
+export interface RootLoggerOptions {
+  proc: 'router' | 'shard' | 'wa-sim' | 'test' | 'bench';
+  level: string;
+  shard?: number;
+  pretty?: boolean;
+  destination?: NodeJS.WritableStream;
+}
+
+/** One root logger per process, tagged `{proc, shard}`; children per request and per session. */
+export function createRootLogger(options: RootLoggerOptions): Logger {
+  const base: Record<string, unknown> = { proc: options.proc, pid: process.pid };
+  if (options.shard !== undefined) base['shard'] = options.shard;
+  const config: LoggerOptions = {
+    level: options.level,
+    base,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return options.destination ? pino(config, options.destination as pino.DestinationStream) : pino(config);
+}

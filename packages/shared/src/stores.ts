@@ -1,0 +1,87 @@
+/**
+ * Store interfaces. Each has a production implementation and an embedded one in @wagw/stores, and ONE
+ * conformance suite that runs against both.
+ */
+import type { Readable } from 'node:stream';
+
+/** A fenced lease: at most one owner runs a session at any instant; `epoch` only ever grows per session. */
+export interface Lease {
+  sessionId: string;
+  /** Owner id, `${hostId}/${shardIndex}`. */
+  owner: string;
+  epoch: number;
+  /** Epoch milliseconds at which the lease lapses unless renewed. */
+  expiresAt: number;
+}
+
+export type ClaimResult = { ok: true; lease: Lease } | { ok: false; holder: Lease };
+
+export interface LeaseRef {
+  sessionId: string;
+  epoch: number;
+}
+
+export interface SessionDirectory {
+  readonly kind: 'redis' | 'memory';
+  /**
+   * Takes the lease when it is free, lapsed, or already held by `owner`; every successful claim returns an
+   * epoch higher than any before it for that session. Otherwise returns the live holder.
+   */
+  claim(sessionId: string, owner: string, ttlMs: number): Promise<ClaimResult>;
+  /** Renews many leases in one round trip. Returns the session ids whose lease is no longer ours. */
+  renew(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<string[]>;
+  /** Gives the lease up when `owner` still holds it at `epoch`; true when it was released. */
+  release(sessionId: string, owner: string, epoch: number): Promise<boolean>;
+  /** The live lease of a session, or null when none is held. */
+  get(sessionId: string): Promise<Lease | null>;
+  /** Fencing check for writes: true only while this exact epoch holds a live lease. */
+  isCurrent(sessionId: string, epoch: number): Promise<boolean>;
+  /** Every live lease held by one owner (used for draining and recovery). */
+  listByOwner(owner: string): Promise<Lease[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BlobStore {
+  readonly kind: 's3' | 'local';
+  put(key: string, data: Uint8Array, contentType?: string): Promise<void>;
+  /** Streams a body of unknown length into the store (media uploads); returns the byte count. */
+  putStream(key: string, body: Readable, contentType?: string): Promise<number>;
+  /** The object's bytes, or null when there is none. Any other failure throws. */
+  get(key: string): Promise<Buffer | null>;
+  getStream(key: string): Promise<Readable | null>;
+  /** Keys under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+  /** Deletes every key under a prefix; returns how many were removed. */
+  deletePrefix(prefix: string): Promise<number>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SqlResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface SqlClient {
+  query<R extends Record<string, unknown> = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<SqlResult<R>>;
+}
+
+export interface SqlDatabase extends SqlClient {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `fn` in one transaction (BEGIN/COMMIT, ROLLBACK on throw) on one connection. */
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DependencyHealth {
+  ok: boolean;
+  kind: string;
+  latencyMs: number;
+  error?: string;
+}
