@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './logger.ts';
 export * from './session-state.ts';
 export * from './stores.ts';
+export * from './docs.ts';
