@@ -1,0 +1,248 @@
+/**
+ * The router <-> shard IPC protocol. Plain JSON on the wire (no media bytes: those go through storage).
+ *
+ * - Handshake: the router sends `init`; the shard answers `ready` or `init-failed`. No request is routed to a
+ *   shard before `ready`. The protocol version is checked there.
+ * - Requests: `{kind, id, reqId?, ...params}`, one kind per entry of `IpcRequestMap`.
+ * - Replies: `{kind: 'reply', id, ok: true, value}` or `{kind: 'reply', id, ok: false, error: {code, message,
+ *   details?}}`; errors are rebuilt on the router with `fromErrorBody`. Several replies produced in one tick
+ *   may travel together as `{kind: 'replies', replies: [...]}`.
+ * - Events: one-way `{kind: 'event', event}` from the shard, one type per entry of `ShardEventMap`.
+ * - `exiting`: the shard's last word before a deliberate exit (after `shutdown`, SIGTERM, or a fatal error).
+ *
+ * To add a request kind: add an entry `name: { params; result }` to `IpcRequestMap` (and its name to
+ * `REQUEST_KINDS`); the shard handler's exhaustive switch then fails to compile until it handles it, and
+ * `ShardSupervisor.call(i, {kind: 'name', ...params})` returns `Promise<result>`. See docs/protocol.md.
+ */
+import type { ErrorBody } from './errors.ts';
+
+/** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------------------
+// Handshake
+
+/** The part of the router's configuration a shard needs. Shards do not read the environment themselves. */
+export interface ShardInitConfig {
+  nodeEnv: 'development' | 'production' | 'test';
+  logLevel: string;
+  dataDir: string;
+  maxSessions: number;
+  workerThreads: number;
+  callTimeoutMs: number;
+  stopTimeoutMs: number;
+}
+
+export interface InitMessage {
+  kind: 'init';
+  protocolVersion: number;
+  shardIndex: number;
+  hostId: string;
+  config: ShardInitConfig;
+}
+
+export interface ReadyMessage {
+  kind: 'ready';
+  protocolVersion: number;
+  pid: number;
+}
+
+export interface InitFailedMessage {
+  kind: 'init-failed';
+  protocolVersion: number;
+  pid: number;
+  error: ErrorBody;
+  /** False when starting again cannot help (protocol mismatch, invalid config): the router gives up at once. */
+  retryable: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Requests (router -> shard) and their results
+
+export interface PingParams {
+  /** Any JSON value, echoed back. Keep it small; the bench uses up to 4 KB. */
+  payload?: unknown;
+  /** Answer after this many milliseconds (tests, timeouts). Capped at `MAX_PING_DELAY_MS`. */
+  delayMs?: number;
+}
+
+export interface PingResult {
+  payload?: unknown;
+  pid: number;
+}
+
+export interface MemoryStats {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+export interface EventLoopStats {
+  /** Event loop delay percentiles since the previous `stats` call (or start), milliseconds. */
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  /** Fraction of time the loop was busy since the previous `stats` call (0..1). */
+  utilization: number;
+}
+
+export interface CpuPoolStats {
+  threads: number;
+  queued: number;
+  completed: number;
+  utilization: number;
+}
+
+export interface ShardStats {
+  shardIndex: number;
+  pid: number;
+  uptimeMs: number;
+  sessions: number;
+  /** Requests being handled right now (including this one). */
+  inFlight: number;
+  memory: MemoryStats;
+  eventLoop: EventLoopStats;
+  cpuPool: CpuPoolStats;
+}
+
+export interface ShutdownParams {
+  /** Free text for the logs (e.g. 'router stopping', 'scale down'). */
+  reason: string;
+}
+
+export interface ShutdownResult {
+  /** Requests that were still running when the shutdown began and finished before the reply. */
+  drained: number;
+}
+
+/**
+ * Every request kind with its parameters and result. The single place to extend the protocol
+ * (issue 4 adds `session.create`, `session.get`, ...).
+ */
+export interface IpcRequestMap {
+  /** Echo; used by /health and bench/ipc. */
+  ping: { params: PingParams; result: PingResult };
+  /** Memory, event loop and session counts. */
+  stats: { params: Record<never, never>; result: ShardStats };
+  /** Planned stop: refuse new requests, drain the running ones, close the CPU pool, reply, exit 0. */
+  shutdown: { params: ShutdownParams; result: ShutdownResult };
+}
+
+export type RequestKind = keyof IpcRequestMap;
+export type IpcParams<K extends RequestKind> = IpcRequestMap[K]['params'];
+export type IpcResult<K extends RequestKind> = IpcRequestMap[K]['result'];
+
+/** Runtime list of request kinds; kept in step with `IpcRequestMap` by the type below. */
+export const REQUEST_KINDS = ['ping', 'stats', 'shutdown'] as const satisfies readonly RequestKind[];
+type _AllKindsListed = Exclude<RequestKind, (typeof REQUEST_KINDS)[number]> extends never ? true : never;
+const _allKindsListed: _AllKindsListed = true;
+void _allKindsListed;
+
+export function isRequestKind(value: unknown): value is RequestKind {
+  return typeof value === 'string' && (REQUEST_KINDS as readonly string[]).includes(value);
+}
+
+/** What a caller passes: the kind and its parameters (the envelope fields are added by the supervisor). */
+export type IpcRequestBody<K extends RequestKind = RequestKind> = {
+  [P in K]: { kind: P } & IpcParams<P>;
+}[K];
+
+/** A request on the wire. `reqId` is the HTTP request id, so the shard's logs carry it. */
+export type IpcRequest<K extends RequestKind = RequestKind> = {
+  [P in K]: { kind: P; id: number; reqId?: string } & IpcParams<P>;
+}[K];
+
+/** Everything the router sends. */
+export type RouterToShard = InitMessage | IpcRequest;
+
+// ---------------------------------------------------------------------------------------------------------
+// Replies, events (shard -> router)
+
+export interface IpcReplyOk<V = unknown> {
+  kind: 'reply';
+  id: number;
+  ok: true;
+  value: V;
+}
+
+export interface IpcReplyError {
+  kind: 'reply';
+  id: number;
+  ok: false;
+  error: ErrorBody;
+}
+
+export type IpcReply<V = unknown> = IpcReplyOk<V> | IpcReplyError;
+
+/** Replies produced in the same tick, sent as one message (fewer pipe writes under load). */
+export interface IpcReplyBatch {
+  kind: 'replies';
+  replies: IpcReply[];
+}
+
+/** One-way notifications from a shard. Issue 4 adds session events (`session.status`, `session.qr`, ...). */
+export interface ShardEventMap {
+  /** The shard began a planned stop and refuses new requests. */
+  'shard.draining': { reason: string };
+}
+
+export type ShardEventType = keyof ShardEventMap;
+export type ShardEvent = { [T in ShardEventType]: { type: T } & ShardEventMap[T] }[ShardEventType];
+
+export interface ShardEventMessage {
+  kind: 'event';
+  event: ShardEvent;
+}
+
+/** The shard's last message before a deliberate exit. */
+export interface ExitingMessage {
+  kind: 'exiting';
+  code: number;
+  reason: string;
+}
+
+/** Everything a shard sends. */
+export type ShardToRouter = ReadyMessage | InitFailedMessage | IpcReply | IpcReplyBatch | ShardEventMessage | ExitingMessage;
+
+// ---------------------------------------------------------------------------------------------------------
+// Limits and helpers
+
+export const MAX_PING_DELAY_MS = 60_000;
+
+/** Compile-time exhaustiveness for `switch (msg.kind)`: a new union member without a case fails to compile. */
+export function assertNever(value: never, what = 'value'): never {
+  throw new Error(`Unexpected ${what}: ${JSON.stringify(value)}`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Cheap structural check of a message from the router (trusted peer; guards against bugs, not attackers). */
+export function isRouterToShard(value: unknown): value is RouterToShard {
+  if (!isObject(value)) return false;
+  if (value['kind'] === 'init') return typeof value['protocolVersion'] === 'number' && typeof value['shardIndex'] === 'number';
+  return isRequestKind(value['kind']) && typeof value['id'] === 'number';
+}
+
+/** Cheap structural check of a message from a shard. */
+export function isShardToRouter(value: unknown): value is ShardToRouter {
+  if (!isObject(value)) return false;
+  switch (value['kind']) {
+    case 'reply':
+      return typeof value['id'] === 'number' && typeof value['ok'] === 'boolean';
+    case 'replies':
+      return Array.isArray(value['replies']);
+    case 'ready':
+    case 'init-failed':
+      return typeof value['protocolVersion'] === 'number';
+    case 'event':
+      return isObject(value['event']) && typeof value['event']['type'] === 'string';
+    case 'exiting':
+      return typeof value['code'] === 'number';
+    default:
+      return false;
+  }
+}
