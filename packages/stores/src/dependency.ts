@@ -1,0 +1,62 @@
+import { GatewayError } from '@wagw/shared';
+
+export type DependencyName = 'Redis' | 'PostgreSQL' | 'S3' | 'PGlite' | 'Local storage';
+
+/** A URL without its user name and password, safe for logs and error messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username !== '' || u.password !== '') {
+      u.username = '';
+      u.password = '';
+    }
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '<unparseable URL>';
+  }
+}
+
+/** The most telling short text of a connection failure: its code (ECONNREFUSED, ETIMEDOUT, ...) or message. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return describeFailure(err.errors[0]);
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    return err.message.split('\n')[0] ?? err.name;
+  }
+  return String(err);
+}
+
+/** `DEPENDENCY_UNAVAILABLE: Redis at redis://host:6379 is unreachable: ECONNREFUSED`, with the cause attached. */
+export function dependencyUnavailable(name: DependencyName, url: string, err: unknown): GatewayError {
+  return new GatewayError(
+    'DEPENDENCY_UNAVAILABLE',
+    `${name} at ${redactUrl(url)} is unreachable: ${describeFailure(err)}`,
+    { dependency: name, url: redactUrl(url) },
+    { cause: err },
+  );
+}
+
+/** Rejects with `onTimeout()` when `promise` has not settled within `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Measures one health probe. */
+export async function probe(kind: string, ping: () => Promise<void>, timeoutMs = 2000): Promise<{ ok: boolean; kind: string; latencyMs: number; error?: string }> {
+  const start = performance.now();
+  try {
+    await withTimeout(ping(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
+    return { ok: true, kind, latencyMs: Math.round((performance.now() - start) * 100) / 100 };
+  } catch (err) {
+    return { ok: false, kind, latencyMs: Math.round((performance.now() - start) * 100) / 100, error: describeFailure(err) };
+  }
+}

@@ -1,0 +1,52 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '@wagw/shared';
+import { dependencyUnavailable } from './dependency.ts';
+
+export interface RedisConnectOptions {
+  logger: Logger;
+  /** Time to establish the TCP connection (start-up and every reconnect). Default 3000 ms. */
+  connectTimeoutMs?: number;
+  /** A command without an answer in this time fails (a renewal must not hang). Default 5000 ms. */
+  commandTimeoutMs?: number;
+  /** Connection name shown by CLIENT LIST. */
+  connectionName?: string;
+}
+
+/**
+ * Connects to Redis and fails fast: at start-up there is exactly one attempt, and an unreachable server
+ * becomes DEPENDENCY_UNAVAILABLE naming the URL. Once connected, the client reconnects forever with a
+ * capped backoff, and a command issued while disconnected fails after one reconnect attempt instead of
+ * waiting in the offline queue indefinitely.
+ */
+export async function connectRedis(url: string, options: RedisConnectOptions): Promise<Redis> {
+  const log = options.logger;
+  let started = false;
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? 3000,
+    commandTimeout: options.commandTimeoutMs ?? 5000,
+    maxRetriesPerRequest: 1,
+    enableReadyCheck: true,
+    connectionName: options.connectionName,
+    retryStrategy: (times) => (started ? Math.min(100 * 2 ** Math.min(times, 5), 2000) : null),
+  });
+  let lastError = '';
+  client.on('error', (err: Error) => {
+    // ioredis emits one error per failed attempt; log each distinct one once per outage.
+    if (!started || err.message === lastError) return;
+    lastError = err.message;
+    log.warn({ err: err.message, dependency: 'redis' }, 'redis connection error');
+  });
+  client.on('ready', () => {
+    if (lastError !== '') log.info({ dependency: 'redis' }, 'redis connection restored');
+    lastError = '';
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    throw dependencyUnavailable('Redis', url, err);
+  }
+  started = true;
+  return client;
+}
