@@ -1,0 +1,271 @@
+/**
+ * A Baileys AuthenticationState kept in the blob store (S3/MinIO in production, the data directory when
+ * embedded), fenced by the session lease epoch.
+ *
+ * Layout under `sessions/{id}/auth/` (zero-padded names, so they sort in (epoch, seq) order):
+ * - `{epoch}-{seq}-snap.json`: the whole state (creds and every key) as of that point;
+ * - `{epoch}-{seq}-log.json`: one durable batch of changes (creds and/or keys; null deletes a key).
+ * The state is the newest snapshot plus every log that sorts after it. A new owner (higher epoch) writes a
+ * snapshot of what it loaded before anything else, so a write that a fenced-out owner (lower epoch) lands
+ * later sorts before that snapshot and is ignored by every later restore.
+ *
+ * Writes are group-committed: every `keys.set` and `saveCreds` Baileys awaits resolves only once its batch
+ * (merged with whatever else was queued meanwhile) is durable, and each batch checks the lease epoch first.
+ * Reads come from memory. A failed read is an error: this never falls back to fresh credentials unless the
+ * store holds nothing at all for the session.
+ */
+import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds, AuthenticationState, SignalDataSet, SignalDataTypeMap, SignalKeyStore } from '@whiskeysockets/baileys';
+import { GatewayError } from '@wagw/shared';
+import type { BlobStore, Logger } from '@wagw/shared';
+
+type KeyType = keyof SignalDataTypeMap;
+type KeyMap = Map<KeyType, Map<string, unknown>>;
+
+interface StoredState {
+  v: 1;
+  epoch: number;
+  seq: number;
+  creds?: AuthenticationCreds;
+  keys?: Partial<Record<KeyType, Record<string, unknown>>>;
+}
+
+export interface BlobAuthStateOptions {
+  blobs: BlobStore;
+  sessionId: string;
+  /** The lease epoch this owner holds. */
+  epoch: number;
+  /** Fencing check run before every write: true while `epoch` still holds the lease. */
+  isCurrent: (epoch: number) => Promise<boolean>;
+  logger: Logger;
+  /** Write a fresh snapshot (and drop the logs before it) after this many logs. */
+  compactEvery?: number;
+}
+
+const NAME = /^(\d{12})-(\d{12})-(snap|log)\.json$/;
+const pad = (n: number): string => String(n).padStart(12, '0');
+
+export function authPrefix(sessionId: string): string {
+  return `sessions/${sessionId}/auth/`;
+}
+
+function parseName(key: string, prefix: string): { kind: 'snap' | 'log'; epoch: number; seq: number } | undefined {
+  const m = NAME.exec(key.slice(prefix.length));
+  if (!m) return undefined;
+  return { kind: m[3] as 'snap' | 'log', epoch: Number(m[1]), seq: Number(m[2]) };
+}
+
+function encode(state: StoredState): Buffer {
+  return Buffer.from(JSON.stringify(state, BufferJSON.replacer));
+}
+
+function decode(bytes: Buffer, key: string): StoredState {
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8'), BufferJSON.reviver) as StoredState;
+    if (parsed.v !== 1) throw new Error(`unknown version ${String(parsed.v)}`);
+    return parsed;
+  } catch (err) {
+    throw new GatewayError('INTERNAL', `auth state object ${key} is unreadable`, undefined, { cause: err });
+  }
+}
+
+interface Pending {
+  creds?: AuthenticationCreds;
+  keys: Partial<Record<KeyType, Record<string, unknown>>>;
+  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+}
+
+export class BlobAuthState {
+  readonly state: AuthenticationState;
+  /** True when nothing was stored and fresh credentials were created (a new pairing is needed). */
+  readonly isNew: boolean;
+
+  private readonly opts: BlobAuthStateOptions;
+  private readonly prefix: string;
+  private readonly keys: KeyMap;
+  private seq: number;
+  private logsSinceSnapshot = 0;
+  private pending: Pending | undefined;
+  private writing: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(opts: BlobAuthStateOptions, creds: AuthenticationCreds, keys: KeyMap, seq: number, isNew: boolean) {
+    this.opts = opts;
+    this.prefix = authPrefix(opts.sessionId);
+    this.keys = keys;
+    this.seq = seq;
+    this.isNew = isNew;
+    const store: SignalKeyStore = {
+      get: async (type, ids) => this.get(type, ids),
+      set: async (data) => this.set(data),
+    };
+    this.state = { creds, keys: store };
+  }
+
+  /**
+   * Loads the session's state (or creates fresh credentials when the store holds nothing for it) and
+   * writes this owner's fencing snapshot. Throws STALE_EPOCH when a newer owner has written already.
+   */
+  static async load(opts: BlobAuthStateOptions): Promise<BlobAuthState> {
+    const prefix = authPrefix(opts.sessionId);
+    const names = (await opts.blobs.list(prefix))
+      .map((key) => ({ key, parsed: parseName(key, prefix) }))
+      .filter((e): e is { key: string; parsed: NonNullable<ReturnType<typeof parseName>> } => e.parsed !== undefined);
+    const newest = names.at(-1);
+    if (newest && newest.parsed.epoch > opts.epoch) {
+      throw new GatewayError('STALE_EPOCH', `auth state of ${opts.sessionId} was written at epoch ${newest.parsed.epoch} > ${opts.epoch}`);
+    }
+    let snapIndex = -1;
+    for (let i = names.length - 1; i >= 0; i--) {
+      if (names[i]?.parsed.kind === 'snap') {
+        snapIndex = i;
+        break;
+      }
+    }
+    // The newest snapshot and every log after it (with no snapshot yet: every log).
+    const toRead = names.slice(Math.max(snapIndex, 0));
+    const bodies = await Promise.all(
+      toRead.map(async ({ key }) => {
+        const bytes = await opts.blobs.get(key);
+        if (bytes === null) throw new GatewayError('INTERNAL', `auth state object ${key} vanished while loading`);
+        return decode(bytes, key);
+      }),
+    );
+    let creds: AuthenticationCreds | undefined;
+    const keys: KeyMap = new Map();
+    for (const body of bodies) {
+      if (body.creds) creds = body.creds;
+      applyKeys(keys, body.keys ?? {});
+    }
+    const isNew = names.length === 0;
+    if (!creds) {
+      if (!isNew) throw new GatewayError('INTERNAL', `auth state of ${opts.sessionId} has objects but no credentials`);
+      creds = initAuthCreds();
+    }
+    const lastSeq = newest?.parsed.epoch === opts.epoch ? newest.parsed.seq : 0;
+    const auth = new BlobAuthState(opts, creds, keys, lastSeq, isNew);
+    await auth.snapshot();
+    return auth;
+  }
+
+  /** Persists the current credentials; resolves once durable. Wire it to Baileys' `creds.update`. */
+  saveCreds(): Promise<void> {
+    return this.enqueue((p) => {
+      p.creds = this.state.creds;
+    });
+  }
+
+  /** Resolves once every write queued so far is durable. */
+  async flush(): Promise<void> {
+    while (this.writing || this.pending) await (this.writing ?? Promise.resolve());
+  }
+
+  /** Stops accepting writes (after flushing what is queued). */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+  }
+
+  /** Deletes every stored byte of this session's auth state. */
+  static async wipe(blobs: BlobStore, sessionId: string): Promise<number> {
+    return blobs.deletePrefix(authPrefix(sessionId));
+  }
+
+  /** Number of keys held in memory, by type (for stats and tests). */
+  keyCounts(): Record<string, number> {
+    return Object.fromEntries([...this.keys].map(([type, m]) => [type, m.size]));
+  }
+
+  private get<T extends KeyType>(type: T, ids: string[]): { [id: string]: SignalDataTypeMap[T] } {
+    const out: { [id: string]: SignalDataTypeMap[T] } = {};
+    const m = this.keys.get(type);
+    if (!m) return out;
+    for (const id of ids) {
+      const value = m.get(id);
+      if (value === undefined || value === null) continue;
+      out[id] = (type === 'app-state-sync-key'
+        ? proto.Message.AppStateSyncKeyData.fromObject(value as Record<string, unknown>)
+        : value) as SignalDataTypeMap[T];
+    }
+    return out;
+  }
+
+  private set(data: SignalDataSet): Promise<void> {
+    applyKeys(this.keys, data as Partial<Record<KeyType, Record<string, unknown>>>);
+    return this.enqueue((p) => {
+      for (const [type, entries] of Object.entries(data) as [KeyType, Record<string, unknown> | undefined][]) {
+        if (!entries) continue;
+        const target = (p.keys[type] ??= {});
+        Object.assign(target, entries);
+      }
+    });
+  }
+
+  private enqueue(fill: (p: Pending) => void): Promise<void> {
+    if (this.closed) return Promise.reject(new GatewayError('LEASE_LOST', `auth state of ${this.opts.sessionId} is closed`));
+    const p = (this.pending ??= { keys: {}, waiters: [] });
+    fill(p);
+    const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
+    this.writing ??= this.drain();
+    return done;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending) {
+        const batch = this.pending;
+        this.pending = undefined;
+        try {
+          await this.writeLog(batch);
+          for (const w of batch.waiters) w.resolve();
+        } catch (err) {
+          for (const w of batch.waiters) w.reject(err);
+        }
+      }
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  private async fence(): Promise<void> {
+    if (!(await this.opts.isCurrent(this.opts.epoch))) {
+      throw new GatewayError('STALE_EPOCH', `lease of ${this.opts.sessionId} at epoch ${this.opts.epoch} is no longer current`);
+    }
+  }
+
+  private async writeLog(batch: Pending): Promise<void> {
+    await this.fence();
+    const seq = ++this.seq;
+    const body: StoredState = { v: 1, epoch: this.opts.epoch, seq, keys: batch.keys };
+    if (batch.creds) body.creds = batch.creds;
+    await this.opts.blobs.put(`${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-log.json`, encode(body), 'application/json');
+    this.logsSinceSnapshot++;
+    if (this.logsSinceSnapshot >= (this.opts.compactEvery ?? 64)) await this.snapshot();
+  }
+
+  /** Writes the whole state as one snapshot, then removes the objects it supersedes. */
+  private async snapshot(): Promise<void> {
+    await this.fence();
+    const seq = ++this.seq;
+    const keys: Partial<Record<KeyType, Record<string, unknown>>> = {};
+    for (const [type, m] of this.keys) keys[type] = Object.fromEntries(m);
+    const name = `${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-snap.json`;
+    await this.opts.blobs.put(name, encode({ v: 1, epoch: this.opts.epoch, seq, creds: this.state.creds, keys }), 'application/json');
+    this.logsSinceSnapshot = 0;
+    const older = (await this.opts.blobs.list(this.prefix)).filter((k) => k < name && parseName(k, this.prefix) !== undefined);
+    await Promise.all(older.map((k) => this.opts.blobs.delete(k)));
+    this.opts.logger.debug({ sessionId: this.opts.sessionId, seq, removed: older.length }, 'auth state snapshot written');
+  }
+}
+
+function applyKeys(target: KeyMap, data: Partial<Record<KeyType, Record<string, unknown> | undefined>>): void {
+  for (const [type, entries] of Object.entries(data) as [KeyType, Record<string, unknown> | undefined][]) {
+    if (!entries) continue;
+    let m = target.get(type);
+    if (!m) target.set(type, (m = new Map()));
+    for (const [id, value] of Object.entries(entries)) {
+      if (value === null || value === undefined) m.delete(id);
+      else m.set(id, value);
+    }
+  }
+}

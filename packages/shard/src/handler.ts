@@ -1,0 +1,346 @@
+/**
+ * The shard's protocol handler. It owns no process: it takes `send` and `receive` so tests run it in-process,
+ * and `main.ts` is a thin adapter over `process.send` / `process.on('message')`.
+ */
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { EventLoopUtilization, ELDHistogram } from 'node:perf_hooks';
+import {
+  GatewayError,
+  MAX_PING_DELAY_MS,
+  PROTOCOL_VERSION,
+  assertNever,
+  createRootLogger,
+  isRouterToShard,
+  toErrorBody,
+} from '@wagw/shared';
+import type {
+  CpuPoolStats,
+  InitMessage,
+  IpcReply,
+  IpcRequest,
+  IpcResult,
+  Logger,
+  PingResult,
+  ShardEvent,
+  ShardStats,
+  ShardToRouter,
+  ShutdownResult,
+} from '@wagw/shared';
+import { CpuPool } from './cpu-pool.ts';
+
+/** What the handler needs from the CPU pool (the real one is `CpuPool`). */
+export interface CpuPoolLike {
+  stats(): CpuPoolStats;
+  close(): Promise<void>;
+}
+
+/**
+ * How replies leave the handler:
+ * - `immediate`: replies produced during one event-loop turn go out together in one `replies` message,
+ *   flushed by `setImmediate` (fewer pipe writes under load; the default, see docs/benchmarks.md);
+ * - `none`: one message per reply.
+ */
+export type ReplyBatching = 'immediate' | 'none';
+
+export interface ShardHandlerOptions {
+  /** Sends one message to the router. `onSent` runs once the message has left the process. */
+  send: (msg: ShardToRouter, onSent?: () => void) => void;
+  /** Registers the listener for messages from the router. */
+  receive: (listener: (msg: unknown) => void) => void;
+  /** Ends the process (main.ts) or records the exit (tests). Called after the `exiting` message was sent. */
+  exit: (code: number) => void;
+  pid?: number;
+  /** Logger factory, called once with the init message. Default: the pino root logger on stdout. */
+  createLogger?: (init: InitMessage) => Logger;
+  /** CPU pool factory, called once during init. Default: a piscina pool with `workerThreads` threads. */
+  createCpuPool?: (init: InitMessage) => Promise<CpuPoolLike>;
+  /** Sessions hosted (issue 4 plugs the session registry in here). */
+  sessionCount?: () => number;
+  replyBatching?: ReplyBatching;
+}
+
+export type ShardHandlerState = 'waiting-init' | 'initialising' | 'ready' | 'draining' | 'closed';
+
+export interface ShardHandler {
+  readonly state: ShardHandlerState;
+  /** The root logger once initialised. */
+  readonly logger: Logger | undefined;
+  /** A planned stop from outside the protocol (SIGTERM, parent gone): drain, close, send `exiting`, exit. */
+  shutdown(reason: string, code?: number): Promise<void>;
+}
+
+/** Per-call context: the request id from the router and a child logger carrying it (created on first use). */
+export interface CallContext {
+  readonly reqId: string | undefined;
+  readonly log: Logger;
+}
+
+const EXIT_FLUSH_TIMEOUT_MS = 1000;
+
+export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
+  const pid = options.pid ?? process.pid;
+  const batching = options.replyBatching ?? 'immediate';
+  const sessionCount = options.sessionCount ?? (() => 0);
+  const startedAt = performance.now();
+
+  let state: ShardHandlerState = 'waiting-init';
+  let init: InitMessage | undefined;
+  let logger: Logger | undefined;
+  let pool: CpuPoolLike | undefined;
+  let loopDelay: ELDHistogram | undefined;
+  let lastElu: EventLoopUtilization | undefined;
+  let inFlight = 0;
+  let drainWaiters: (() => void)[] = [];
+  let shutdownPromise: Promise<void> | undefined;
+  let exitAfterReply: { code: number; reason: string } | undefined;
+
+  let outbox: IpcReply[] = [];
+  let flushScheduled = false;
+
+  const flush = (): void => {
+    flushScheduled = false;
+    const replies = outbox;
+    outbox = [];
+    if (replies.length === 1) options.send(replies[0] as IpcReply);
+    else if (replies.length > 1) options.send({ kind: 'replies', replies });
+  };
+
+  const reply = (msg: IpcReply): void => {
+    if (batching === 'none') {
+      options.send(msg);
+      return;
+    }
+    outbox.push(msg);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
+
+  const emit = (event: ShardEvent): void => options.send({ kind: 'event', event });
+
+  const finish = (code: number, reason: string): void => {
+    flush();
+    state = 'closed';
+    loopDelay?.disable();
+    let done = false;
+    const exitOnce = (): void => {
+      if (done) return;
+      done = true;
+      options.exit(code);
+    };
+    const fallback = setTimeout(exitOnce, EXIT_FLUSH_TIMEOUT_MS);
+    fallback.unref();
+    options.send({ kind: 'exiting', code, reason }, () => {
+      clearTimeout(fallback);
+      exitOnce();
+    });
+  };
+
+  const handleInit = async (msg: InitMessage): Promise<void> => {
+    if (state !== 'waiting-init') {
+      logger?.warn({ shardIndex: msg.shardIndex }, 'duplicate init ignored');
+      return;
+    }
+    state = 'initialising';
+    if (msg.protocolVersion !== PROTOCOL_VERSION) {
+      const error = new GatewayError('SHARD_UNAVAILABLE', `protocol version mismatch: router speaks ${msg.protocolVersion}, shard speaks ${PROTOCOL_VERSION}`, {
+        reason: 'protocol-mismatch',
+        routerVersion: msg.protocolVersion,
+        shardVersion: PROTOCOL_VERSION,
+      });
+      options.send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: false });
+      state = 'waiting-init';
+      return;
+    }
+    init = msg;
+    logger = (options.createLogger ?? defaultLogger)(msg);
+    try {
+      pool = await (options.createCpuPool ?? defaultPool)(msg);
+    } catch (err) {
+      logger.error({ err }, 'CPU pool failed to start');
+      const error = new GatewayError('SHARD_UNAVAILABLE', `CPU pool failed to start: ${(err as Error).message}`, { reason: 'cpu-pool' });
+      options.send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: true });
+      state = 'waiting-init';
+      return;
+    }
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    lastElu = performance.eventLoopUtilization();
+    state = 'ready';
+    logger.info({ shardIndex: msg.shardIndex, hostId: msg.hostId, protocolVersion: PROTOCOL_VERSION }, 'shard ready');
+    options.send({ kind: 'ready', protocolVersion: PROTOCOL_VERSION, pid });
+  };
+
+  const ping = async (req: IpcRequest<'ping'>): Promise<PingResult> => {
+    const delay = req.delayMs ?? 0;
+    if (!Number.isFinite(delay) || delay < 0 || delay > MAX_PING_DELAY_MS) {
+      throw new GatewayError('VALIDATION_FAILED', `delayMs must be 0-${MAX_PING_DELAY_MS}`);
+    }
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    return req.payload === undefined ? { pid } : { payload: req.payload, pid };
+  };
+
+  const stats = (): ShardStats => {
+    const mem = process.memoryUsage();
+    const elu = performance.eventLoopUtilization(lastElu);
+    lastElu = performance.eventLoopUtilization();
+    const ms = (ns: number): number => (Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0);
+    const eventLoop = loopDelay
+      ? { lagP50Ms: ms(loopDelay.percentile(50)), lagP99Ms: ms(loopDelay.percentile(99)), lagMaxMs: ms(loopDelay.max), utilization: elu.utilization }
+      : { lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0, utilization: elu.utilization };
+    loopDelay?.reset();
+    return {
+      shardIndex: init?.shardIndex ?? -1,
+      pid,
+      uptimeMs: Math.round(performance.now() - startedAt),
+      sessions: sessionCount(),
+      inFlight,
+      memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
+      eventLoop,
+      cpuPool: pool?.stats() ?? { threads: 0, queued: 0, completed: 0, utilization: 0 },
+    };
+  };
+
+  /** Waits until only `keep` requests are running (the shutdown request itself) or the deadline passes. */
+  const drain = async (keep: number, deadlineMs: number): Promise<void> => {
+    if (inFlight <= keep) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, deadlineMs);
+      timer.unref();
+      const check = (): void => {
+        if (inFlight <= keep) {
+          clearTimeout(timer);
+          resolve();
+        } else drainWaiters.push(check);
+      };
+      drainWaiters.push(check);
+    });
+  };
+
+  const stop = async (reason: string, keep: number): Promise<ShutdownResult> => {
+    const log = logger;
+    state = 'draining';
+    emit({ type: 'shard.draining', reason });
+    const running = inFlight - keep;
+    log?.info({ reason, running }, 'shard draining');
+    // Leave time for the reply and the exit within the router's stop timeout.
+    await drain(keep, Math.max(50, Math.floor((init?.config.stopTimeoutMs ?? 10_000) / 3)));
+    const drained = running - Math.max(0, inFlight - keep);
+    try {
+      await pool?.close();
+    } catch (err) {
+      log?.warn({ err }, 'CPU pool close failed');
+    }
+    log?.info({ reason, drained }, 'shard stopped');
+    return { drained };
+  };
+
+  const shutdownRequest = async (req: IpcRequest<'shutdown'>): Promise<ShutdownResult> => {
+    if (shutdownPromise) {
+      await shutdownPromise;
+      return { drained: 0 };
+    }
+    let result: ShutdownResult = { drained: 0 };
+    shutdownPromise = stop(req.reason, 1).then((r) => {
+      result = r;
+    });
+    await shutdownPromise;
+    // handleRequest queues the reply, then finish() flushes it right before `exiting`.
+    exitAfterReply = { code: 0, reason: `shutdown: ${req.reason}` };
+    return result;
+  };
+
+  const dispatch = async (req: IpcRequest, ctx: CallContext): Promise<IpcResult<IpcRequest['kind']>> => {
+    switch (req.kind) {
+      case 'ping':
+        return await ping(req);
+      case 'stats':
+        return stats();
+      case 'shutdown':
+        ctx.log.info({ reason: req.reason }, 'shutdown requested');
+        return await shutdownRequest(req);
+      default:
+        return assertNever(req, 'request kind');
+    }
+  };
+
+  const handleRequest = async (req: IpcRequest): Promise<void> => {
+    const log = logger;
+    let child: Logger | undefined;
+    const ctx: CallContext = {
+      reqId: req.reqId,
+      get log(): Logger {
+        if (!log) throw new Error('logger used before init');
+        child ??= req.reqId === undefined ? log : log.child({ reqId: req.reqId });
+        return child;
+      },
+    };
+    if (state !== 'ready' && !(req.kind === 'shutdown' && state === 'draining')) {
+      const error =
+        state === 'draining' || state === 'closed'
+          ? new GatewayError('SHUTTING_DOWN', 'The shard is stopping.')
+          : new GatewayError('SHARD_UNAVAILABLE', 'The shard has not finished its handshake.');
+      reply({ kind: 'reply', id: req.id, ok: false, error: error.toJSON() });
+      return;
+    }
+    inFlight++;
+    if (log?.isLevelEnabled('debug')) ctx.log.debug({ kind: req.kind, id: req.id }, 'ipc request');
+    try {
+      const value = await dispatch(req, ctx);
+      reply({ kind: 'reply', id: req.id, ok: true, value });
+      if (req.kind === 'shutdown' && exitAfterReply) finish(exitAfterReply.code, exitAfterReply.reason);
+    } catch (err) {
+      const error = toErrorBody(err);
+      if (error.code === 'INTERNAL') ctx.log.error({ err, kind: req.kind, id: req.id }, 'ipc request failed');
+      else ctx.log.info({ code: error.code, kind: req.kind, id: req.id }, 'ipc request refused');
+      reply({ kind: 'reply', id: req.id, ok: false, error });
+    } finally {
+      inFlight--;
+      if (drainWaiters.length > 0) {
+        const waiters = drainWaiters;
+        drainWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  };
+
+  options.receive((msg) => {
+    if (!isRouterToShard(msg)) {
+      logger?.warn({ msg }, 'malformed message from router ignored');
+      return;
+    }
+    if (msg.kind === 'init') {
+      void handleInit(msg);
+      return;
+    }
+    void handleRequest(msg);
+  });
+
+  return {
+    get state() {
+      return state;
+    },
+    get logger() {
+      return logger;
+    },
+    async shutdown(reason: string, code = 0): Promise<void> {
+      if (state === 'closed') return;
+      if (shutdownPromise) {
+        await shutdownPromise;
+        return;
+      }
+      shutdownPromise = stop(reason, 0).then(() => undefined);
+      await shutdownPromise;
+      finish(code, reason);
+    },
+  };
+}
+
+function defaultLogger(init: InitMessage): Logger {
+  return createRootLogger({ proc: 'shard', level: init.config.logLevel, shard: init.shardIndex });
+}
+
+async function defaultPool(init: InitMessage): Promise<CpuPoolLike> {
+  return await CpuPool.create({ threads: init.config.workerThreads });
+}

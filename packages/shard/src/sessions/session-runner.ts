@@ -1,0 +1,306 @@
+/**
+ * One WhatsApp session inside a shard: its Baileys socket, its fenced auth state and its lifecycle.
+ * The runner never decides placement; it runs while its lease epoch is valid and reports every change.
+ */
+import type { Agent } from 'node:https';
+import { Browsers, makeWASocket } from '@whiskeysockets/baileys';
+import type { WASocket, WAVersion } from '@whiskeysockets/baileys';
+import { GatewayError } from '@wagw/shared';
+import type { BlobStore, Logger, SessionState } from '@wagw/shared';
+import { BlobAuthState } from '../auth/blob-auth-state.ts';
+import { backoffDelay, disconnectAction } from './disconnect.ts';
+import type { Gate } from './gate.ts';
+
+export interface SessionMe {
+  phone: string;
+  jid: string;
+  lid?: string;
+  name?: string;
+}
+
+export type RunnerEvent =
+  | { type: 'status'; sessionId: string; epoch: number; status: SessionState; reason?: string; me?: SessionMe }
+  | { type: 'qr'; sessionId: string; epoch: number; qr: string; ttlMs: number; index: number };
+
+export interface WaConnectOptions {
+  /** WebSocket URL of WhatsApp (the simulator's in tests). */
+  url?: string;
+  version?: WAVersion;
+  /** Agent for media upload/download (e.g. trusting the simulator's certificate). */
+  fetchAgent?: Agent;
+  connectTimeoutMs?: number;
+  keepAliveIntervalMs?: number;
+}
+
+export interface SessionRunnerDeps {
+  blobs: BlobStore;
+  logger: Logger;
+  baileysLogger: Logger;
+  wa: WaConnectOptions;
+  /** Caps concurrent logins/pairings in this shard. */
+  gate: Gate;
+  /** Fencing: true while this session's lease is still ours at `epoch`. */
+  isCurrent: (sessionId: string, epoch: number) => Promise<boolean>;
+  emit: (event: RunnerEvent) => void;
+  reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
+  /** Longest a login may hold a gate slot before it is released anyway. */
+  loginGateTimeoutMs: number;
+}
+
+const FIRST_QR_TTL_MS = 60_000;
+const NEXT_QR_TTL_MS = 20_000;
+
+export class SessionRunner {
+  readonly id: string;
+  readonly epoch: number;
+  private readonly deps: SessionRunnerDeps;
+  private readonly log: Logger;
+  private auth: BlobAuthState | undefined;
+  private sock: WASocket | undefined;
+  private state: SessionState = 'starting';
+  private me: SessionMe | undefined;
+  private attempts = 0;
+  private qrIndex = 0;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private releaseGate: (() => void) | undefined;
+  private gateTimer: NodeJS.Timeout | undefined;
+
+  constructor(id: string, epoch: number, deps: SessionRunnerDeps) {
+    this.id = id;
+    this.epoch = epoch;
+    this.deps = deps;
+    this.log = deps.logger.child({ sessionId: id, epoch });
+  }
+
+  get status(): SessionState {
+    return this.state;
+  }
+
+  get account(): SessionMe | undefined {
+    return this.me;
+  }
+
+  get socket(): WASocket | undefined {
+    return this.sock;
+  }
+
+  /** Loads the auth state and opens the socket. Rejects when the state cannot be read (never a fresh identity). */
+  async start(): Promise<void> {
+    this.auth = await BlobAuthState.load({
+      blobs: this.deps.blobs,
+      sessionId: this.id,
+      epoch: this.epoch,
+      isCurrent: (epoch) => this.deps.isCurrent(this.id, epoch),
+      logger: this.log,
+    });
+    this.me = meFromCreds(this.auth.state.creds.me);
+    await this.connect();
+  }
+
+  /** Asks WhatsApp for an 8-character pairing code for `phone` (digits with country code). */
+  async requestPairingCode(phone: string): Promise<string> {
+    const sock = this.sock;
+    if (!sock || this.stopped) throw new GatewayError('SESSION_NOT_CONNECTED', 'The session has no open socket.');
+    if (this.state === 'connected') throw new GatewayError('SESSION_ALREADY_CONNECTED');
+    const code = await sock.requestPairingCode(phone);
+    this.setState('pairing');
+    return code;
+  }
+
+  /** Unlinks the device at WhatsApp and wipes the stored state. */
+  async logout(): Promise<void> {
+    const sock = this.sock;
+    if (sock && this.state === 'connected') {
+      try {
+        await sock.logout();
+      } catch (err) {
+        this.log.warn({ err }, 'logout request failed; wiping local state anyway');
+      }
+    }
+    await this.finishLoggedOut('logout requested');
+  }
+
+  /** Closes the socket without logging out, after every auth write is durable (migration, shutdown). */
+  async stop(reason: string): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.releaseLoginGate();
+    const sock = this.sock;
+    this.sock = undefined;
+    if (sock) {
+      sock.ev.removeAllListeners('connection.update');
+      await sock.end(undefined);
+    }
+    await this.auth?.close();
+    this.setState('disconnected', reason);
+  }
+
+  /** Closes the socket at once, without flushing: the lease is gone and another owner may be writing. */
+  abort(reason: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.releaseLoginGate();
+    const sock = this.sock;
+    this.sock = undefined;
+    if (sock) {
+      sock.ev.removeAllListeners('connection.update');
+      sock.end(new Error(reason)).catch(() => undefined);
+    }
+    this.setState('disconnected', reason);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped || !this.auth) return;
+    this.releaseGate = await this.deps.gate.acquire();
+    this.gateTimer = setTimeout(() => this.releaseLoginGate(), this.deps.loginGateTimeoutMs);
+    if (this.stopped) {
+      this.releaseLoginGate();
+      return;
+    }
+    const auth = this.auth;
+    const { wa } = this.deps;
+    const sock = makeWASocket({
+      auth: auth.state,
+      logger: this.deps.baileysLogger,
+      browser: Browsers.ubuntu('Chrome'),
+      markOnlineOnConnect: false,
+      syncFullHistory: false,
+      shouldSyncHistoryMessage: () => false,
+      ...(wa.url === undefined ? {} : { waWebSocketUrl: wa.url }),
+      ...(wa.version === undefined ? {} : { version: wa.version }),
+      ...(wa.fetchAgent === undefined ? {} : { fetchAgent: wa.fetchAgent }),
+      ...(wa.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: wa.connectTimeoutMs }),
+      ...(wa.keepAliveIntervalMs === undefined ? {} : { keepAliveIntervalMs: wa.keepAliveIntervalMs }),
+    });
+    this.sock = sock;
+    sock.ev.on('creds.update', () => {
+      auth.saveCreds().catch((err: unknown) => this.onAuthWriteFailed(err));
+    });
+    sock.ev.on('connection.update', (update) => {
+      if (this.sock !== sock) return;
+      if (update.qr) {
+        this.releaseLoginGate();
+        const index = this.qrIndex++;
+        this.setState('qr');
+        this.deps.emit({ type: 'qr', sessionId: this.id, epoch: this.epoch, qr: update.qr, ttlMs: index === 0 ? FIRST_QR_TTL_MS : NEXT_QR_TTL_MS, index });
+      }
+      if (update.connection === 'open') {
+        this.releaseLoginGate();
+        this.attempts = 0;
+        this.qrIndex = 0;
+        this.me = meFromCreds(auth.state.creds.me);
+        this.setState('connected');
+      } else if (update.connection === 'close') {
+        this.releaseLoginGate();
+        this.sock = undefined;
+        this.onClose(statusCodeOf(update.lastDisconnect?.error));
+      }
+    });
+  }
+
+  private onClose(statusCode: number | undefined): void {
+    if (this.stopped) return;
+    const action = disconnectAction(statusCode);
+    this.log.info({ statusCode, action: action.kind }, 'socket closed');
+    switch (action.kind) {
+      case 'logged-out':
+        this.finishLoggedOut(`logged out by WhatsApp (${statusCode})`).catch((err: unknown) => this.log.error({ err }, 'wipe after logout failed'));
+        return;
+      case 'reconnect-now':
+        this.setState('reconnecting', `restart required (${statusCode})`);
+        this.connect().catch((err: unknown) => this.fail(err));
+        return;
+      case 'replaced':
+        // Another login took this device over: do not fight it; retry later with backoff and cap.
+        this.scheduleReconnect(`connection replaced (${statusCode})`);
+        return;
+      case 'reconnect-backoff':
+        this.scheduleReconnect(`connection closed (${statusCode ?? 'unknown'})`);
+        return;
+      case 'stop':
+        this.stopped = true;
+        this.setState('failed', action.reason);
+        return;
+    }
+  }
+
+  private scheduleReconnect(reason: string): void {
+    this.attempts++;
+    const { baseMs, maxMs, maxAttempts } = this.deps.reconnect;
+    if (this.attempts > maxAttempts) {
+      this.stopped = true;
+      this.setState('failed', `${reason}; gave up after ${maxAttempts} reconnect attempts`);
+      return;
+    }
+    const delay = backoffDelay(this.attempts, baseMs, maxMs);
+    this.setState('reconnecting', reason);
+    this.reconnectTimer = setTimeout(() => {
+      this.connect().catch((err: unknown) => this.fail(err));
+    }, delay);
+  }
+
+  private async finishLoggedOut(reason: string): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    const sock = this.sock;
+    this.sock = undefined;
+    if (sock) {
+      sock.ev.removeAllListeners('connection.update');
+      await sock.end(undefined).catch(() => undefined);
+    }
+    await this.auth?.close().catch(() => undefined);
+    await BlobAuthState.wipe(this.deps.blobs, this.id);
+    this.me = undefined;
+    this.setState('logged_out', reason);
+  }
+
+  private onAuthWriteFailed(err: unknown): void {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'STALE_EPOCH' || code === 'LEASE_LOST') this.abort('lease lost while writing auth state');
+    else this.log.error({ err }, 'auth state write failed');
+  }
+
+  private fail(err: unknown): void {
+    this.log.error({ err }, 'session failed');
+    this.stopped = true;
+    this.setState('failed', err instanceof Error ? err.message : String(err));
+  }
+
+  private releaseLoginGate(): void {
+    clearTimeout(this.gateTimer);
+    this.gateTimer = undefined;
+    this.releaseGate?.();
+    this.releaseGate = undefined;
+  }
+
+  private setState(next: SessionState, reason?: string): void {
+    if (next === this.state && next !== 'qr' && next !== 'reconnecting') return;
+    this.state = next;
+    this.deps.emit({
+      type: 'status',
+      sessionId: this.id,
+      epoch: this.epoch,
+      status: next,
+      ...(reason === undefined ? {} : { reason }),
+      ...(this.me === undefined ? {} : { me: this.me }),
+    });
+  }
+}
+
+function statusCodeOf(error: unknown): number | undefined {
+  const output = (error as { output?: { statusCode?: unknown } } | undefined)?.output;
+  return typeof output?.statusCode === 'number' ? output.statusCode : undefined;
+}
+
+function meFromCreds(me: { id: string; lid?: string; name?: string; notify?: string } | undefined): SessionMe | undefined {
+  if (!me) return undefined;
+  const user = me.id.split('@')[0]?.split(':')[0] ?? '';
+  const out: SessionMe = { phone: `+${user}`, jid: `${user}@s.whatsapp.net` };
+  if (me.lid) out.lid = me.lid;
+  const name = me.name ?? me.notify;
+  if (name) out.name = name;
+  return out;
+}
