@@ -1,0 +1,113 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { Logger, SqlClient, SqlDatabase, SqlResult } from '@wagw/shared';
+import { GatewayError } from '@wagw/shared';
+import { describeFailure } from '../dependency.ts';
+import { PostgresDatabase } from './postgres.ts';
+
+export interface EmbeddedPostgresOptions {
+  /** Directory of the database files (the factory uses DATA_DIR/pglite). */
+  dataDir: string;
+  /** TCP port on 127.0.0.1; 0 picks a free one. */
+  port: number;
+  logger: Logger;
+}
+
+/**
+ * PGlite (PostgreSQL compiled to WASM, in this process) persisted under a directory and served over the
+ * PostgreSQL wire protocol on 127.0.0.1 by pglite-socket, so the gateway talks to it with pg like to any
+ * PostgreSQL.
+ *
+ * PGlite has ONE backend. pglite-socket queues the messages of all its connections onto it, so two
+ * connections share session state (unnamed statements, transactions). The server therefore accepts a
+ * single connection (maxConnections 1) and its one client is a pool of one: every statement and
+ * transaction of the process is serialised through it. See docs/stores.md for sharing it across processes.
+ */
+export class EmbeddedPostgres {
+  readonly url: string;
+  readonly dataDir: string;
+  readonly #db: PGlite;
+  readonly #server: PGLiteSocketServer;
+
+  private constructor(db: PGlite, server: PGLiteSocketServer, dataDir: string) {
+    this.#db = db;
+    this.#server = server;
+    this.dataDir = dataDir;
+    this.url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  }
+
+  static async start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+    const dataDir = path.resolve(options.dataDir);
+    let db: PGlite;
+    try {
+      await mkdir(dataDir, { recursive: true });
+      db = await PGlite.create(dataDir);
+    } catch (err) {
+      throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not open its data directory ${dataDir}: ${describeFailure(err)}`, { dependency: 'PGlite', dataDir }, { cause: err });
+    }
+    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port, maxConnections: 1 });
+    try {
+      await server.start();
+    } catch (err) {
+      await db.close().catch(() => {});
+      throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not listen on 127.0.0.1:${options.port}: ${describeFailure(err)}`, { dependency: 'PGlite', port: options.port }, { cause: err });
+    }
+    options.logger.info({ dataDir, address: server.getServerConn() }, 'embedded PGlite serving');
+    return new EmbeddedPostgres(db, server, dataDir);
+  }
+
+  async stop(): Promise<void> {
+    await this.#server.stop();
+    await this.#db.close();
+  }
+}
+
+/**
+ * The embedded SqlDatabase: an EmbeddedPostgres plus the one pg connection to it. Same pg code path as
+ * PostgresDatabase (it is one inside), so the same SQL and migrations run on both.
+ */
+export class PgliteDatabase implements SqlDatabase {
+  readonly kind = 'pglite' as const;
+  readonly server: EmbeddedPostgres;
+  readonly #client: PostgresDatabase;
+
+  private constructor(server: EmbeddedPostgres, client: PostgresDatabase) {
+    this.server = server;
+    this.#client = client;
+  }
+
+  static async open(options: EmbeddedPostgresOptions): Promise<PgliteDatabase> {
+    const server = await EmbeddedPostgres.start(options);
+    try {
+      const client = await PostgresDatabase.connect(server.url, { logger: options.logger, kind: 'pglite', applicationName: 'wagw-router' });
+      return new PgliteDatabase(server, client);
+    } catch (err) {
+      await server.stop().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Address other processes would use (see docs/stores.md before doing so). */
+  get url(): string {
+    return this.server.url;
+  }
+
+  query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
+    return this.#client.query<R>(text, params);
+  }
+
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    return this.#client.transaction(fn);
+  }
+
+  ping(): Promise<void> {
+    return this.#client.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close();
+    await this.server.stop();
+  }
+}

@@ -1,0 +1,158 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import type { Logger, SqlClient, SqlDatabase, SqlResult } from '@wagw/shared';
+import { dependencyUnavailable } from '../dependency.ts';
+import type { DependencyName } from '../dependency.ts';
+
+/**
+ * Type parsers of every pool (per pool, never pg's global registry): int8 (bigint, bigserial, count(*))
+ * becomes a JS number. Values above 2^53 would lose precision; ids and counters here never get there.
+ */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === pg.types.builtins.INT8 && format !== 'binary') return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+export interface PostgresOptions {
+  logger: Logger;
+  /** Connections in the pool (PGlite: always 1). Default 10. */
+  poolMax?: number;
+  /** Time to open a connection, at start-up and later. Default 3000 ms. */
+  connectTimeoutMs?: number;
+  /** 'pglite' when the URL points at the embedded server (changes only `kind` and error wording). */
+  kind?: 'postgres' | 'pglite';
+  /** application_name shown in pg_stat_activity. */
+  applicationName?: string;
+}
+
+type Params = unknown[];
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** A client that refuses use once its transaction has ended (a leaked `tx` would run outside it). */
+function scopedClient(client: pg.PoolClient, isOpen: () => boolean): SqlClient {
+  return {
+    async query<R extends Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
+      if (!isOpen()) throw new Error('This transaction has ended; its client cannot be used any more');
+      const result = await client.query<R>(text, params === undefined ? undefined : ([...params] as Params));
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    },
+  };
+}
+
+/**
+ * SqlDatabase over a pg Pool: PostgreSQL itself, or the embedded PGlite server (same driver, same SQL).
+ * An unreachable server at start-up is DEPENDENCY_UNAVAILABLE naming the URL. Idle-client errors (a server
+ * restart) are logged, not thrown into the process.
+ */
+export class PostgresDatabase implements SqlDatabase {
+  readonly kind: 'postgres' | 'pglite';
+  readonly #pool: pg.Pool;
+  /** Set while a transaction callback of this database runs: using `db` there instead of `tx` is a bug. */
+  readonly #inTransaction = new AsyncLocalStorage<true>();
+  #closed = false;
+
+  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite') {
+    this.#pool = pool;
+    this.kind = kind;
+  }
+
+  static async connect(url: string, options: PostgresOptions): Promise<PostgresDatabase> {
+    const kind = options.kind ?? 'postgres';
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: kind === 'pglite' ? 1 : (options.poolMax ?? 10),
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
+      application_name: options.applicationName ?? 'wagw',
+      idleTimeoutMillis: kind === 'pglite' ? 0 : 30_000,
+      types,
+    });
+    const name: DependencyName = kind === 'pglite' ? 'PGlite' : 'PostgreSQL';
+    pool.on('error', (err) => {
+      options.logger.warn({ err: err.message, dependency: name }, 'idle database connection failed');
+    });
+    try {
+      await pool.query('SELECT 1');
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw dependencyUnavailable(name, url, err);
+    }
+    return new PostgresDatabase(pool, kind);
+  }
+
+  #guard(): void {
+    if (this.#closed) throw new Error('The database is closed');
+    if (this.#inTransaction.getStore() === true) {
+      // With one connection (PGlite) this would wait for itself forever; on PostgreSQL it escapes the transaction.
+      throw new Error('Use the transaction client (tx), not the database, inside transaction()');
+    }
+  }
+
+  /**
+   * A connection from the pool. PGlite serves one connection, and the server notices a closed one a tick
+   * late: a replacement opened at once may be turned away, so for PGlite a refused connect is retried.
+   */
+  async #acquire(): Promise<pg.PoolClient> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#pool.connect();
+      } catch (err) {
+        if (this.kind !== 'pglite' || attempt >= 5 || this.#closed) throw err;
+        await sleep(20 * attempt);
+      }
+    }
+  }
+
+  async query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
+    this.#guard();
+    const client = await this.#acquire();
+    try {
+      const result = await client.query<R>(text, params === undefined ? undefined : ([...params] as Params));
+      client.release();
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    } catch (err) {
+      // An SQL error leaves the connection usable (pg.Pool#query would discard it); anything else does not.
+      client.release(err instanceof pg.DatabaseError ? undefined : toError(err));
+      throw err;
+    }
+  }
+
+  async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    this.#guard();
+    const client = await this.#acquire();
+    let open = true;
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await this.#inTransaction.run(true, () => fn(scopedClient(client, () => open)));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackError) {
+        broken = toError(rollbackError);
+      }
+      throw err;
+    } finally {
+      open = false;
+      // A connection whose ROLLBACK failed is discarded rather than handed to the next caller.
+      client.release(broken);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}
