@@ -1,0 +1,10 @@
+// Public exports of the WhatsApp simulator.
+export { WaSimulator } from './simulator.ts';
+export type { BaileysClientConfig, DeviceInfo, KickMode, SimulatorUrls, WaSimulatorOptions } from './simulator.ts';
+export { SimPhone, toJid } from './phone.ts';
+export type { PhonePresence, ReceivedMessage, SentMessage } from './phone.ts';
+export type { FaultSpec, ActiveFault } from './faults.ts';
+export type { StatsSnapshot } from './stats.ts';
+export type { Linked } from './pairing.ts';
+export { makeMemoryKeyStore } from './signal-peer.ts';
+export { ROUTES as ADMIN_ROUTES } from './admin-http.ts';

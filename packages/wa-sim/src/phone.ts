@@ -1,0 +1,312 @@
+// A simulated phone: the primary device (device 0) of an account. It holds Signal keys, decrypts what it
+// receives, sends real proto.Messages to any account, and records the receipts of what it sent.
+import { EventEmitter } from 'node:events';
+import { deflateSync } from 'node:zlib';
+import { encodeWAMessage, generateMessageIDV2, generateWAMessageContent, proto, unpadRandomMax16 } from '@whiskeysockets/baileys';
+import type { AnyMessageContent } from '@whiskeysockets/baileys';
+import type { Logger } from 'pino';
+import { Device } from './accounts.ts';
+import type { Account, Registry } from './accounts.ts';
+import type { MediaStore } from './media.ts';
+import { bytes as nodeBytes, childrenOf, node, unixNow } from './nodes.ts';
+import type { MessageRecord, Recipient, Relay } from './relay.ts';
+import { SignalPeer } from './signal-peer.ts';
+import type { BinaryNode, ReceiptType } from './types.ts';
+
+export interface ReceivedMessage {
+  readonly id: string;
+  /** Sender device jid (PN form, with device). */
+  readonly from: string;
+  /** Chat: the sender's account jid, or the destination for copies of this account's own sends. */
+  readonly chat: string;
+  /** A copy of a message one of this account's companions sent (deviceSentMessage). */
+  readonly fromMe: boolean;
+  readonly pushName: string | undefined;
+  readonly message: proto.IMessage | undefined;
+  /** Decryption error, if any. */
+  readonly error: string | undefined;
+  readonly timestamp: number;
+  /** Receipt types this phone sent back for it. */
+  readonly receiptsSent: string[];
+}
+
+export interface SentMessage {
+  readonly id: string;
+  readonly to: string;
+  readonly message: proto.IMessage;
+  readonly timestamp: number;
+  status: 'sent' | ReceiptType;
+  readonly receipts: Array<{ type: ReceiptType; from: string; at: number }>;
+}
+
+export interface PhonePresence {
+  readonly from: string;
+  readonly type: string;
+  readonly at: number;
+}
+
+export interface PhoneDeps {
+  readonly registry: Registry;
+  readonly relay: Relay;
+  readonly media: MediaStore;
+  readonly logger: Logger;
+  /** Send a delivery receipt automatically for each message received (default true). */
+  readonly autoDeliveryReceipt: boolean;
+}
+
+const STATUS_ORDER: Record<SentMessage['status'], number> = { sent: 0, delivered: 1, read: 2, played: 3 };
+
+export const messageTypeOf = (m: proto.IMessage): string => {
+  if (m.reactionMessage) return 'reaction';
+  if (m.pollCreationMessage || m.pollCreationMessageV2 || m.pollCreationMessageV3 || m.pollUpdateMessage) return 'poll';
+  if (m.imageMessage || m.videoMessage || m.audioMessage || m.documentMessage || m.stickerMessage || m.contactMessage || m.locationMessage || m.contactsArrayMessage) return 'media';
+  return 'text';
+};
+
+const mediaTypeOf = (m: proto.IMessage): string | undefined => {
+  if (m.imageMessage) return 'image';
+  if (m.videoMessage) return m.videoMessage.gifPlayback ? 'gif' : 'video';
+  if (m.audioMessage) return m.audioMessage.ptt ? 'ptt' : 'audio';
+  if (m.documentMessage) return 'document';
+  if (m.stickerMessage) return 'sticker';
+  if (m.contactMessage) return 'vcard';
+  return undefined;
+};
+
+/** Normalizes `+1 555 0001`, `15550001` or a jid to a jid. */
+export const toJid = (to: string): string => (to.includes('@') ? to : `${to.replace(/[^0-9]/g, '')}@s.whatsapp.net`);
+
+export class SimPhone {
+  readonly account: Account;
+  readonly device: Device;
+  private readonly peer: SignalPeer;
+  private readonly deps: PhoneDeps;
+  private readonly inbox: ReceivedMessage[] = [];
+  private readonly outbox = new Map<string, SentMessage>();
+  private readonly presenceLog: PhonePresence[] = [];
+  private readonly events = new EventEmitter();
+
+  constructor(account: Account, deps: PhoneDeps) {
+    this.account = account;
+    this.deps = deps;
+    this.peer = new SignalPeer(account.accountKey, deps.logger);
+    const spk = this.peer.creds.signedPreKey;
+    this.device = new Device(account, 0, 'phone', {
+      identityKey: account.accountKey.public,
+      registrationId: this.peer.registrationId,
+      signedPreKey: { id: spk.keyId, public: Buffer.from(spk.keyPair.public), signature: Buffer.from(spk.signature) },
+    }, 0);
+    this.device.bundleSource = () => this.peer.bundle();
+    account.devices.set(0, this.device);
+    this.events.setMaxListeners(0);
+  }
+
+  get number(): string {
+    return this.account.number;
+  }
+
+  get jid(): string {
+    return this.account.pnJid;
+  }
+
+  get lidJid(): string {
+    return this.account.lidJid;
+  }
+
+  get name(): string {
+    return this.account.name;
+  }
+
+  /** Linked companion devices of this account (the gateway's sessions). */
+  linkedDevices(): Device[] {
+    return this.account.activeDevices().filter(d => d.kind === 'companion');
+  }
+
+  received(): readonly ReceivedMessage[] {
+    return this.inbox;
+  }
+
+  sent(): readonly SentMessage[] {
+    return [...this.outbox.values()];
+  }
+
+  sentMessage(id: string): SentMessage | undefined {
+    return this.outbox.get(id);
+  }
+
+  presences(): readonly PhonePresence[] {
+    return this.presenceLog;
+  }
+
+  sendText(to: string, text: string): Promise<SentMessage> {
+    return this.sendMessage(to, { conversation: text });
+  }
+
+  /** Builds content the way a Baileys client would (media is encrypted and stored in the simulator). */
+  async sendContent(to: string, content: AnyMessageContent): Promise<SentMessage> {
+    const message = await generateWAMessageContent(content, {
+      upload: this.deps.media.upload,
+      logger: this.deps.logger,
+    } as Parameters<typeof generateWAMessageContent>[1]);
+    return this.sendMessage(to, message);
+  }
+
+  /** Sends a real proto.Message, Signal-encrypted for every device of the recipient (and DSM copies for ours). */
+  async sendMessage(to: string, message: proto.IMessage, opts: { id?: string } = {}): Promise<SentMessage> {
+    const target = this.deps.registry.resolve(toJid(to));
+    if (!target) throw new Error(`unknown recipient ${to}`);
+    const chatJid = target.lid ? target.account.lidJid : target.account.pnJid;
+    const id = opts.id ?? generateMessageIDV2(this.jid);
+    const mediatype = mediaTypeOf(message);
+    const recipients: Recipient[] = [];
+    await this.peer.serial(async () => {
+      const plain = encodeWAMessage(message);
+      for (const d of target.account.activeDevices()) {
+        if (d === this.device) continue;
+        recipients.push({ device: d, content: [await this.encFor(d, plain, mediatype)] });
+      }
+      if (target.account !== this.account) {
+        const dsm = encodeWAMessage({ deviceSentMessage: { destinationJid: chatJid, message } });
+        for (const d of this.linkedDevices()) recipients.push({ device: d, content: [await this.encFor(d, dsm, mediatype)] });
+      }
+    });
+    const sent: SentMessage = { id, to: chatJid, message, timestamp: Date.now(), status: 'sent', receipts: [] };
+    this.outbox.set(id, sent);
+    this.deps.relay.relay(this.device, { id, chatJid, lid: target.lid, type: messageTypeOf(message), recipient: target.account, t: unixNow() }, recipients);
+    return sent;
+  }
+
+  private async encFor(d: Device, plain: Uint8Array, mediatype: string | undefined): Promise<BinaryNode> {
+    if (!(await this.peer.hasSession(d.pnJid))) await this.peer.injectSession(d.pnJid, d.takeBundle());
+    const { type, ciphertext } = await this.peer.encrypt(d.pnJid, plain);
+    return node('enc', { v: '2', type, mediatype }, ciphertext);
+  }
+
+  /** Encrypts the v7 history-sync bootstrap (an empty inline INITIAL_BOOTSTRAP) for a newly linked device. */
+  async prepareBootstrap(companion: Device): Promise<void> {
+    const payload = deflateSync(proto.HistorySync.encode({ syncType: proto.HistorySync.HistorySyncType.INITIAL_BOOTSTRAP, conversations: [], progress: 100 }).finish());
+    const msg: proto.IMessage = {
+      protocolMessage: {
+        type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION,
+        historySyncNotification: {
+          syncType: proto.HistorySync.HistorySyncType.INITIAL_BOOTSTRAP,
+          initialHistBootstrapInlinePayload: payload,
+          chunkOrder: 0,
+          progress: 100,
+        },
+      },
+    };
+    const id = generateMessageIDV2(this.jid);
+    const enc = await this.peer.serial(() => this.encFor(companion, encodeWAMessage(msg), undefined));
+    companion.bootstrap = {
+      id,
+      node: node('message', { from: this.jid, id, t: unixNow(), type: 'text', category: 'peer', notify: this.name }, [enc]),
+    };
+  }
+
+  /** Sends read receipts for received messages (to their senders). */
+  markRead(ids: string | readonly string[]): void {
+    this.receipt(typeof ids === 'string' ? [ids] : ids, 'read');
+  }
+
+  markPlayed(ids: string | readonly string[]): void {
+    this.receipt(typeof ids === 'string' ? [ids] : ids, 'played');
+  }
+
+  private receipt(ids: readonly string[], type: string): void {
+    for (const id of ids) this.inbox.find(m => m.id === id)?.receiptsSent.push(type);
+    this.deps.relay.receiptFrom(this.device, ids, type);
+  }
+
+  /** Decrypts the media of a received (or sent) media message from the simulator's store. */
+  downloadMedia(message: proto.IMessage): Promise<Buffer> {
+    return this.deps.media.decryptFromMessage(message);
+  }
+
+  /** Resolves with the first received message matching the predicate (already received ones count). */
+  waitForMessage(pred: (m: ReceivedMessage) => boolean, timeoutMs = 15_000): Promise<ReceivedMessage> {
+    return this.waitFor('message', () => this.inbox.find(pred), timeoutMs, 'message');
+  }
+
+  /** Resolves once a message this phone sent reached at least the given status. */
+  waitForStatus(id: string, status: ReceiptType, timeoutMs = 15_000): Promise<SentMessage> {
+    return this.waitFor('receipt', () => {
+      const s = this.outbox.get(id);
+      return s && STATUS_ORDER[s.status] >= STATUS_ORDER[status] ? s : undefined;
+    }, timeoutMs, `${status} receipt for ${id}`);
+  }
+
+  private waitFor<T>(event: string, check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    const now = check();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      const onEvent = (): void => {
+        const v = check();
+        if (v === undefined) return;
+        cleanup();
+        resolve(v);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`phone ${this.number}: timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.events.off(event, onEvent);
+      };
+      this.events.on(event, onEvent);
+    });
+  }
+
+  /** Called by the relay: a stanza addressed to this phone. */
+  onStanza(stanza: BinaryNode, sender: Device): void {
+    void this.peer.serial(async () => {
+      const id = stanza.attrs.id ?? '';
+      let message: proto.IMessage | undefined;
+      let error: string | undefined;
+      for (const enc of childrenOf(stanza, 'enc')) {
+        const type = enc.attrs.type;
+        const ct = nodeBytes(enc);
+        if (!ct || (type !== 'pkmsg' && type !== 'msg')) {
+          error = `unsupported enc type ${type ?? '?'}`;
+          continue;
+        }
+        try {
+          message = proto.Message.decode(unpadRandomMax16(await this.peer.decrypt(sender.pnJid, type, ct)));
+        } catch (err) {
+          error = err instanceof Error ? err.message : String(err);
+        }
+      }
+      const fromMe = sender.account === this.account;
+      let chat = sender.account.pnJid;
+      if (message?.deviceSentMessage) {
+        chat = message.deviceSentMessage.destinationJid ?? chat;
+        message = message.deviceSentMessage.message ?? undefined;
+      }
+      const rec: ReceivedMessage = { id, from: sender.pnJid, chat, fromMe, pushName: stanza.attrs.notify, message, error, timestamp: Date.now(), receiptsSent: [] };
+      this.inbox.push(rec);
+      if (error) this.deps.logger.warn({ id, from: sender.pnJid, error }, 'phone failed to decrypt');
+      if (!error) {
+        if (fromMe) this.deps.relay.receiptFrom(this.device, [id], 'sender');
+        else if (this.deps.autoDeliveryReceipt) {
+          rec.receiptsSent.push('delivered');
+          this.deps.relay.receiptFrom(this.device, [id], '');
+        }
+      }
+      this.events.emit('message');
+    });
+  }
+
+  /** Called by the relay: a receipt for a message this phone sent. */
+  onReceipt(record: MessageRecord, type: ReceiptType, from: Device): void {
+    const s = this.outbox.get(record.id);
+    if (!s) return;
+    s.receipts.push({ type, from: from.pnJid, at: Date.now() });
+    if (STATUS_ORDER[type] > STATUS_ORDER[s.status]) s.status = type;
+    this.events.emit('receipt');
+  }
+
+  onPresence(from: string, type: string): void {
+    this.presenceLog.push({ from, type, at: Date.now() });
+  }
+}

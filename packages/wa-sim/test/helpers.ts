@@ -1,0 +1,127 @@
+// Test helpers: real Baileys 7 sockets against the simulator, in-memory auth, predicate waits.
+import { addTransactionCapability, initAuthCreds, makeWASocket } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds, ConnectionState, WAMessage, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
+import { pino } from 'pino';
+import { makeMemoryKeyStore, WaSimulator } from '../src/index.ts';
+import type { SimPhone, WaSimulatorOptions } from '../src/index.ts';
+
+/**
+ * Baileys 7.0.0-rc14 races every prekey upload against `setTimeout(reject, UPLOAD_TIMEOUT = 30 s)` and never
+ * clears that timer (Socket/socket.js uploadPreKeys), so a process that paired a device stays alive 30 s after
+ * its last upload. Unref exactly those timers so test processes exit as soon as their sockets are closed.
+ */
+const realSetTimeout = globalThis.setTimeout;
+globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+  const t = realSetTimeout(fn, ms, ...args);
+  if (ms === 30_000) t.unref();
+  return t;
+}) as typeof setTimeout;
+
+export const logger = pino({ level: process.env.WA_SIM_TEST_LOG ?? 'silent' });
+
+/** Waits until `check` returns a value (not undefined/false), polling; bounded by timeoutMs. */
+export const waitFor = async <T>(what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise(r => setTimeout(r, 15));
+  }
+};
+
+export const startSim = (opts: WaSimulatorOptions = {}): Promise<WaSimulator> => WaSimulator.create({ receiptDelayMs: 50, ...opts });
+
+export const statusCodeOf = (err: Error | undefined): number | undefined =>
+  (err as { output?: { statusCode?: number } } | undefined)?.output?.statusCode;
+
+/** A Baileys client with in-memory auth that survives reconnects (like a gateway session). */
+export class TestClient {
+  readonly creds: AuthenticationCreds = initAuthCreds();
+  readonly store = makeMemoryKeyStore();
+  readonly upserts: WAMessage[] = [];
+  readonly updates: WAMessageUpdate[] = [];
+  readonly closes: Array<number | undefined> = [];
+  qr: string | undefined;
+  sock: WASocket | undefined;
+  state: Partial<ConnectionState> = {};
+  private readonly sim: WaSimulator;
+
+  constructor(sim: WaSimulator) {
+    this.sim = sim;
+  }
+
+  connect(): WASocket {
+    this.state = {};
+    this.qr = undefined;
+    const cfg = this.sim.baileysConfig();
+    const sock = makeWASocket({
+      auth: { creds: this.creds, keys: addTransactionCapability(this.store, logger, { maxCommitRetries: 1, delayBetweenTriesMs: 1 }) },
+      waWebSocketUrl: cfg.waWebSocketUrl,
+      fetchAgent: cfg.fetchAgent,
+      logger,
+      markOnlineOnConnect: false,
+    });
+    sock.ev.on('connection.update', u => {
+      if (sock !== this.sock) return;
+      Object.assign(this.state, u);
+      if (u.qr) this.qr = u.qr;
+      if (u.connection === 'close') this.closes.push(statusCodeOf(u.lastDisconnect?.error as Error | undefined));
+    });
+    sock.ev.on('messages.upsert', ({ messages }) => {
+      this.upserts.push(...messages);
+    });
+    sock.ev.on('messages.update', u => {
+      this.updates.push(...u);
+    });
+    this.sock = sock;
+    return sock;
+  }
+
+  get jid(): string {
+    return this.creds.me?.id ?? '';
+  }
+
+  /** Waits for the next close of the current socket; returns its status code. */
+  async waitClose(timeoutMs = 20_000): Promise<number | undefined> {
+    const n = this.closes.length;
+    await waitFor('connection close', () => this.closes.length > n || this.state.connection === 'close', timeoutMs);
+    return this.closes[this.closes.length - 1];
+  }
+
+  async waitOpen(timeoutMs = 30_000): Promise<void> {
+    await waitFor('connection open', () => this.state.connection === 'open' && this.state.receivedPendingNotifications === true, timeoutMs);
+  }
+
+  /** Status of a message this client sent, from messages.update (2 server, 3 delivered, 4 read, 0 error). */
+  statusOf(id: string): number | undefined {
+    let s: number | undefined;
+    for (const u of this.updates) if (u.key.id === id && typeof u.update.status === 'number') s = Math.max(s ?? 0, u.update.status);
+    return s;
+  }
+
+  received(pred: (m: WAMessage) => boolean): WAMessage | undefined {
+    return this.upserts.find(m => !m.key.fromMe && pred(m));
+  }
+
+  async end(): Promise<void> {
+    const sock = this.sock;
+    this.sock = undefined;
+    if (!sock) return;
+    sock.end(undefined);
+    await waitFor('socket end', () => sock.ws.isClosed, 5000).catch(() => undefined);
+  }
+}
+
+/** QR-pairs a fresh client to the phone, lets it restart on 515 and waits until it is logged in. */
+export const pairWithQr = async (sim: WaSimulator, phone: SimPhone): Promise<TestClient> => {
+  const client = new TestClient(sim);
+  client.connect();
+  const qr = await waitFor('qr', () => client.qr);
+  await sim.scanQr(phone, qr);
+  const code = await client.waitClose();
+  if (code !== 515) throw new Error(`expected 515 after pairing, got ${String(code)}`);
+  client.connect();
+  await client.waitOpen();
+  return client;
+};
