@@ -79,7 +79,7 @@ const EXIT_FLUSH_TIMEOUT_MS = 1000;
 
 export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   const pid = options.pid ?? process.pid;
-  const batching = options.replyBatching ?? 'immediate';
+  let batching: ReplyBatching = options.replyBatching ?? 'immediate';
   const sessionCount = options.sessionCount ?? (() => 0);
   const startedAt = performance.now();
 
@@ -154,6 +154,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       return;
     }
     init = msg;
+    if (options.replyBatching === undefined && msg.config.replyBatching !== undefined) batching = msg.config.replyBatching;
     logger = (options.createLogger ?? defaultLogger)(msg);
     try {
       pool = await (options.createCpuPool ?? defaultPool)(msg);

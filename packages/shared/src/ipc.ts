@@ -31,6 +31,8 @@ export interface ShardInitConfig {
   workerThreads: number;
   callTimeoutMs: number;
   stopTimeoutMs: number;
+  /** How the shard sends replies: several per tick in one `replies` message (default), or one by one. */
+  replyBatching?: 'immediate' | 'none';
 }
 
 export interface InitMessage {

@@ -1,0 +1,268 @@
+/**
+ * The router's Koa app: request ids, one error middleware, security headers, /health, /ready, /metrics.
+ * The API routes (issue 4 onward) mount on the same Router and reach shards through `deps.shards.call`.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import Koa from 'koa';
+import type { Context, Next } from 'koa';
+import { Router } from '@koa/router';
+import helmet from 'koa-helmet';
+import { ERRORS, GatewayError, isErrorCode } from '@wagw/shared';
+import type { DependencyHealth, ErrorCode, IpcRequestBody, IpcResult, Logger, RequestKind } from '@wagw/shared';
+import type { RouterMetrics } from './metrics.ts';
+import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
+
+/** The slice of the ShardSupervisor the HTTP layer uses. */
+export interface ShardsView {
+  list(): ShardInfo[];
+  pendingCount(): number;
+  call<K extends RequestKind>(index: number, request: IpcRequestBody<K>, options?: CallOptions): Promise<IpcResult<K>>;
+}
+
+/** Health of the stores (redis/directory, blobs, sql), keyed by name; `openStores(...).health()` adapted. */
+export type DependencyCheck = () => Promise<Record<string, DependencyHealth>>;
+
+export type LifecyclePhase = 'starting' | 'ready' | 'stopping';
+
+/** Whether the router accepts traffic; main.ts moves it forward. */
+export class Lifecycle {
+  #phase: LifecyclePhase = 'starting';
+  get phase(): LifecyclePhase {
+    return this.#phase;
+  }
+  markReady(): void {
+    if (this.#phase === 'starting') this.#phase = 'ready';
+  }
+  markStopping(): void {
+    this.#phase = 'stopping';
+  }
+}
+
+export interface AppDeps {
+  logger: Logger;
+  shards: ShardsView;
+  dependencies: DependencyCheck;
+  lifecycle: Lifecycle;
+  metrics: RouterMetrics;
+  hostId: string;
+  /** Deadline of each health probe (shard ping, dependency check). Default 2000. */
+  healthTimeoutMs?: number;
+}
+
+export interface AppState {
+  reqId: string;
+  log: Logger;
+}
+
+export type AppContext = Koa.ParameterizedContext<AppState>;
+
+const REQUEST_ID = /^[\x20-\x7e]{1,128}$/;
+/** Routes probed often; their access lines are logged at debug. */
+const QUIET_ROUTES = new Set(['/health', '/ready', '/metrics']);
+
+/** `x-request-id` when it is 1-128 printable ASCII characters, else a fresh UUID. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && REQUEST_ID.test(value) ? value : randomUUID();
+}
+
+/** Koa/HTTP errors that carry a status but no registry code. */
+function codeForStatus(status: number): ErrorCode {
+  switch (status) {
+    case 400:
+      return 'BAD_REQUEST';
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 405:
+    case 501:
+      return 'METHOD_NOT_ALLOWED';
+    case 409:
+      return 'CONFLICT';
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 415:
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 429:
+      return 'RATE_LIMITED';
+    default:
+      return 'INTERNAL';
+  }
+}
+
+interface ErrorResponse {
+  status: number;
+  body: { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
+}
+
+/** Any thrown value as the HTTP error response; matches on `err.code`, never on the class. */
+export function errorResponse(err: unknown): ErrorResponse {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; details?: unknown; status?: unknown; expose?: unknown };
+  let code: ErrorCode;
+  let message: string | undefined;
+  let details: Record<string, unknown> | undefined;
+  if (isErrorCode(e.code)) {
+    code = e.code;
+    message = typeof e.message === 'string' ? e.message : undefined;
+    details = typeof e.details === 'object' && e.details !== null ? (e.details as Record<string, unknown>) : undefined;
+  } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    // koa's ctx.throw / http-errors; their message is meant for the client when `expose` is set.
+    code = codeForStatus(e.status);
+    message = e.expose === true && typeof e.message === 'string' ? e.message : undefined;
+  } else {
+    code = 'INTERNAL';
+  }
+  const spec = ERRORS[code];
+  const error: ErrorResponse['body']['error'] = { code, message: spec.expose && message ? message : spec.message };
+  if (spec.expose && details !== undefined) error.details = details;
+  return { status: spec.status, body: { error } };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export interface ShardHealth {
+  index: number;
+  state: ShardState;
+  pid: number | null;
+  restarts: number;
+  lastExit: ShardExit | null;
+  failureReason: string | null;
+  readySince: string | null;
+  /** Whether it answered a ping within the health timeout (only probed when ready). */
+  responsive: boolean;
+  rttMs: number | null;
+  error: string | null;
+}
+
+export function createApp(deps: AppDeps): Koa<AppState> {
+  const app = new Koa<AppState>();
+  app.proxy = false;
+  const healthTimeoutMs = deps.healthTimeoutMs ?? 2000;
+  const startedAt = Date.now();
+
+  // 1. Request context: id, child logger, timing, access log and HTTP metrics. Never throws.
+  app.use(async (ctx: AppContext, next: Next) => {
+    const t0 = performance.now();
+    const reqId = requestIdFrom(ctx.get('x-request-id') || undefined);
+    ctx.state.reqId = reqId;
+    ctx.state.log = deps.logger.child({ reqId });
+    ctx.set('x-request-id', reqId);
+    try {
+      await next();
+    } finally {
+      const seconds = (performance.now() - t0) / 1000;
+      const matched = (ctx as Context & { _matchedRoute?: string | RegExp })._matchedRoute;
+      const route = typeof matched === 'string' ? matched : 'unmatched';
+      deps.metrics.observeHttp(ctx.method, route, ctx.status, seconds);
+      const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1e4) / 10 };
+      if (QUIET_ROUTES.has(ctx.path)) ctx.state.log.debug(line, 'request');
+      else ctx.state.log.info(line, 'request');
+    }
+  });
+
+  // 2. The one error middleware: GatewayError (by code) or anything else -> {"error": {...}}.
+  app.use(async (ctx: AppContext, next: Next) => {
+    try {
+      await next();
+      if (ctx.body === undefined) {
+        // Nothing answered: an unknown route, or a known path with the wrong method (the Allow header is set).
+        if (ctx.status === 404) throw new GatewayError('NOT_FOUND', `No route ${ctx.method} ${ctx.path}.`);
+        if (ctx.status === 405 || ctx.status === 501) throw new GatewayError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${ctx.path}.`);
+      }
+    } catch (err) {
+      const { status, body } = errorResponse(err);
+      ctx.status = status;
+      ctx.body = body;
+      const { code, message } = body.error;
+      if (status < 500) ctx.state.log.info({ code, status, message }, 'request refused');
+      else if (code === 'INTERNAL') ctx.state.log.error({ err, code, status }, 'request failed');
+      else ctx.state.log.error({ code, status, message, details: body.error.details }, 'request failed');
+    }
+  });
+
+  // 3. Security headers.
+  app.use(helmet());
+
+  const router = new Router<AppState>();
+
+  router.get('/health', async (ctx) => {
+    const probe = async (s: ShardInfo): Promise<ShardHealth> => {
+      const base: ShardHealth = {
+        index: s.index,
+        state: s.state,
+        pid: s.pid ?? null,
+        restarts: s.restarts,
+        lastExit: s.lastExit ?? null,
+        failureReason: s.failureReason ?? null,
+        readySince: s.readySince ?? null,
+        responsive: false,
+        rttMs: null,
+        error: null,
+      };
+      if (s.state !== 'ready') return base;
+      const t0 = performance.now();
+      try {
+        await deps.shards.call(s.index, { kind: 'ping' }, { timeoutMs: healthTimeoutMs, requestId: ctx.state.reqId });
+        return { ...base, responsive: true, rttMs: Math.round((performance.now() - t0) * 1000) / 1000 };
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        return { ...base, error: typeof code === 'string' ? code : 'INTERNAL' };
+      }
+    };
+    const [shards, dependencies] = await Promise.all([
+      Promise.all(deps.shards.list().map(probe)),
+      withTimeout(deps.dependencies(), healthTimeoutMs, 'dependency check').catch(
+        (err: unknown): Record<string, DependencyHealth> => ({
+          stores: { ok: false, kind: 'unknown', latencyMs: healthTimeoutMs, error: err instanceof Error ? err.message : String(err) },
+        }),
+      ),
+    ]);
+    const depsOk = Object.values(dependencies).every((d) => d.ok);
+    const shardsOk = shards.some((s) => s.responsive);
+    const ok = depsOk && shardsOk && deps.lifecycle.phase !== 'stopping';
+    ctx.status = ok ? 200 : 503;
+    ctx.body = {
+      status: ok ? 'ok' : 'unavailable',
+      hostId: deps.hostId,
+      phase: deps.lifecycle.phase,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      shards,
+      dependencies,
+    };
+  });
+
+  router.get('/ready', (ctx) => {
+    const phase = deps.lifecycle.phase;
+    if (phase === 'ready') {
+      ctx.body = { status: 'ready' };
+      return;
+    }
+    // Expected while starting or stopping: answered here rather than thrown, so it is not logged as a failure.
+    const { status, body } = errorResponse(
+      phase === 'stopping' ? new GatewayError('SHUTTING_DOWN') : new GatewayError('SHARD_UNAVAILABLE', 'The gateway is starting.'),
+    );
+    ctx.status = status;
+    ctx.body = body;
+  });
+
+  router.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
