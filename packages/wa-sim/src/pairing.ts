@@ -48,11 +48,13 @@ export class Pairing {
   private readonly stats: Stats;
   private readonly phoneOf: (account: Account) => SimPhone | undefined;
   private readonly refsPerQr: number;
+  private readonly onLinked: (device: Device) => void;
 
-  constructor(stats: Stats, phoneOf: (account: Account) => SimPhone | undefined, refsPerQr = 6) {
+  constructor(stats: Stats, phoneOf: (account: Account) => SimPhone | undefined, refsPerQr: number, onLinked: (device: Device) => void) {
     this.stats = stats;
     this.phoneOf = phoneOf;
     this.refsPerQr = refsPerQr;
+    this.onLinked = onLinked;
   }
 
   /** A client without creds connected: ask it to show QR codes. */
@@ -227,6 +229,7 @@ export class Pairing {
     account.devices.set(id, device);
     account.invalidateKeyIndex();
     this.stats.pairings++;
+    this.onLinked(device);
     await this.phoneOf(account)?.prepareBootstrap(device);
     // the real service makes the client reconnect with its new credentials
     conn.streamError({ code: '515' });

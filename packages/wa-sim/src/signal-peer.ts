@@ -48,9 +48,10 @@ export class SignalPeer {
     const creds: AuthenticationCreds = { ...initAuthCreds(), signedIdentityKey: identity, signedPreKey: signedKeyPair(identity, 1) };
     this.creds = creds;
     this.keys = makeMemoryKeyStore();
-    const keys = addTransactionCapability(this.keys, logger, { maxCommitRetries: 1, delayBetweenTriesMs: 1 });
+    const quiet = logger.child({ part: 'signal-peer' }, { level: 'error' });
+    const keys = addTransactionCapability(this.keys, quiet, { maxCommitRetries: 1, delayBetweenTriesMs: 1 });
     // a phone already knows everybody's LID mapping; it addresses all sessions by the jids it is handed
-    this.repo = DEFAULT_CONNECTION_CONFIG.makeSignalRepository({ creds, keys }, logger, async () => []);
+    this.repo = DEFAULT_CONNECTION_CONFIG.makeSignalRepository({ creds, keys }, quiet, async () => []);
   }
 
   get registrationId(): number {

@@ -121,7 +121,7 @@ export class WaSimulator {
         receiptToPhone: (dev, rec, type, from) => this.phonesByAccount.get(dev.account)?.onReceipt(rec, type, from),
       },
     });
-    this.pairing = new Pairing(this.stats, acc => this.phonesByAccount.get(acc), opts.qrRefs ?? 6);
+    this.pairing = new Pairing(this.stats, acc => this.phonesByAccount.get(acc), opts.qrRefs ?? 6, dev => this.announceDevices(dev, 'update'));
     this.urls = { ws: '', admin: '', media: '' };
   }
 
@@ -227,9 +227,24 @@ export class WaSimulator {
     device.bootstrap = undefined;
     device.account.invalidateKeyIndex();
     this.logger.info({ device: device.pnJid, reason }, 'device unlinked');
+    this.announceDevices(device, 'remove');
     for (const c of device.conns) {
       if (notifyClient) c.streamError({ code: '401' }, [node('conflict', { type: 'device_removed' })]);
       else c.closeSoon();
+    }
+  }
+
+  /**
+   * Tells every connected companion that an account's device list changed (Baileys drops its cached device
+   * list on 'update' and deletes sessions on 'remove'), as WhatsApp does for linked / unlinked devices.
+   */
+  private announceDevices(device: Device, tag: 'update' | 'remove'): void {
+    const acc = device.account;
+    const content = [node(tag, { device_hash: `2:${acc.rawId.toString(36)}${Date.now().toString(36)}` }, [node('device', { jid: device.pnJid }), node('device', { jid: device.lidJid })])];
+    let n = 0;
+    for (const c of this.conns) {
+      if (!c.device || c.device === device) continue;
+      c.send(node('notification', { from: acc.pnJid, type: 'devices', id: `dev-${acc.number}-${Date.now()}-${n++}`, t: unixNow() }, content));
     }
   }
 

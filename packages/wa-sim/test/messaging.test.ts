@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { proto } from '@whiskeysockets/baileys';
+import type { SimPhone, WaSimulator } from '../src/index.ts';
+import { pairWithQr, startSim, waitFor } from './helpers.ts';
+import type { TestClient } from './helpers.ts';
+
+describe('messaging', () => {
+  let sim: WaSimulator;
+  let business: SimPhone;
+  let customer: SimPhone;
+  let gw: TestClient;
+  before(async () => {
+    sim = await startSim();
+    business = sim.createPhone({ name: 'Business' });
+    customer = sim.createPhone({ name: 'Customer' });
+    gw = await pairWithQr(sim, business);
+  });
+  after(async () => {
+    await gw.end();
+    await sim.close();
+  });
+
+  it('phone -> companion text arrives decrypted, and the companion sees who sent it', async () => {
+    const sent = await customer.sendText(business.number, 'hello gateway');
+    const got = await waitFor('upsert', () => gw.received(m => m.key.id === sent.id));
+    assert.equal(got.message?.conversation, 'hello gateway');
+    assert.equal(got.key.remoteJid, customer.jid);
+    assert.equal(got.pushName, 'Customer');
+    // the business phone got the same message (it is a device of the recipient account)
+    await business.waitForMessage(m => m.id === sent.id);
+    // delivered receipt from the companion reaches the sending phone
+    await customer.waitForStatus(sent.id, 'delivered');
+  });
+
+  it('companion -> phone text, server ack, delivered and read receipts', async () => {
+    const sock = gw.sock;
+    assert.ok(sock);
+    const msg = await sock.sendMessage(customer.jid, { text: 'hello customer' });
+    const id = msg?.key.id;
+    assert.ok(id);
+    const got = await customer.waitForMessage(m => m.id === id);
+    assert.equal(got.message?.conversation ?? got.message?.extendedTextMessage?.text, 'hello customer');
+    assert.equal(got.chat, business.jid);
+    // a copy (deviceSentMessage) went to the business phone
+    const copy = await business.waitForMessage(m => m.id === id);
+    assert.equal(copy.fromMe, true);
+    assert.equal(copy.chat, customer.jid);
+    await waitFor('delivered status', () => (gw.statusOf(id) ?? 0) >= proto.WebMessageInfo.Status.DELIVERY_ACK);
+    customer.markRead(id);
+    await waitFor('read status', () => (gw.statusOf(id) ?? 0) >= proto.WebMessageInfo.Status.READ);
+  });
+
+  it('companion -> another account\'s companion', async () => {
+    const gw2 = await pairWithQr(sim, customer);
+    try {
+      const sock = gw.sock;
+      assert.ok(sock);
+      const msg = await sock.sendMessage(customer.jid, { text: 'companion to companion' });
+      const got = await waitFor('upsert on the other companion', () => gw2.received(m => m.key.id === msg?.key.id));
+      assert.equal(got.message?.conversation ?? got.message?.extendedTextMessage?.text, 'companion to companion');
+      const reply = await gw2.sock?.sendMessage(business.jid, { text: 'and back' });
+      await waitFor('reply', () => gw.received(m => m.key.id === reply?.key.id));
+    } finally {
+      await gw2.end();
+    }
+  });
+
+  it('is-on-WhatsApp contact queries', async () => {
+    const res = await gw.sock?.onWhatsApp(customer.number, '19999999999');
+    assert.deepEqual(res, [{ jid: customer.jid, exists: true }]);
+  });
+});
