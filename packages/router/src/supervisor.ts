@@ -126,6 +126,8 @@ interface Slot {
   /** Resolved when the current start attempt settles (ready, or failed handshake / exit). */
   attempt: Promise<void>;
   settleAttempt: () => void;
+  /** The stop sequence running for `child`, if any. */
+  stopSequence: { child: ChildProcess | undefined; done: Promise<void> } | undefined;
 }
 
 const DEFAULT_ENTRY = fileURLToPath(import.meta.resolve('@wagw/shard/main'));
@@ -277,8 +279,9 @@ export class ShardSupervisor {
 
   /** Planned stop of every shard: `beforeStop`, `shutdown` request, SIGTERM, then SIGKILL within `stopTimeoutMs`. */
   async stop(reason = 'router stopping'): Promise<void> {
+    // Does not wait for a scaling step in progress: its new shards are in #slots already and get stopped here
+    // (their first attempt then settles), and a step not yet begun refuses to run.
     this.#stopping = true;
-    await this.#scaling;
     await Promise.all(this.#slots.map((s) => this.#stopSlot(s, reason)));
   }
 
@@ -318,6 +321,7 @@ export class ShardSupervisor {
       markExited: exited.resolve,
       attempt: attempt.promise,
       settleAttempt: attempt.resolve,
+      stopSequence: undefined,
     };
   }
 
@@ -581,7 +585,16 @@ export class ShardSupervisor {
     }, delay);
   }
 
-  async #stopSlot(slot: Slot, reason: string): Promise<void> {
+  /** Stops one shard; concurrent stops of the same process share one sequence. */
+  #stopSlot(slot: Slot, reason: string): Promise<void> {
+    const child = slot.child;
+    if (slot.stopSequence && slot.stopSequence.child === child) return slot.stopSequence.done;
+    const done = this.#stopSlotOnce(slot, reason);
+    slot.stopSequence = { child, done };
+    return done;
+  }
+
+  async #stopSlotOnce(slot: Slot, reason: string): Promise<void> {
     if (slot.restartTimer) {
       clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
