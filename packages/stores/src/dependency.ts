@@ -27,11 +27,16 @@ export function describeFailure(err: unknown): string {
   return String(err);
 }
 
-/** `DEPENDENCY_UNAVAILABLE: Redis at redis://host:6379 is unreachable: ECONNREFUSED`, with the cause attached. */
+/**
+ * `Redis at redis://host:6379 is unreachable: ECONNREFUSED` (network failures) or `PostgreSQL at ... is
+ * unavailable: password authentication failed ...` (the server answered no), with the cause attached.
+ */
 export function dependencyUnavailable(name: DependencyName, url: string, err: unknown): GatewayError {
+  const reason = describeFailure(err);
+  const network = /^E[A-Z]+$/.test(reason);
   return new GatewayError(
     'DEPENDENCY_UNAVAILABLE',
-    `${name} at ${redactUrl(url)} is unreachable: ${describeFailure(err)}`,
+    `${name} at ${redactUrl(url)} is ${network ? 'unreachable' : 'unavailable'}: ${reason}`,
     { dependency: name, url: redactUrl(url) },
     { cause: err },
   );

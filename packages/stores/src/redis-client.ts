@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '@wagw/shared';
-import { dependencyUnavailable } from './dependency.ts';
+import { dependencyUnavailable, withTimeout } from './dependency.ts';
 
 export interface RedisConnectOptions {
   logger: Logger;
@@ -26,14 +26,21 @@ export async function connectRedis(url: string, options: RedisConnectOptions): P
     connectTimeout: options.connectTimeoutMs ?? 3000,
     commandTimeout: options.commandTimeoutMs ?? 5000,
     maxRetriesPerRequest: 1,
+    // How long disconnect() waits for a clean socket end; ioredis's 2 s would hold a failed start-up open.
+    disconnectTimeout: 200,
     enableReadyCheck: true,
     connectionName: options.connectionName,
     retryStrategy: (times) => (started ? Math.min(100 * 2 ** Math.min(times, 5), 2000) : null),
   });
   let lastError = '';
+  let startupError: Error | undefined;
   client.on('error', (err: Error) => {
+    if (!started) {
+      startupError ??= err; // connect() itself only says "Connection is closed."
+      return;
+    }
     // ioredis emits one error per failed attempt; log each distinct one once per outage.
-    if (!started || err.message === lastError) return;
+    if (err.message === lastError) return;
     lastError = err.message;
     log.warn({ err: err.message, dependency: 'redis' }, 'redis connection error');
   });
@@ -41,11 +48,16 @@ export async function connectRedis(url: string, options: RedisConnectOptions): P
     if (lastError !== '') log.info({ dependency: 'redis' }, 'redis connection restored');
     lastError = '';
   });
+  const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
   try {
-    await client.connect();
+    // connectTimeout covers the TCP connect only; a server that accepts and never answers would hold the
+    // ready check for far longer, so the whole start-up is bounded too.
+    await withTimeout(client.connect(), connectTimeoutMs + 250, () =>
+      Object.assign(new Error(`no answer within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }),
+    );
   } catch (err) {
     client.disconnect();
-    throw dependencyUnavailable('Redis', url, err);
+    throw dependencyUnavailable('Redis', url, startupError ?? err);
   }
   started = true;
   return client;

@@ -3,7 +3,8 @@
  * on expiry, and never touches the epoch counter except to INCR it: release and expiry leave it alone, so an
  * epoch handed out once is never handed out again.
  *
- * Lease hash fields: owner, epoch, expiresAt (ms). The hash carries a PEXPIRE equal to the TTL, so a lapsed
+ * An epoch is max(counter + 1, Redis time in ms): strictly growing per session, and still growing after the
+ * counter is lost. Lease hash fields: owner, epoch, expiresAt (ms). The hash carries a PEXPIRE equal to the TTL, so a lapsed
  * lease simply does not exist. Owner sets are sorted sets scored by expiresAt, trimmed lazily.
  */
 
@@ -30,10 +31,17 @@ local cur = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'expiresAt')
 if cur[1] and cur[1] ~= ARGV[1] then
   return {0, cur[1], cur[2], cur[3]}
 end
-local epoch = redis.call('INCR', KEYS[2])
+local counted = redis.call('INCR', KEYS[2])
+local epoch = counted
 if cur[2] and tonumber(cur[2]) >= epoch then
-  -- Defensive: the counter was lost (e.g. restored from an older snapshot); never go backwards.
   epoch = tonumber(cur[2]) + 1
+end
+-- Floor at the clock (ms): if Redis loses the counter (no persistence, failover to a stale replica), the
+-- next epoch is still above every epoch handed out before, so a zombie's old epoch can never be current.
+if epoch < now then
+  epoch = now
+end
+if epoch ~= counted then
   redis.call('SET', KEYS[2], epoch)
 end
 local ttl = tonumber(ARGV[2])

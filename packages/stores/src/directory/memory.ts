@@ -6,8 +6,8 @@ export type Clock = () => number;
 
 /**
  * Session leases in the router's memory, for single-host embedded mode. Same semantics as RedisDirectory:
- * epochs only grow per session (kept apart from the leases, so release and expiry never reset them), a
- * lapsed lease counts as absent. Shards reach it through the router over IPC.
+ * epochs only grow per session (kept apart from the leases, so release and expiry never reset them, and
+ * floored at the clock so a restart does not reset them either), a lapsed lease counts as absent. Shards reach it through the router over IPC.
  */
 export class MemoryDirectory implements SessionDirectory {
   readonly kind = 'memory' as const;
@@ -40,7 +40,9 @@ export class MemoryDirectory implements SessionDirectory {
     assertTtl(ttlMs);
     const current = this.#live(sessionId);
     if (current !== null && current.owner !== owner) return { ok: false, holder: { ...current } };
-    const epoch = Math.max(this.#epochs.get(sessionId) ?? 0, current?.epoch ?? 0) + 1;
+    // Floored at the clock like RedisDirectory: a restarted router (all epochs forgotten) still hands out
+    // epochs above any a surviving zombie shard may hold.
+    const epoch = Math.max(Math.max(this.#epochs.get(sessionId) ?? 0, current?.epoch ?? 0) + 1, Math.floor(this.#now()));
     this.#epochs.set(sessionId, epoch);
     const lease: Lease = { sessionId, owner, epoch, expiresAt: this.#now() + ttlMs };
     this.#leases.set(sessionId, lease);
