@@ -1,0 +1,140 @@
+// BlobAuthState against both real blob stores: durability, fencing by lease epoch, no silent fresh identity.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { SignalDataSet } from '@whiskeysockets/baileys';
+import { BlobAuthState, authPrefix } from '@wagw/shard/auth';
+import { createRootLogger } from '@wagw/shared';
+import type { BlobStore } from '@wagw/shared';
+import { LocalBlobStore, S3BlobStore } from '@wagw/stores';
+import { startS3, tempDir, testLogger } from '../harness/index.ts';
+
+const logger = createRootLogger({ proc: 'test', level: 'silent', destination: testLogger().destination });
+
+type Factory = (t: { after(fn: () => Promise<void>): void }) => Promise<BlobStore>;
+
+const factories: Record<string, Factory> = {
+  local: async (t) => LocalBlobStore.create((await tempDir(t)).path),
+  s3: async (t) => {
+    const s3 = await startS3(t);
+    const store = await S3BlobStore.create({ ...s3 }, { logger });
+    t.after(() => store.close());
+    return store;
+  },
+};
+
+const always = async (): Promise<boolean> => true;
+let n = 0;
+const sid = () => `sess-${process.pid}-${++n}`;
+
+function preKeys(count: number, offset = 0): SignalDataSet {
+  const out: Record<string, { public: Buffer; private: Buffer }> = {};
+  for (let i = 0; i < count; i++) {
+    out[String(offset + i)] = { public: Buffer.alloc(32, (offset + i) % 256), private: Buffer.alloc(32, 7) };
+  }
+  return { 'pre-key': out };
+}
+
+for (const [name, makeStore] of Object.entries(factories)) {
+  describe(`BlobAuthState on ${name} blobs`, () => {
+    test('an empty store yields fresh credentials, marked new, and a fencing snapshot', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const auth = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+      assert.equal(auth.isNew, true);
+      assert.ok(auth.state.creds.noiseKey.public.length === 32);
+      assert.equal((await blobs.list(authPrefix(id))).length, 1);
+    });
+
+    test('creds and keys written before an await resolve are there for the next owner, bytes intact', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+      a.state.creds.me = { id: '6281234567890:3@s.whatsapp.net', name: 'Ana' };
+      await a.saveCreds();
+      await a.state.keys.set(preKeys(812));
+      await a.state.keys.set({ session: { 'x.0': Buffer.from('ratchet-1') }, 'app-state-sync-key': { k1: { keyData: Buffer.from('kd'), timestamp: 5 } } });
+      await a.state.keys.set({ 'pre-key': { '3': null } });
+
+      const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+      assert.equal(b.isNew, false);
+      assert.equal(b.state.creds.me?.id, '6281234567890:3@s.whatsapp.net');
+      assert.deepEqual(b.state.creds.noiseKey.private, a.state.creds.noiseKey.private);
+      const got = await b.state.keys.get('pre-key', ['0', '3', '811']);
+      assert.deepEqual(Object.keys(got).sort(), ['0', '811']);
+      assert.deepEqual(got['811']?.public, Buffer.alloc(32, 811 % 256));
+      assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('ratchet-1'));
+      const sync = (await b.state.keys.get('app-state-sync-key', ['k1']))['k1'];
+      assert.deepEqual(Buffer.from(sync?.keyData ?? []), Buffer.from('kd'));
+      assert.equal(typeof (sync as { toJSON?: unknown }).toJSON, 'function', 'app-state-sync-key is rebuilt as a proto object');
+      assert.equal(b.keyCounts()['pre-key'], 811);
+    });
+
+    test('a write whose lease epoch is no longer current is refused and not stored', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      let current = true;
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 4, isCurrent: async () => current, logger });
+      current = false;
+      await assert.rejects(a.state.keys.set({ session: { s: Buffer.from('late') } }) as Promise<void>, { code: 'STALE_EPOCH' });
+      const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 5, isCurrent: always, logger });
+      assert.deepEqual(await b.state.keys.get('session', ['s']), {});
+    });
+
+    test('a fenced-out owner that still lands a write is ignored by every later restore', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const old = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+      await old.state.keys.set({ session: { s: Buffer.from('v1') } });
+      const next = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+      // The race fencing cannot close: the old owner checked its lease just before losing it, then wrote.
+      await old.state.keys.set({ session: { s: Buffer.from('stale') } });
+      await next.state.keys.set({ session: { t: Buffer.from('v2') } });
+      const third = await BlobAuthState.load({ blobs, sessionId: id, epoch: 3, isCurrent: always, logger });
+      assert.deepEqual(await third.state.keys.get('session', ['s', 't']), { s: Buffer.from('v1'), t: Buffer.from('v2') });
+    });
+
+    test('an owner with an older epoch than what is stored is refused at load', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      await BlobAuthState.load({ blobs, sessionId: id, epoch: 9, isCurrent: always, logger });
+      await assert.rejects(BlobAuthState.load({ blobs, sessionId: id, epoch: 8, isCurrent: always, logger }), { code: 'STALE_EPOCH' });
+    });
+
+    test('an unreadable object is an error, never a fresh identity', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+      await a.saveCreds();
+      const [first] = await blobs.list(authPrefix(id));
+      assert.ok(first);
+      await blobs.put(`${authPrefix(id)}000000000001-000000000099-log.json`, Buffer.from('{not json'));
+      await assert.rejects(BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger }), /unreadable/);
+    });
+
+    test('concurrent writes are group-committed and compaction bounds the object count', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, compactEvery: 8 });
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 200; i++) writes.push(a.state.keys.set({ session: { [`peer${i}.0`]: Buffer.from(`r${i}`) } }) as Promise<void>);
+      await Promise.all(writes);
+      const objects = await blobs.list(authPrefix(id));
+      assert.ok(objects.length <= 9, `expected compaction to keep at most 9 objects, found ${objects.length}`);
+      const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+      assert.equal(b.keyCounts()['session'], 200);
+      assert.deepEqual((await b.state.keys.get('session', ['peer199.0']))['peer199.0'], Buffer.from('r199'));
+    });
+
+    test('wipe removes every stored byte of the session and nothing else', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const other = sid();
+      await (await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger })).saveCreds();
+      await (await BlobAuthState.load({ blobs, sessionId: other, epoch: 1, isCurrent: always, logger })).saveCreds();
+      assert.ok((await BlobAuthState.wipe(blobs, id)) >= 1);
+      assert.deepEqual(await blobs.list(authPrefix(id)), []);
+      assert.ok((await blobs.list(authPrefix(other))).length >= 1);
+    });
+  });
+}
+
