@@ -1,10 +1,12 @@
 /**
  * Router process entry: the only place that wires config, logger, stores, shards and HTTP together.
- * Bad configuration prints every bad variable and exits 1. SIGTERM/SIGINT stop gracefully and exit 0
- * within SHUTDOWN_TIMEOUT_MS (or SIGKILL the shards and exit 1 when that deadline passes).
+ * Bad configuration prints every bad variable and exits 1; an unreachable dependency is reported by name.
+ * SIGTERM/SIGINT stop gracefully and exit 0 within SHUTDOWN_TIMEOUT_MS (past that deadline the shards are
+ * SIGKILLed and the exit code is 1).
  */
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
+import { openStores } from '@wagw/stores';
 import { GatewayRouter } from './router.ts';
 import type { RouterStores } from './router.ts';
 
@@ -21,13 +23,61 @@ try {
 
 const logger = createRootLogger({ proc: 'router', level: config.logLevel });
 
-// TODO(stores): replace with `openStores(config, logger)` from @wagw/stores once it exists.
-const stores: RouterStores = {
-  health: async () => ({}),
-  close: async () => undefined,
-};
+let router: GatewayRouter | undefined;
+let stores: RouterStores | undefined;
+let stopRequested: NodeJS.Signals | undefined;
 
-let router: GatewayRouter;
+function shutdown(signal: NodeJS.Signals): void {
+  if (stopRequested !== undefined) {
+    logger.info({ signal }, 'already stopping');
+    return;
+  }
+  stopRequested = signal;
+  logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutdown requested');
+  const force = setTimeout(() => {
+    logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown deadline passed; killing shards');
+    router?.supervisor.killAll();
+    setTimeout(() => process.exit(1), 200).unref();
+  }, config.shutdownTimeoutMs);
+  force.unref();
+  // Before the router exists, start-up notices the request after its current step (see `abortIfStopping`).
+  if (router === undefined) return;
+  router.stop(`signal ${signal}`).then(
+    () => {
+      clearTimeout(force);
+      process.exit(0);
+    },
+    (err: unknown) => {
+      logger.error({ err }, 'shutdown failed');
+      router?.supervisor.killAll();
+      process.exit(1);
+    },
+  );
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+
+/** A signal during start-up: undo what is up and exit 0. */
+async function abortIfStopping(): Promise<void> {
+  if (stopRequested === undefined) return;
+  logger.info({ signal: stopRequested }, 'stopped during start-up');
+  await router?.stop(`signal ${stopRequested}`);
+  await stores?.close().catch(() => undefined);
+  process.exit(0);
+}
+
+try {
+  const opened = await openStores(config, logger);
+  stores = { health: () => opened.health(), close: () => opened.close() };
+} catch (err) {
+  // An unreachable Redis/PostgreSQL/S3 is reported by name (DEPENDENCY_UNAVAILABLE), not as a stack.
+  const code = (err as { code?: unknown }).code;
+  logger.fatal(code === 'DEPENDENCY_UNAVAILABLE' ? { code } : { err }, 'stores failed to open');
+  process.stderr.write(`router failed to start: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+await abortIfStopping();
+
 try {
   router = await GatewayRouter.create({ config, logger, stores });
 } catch (err) {
@@ -36,34 +86,7 @@ try {
   await stores.close().catch(() => undefined);
   process.exit(1);
 }
+await abortIfStopping();
 
 logger.info({ url: router.url, hostId: config.hostId, shards: config.shards.count, dataDir: config.dataDir }, 'router listening');
-
-let stopping = false;
-function shutdown(signal: NodeJS.Signals): void {
-  if (stopping) {
-    logger.info({ signal }, 'already stopping');
-    return;
-  }
-  stopping = true;
-  logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutdown requested');
-  const force = setTimeout(() => {
-    logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown deadline passed; killing shards');
-    router.supervisor.killAll();
-    setTimeout(() => process.exit(1), 200).unref();
-  }, config.shutdownTimeoutMs);
-  force.unref();
-  router.stop(`signal ${signal}`).then(
-    () => {
-      clearTimeout(force);
-      process.exit(0);
-    },
-    (err: unknown) => {
-      logger.error({ err }, 'shutdown failed');
-      router.supervisor.killAll();
-      process.exit(1);
-    },
-  );
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+process.stdout.write(`wa-gateway router listening on ${router.url} (host ${config.hostId}, ${config.shards.count} shards, data in ${config.dataDir})\n`);
