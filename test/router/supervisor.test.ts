@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { GatewayError } from '@wagw/shared';
+import type { GatewayError } from '@wagw/shared';
 import { GatewayRouter, ShardSupervisor } from '@wagw/router';
 import { FIXTURES, alive, fakeStores, testConfig, testLogger, until } from './helpers.ts';
 
