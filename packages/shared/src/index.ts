@@ -5,3 +5,4 @@ export * from './logger.ts';
 export * from './session-state.ts';
 export * from './stores.ts';
 export * from './docs.ts';
+export * from './webhooks.ts';
