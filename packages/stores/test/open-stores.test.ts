@@ -27,6 +27,7 @@ test('openStores with nothing configured: in-process directory, local blobs, PGl
     await stores.close(); // twice is fine
   }
   const again = await openStores(config, logger);
+  await assert.rejects(openStores(config, logger), /PGlite data directory .* is in use by process \d+/, 'a second live owner is refused');
   t.after(() => again.close());
   const rows = await again.sql.query<{ id: string }>('SELECT id FROM sessions');
   assert.deepEqual(rows.rows, [{ id: 's1' }], 'PGlite data survives a restart');

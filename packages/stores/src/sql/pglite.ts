@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
@@ -6,6 +6,56 @@ import type { Logger, SqlClient, SqlDatabase, SqlResult } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { describeFailure } from '../dependency.ts';
 import { PostgresDatabase } from './postgres.ts';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: unknown }).code === 'EPERM';
+  }
+}
+
+/**
+ * PGlite does not guard its directory: two processes opening it would corrupt it. A pid file beside the
+ * directory (`<dataDir>.lock`) refuses a second live owner; a lock left by a dead process is taken over.
+ */
+const lockedHere = new Set<string>();
+
+async function lockDataDir(dataDir: string): Promise<string> {
+  const lockFile = `${dataDir}.lock`;
+  if (lockedHere.has(lockFile)) {
+    throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite data directory ${dataDir} is in use by process ${process.pid} (this one)`, {
+      dependency: 'PGlite',
+      dataDir,
+      pid: process.pid,
+    });
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lockFile, `${process.pid}\n`, { flag: 'wx' });
+      lockedHere.add(lockFile);
+      return lockFile;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EEXIST') throw err;
+      const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new GatewayError(
+          'DEPENDENCY_UNAVAILABLE',
+          `PGlite data directory ${dataDir} is in use by process ${pid} (another gateway with the same DATA_DIR?)`,
+          { dependency: 'PGlite', dataDir, pid },
+        );
+      }
+      await rm(lockFile, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`Could not lock ${dataDir}`);
+}
+
+async function unlockDataDir(lockFile: string): Promise<void> {
+  lockedHere.delete(lockFile);
+  await rm(lockFile, { force: true });
+}
 
 export interface EmbeddedPostgresOptions {
   /** Directory of the database files (the factory uses DATA_DIR/pglite). */
@@ -30,21 +80,25 @@ export class EmbeddedPostgres {
   readonly dataDir: string;
   readonly #db: PGlite;
   readonly #server: PGLiteSocketServer;
+  readonly #lockFile: string;
 
-  private constructor(db: PGlite, server: PGLiteSocketServer, dataDir: string) {
+  private constructor(db: PGlite, server: PGLiteSocketServer, dataDir: string, lockFile: string) {
     this.#db = db;
     this.#server = server;
     this.dataDir = dataDir;
+    this.#lockFile = lockFile;
     this.url = `postgres://postgres@${server.getServerConn()}/postgres`;
   }
 
   static async start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
     const dataDir = path.resolve(options.dataDir);
+    await mkdir(dataDir, { recursive: true });
+    const lockFile = await lockDataDir(dataDir);
     let db: PGlite;
     try {
-      await mkdir(dataDir, { recursive: true });
       db = await PGlite.create(dataDir);
     } catch (err) {
+      await unlockDataDir(lockFile);
       throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not open its data directory ${dataDir}: ${describeFailure(err)}`, { dependency: 'PGlite', dataDir }, { cause: err });
     }
     const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port, maxConnections: 1 });
@@ -52,15 +106,17 @@ export class EmbeddedPostgres {
       await server.start();
     } catch (err) {
       await db.close().catch(() => {});
+      await unlockDataDir(lockFile);
       throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not listen on 127.0.0.1:${options.port}: ${describeFailure(err)}`, { dependency: 'PGlite', port: options.port }, { cause: err });
     }
     options.logger.info({ dataDir, address: server.getServerConn() }, 'embedded PGlite serving');
-    return new EmbeddedPostgres(db, server, dataDir);
+    return new EmbeddedPostgres(db, server, dataDir, lockFile);
   }
 
   async stop(): Promise<void> {
     await this.#server.stop();
     await this.#db.close();
+    await unlockDataDir(this.#lockFile);
   }
 }
 
