@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { isSupportedCountry } from 'libphonenumber-js/max';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -54,6 +55,15 @@ export const ENV_SPEC = {
   S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region (alias MINIO_REGION).' },
   S3_PATH_STYLE: { schema: bool, default: 'true', doc: 'Path-style bucket addressing (MinIO, s3rver).' },
   RATE_LIMITING_ENABLED: { schema: bool.optional(), default: undefined, doc: 'Set false to turn rate limiting off even in production.' },
+  DEFAULT_COUNTRY: { schema: z.string().refine((v) => /^[A-Z]{2}$/.test(v) && isSupportedCountry(v), { message: 'must be an ISO 3166-1 alpha-2 country code known to libphonenumber (e.g. ID, US)' }), default: 'ID', doc: 'Country of phone numbers given without an international prefix (087733760363, 87733760363).' },
+  SEND_RATE_PER_SEC: { schema: z.coerce.number().min(0).max(1000), default: '1', doc: 'Sustained sends per second per session (token bucket refill); 0 turns the send governor off.' },
+  SEND_BURST: { schema: int(1, 1000), default: '5', doc: 'Sends a session may make back to back before SEND_RATE_PER_SEC pacing applies (token bucket size).' },
+  SEND_PER_RECIPIENT_INTERVAL_MS: { schema: int(0, 3_600_000), default: '1000', doc: 'Minimum time between two sends of one session to the same chat (0: no per-recipient pacing).' },
+  SEND_QUEUE_MAX: { schema: int(1, 100_000), default: '100', doc: 'Sends waiting per session; more, or a projected wait beyond SEND_QUEUE_TIMEOUT_MS, answer 429 QUEUE_FULL with Retry-After.' },
+  SEND_QUEUE_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '25000', doc: 'Longest a queued send may wait to start; then it fails with QUEUE_TIMEOUT and nothing is sent.' },
+  MEDIA_MAX_BYTES: { schema: int(1024, 2 * 1024 ** 3), default: String(64 * 1024 ** 2), doc: 'Largest media file accepted for sending (upload, base64 or URL) in bytes.' },
+  MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'Deadline for downloading a media URL given in a send request.' },
+  INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
 } as const;
 
 const ALIASES: Readonly<Record<string, keyof typeof ENV_SPEC>> = {
@@ -101,6 +111,15 @@ export interface GatewayConfig {
   pglitePort: number;
   s3: S3Config | undefined;
   rateLimit: { enabled: boolean; reason: string };
+  messaging: MessagingConfig;
+}
+
+export interface MessagingConfig {
+  /** ISO 3166-1 alpha-2 country for numbers without an international prefix. */
+  defaultCountry: string;
+  /** The per-session send governor; `ratePerSec: 0` turns it off. */
+  send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number };
+  media: { maxBytes: number; fetchTimeoutMs: number; inboundDownload: 'eager' | 'lazy' };
 }
 
 export class ConfigError extends Error {
@@ -200,5 +219,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
             pathStyle: r.S3_PATH_STYLE,
           },
     rateLimit,
+    messaging: {
+      defaultCountry: r.DEFAULT_COUNTRY,
+      send: {
+        ratePerSec: r.SEND_RATE_PER_SEC,
+        burst: r.SEND_BURST,
+        perRecipientIntervalMs: r.SEND_PER_RECIPIENT_INTERVAL_MS,
+        queueMax: r.SEND_QUEUE_MAX,
+        queueTimeoutMs: r.SEND_QUEUE_TIMEOUT_MS,
+      },
+      media: { maxBytes: r.MEDIA_MAX_BYTES, fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS, inboundDownload: r.INBOUND_MEDIA_DOWNLOAD },
+    },
   } satisfies GatewayConfig);
 }
