@@ -6,3 +6,4 @@ export * from './session-state.ts';
 export * from './stores.ts';
 export * from './docs.ts';
 export * from './webhooks.ts';
+export * from './phone.ts';
