@@ -3,6 +3,7 @@
  * problems together with their variable names, and returns a deeply frozen object. Durations are `...Ms`.
  * Every variable is documented in docs/configuration.md (a test keeps the two in step).
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js/max';
@@ -55,6 +56,25 @@ export const ENV_SPEC = {
   S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region (alias MINIO_REGION).' },
   S3_PATH_STYLE: { schema: bool, default: 'true', doc: 'Path-style bucket addressing (MinIO, s3rver).' },
   RATE_LIMITING_ENABLED: { schema: bool.optional(), default: undefined, doc: 'Set false to turn rate limiting off even in production.' },
+  RATE_LIMIT_PER_IP: { schema: int(1, 10_000_000), default: '600', doc: 'Requests one client IP may make per RATE_LIMIT_WINDOW_MS (API routes; probes are exempt).' },
+  RATE_LIMIT_PER_PRINCIPAL: { schema: int(1, 10_000_000), default: '1200', doc: 'Requests one token subject or API key may make per RATE_LIMIT_WINDOW_MS.' },
+  RATE_LIMIT_WINDOW_MS: { schema: int(1000, 86_400_000), default: '60000', doc: 'Sliding window of both rate limits.' },
+  AUTH_DISABLED: { schema: bool, default: 'false', doc: 'Run without authentication (everyone is an anonymous admin). Required in production when no AUTH_* credential source is set.' },
+  AUTH_JWT_SECRET: { schema: z.string().optional(), default: undefined, doc: 'Shared secret for HS256 bearer tokens (at least 32 bytes). Excludes AUTH_JWKS_URL.' },
+  AUTH_JWKS_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'JWKS URL for asymmetric bearer tokens (https in production). Excludes AUTH_JWT_SECRET.' },
+  AUTH_JWT_ISSUER: { schema: z.string().min(1).optional(), default: undefined, doc: 'Required `iss` of bearer tokens (required when JWTs are configured).' },
+  AUTH_JWT_AUDIENCE: { schema: z.string().min(1).optional(), default: undefined, doc: 'Required `aud` of bearer tokens (required when JWTs are configured).' },
+  AUTH_JWT_ALGORITHMS: { schema: z.string().min(1).optional(), default: undefined, doc: 'Comma list of accepted JWS algorithms. Unset: HS256 with a secret, RS256,ES256,EdDSA with a JWKS.' },
+  AUTH_CLOCK_SKEW_MS: { schema: int(0, 300_000), default: '30000', doc: 'Clock skew tolerated on `exp` and `nbf`.' },
+  AUTH_SESSION_CLAIM: { schema: z.string().regex(/^[A-Za-z0-9_:.\/-]{1,100}$/, 'must be a claim name'), default: 'sessions', doc: 'Token claim listing the session ids a token may touch (absent claim: any session).' },
+  AUTH_JWKS_COOLDOWN_MS: { schema: int(0, 3_600_000), default: '30000', doc: 'Least time between two JWKS fetches (an unknown `kid` refetches after it).' },
+  AUTH_JWKS_TIMEOUT_MS: { schema: int(100, 60_000), default: '5000', doc: 'Deadline of one JWKS fetch.' },
+  AUTH_API_KEYS: { schema: z.string().optional(), default: undefined, doc: 'API keys as SHA-256 hashes: comma list of `name:sha256hex:scope1+scope2[:session1+session2]` (see docs/security.md).' },
+  AUTH_API_KEYS_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'JSON file of API keys `[{name, sha256, scopes, sessions?}]` (read at start; adds to AUTH_API_KEYS).' },
+  METRICS_TOKEN: { schema: z.string().optional(), default: undefined, doc: 'When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>` (at least 16 characters).' },
+  BODY_LIMIT_BYTES: { schema: int(1024, 2 * 1024 ** 3).optional(), default: undefined, doc: 'Largest JSON request body. Unset: room for base64 media of MEDIA_MAX_BYTES (4/3 of it + 64 KiB).' },
+  JSON_MAX_DEPTH: { schema: int(2, 1000), default: '32', doc: 'Deepest nesting of arrays/objects accepted in a JSON body.' },
+  UPLOAD_LIMIT_BYTES: { schema: int(1024, 4 * 1024 ** 3).optional(), default: undefined, doc: 'Largest multipart upload request. Unset: MEDIA_MAX_BYTES + 1 MiB.' },
   DEFAULT_COUNTRY: { schema: z.string().refine((v) => /^[A-Z]{2}$/.test(v) && isSupportedCountry(v), { message: 'must be an ISO 3166-1 alpha-2 country code known to libphonenumber (e.g. ID, US)' }), default: 'ID', doc: 'Country of phone numbers given without an international prefix (087733760363, 87733760363).' },
   SEND_RATE_PER_SEC: { schema: z.coerce.number().min(0).max(1000), default: '1', doc: 'Sustained sends per second per session (token bucket refill); 0 turns the send governor off.' },
   SEND_BURST: { schema: int(1, 1000), default: '5', doc: 'Sends a session may make back to back before SEND_RATE_PER_SEC pacing applies (token bucket size).' },
@@ -110,7 +130,11 @@ export interface GatewayConfig {
   database: { url: string; poolMax: number } | undefined;
   pglitePort: number;
   s3: S3Config | undefined;
-  rateLimit: { enabled: boolean; reason: string };
+  rateLimit: { enabled: boolean; reason: string; perIp: number; perPrincipal: number; windowMs: number };
+  /** Inbound authentication (docs/security.md). */
+  auth: AuthConfig;
+  /** Request size limits the route layer enforces. */
+  limits: { bodyBytes: number; jsonMaxDepth: number; uploadBytes: number };
   messaging: MessagingConfig;
 }
 
@@ -120,6 +144,31 @@ export interface MessagingConfig {
   /** The per-session send governor; `ratePerSec: 0` turns it off. */
   send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number };
   media: { maxBytes: number; fetchTimeoutMs: number; inboundDownload: 'eager' | 'lazy' };
+}
+
+export type AuthScope = 'sessions:read' | 'sessions:write' | 'messages:send' | 'messages:read' | 'admin';
+export const AUTH_SCOPES: readonly AuthScope[] = ['sessions:read', 'sessions:write', 'messages:send', 'messages:read', 'admin'];
+
+/** One configured API key: only the SHA-256 of the key is known. */
+export interface ApiKeyConfig {
+  name: string;
+  sha256: string;
+  scopes: AuthScope[];
+  sessions: string[] | undefined;
+}
+
+export interface AuthConfig {
+  disabled: boolean;
+  jwt:
+    | { kind: 'secret'; secret: string; algorithms: string[] }
+    | { kind: 'jwks'; url: string; algorithms: string[]; cooldownMs: number; timeoutMs: number }
+    | undefined;
+  issuer: string | undefined;
+  audience: string | undefined;
+  clockSkewMs: number;
+  sessionClaim: string;
+  apiKeys: ApiKeyConfig[];
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -174,7 +223,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       problems.push('SHARD_RESTART_BACKOFF_MAX_MS: must not be below SHARD_RESTART_BACKOFF_MS');
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const security = problems.length === 0 ? securityConfig(r, problems) : undefined;
+  if (problems.length > 0 || security === undefined) throw new ConfigError(problems);
 
   const production = r.NODE_ENV === 'production';
   const rateLimit =
@@ -218,7 +268,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
             region: r.S3_REGION,
             pathStyle: r.S3_PATH_STYLE,
           },
-    rateLimit,
+    rateLimit: { ...rateLimit, ...security.rateLimit },
+    auth: security.auth,
+    limits: security.limits,
     messaging: {
       defaultCountry: r.DEFAULT_COUNTRY,
       send: {
@@ -231,4 +283,100 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       media: { maxBytes: r.MEDIA_MAX_BYTES, fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS, inboundDownload: r.INBOUND_MEDIA_DOWNLOAD },
     },
   } satisfies GatewayConfig);
+}
+
+const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];
+const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const API_KEY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+function apiKey(where: string, name: unknown, sha256: unknown, scopes: unknown, sessions: unknown, problems: string[]): ApiKeyConfig | undefined {
+  const bad = (why: string) => {
+    problems.push(`${where}: ${why}`);
+    return undefined;
+  };
+  if (typeof name !== 'string' || !API_KEY_NAME.test(name)) return bad('name must be 1-64 characters of A-Z a-z 0-9 . _ -');
+  if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256.toLowerCase())) return bad(`key "${name}": hash must be 64 hex digits (the SHA-256 of the key, never the key)`);
+  if (!Array.isArray(scopes) || scopes.length === 0 || !scopes.every((x) => AUTH_SCOPES.includes(x as AuthScope))) {
+    return bad(`key "${name}": scopes must be one or more of ${AUTH_SCOPES.join(', ')}`);
+  }
+  if (sessions !== undefined && (!Array.isArray(sessions) || sessions.length === 0 || !sessions.every((x) => typeof x === 'string' && x.length > 0))) {
+    return bad(`key "${name}": sessions must be a non-empty list of session ids`);
+  }
+  return { name, sha256: sha256.toLowerCase(), scopes: scopes as AuthScope[], sessions: sessions as string[] | undefined };
+}
+
+/** The AUTH_*, RATE_LIMIT_*, limits and webhook-target variables, cross-checked; problems never echo a secret. */
+function securityConfig(r: Raw, problems: string[]) {
+  const apiKeys: ApiKeyConfig[] = [];
+  for (const [i, entry] of (r.AUTH_API_KEYS ?? '').split(',').map((e) => e.trim()).filter(Boolean).entries()) {
+    const [name, sha256, scopes, sessions, ...rest] = entry.split(':');
+    if (rest.length > 0) problems.push(`AUTH_API_KEYS: entry ${i + 1} has more than 4 fields (name:sha256hex:scopes[:sessions])`);
+    else {
+      const key = apiKey(`AUTH_API_KEYS: entry ${i + 1}`, name, sha256, scopes?.split('+'), sessions?.split('+'), problems);
+      if (key) apiKeys.push(key);
+    }
+  }
+  if (r.AUTH_API_KEYS_FILE !== undefined) {
+    let list: unknown;
+    try {
+      list = JSON.parse(readFileSync(r.AUTH_API_KEYS_FILE, 'utf8'));
+    } catch (err) {
+      problems.push(`AUTH_API_KEYS_FILE: cannot read ${r.AUTH_API_KEYS_FILE} as JSON (${(err as { code?: string }).code ?? 'invalid JSON'})`);
+    }
+    if (list !== undefined && !Array.isArray(list)) problems.push('AUTH_API_KEYS_FILE: must hold a JSON array of {name, sha256, scopes, sessions?}');
+    for (const [i, e] of (Array.isArray(list) ? list : []).entries()) {
+      const o = (e ?? {}) as Record<string, unknown>;
+      const key = apiKey(`AUTH_API_KEYS_FILE: entry ${i + 1}`, o['name'], o['sha256'], o['scopes'], o['sessions'], problems);
+      if (key) apiKeys.push(key);
+    }
+  }
+  const names = apiKeys.map((k) => k.name);
+  const dupes = names.filter((n, i) => names.indexOf(n) !== i);
+  if (dupes.length > 0) problems.push(`AUTH_API_KEYS: duplicate key names ${[...new Set(dupes)].join(', ')}`);
+
+  let jwt: AuthConfig['jwt'];
+  const algorithms = r.AUTH_JWT_ALGORITHMS?.split(',').map((a) => a.trim()).filter(Boolean);
+  const secret = r.AUTH_JWT_SECRET === undefined || r.AUTH_JWT_SECRET === '' ? undefined : r.AUTH_JWT_SECRET;
+  if (secret !== undefined && r.AUTH_JWKS_URL !== undefined) {
+    problems.push('AUTH_JWT_SECRET, AUTH_JWKS_URL: set only one of them (mixing symmetric and asymmetric keys invites algorithm confusion)');
+  } else if (secret !== undefined) {
+    if (Buffer.byteLength(secret) < 32) problems.push('AUTH_JWT_SECRET: must be at least 32 bytes (256 bits) long');
+    const algs = algorithms ?? ['HS256'];
+    if (algs.length === 0 || !algs.every((a) => HMAC_ALGS.includes(a))) problems.push(`AUTH_JWT_ALGORITHMS: with AUTH_JWT_SECRET only ${HMAC_ALGS.join(', ')} are allowed`);
+    jwt = { kind: 'secret', secret, algorithms: algs };
+  } else if (r.AUTH_JWKS_URL !== undefined) {
+    if (r.NODE_ENV === 'production' && !r.AUTH_JWKS_URL.startsWith('https:')) problems.push('AUTH_JWKS_URL: must be https when NODE_ENV=production');
+    const algs = algorithms ?? ['RS256', 'ES256', 'EdDSA'];
+    if (algs.length === 0 || !algs.every((a) => ASYMMETRIC_ALGS.includes(a))) problems.push(`AUTH_JWT_ALGORITHMS: with AUTH_JWKS_URL only ${ASYMMETRIC_ALGS.join(', ')} are allowed`);
+    jwt = { kind: 'jwks', url: r.AUTH_JWKS_URL, algorithms: algs, cooldownMs: r.AUTH_JWKS_COOLDOWN_MS, timeoutMs: r.AUTH_JWKS_TIMEOUT_MS };
+  } else if (algorithms !== undefined) {
+    problems.push('AUTH_JWT_ALGORITHMS: set only together with AUTH_JWT_SECRET or AUTH_JWKS_URL');
+  }
+  if (jwt !== undefined && (r.AUTH_JWT_ISSUER === undefined || r.AUTH_JWT_AUDIENCE === undefined)) {
+    problems.push('AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE: both are required when bearer tokens are configured (they are pinned)');
+  }
+  const metricsToken = r.METRICS_TOKEN === undefined || r.METRICS_TOKEN === '' ? undefined : r.METRICS_TOKEN;
+  if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN: must be at least 16 characters long');
+  if (r.AUTH_DISABLED && (jwt !== undefined || apiKeys.length > 0)) {
+    problems.push('AUTH_DISABLED: true contradicts the configured AUTH_JWT_SECRET/AUTH_JWKS_URL/AUTH_API_KEYS; remove one side');
+  }
+  return {
+    rateLimit: { perIp: r.RATE_LIMIT_PER_IP, perPrincipal: r.RATE_LIMIT_PER_PRINCIPAL, windowMs: r.RATE_LIMIT_WINDOW_MS },
+    auth: {
+      disabled: r.AUTH_DISABLED,
+      jwt,
+      issuer: r.AUTH_JWT_ISSUER,
+      audience: r.AUTH_JWT_AUDIENCE,
+      clockSkewMs: r.AUTH_CLOCK_SKEW_MS,
+      sessionClaim: r.AUTH_SESSION_CLAIM,
+      apiKeys,
+      metricsToken,
+    } satisfies AuthConfig,
+    limits: {
+      bodyBytes: r.BODY_LIMIT_BYTES ?? Math.ceil((r.MEDIA_MAX_BYTES * 4) / 3) + 64 * 1024,
+      jsonMaxDepth: r.JSON_MAX_DEPTH,
+      uploadBytes: r.UPLOAD_LIMIT_BYTES ?? r.MEDIA_MAX_BYTES + 1024 * 1024,
+    },
+  };
 }
