@@ -45,6 +45,7 @@ const codeKey = async (code: string, salt: Buffer): Promise<Buffer> => pbkdf2Asy
 export class Pairing {
   private readonly byRef = new Map<string, Connection>();
   private readonly codeByNumber = new Map<string, CodePairing>();
+  private readonly codeWaiters = new Map<string, Set<() => void>>();
   private readonly stats: Stats;
   private readonly phoneOf: (account: Account) => SimPhone | undefined;
   private readonly refsPerQr: number;
@@ -115,6 +116,8 @@ export class Pairing {
       }
       const ref = randomBytes(16).toString('base64');
       this.codeByNumber.set(number, { conn, ref, wrappedCompanionEphemeral: wrapped });
+      for (const w of this.codeWaiters.get(number) ?? []) w();
+      this.codeWaiters.delete(number);
       conn.send(node('iq', { type: 'result', id: iq.attrs.id, from: S_WHATSAPP_NET }, [
         node('link_code_companion_reg', {}, [node('link_code_pairing_ref', {}, Buffer.from(ref))]),
       ]));
@@ -131,7 +134,22 @@ export class Pairing {
   }
 
   /** The phone's user types the 8-character code shown by the companion. Resolves once linked. */
-  async enterPairingCode(account: Account, code: string): Promise<Linked> {
+  async enterPairingCode(account: Account, code: string, waitMs = 10_000): Promise<Linked> {
+    if (!this.codeByNumber.get(account.number)) {
+      // requestPairingCode() resolves before its companion_hello reaches us: wait for it briefly
+      await new Promise<void>(resolve => {
+        let set = this.codeWaiters.get(account.number);
+        if (!set) this.codeWaiters.set(account.number, (set = new Set()));
+        const done = (): void => {
+          clearTimeout(timer);
+          set.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, waitMs);
+        timer.unref();
+        set.add(done);
+      });
+    }
     const p = this.codeByNumber.get(account.number);
     if (!p || p.conn.closed || !p.conn.registration) throw new Error(`no socket is waiting for a pairing code for ${account.number}`);
     const normalized = code.replace(/[-\s]/g, '');

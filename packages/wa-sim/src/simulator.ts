@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import type { proto } from '@whiskeysockets/baileys';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
 import { Registry } from './accounts.ts';
 import type { Account, Device } from './accounts.ts';
 import { createAdminHandler } from './admin-http.ts';
@@ -291,7 +292,7 @@ export class WaSimulator {
 
   // ---- connections ------------------------------------------------------------------------------------
 
-  private accept(ws: import('ws').WebSocket): void {
+  private accept(ws: WebSocket): void {
     if (this.closed) {
       ws.terminate();
       return;

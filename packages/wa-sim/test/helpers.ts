@@ -6,14 +6,16 @@ import { makeMemoryKeyStore, WaSimulator } from '../src/index.ts';
 import type { SimPhone, WaSimulatorOptions } from '../src/index.ts';
 
 /**
- * Baileys 7.0.0-rc14 races every prekey upload against `setTimeout(reject, UPLOAD_TIMEOUT = 30 s)` and never
- * clears that timer (Socket/socket.js uploadPreKeys), so a process that paired a device stays alive 30 s after
- * its last upload. Unref exactly those timers so test processes exit as soon as their sockets are closed.
+ * Two Baileys 7.0.0-rc14 timer leaks keep a finished test process alive:
+ * - every prekey upload races `setTimeout(reject, UPLOAD_TIMEOUT = 30 s)` and never clears it (uploadPreKeys);
+ * - `end()` removes the ws 'close' listeners before closing, so a query still waiting for its answer when the
+ *   socket ends (e.g. on a stream:error) keeps its 60 s `defaultQueryTimeoutMs` timer.
+ * Unref exactly those durations so test processes exit as soon as their sockets are closed.
  */
 const realSetTimeout = globalThis.setTimeout;
 globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
   const t = realSetTimeout(fn, ms, ...args);
-  if (ms === 30_000) t.unref();
+  if (ms === 30_000 || ms === 60_000) t.unref();
   return t;
 }) as typeof setTimeout;
 
@@ -102,6 +104,13 @@ export class TestClient {
     return s;
   }
 
+  /** Error code of a refused send (ack error), from messages.update or folded into the own upsert. */
+  sendErrorOf(id: string): string | undefined {
+    for (const m of this.upserts) if (m.key.fromMe && m.key.id === id && m.status === 0) return m.messageStubParameters?.[0] ?? undefined;
+    for (const u of this.updates) if (u.key.id === id && u.update.status === 0) return u.update.messageStubParameters?.[0] ?? undefined;
+    return undefined;
+  }
+
   received(pred: (m: WAMessage) => boolean): WAMessage | undefined {
     return this.upserts.find(m => !m.key.fromMe && pred(m));
   }
@@ -110,7 +119,7 @@ export class TestClient {
     const sock = this.sock;
     this.sock = undefined;
     if (!sock) return;
-    sock.end(undefined);
+    void sock.end(undefined);
     await waitFor('socket end', () => sock.ws.isClosed, 5000).catch(() => undefined);
   }
 }
