@@ -7,3 +7,4 @@ export * from './stores.ts';
 export * from './docs.ts';
 export * from './webhooks.ts';
 export * from './phone.ts';
+export * from './api/messages.ts';
