@@ -45,7 +45,7 @@ export const ENV_SPEC = {
   WORKER_THREADS: { schema: int(1, 64), default: '2', doc: 'piscina threads per shard for CPU work (QR images, media).' },
   REDIS_URL: { schema: urlWith(['redis', 'rediss']).optional(), default: undefined, doc: 'Redis for leases, QR cache and rate limits. Unset: in-process directory (single host).' },
   LEASE_TTL_MS: { schema: int(1000, 600_000), default: '15000', doc: 'Lifetime of a session lease without renewal.' },
-  LEASE_RENEW_INTERVAL_MS: { schema: int(100, 300_000), default: '5000', doc: 'How often a shard renews its leases (in one batch).' },
+  LEASE_RENEW_INTERVAL_MS: { schema: int(100, 300_000), default: '5000', doc: 'How often the router renews the leases of its host\'s sessions (in one batch).' },
   DATABASE_URL: { schema: urlWith(['postgres', 'postgresql']).optional(), default: undefined, doc: 'PostgreSQL for messages and the webhook outbox. Unset: embedded PGlite under DATA_DIR.' },
   DATABASE_POOL_MAX: { schema: int(1, 200), default: '10', doc: 'pg pool size per process (embedded mode always uses 1).' },
   PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Port of the embedded PGlite wire server (0 picks a free one).' },
@@ -55,6 +55,24 @@ export const ENV_SPEC = {
   S3_BUCKET: { schema: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'), default: 'wa-gateway', doc: 'Bucket for auth state and media (alias MINIO_BUCKET); created if missing.' },
   S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region (alias MINIO_REGION).' },
   S3_PATH_STYLE: { schema: bool, default: 'true', doc: 'Path-style bucket addressing (MinIO, s3rver).' },
+  BACKEND_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'Base URL of the backend (worker registry and webhooks to {BACKEND_URL}/api/webhooks/{topic}). Unset: standalone, the backend is never called.' },
+  BACKEND_API_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'Sent as `Authorization: Bearer` on every call to BACKEND_URL (registry and webhooks); never to a session\'s own webhookUrl, never in a payload.' },
+  BACKEND_TIMEOUT_MS: { schema: int(100, 120_000), default: '5000', doc: 'Deadline of one worker-registry call to the backend (register, heartbeat, assigned sessions).' },
+  WORKER_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -').optional(), default: undefined, doc: 'This router\'s id in the backend\'s worker registry (defaults to HOST_ID).' },
+  HEARTBEAT_INTERVAL_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'How often the router heartbeats to the backend with its status, sessions and load.' },
+  WEBHOOK_SECRET: { schema: z.string().refine((v) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v.slice(6), 'base64').length >= 24, 'must be whsec_ followed by at least 24 bytes in base64 (Standard Webhooks)').optional(), default: undefined, doc: 'Standard Webhooks signing secret (`whsec_<base64>`). Required when BACKEND_URL is set; without it no webhook is written (session webhookUrls are refused).' },
+  WEBHOOK_TIMEOUT_MS: { schema: int(100, 120_000), default: '10000', doc: 'Deadline of one webhook delivery attempt (connect to end of response).' },
+  WEBHOOK_MAX_AGE_MS: { schema: int(1000, 30 * 86_400_000), default: '86400000', doc: 'How long a webhook is retried after it was written; then it is dead (listed and replayable under /api/v1/admin/webhooks).' },
+  WEBHOOK_BACKOFF_BASE_MS: { schema: int(10, 3_600_000), default: '1000', doc: 'First retry delay of a failed webhook; doubles per attempt with full jitter.' },
+  WEBHOOK_BACKOFF_MAX_MS: { schema: int(10, 86_400_000), default: '600000', doc: 'Cap of the webhook retry delay.' },
+  WEBHOOK_BATCH_SIZE: { schema: int(1, 5000), default: '200', doc: 'Outbox rows one dispatcher claims per query.' },
+  WEBHOOK_CONCURRENCY: { schema: int(1, 1024), default: '64', doc: 'Webhook deliveries in flight per router.' },
+  WEBHOOK_LOCK_TIMEOUT_MS: { schema: int(1000, 3_600_000), default: '60000', doc: 'Lease of a claimed outbox row: if its router dies, the row is due again after this long.' },
+  WEBHOOK_POLL_INTERVAL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the dispatcher looks for due rows when nothing woke it (rows enqueued by this router wake it at once).' },
+  WEBHOOK_BREAKER_THRESHOLD: { schema: int(1, 10_000), default: '5', doc: 'Consecutive failed deliveries (connection errors, timeouts, 429, 5xx) that open an endpoint\'s circuit breaker.' },
+  WEBHOOK_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'Time an open breaker waits before one probe delivery (half-open).' },
+  WEBHOOK_RETENTION_MS: { schema: int(60_000, 365 * 86_400_000), default: '259200000', doc: 'Delivered outbox rows are deleted this long after delivery (dead rows stay until replayed).' },
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: { schema: bool, default: 'false', doc: 'Allow session webhookUrls that resolve to loopback, private or link-local addresses (BACKEND_URL is always allowed).' },
   RATE_LIMITING_ENABLED: { schema: bool.optional(), default: undefined, doc: 'Set false to turn rate limiting off even in production.' },
   RATE_LIMIT_PER_IP: { schema: int(1, 10_000_000), default: '600', doc: 'Requests one client IP may make per RATE_LIMIT_WINDOW_MS (API routes; probes are exempt).' },
   RATE_LIMIT_PER_PRINCIPAL: { schema: int(1, 10_000_000), default: '1200', doc: 'Requests one token subject or API key may make per RATE_LIMIT_WINDOW_MS.' },
@@ -84,6 +102,15 @@ export const ENV_SPEC = {
   MEDIA_MAX_BYTES: { schema: int(1024, 2 * 1024 ** 3), default: String(64 * 1024 ** 2), doc: 'Largest media file accepted for sending (upload, base64 or URL) in bytes.' },
   MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'Deadline for downloading a media URL given in a send request.' },
   INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
+  WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
+  WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
+  WA_ROOT_PUBLIC_KEY: { schema: z.string().refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+=*$/.test(v), 'must be 32 bytes in base64').optional(), default: undefined, doc: 'Base64 root key of the Noise certificate chain (the simulator\'s). Refused in production unless WA_SIMULATOR=true.' },
+  WA_SIMULATOR: { schema: bool, default: 'false', doc: 'Explicitly allow simulator settings (WA_ROOT_PUBLIC_KEY) when NODE_ENV=production (demos).' },
+  WA_EXTRA_CA_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'PEM file added to the shards\' trusted CAs (the simulator\'s media certificate).' },
+  SESSION_LOGIN_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'Logins/pairings one shard runs at once (each costs CPU for key generation).' },
+  SESSION_RECONNECT_BASE_MS: { schema: int(10, 600_000), default: '1000', doc: 'First reconnect delay of a session after a dropped connection (doubles, with jitter).' },
+  SESSION_RECONNECT_MAX_MS: { schema: int(10, 3_600_000), default: '60000', doc: 'Cap of the reconnect delay.' },
+  SESSION_RECONNECT_MAX_ATTEMPTS: { schema: int(1, 10_000), default: '12', doc: 'Reconnect attempts in a row before a session is marked failed.' },
 } as const;
 
 const ALIASES: Readonly<Record<string, keyof typeof ENV_SPEC>> = {
@@ -130,12 +157,29 @@ export interface GatewayConfig {
   database: { url: string; poolMax: number } | undefined;
   pglitePort: number;
   s3: S3Config | undefined;
+  /** The backend (worker registry, webhooks); undefined in standalone mode. */
+  backend: BackendConfig | undefined;
+  webhooks: WebhookConfig;
   rateLimit: { enabled: boolean; reason: string; perIp: number; perPrincipal: number; windowMs: number };
   /** Inbound authentication (docs/security.md). */
   auth: AuthConfig;
   /** Request size limits the route layer enforces. */
   limits: { bodyBytes: number; jsonMaxDepth: number; uploadBytes: number };
   messaging: MessagingConfig;
+  /** Where and how the shards' Baileys sockets connect. */
+  wa: WaConfig;
+  sessions: { loginConcurrency: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number } };
+}
+
+export interface WaConfig {
+  websocketUrl: string;
+  /** [2, 3000, n] or undefined for Baileys' built-in version. */
+  version: [number, number, number] | undefined;
+  /** Base64 root public key of the Noise certificate chain (simulator only). */
+  rootPublicKey: string | undefined;
+  /** PEM file added to the default CAs (simulator media). */
+  extraCaFile: string | undefined;
+  simulator: boolean;
 }
 
 export interface MessagingConfig {
@@ -144,6 +188,31 @@ export interface MessagingConfig {
   /** The per-session send governor; `ratePerSec: 0` turns it off. */
   send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number };
   media: { maxBytes: number; fetchTimeoutMs: number; inboundDownload: 'eager' | 'lazy' };
+}
+
+export interface BackendConfig {
+  url: string;
+  apiKey: string | undefined;
+  workerId: string;
+  heartbeatIntervalMs: number;
+  timeoutMs: number;
+}
+
+export interface WebhookConfig {
+  /** `whsec_...`; undefined: no webhook is written or sent. */
+  secret: string | undefined;
+  timeoutMs: number;
+  maxAgeMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  batchSize: number;
+  concurrency: number;
+  lockTimeoutMs: number;
+  pollIntervalMs: number;
+  breakerThreshold: number;
+  breakerHalfOpenMs: number;
+  allowPrivateTargets: boolean;
+  retentionMs: number;
 }
 
 export type AuthScope = 'sessions:read' | 'sessions:write' | 'messages:send' | 'messages:read' | 'admin';
@@ -219,6 +288,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (r.LEASE_RENEW_INTERVAL_MS * 2 > r.LEASE_TTL_MS) {
       problems.push('LEASE_RENEW_INTERVAL_MS: must be at most half of LEASE_TTL_MS so a lease survives one missed renewal');
     }
+    if (r.WA_ROOT_PUBLIC_KEY !== undefined && r.NODE_ENV === 'production' && !r.WA_SIMULATOR) {
+      problems.push('WA_ROOT_PUBLIC_KEY: refused when NODE_ENV=production (it replaces WhatsApp\'s root key); set WA_SIMULATOR=true for a simulator demo');
+    }
+    if (r.SESSION_RECONNECT_MAX_MS < r.SESSION_RECONNECT_BASE_MS) {
+      problems.push('SESSION_RECONNECT_MAX_MS: must not be below SESSION_RECONNECT_BASE_MS');
+    }
+    if (r.BACKEND_URL !== undefined && r.WEBHOOK_SECRET === undefined) {
+      problems.push('WEBHOOK_SECRET: required when BACKEND_URL is set (webhooks to the backend are signed); generate one with: node -e "console.log(\'whsec_\'+require(\'crypto\').randomBytes(32).toString(\'base64\'))"');
+    }
+    if (r.WEBHOOK_BACKOFF_MAX_MS < r.WEBHOOK_BACKOFF_BASE_MS) {
+      problems.push('WEBHOOK_BACKOFF_MAX_MS: must not be below WEBHOOK_BACKOFF_BASE_MS');
+    }
+    if (r.WEBHOOK_LOCK_TIMEOUT_MS < r.WEBHOOK_TIMEOUT_MS * 2) {
+      problems.push('WEBHOOK_LOCK_TIMEOUT_MS: must be at least twice WEBHOOK_TIMEOUT_MS so a live delivery is never claimed by another router');
+    }
     if (r.SHARD_RESTART_BACKOFF_MAX_MS < r.SHARD_RESTART_BACKOFF_MS) {
       problems.push('SHARD_RESTART_BACKOFF_MAX_MS: must not be below SHARD_RESTART_BACKOFF_MS');
     }
@@ -268,6 +352,31 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
             region: r.S3_REGION,
             pathStyle: r.S3_PATH_STYLE,
           },
+    backend:
+      r.BACKEND_URL === undefined
+        ? undefined
+        : {
+            url: r.BACKEND_URL.replace(/\/+$/, ''),
+            apiKey: r.BACKEND_API_KEY,
+            workerId: r.WORKER_ID ?? r.HOST_ID,
+            heartbeatIntervalMs: r.HEARTBEAT_INTERVAL_MS,
+            timeoutMs: r.BACKEND_TIMEOUT_MS,
+          },
+    webhooks: {
+      secret: r.WEBHOOK_SECRET,
+      timeoutMs: r.WEBHOOK_TIMEOUT_MS,
+      maxAgeMs: r.WEBHOOK_MAX_AGE_MS,
+      backoffBaseMs: r.WEBHOOK_BACKOFF_BASE_MS,
+      backoffMaxMs: r.WEBHOOK_BACKOFF_MAX_MS,
+      batchSize: r.WEBHOOK_BATCH_SIZE,
+      concurrency: r.WEBHOOK_CONCURRENCY,
+      lockTimeoutMs: r.WEBHOOK_LOCK_TIMEOUT_MS,
+      pollIntervalMs: r.WEBHOOK_POLL_INTERVAL_MS,
+      breakerThreshold: r.WEBHOOK_BREAKER_THRESHOLD,
+      breakerHalfOpenMs: r.WEBHOOK_BREAKER_HALF_OPEN_MS,
+      allowPrivateTargets: r.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+      retentionMs: r.WEBHOOK_RETENTION_MS,
+    },
     rateLimit: { ...rateLimit, ...security.rateLimit },
     auth: security.auth,
     limits: security.limits,
@@ -281,6 +390,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         queueTimeoutMs: r.SEND_QUEUE_TIMEOUT_MS,
       },
       media: { maxBytes: r.MEDIA_MAX_BYTES, fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS, inboundDownload: r.INBOUND_MEDIA_DOWNLOAD },
+    },
+    wa: {
+      websocketUrl: r.WA_WEBSOCKET_URL,
+      version: r.WA_VERSION === undefined ? undefined : (r.WA_VERSION.split('.').map(Number) as [number, number, number]),
+      rootPublicKey: r.WA_ROOT_PUBLIC_KEY,
+      extraCaFile: r.WA_EXTRA_CA_FILE === undefined ? undefined : path.resolve(r.WA_EXTRA_CA_FILE),
+      simulator: r.WA_SIMULATOR,
+    },
+    sessions: {
+      loginConcurrency: r.SESSION_LOGIN_CONCURRENCY,
+      reconnect: { baseMs: r.SESSION_RECONNECT_BASE_MS, maxMs: r.SESSION_RECONNECT_MAX_MS, maxAttempts: r.SESSION_RECONNECT_MAX_ATTEMPTS },
     },
   } satisfies GatewayConfig);
 }

@@ -3,6 +3,7 @@ export * from './errors.ts';
 export * from './ipc.ts';
 export * from './logger.ts';
 export * from './session-state.ts';
+export * from './sessions.ts';
 export * from './stores.ts';
 export * from './docs.ts';
 export * from './webhooks.ts';

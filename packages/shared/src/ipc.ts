@@ -15,9 +15,22 @@
  * `ShardSupervisor.call(i, {kind: 'name', ...params})` returns `Promise<result>`. See docs/protocol.md.
  */
 import type { ErrorBody } from './errors.ts';
+import type {
+  LeasesExtendParams,
+  QrRenderParams,
+  QrRenderResult,
+  SessionMessagesEvent,
+  SessionPairingCodeParams,
+  SessionQrEvent,
+  SessionStartParams,
+  SessionStatusEvent,
+  SessionStopParams,
+  ShardSessionInfo,
+  ShardSessionsConfig,
+} from './sessions.ts';
 
 /** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 // ---------------------------------------------------------------------------------------------------------
 // Handshake
@@ -33,6 +46,8 @@ export interface ShardInitConfig {
   stopTimeoutMs: number;
   /** How the shard sends replies: several per tick in one `replies` message (default), or one by one. */
   replyBatching?: 'immediate' | 'none';
+  /** Session hosting (blob store, WhatsApp endpoint, login cap). Absent: the shard refuses session requests. */
+  sessions?: ShardSessionsConfig;
 }
 
 export interface InitMessage {
@@ -130,6 +145,22 @@ export interface IpcRequestMap {
   stats: { params: Record<never, never>; result: ShardStats };
   /** Planned stop: refuse new requests, drain the running ones, close the CPU pool, reply, exit 0. */
   shutdown: { params: ShutdownParams; result: ShutdownResult };
+  /** Runs a session under a lease the router claimed: load auth state, open the socket. Idempotent per epoch. */
+  'session.start': { params: SessionStartParams; result: ShardSessionInfo };
+  /** Planned stop: flush auth state, close the socket without logging out. `stopped` false when not running. */
+  'session.stop': { params: SessionStopParams; result: { stopped: boolean } };
+  /** The lease is gone: close the socket at once, no more writes. */
+  'session.abort': { params: SessionStopParams; result: { aborted: boolean } };
+  /** Unlinks the device at WhatsApp (when connected), closes the socket, wipes the auth state. */
+  'session.logout': { params: SessionStopParams; result: { loggedOut: boolean } };
+  /** Asks WhatsApp for a pairing code for a phone number (login without QR). */
+  'session.pairing-code': { params: SessionPairingCodeParams; result: { code: string } };
+  /** Every session the shard runs. */
+  'session.list': { params: Record<never, never>; result: { sessions: ShardSessionInfo[] } };
+  /** After a batch renewal: the new validity of this shard's leases. `unknown`: ids the shard does not run. */
+  'leases.extend': { params: LeasesExtendParams; result: { unknown: string[] } };
+  /** Renders a QR string to PNG (base64), SVG or text in the shard's piscina pool. */
+  'qr.render': { params: QrRenderParams; result: QrRenderResult };
 }
 
 export type RequestKind = keyof IpcRequestMap;
@@ -137,7 +168,19 @@ export type IpcParams<K extends RequestKind> = IpcRequestMap[K]['params'];
 export type IpcResult<K extends RequestKind> = IpcRequestMap[K]['result'];
 
 /** Runtime list of request kinds; kept in step with `IpcRequestMap` by the type below. */
-export const REQUEST_KINDS = ['ping', 'stats', 'shutdown'] as const satisfies readonly RequestKind[];
+export const REQUEST_KINDS = [
+  'ping',
+  'stats',
+  'shutdown',
+  'session.start',
+  'session.stop',
+  'session.abort',
+  'session.logout',
+  'session.pairing-code',
+  'session.list',
+  'leases.extend',
+  'qr.render',
+] as const satisfies readonly RequestKind[];
 type _AllKindsListed = Exclude<RequestKind, (typeof REQUEST_KINDS)[number]> extends never ? true : never;
 const _allKindsListed: _AllKindsListed = true;
 void _allKindsListed;
@@ -184,10 +227,16 @@ export interface IpcReplyBatch {
   replies: IpcReply[];
 }
 
-/** One-way notifications from a shard. Issue 4 adds session events (`session.status`, `session.qr`, ...). */
+/** One-way notifications from a shard. */
 export interface ShardEventMap {
   /** The shard began a planned stop and refuses new requests. */
   'shard.draining': { reason: string };
+  /** A session's state changed (one event per change). */
+  'session.status': SessionStatusEvent;
+  /** A session's socket produced a QR code. */
+  'session.qr': SessionQrEvent;
+  /** Messages a session's socket received or sent (ids and text only). */
+  'session.messages': SessionMessagesEvent;
 }
 
 export type ShardEventType = keyof ShardEventMap;
