@@ -25,13 +25,18 @@ import type {
   ShardStats,
   ShardToRouter,
   ShutdownResult,
+  QrRenderResult,
 } from '@wagw/shared';
 import { CpuPool } from './cpu-pool.ts';
+import type { RenderQrResult, RenderQrTask } from './qr.ts';
+import { createSessionHost } from './sessions/setup.ts';
+import type { SessionHostHandle } from './sessions/setup.ts';
 
 /** What the handler needs from the CPU pool (the real one is `CpuPool`). */
 export interface CpuPoolLike {
   stats(): CpuPoolStats;
   close(): Promise<void>;
+  renderQr?(task: RenderQrTask): Promise<RenderQrResult>;
 }
 
 /**
@@ -54,8 +59,13 @@ export interface ShardHandlerOptions {
   createLogger?: (init: InitMessage) => Logger;
   /** CPU pool factory, called once during init. Default: a piscina pool with `workerThreads` threads. */
   createCpuPool?: (init: InitMessage) => Promise<CpuPoolLike>;
-  /** Sessions hosted (issue 4 plugs the session registry in here). */
+  /** Sessions hosted; default: the session host's count. */
   sessionCount?: () => number;
+  /**
+   * Session host factory, called once during init. Default: a real SessionHost when `init.config.sessions` is
+   * set, else none (session requests are then refused with SHARD_UNAVAILABLE).
+   */
+  createSessions?: (init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void) => Promise<SessionHostHandle | undefined>;
   replyBatching?: ReplyBatching;
 }
 
@@ -80,7 +90,8 @@ const EXIT_FLUSH_TIMEOUT_MS = 1000;
 export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   const pid = options.pid ?? process.pid;
   let batching: ReplyBatching = options.replyBatching ?? 'immediate';
-  const sessionCount = options.sessionCount ?? (() => 0);
+  let sessions: SessionHostHandle | undefined;
+  const sessionCount = options.sessionCount ?? (() => sessions?.host.count ?? 0);
   const startedAt = performance.now();
 
   let state: ShardHandlerState = 'waiting-init';
@@ -165,6 +176,16 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       state = 'waiting-init';
       return;
     }
+    try {
+      sessions = await (options.createSessions ?? defaultSessions)(msg, logger, emit);
+    } catch (err) {
+      logger.error({ err }, 'session host failed to start');
+      await pool.close().catch(() => undefined);
+      const error = new GatewayError('SHARD_UNAVAILABLE', `session host failed to start: ${(err as Error).message}`, { reason: 'sessions' });
+      options.send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: true });
+      state = 'waiting-init';
+      return;
+    }
     loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
     lastElu = performance.eventLoopUtilization();
@@ -228,6 +249,12 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     // Leave time for the reply and the exit within the router's stop timeout.
     await drain(keep, Math.max(50, Math.floor((init?.config.stopTimeoutMs ?? 10_000) / 3)));
     const drained = running - Math.max(0, inFlight - keep);
+    if (sessions) {
+      // Every session flushes its auth state and closes without logging out; the router then releases leases.
+      const stopped = await sessions.host.stopAll(`shard stopping: ${reason}`);
+      log?.info({ sessions: stopped }, 'sessions stopped');
+      await sessions.close().catch((err: unknown) => log?.warn({ err }, 'blob store close failed'));
+    }
     try {
       await pool?.close();
     } catch (err) {
@@ -252,6 +279,22 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     return result;
   };
 
+  const host = (): SessionHostHandle['host'] => {
+    if (!sessions) throw new GatewayError('SHARD_UNAVAILABLE', 'This shard does not host sessions.');
+    return sessions.host;
+  };
+
+  const renderQr = async (req: IpcRequest<'qr.render'>): Promise<QrRenderResult> => {
+    if (!pool?.renderQr) throw new GatewayError('SHARD_UNAVAILABLE', 'This shard has no QR renderer.');
+    const task: RenderQrTask = { text: req.text, format: req.format };
+    if (req.width !== undefined) task.width = req.width;
+    if (req.margin !== undefined) task.margin = req.margin;
+    const out = await pool.renderQr(task);
+    return out.format === 'png'
+      ? { contentType: out.contentType, encoding: 'base64', data: Buffer.from(out.data).toString('base64') }
+      : { contentType: out.contentType, encoding: 'utf8', data: out.data };
+  };
+
   const dispatch = async (req: IpcRequest, ctx: CallContext): Promise<IpcResult<IpcRequest['kind']>> => {
     switch (req.kind) {
       case 'ping':
@@ -261,6 +304,22 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       case 'shutdown':
         ctx.log.info({ reason: req.reason }, 'shutdown requested');
         return await shutdownRequest(req);
+      case 'session.start':
+        return await host().start({ sessionId: req.sessionId, epoch: req.epoch, validUntil: req.validUntil, reason: req.reason });
+      case 'session.stop':
+        return { stopped: await host().stop(req.sessionId, req.reason) };
+      case 'session.abort':
+        return { aborted: host().abort(req.sessionId, req.reason) };
+      case 'session.logout':
+        return { loggedOut: await host().logout(req.sessionId) };
+      case 'session.pairing-code':
+        return { code: await host().pairingCode(req.sessionId, req.phone) };
+      case 'session.list':
+        return { sessions: host().list() };
+      case 'leases.extend':
+        return { unknown: host().extend(req.leases) };
+      case 'qr.render':
+        return await renderQr(req);
       default:
         return assertNever(req, 'request kind');
     }
@@ -340,6 +399,11 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
 
 function defaultLogger(init: InitMessage): Logger {
   return createRootLogger({ proc: 'shard', level: init.config.logLevel, shard: init.shardIndex });
+}
+
+async function defaultSessions(init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void): Promise<SessionHostHandle | undefined> {
+  if (init.config.sessions === undefined) return undefined;
+  return await createSessionHost(init, init.config.sessions, logger, emit);
 }
 
 async function defaultPool(init: InitMessage): Promise<CpuPoolLike> {

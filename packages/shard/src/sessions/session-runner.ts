@@ -6,21 +6,17 @@ import type { Agent } from 'node:https';
 import { Browsers, makeWASocket } from '@whiskeysockets/baileys';
 import type { WASocket, WAVersion } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
-import type { BlobStore, Logger, SessionState } from '@wagw/shared';
+import type { BlobStore, Logger, SessionMe, SessionMessageRef, SessionState } from '@wagw/shared';
 import { BlobAuthState } from '../auth/blob-auth-state.ts';
 import { backoffDelay, disconnectAction } from './disconnect.ts';
 import type { Gate } from './gate.ts';
 
-export interface SessionMe {
-  phone: string;
-  jid: string;
-  lid?: string;
-  name?: string;
-}
+export type { SessionMe } from '@wagw/shared';
 
 export type RunnerEvent =
-  | { type: 'status'; sessionId: string; epoch: number; status: SessionState; reason?: string; me?: SessionMe }
-  | { type: 'qr'; sessionId: string; epoch: number; qr: string; ttlMs: number; index: number };
+  | { type: 'status'; sessionId: string; epoch: number; seq: number; status: SessionState; reason?: string; me?: SessionMe }
+  | { type: 'qr'; sessionId: string; epoch: number; qr: string; ttlMs: number; index: number }
+  | { type: 'messages'; sessionId: string; epoch: number; messages: SessionMessageRef[] };
 
 export interface WaConnectOptions {
   /** WebSocket URL of WhatsApp (the simulator's in tests). */
@@ -65,6 +61,8 @@ export class SessionRunner {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private releaseGate: (() => void) | undefined;
   private gateTimer: NodeJS.Timeout | undefined;
+  private seq = 0;
+  private readonly stateWaiters = new Set<() => void>();
 
   constructor(id: string, epoch: number, deps: SessionRunnerDeps) {
     this.id = id;
@@ -85,8 +83,16 @@ export class SessionRunner {
     return this.sock;
   }
 
-  /** Loads the auth state and opens the socket. Rejects when the state cannot be read (never a fresh identity). */
+  get stoppedOrFailed(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * Loads the auth state, then opens the socket in the background (a login may wait for a gate slot).
+   * Rejects when the state cannot be read (never a fresh identity).
+   */
   async start(): Promise<void> {
+    this.emitStatus(); // `starting`
     this.auth = await BlobAuthState.load({
       blobs: this.deps.blobs,
       sessionId: this.id,
@@ -95,17 +101,38 @@ export class SessionRunner {
       logger: this.log,
     });
     this.me = meFromCreds(this.auth.state.creds.me);
-    await this.connect();
+    this.connect().catch((err: unknown) => this.fail(err));
   }
 
   /** Asks WhatsApp for an 8-character pairing code for `phone` (digits with country code). */
-  async requestPairingCode(phone: string): Promise<string> {
+  async requestPairingCode(phone: string, timeoutMs = 30_000): Promise<string> {
+    if (this.state === 'connected') throw new GatewayError('SESSION_ALREADY_CONNECTED');
+    if (this.me !== undefined) throw new GatewayError('CONFLICT', 'The session is already linked; it is reconnecting.');
+    // The socket must have finished its handshake (the first QR marks it) before it can ask for a code.
+    await this.waitForState((s) => s === 'qr' || s === 'pairing' || s === 'connected' || this.stopped, timeoutMs);
     const sock = this.sock;
     if (!sock || this.stopped) throw new GatewayError('SESSION_NOT_CONNECTED', 'The session has no open socket.');
-    if (this.state === 'connected') throw new GatewayError('SESSION_ALREADY_CONNECTED');
+    if (this.status === 'connected') throw new GatewayError('SESSION_ALREADY_CONNECTED');
     const code = await sock.requestPairingCode(phone);
     this.setState('pairing');
     return code;
+  }
+
+  private waitForState(pred: (s: SessionState) => boolean, timeoutMs: number): Promise<void> {
+    if (pred(this.state)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!pred(this.state)) return;
+        clearTimeout(timer);
+        this.stateWaiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.stateWaiters.delete(check);
+        reject(new GatewayError('WA_TIMEOUT', 'The session socket did not become ready in time.'));
+      }, timeoutMs);
+      this.stateWaiters.add(check);
+    });
   }
 
   /** Unlinks the device at WhatsApp and wipes the stored state. */
@@ -176,6 +203,18 @@ export class SessionRunner {
       ...(wa.keepAliveIntervalMs === undefined ? {} : { keepAliveIntervalMs: wa.keepAliveIntervalMs }),
     });
     this.sock = sock;
+    sock.ev.on('messages.upsert', ({ messages, type }) => {
+      if (this.sock !== sock) return;
+      const refs: SessionMessageRef[] = [];
+      for (const m of messages) {
+        if (!m.key.id) continue;
+        const text = m.message?.conversation ?? m.message?.extendedTextMessage?.text ?? undefined;
+        const ref: SessionMessageRef = { id: m.key.id, chat: m.key.remoteJid ?? '', fromMe: m.key.fromMe === true, upsert: type };
+        if (typeof text === 'string') ref.text = text;
+        refs.push(ref);
+      }
+      if (refs.length > 0) this.deps.emit({ type: 'messages', sessionId: this.id, epoch: this.epoch, messages: refs });
+    });
     sock.ev.on('creds.update', () => {
       auth.saveCreds().catch((err: unknown) => this.onAuthWriteFailed(err));
     });
@@ -277,13 +316,19 @@ export class SessionRunner {
   }
 
   private setState(next: SessionState, reason?: string): void {
-    if (next === this.state && next !== 'qr' && next !== 'reconnecting') return;
+    if (next === this.state) return;
     this.state = next;
+    this.emitStatus(reason);
+    for (const w of [...this.stateWaiters]) w();
+  }
+
+  private emitStatus(reason?: string): void {
     this.deps.emit({
       type: 'status',
       sessionId: this.id,
       epoch: this.epoch,
-      status: next,
+      seq: ++this.seq,
+      status: this.state,
       ...(reason === undefined ? {} : { reason }),
       ...(this.me === undefined ? {} : { me: this.me }),
     });
@@ -299,7 +344,7 @@ function meFromCreds(me: { id: string; lid?: string; name?: string; notify?: str
   if (!me) return undefined;
   const user = me.id.split('@')[0]?.split(':')[0] ?? '';
   const out: SessionMe = { phone: `+${user}`, jid: `${user}@s.whatsapp.net` };
-  if (me.lid) out.lid = me.lid;
+  if (me.lid) out.lid = `${me.lid.split('@')[0]?.split(':')[0] ?? ''}@lid`;
   const name = me.name ?? me.notify;
   if (name) out.name = name;
   return out;

@@ -35,11 +35,15 @@ export class LocalBlobStore implements BlobStore {
     this.#tmp = path.join(root, 'tmp');
   }
 
-  /** Opens (creating when missing) the store under `root` and clears writes a crash left behind. */
-  static async create(root: string): Promise<LocalBlobStore> {
+  /**
+   * Opens (creating when missing) the store under `root` and clears writes a crash left behind. Several
+   * processes may share one root (the router and its shards): only the first opener clears, the others pass
+   * `keepTemp` so they never delete a peer's write in flight.
+   */
+  static async create(root: string, options: { keepTemp?: boolean } = {}): Promise<LocalBlobStore> {
     const store = new LocalBlobStore(path.resolve(root));
     await mkdir(store.#objects, { recursive: true });
-    await rm(store.#tmp, { recursive: true, force: true });
+    if (options.keepTemp !== true) await rm(store.#tmp, { recursive: true, force: true });
     await mkdir(store.#tmp, { recursive: true });
     return store;
   }

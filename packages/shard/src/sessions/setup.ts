@@ -1,0 +1,69 @@
+/**
+ * Builds a shard's SessionHost from the `init` handshake: opens the blob store the router uses, points Baileys
+ * at WhatsApp (or the simulator: WebSocket URL, root key of the Noise certificate chain, extra CA for media).
+ */
+import { readFile } from 'node:fs/promises';
+import tls from 'node:tls';
+import { WA_CERT_DETAILS } from '@whiskeysockets/baileys';
+import type { WAVersion } from '@whiskeysockets/baileys';
+import { LocalBlobStore, S3BlobStore } from '@wagw/stores';
+import type { BlobStore, Logger, ShardEvent, ShardInitConfig, ShardSessionsConfig } from '@wagw/shared';
+import { Gate } from './gate.ts';
+import { SessionHost } from './host.ts';
+
+export interface SessionHostHandle {
+  host: SessionHost;
+  close(): Promise<void>;
+}
+
+export async function openBlobsForShard(config: ShardSessionsConfig, logger: Logger): Promise<BlobStore> {
+  return config.blobs.kind === 'local'
+    ? await LocalBlobStore.create(config.blobs.dir, { keepTemp: true })
+    : await S3BlobStore.create(config.blobs.s3, { logger });
+}
+
+/** Applies the process-wide WhatsApp settings (root key, extra CA). Simulator settings are logged loudly. */
+export async function configureWhatsApp(config: ShardSessionsConfig, logger: Logger): Promise<void> {
+  const { wa } = config;
+  if (wa.rootPublicKey !== undefined) {
+    // Baileys exports this object mutable; it is the root its Noise handshake verifies the server against.
+    WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(wa.rootPublicKey, 'base64');
+    logger.warn({ url: wa.websocketUrl }, 'WhatsApp root key replaced (simulator mode)');
+  }
+  if (wa.extraCaFile !== undefined) {
+    const pem = await readFile(wa.extraCaFile, 'utf8');
+    tls.setDefaultCACertificates([...tls.getCACertificates('default'), pem]);
+    logger.info({ file: wa.extraCaFile }, 'extra CA certificate trusted');
+  }
+}
+
+export async function createSessionHost(
+  init: { shardIndex: number; config: ShardInitConfig },
+  sessions: ShardSessionsConfig,
+  logger: Logger,
+  emit: (event: ShardEvent) => void,
+): Promise<SessionHostHandle> {
+  await configureWhatsApp(sessions, logger);
+  const blobs = await openBlobsForShard(sessions, logger);
+  // Baileys gets its own child at warn (or quieter when the root is quieter).
+  const baileysLogger = logger.child({ component: 'baileys' }, { level: logger.levelVal > 40 ? logger.level : 'warn' });
+  const host = new SessionHost({
+    blobs,
+    logger,
+    baileysLogger,
+    wa: {
+      url: sessions.wa.websocketUrl,
+      ...(sessions.wa.version === undefined ? {} : { version: sessions.wa.version as WAVersion }),
+    },
+    gate: new Gate(sessions.loginConcurrency),
+    reconnect: sessions.reconnect,
+    emit,
+    maxSessions: init.config.maxSessions,
+  });
+  return {
+    host,
+    async close() {
+      await blobs.close();
+    },
+  };
+}
