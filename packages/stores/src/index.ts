@@ -24,3 +24,8 @@ export type { EmbeddedPostgresOptions } from './sql/pglite.ts';
 export { migrate, loadMigrations, MIGRATIONS_DIR, MIGRATION_LOCK_KEY } from './sql/migrate.ts';
 export type { Migration, MigrateResult } from './sql/migrate.ts';
 export { dependencyUnavailable, redactUrl } from './dependency.ts';
+export { MemoryQrCache } from './qr/memory.ts';
+export { RedisQrCache } from './qr/redis.ts';
+export type { CachedQr, QrCache } from './qr/types.ts';
+export { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
+export type { HostRecord, HostRegistry } from './hosts/registry.ts';

@@ -9,6 +9,11 @@ import { RedisDirectory } from './directory/redis.ts';
 import { migrate } from './sql/migrate.ts';
 import { PgliteDatabase } from './sql/pglite.ts';
 import { PostgresDatabase } from './sql/postgres.ts';
+import { MemoryQrCache } from './qr/memory.ts';
+import { RedisQrCache } from './qr/redis.ts';
+import type { QrCache } from './qr/types.ts';
+import { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
+import type { HostRegistry } from './hosts/registry.ts';
 
 /** The part of GatewayConfig the stores read. */
 export type StoresConfig = Pick<GatewayConfig, 'redis' | 'database' | 's3' | 'dataDir' | 'pglitePort'>;
@@ -26,6 +31,10 @@ export interface Stores {
   directory: SessionDirectory;
   blobs: BlobStore;
   sql: SqlDatabase;
+  /** QR codes with their TTL: Redis next to the directory, or the router's memory. */
+  qr: QrCache;
+  /** The routers of the cluster: Redis next to the directory, or just this one. */
+  hosts: HostRegistry;
   /** URL of the embedded PGlite wire server when this process runs it (embedded mode), else undefined. */
   embeddedSqlUrl: string | undefined;
   /** Pings every store (each bounded by a 2 s timeout); never throws. */
@@ -133,10 +142,13 @@ export async function openStores(config: StoresConfig, logger: Logger, options: 
 /** Wraps three open stores into a Stores (exported for tests and for processes that open them one by one). */
 export function assembleStores(directory: SessionDirectory, blobs: BlobStore, sql: SqlDatabase): Stores {
   let closed: Promise<void> | undefined;
+  const redis = directory instanceof RedisDirectory ? directory : undefined;
   return {
     directory,
     blobs,
     sql,
+    qr: redis ? new RedisQrCache(redis.client, (id) => redis.keys.qr(id)) : new MemoryQrCache(),
+    hosts: redis ? new RedisHostRegistry(redis.client, redis.keys.hosts()) : new MemoryHostRegistry(),
     embeddedSqlUrl: sql instanceof PgliteDatabase ? sql.url : undefined,
     async health() {
       const [redis, postgres, storage] = await Promise.all([

@@ -13,6 +13,10 @@ export interface RedisKeys {
   epoch(sessionId: string): string;
   /** Sorted set of session ids scored by lease expiry: the leases one owner holds (may hold stale members). */
   owner(owner: string): string;
+  /** String with PX expiry: the session's current QR code (JSON). */
+  qr(sessionId: string): string;
+  /** Hash host id -> JSON record: the routers of the cluster. */
+  hosts(): string;
   /** `lease(id)` is `leaseKeyParts[0] + id + leaseKeyParts[1]` (the owner-listing script builds keys so). */
   readonly leaseKeyParts: readonly [string, string];
 }
@@ -23,6 +27,8 @@ export function redisKeys(prefix: string = DEFAULT_REDIS_PREFIX): RedisKeys {
     lease: (sessionId) => `${prefix}lease:{${sessionId}}`,
     epoch: (sessionId) => `${prefix}epoch:{${sessionId}}`,
     owner: (owner) => `${prefix}owner:${owner}`,
+    qr: (sessionId) => `${prefix}qr:{${sessionId}}`,
+    hosts: () => `${prefix}hosts`,
     leaseKeyParts: [`${prefix}lease:{`, '}'],
   };
 }

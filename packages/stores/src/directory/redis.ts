@@ -54,6 +54,11 @@ export class RedisDirectory implements SessionDirectory {
     this.#redis = redis as Redis & LeaseCommands;
   }
 
+  /** The client, shared by the QR cache and the host registry (one connection per router). */
+  get client(): Redis {
+    return this.#redis;
+  }
+
   /** Connects (failing fast with DEPENDENCY_UNAVAILABLE) and returns a directory owning its client. */
   static async create(url: string, options: RedisConnectOptions & { prefix?: string }): Promise<RedisDirectory> {
     const redis = await connectRedis(url, { connectionName: 'wagw-directory', ...options });

@@ -1,0 +1,98 @@
+import type { Redis } from 'ioredis';
+
+/** One router of the cluster, as it announces itself. */
+export interface HostRecord {
+  hostId: string;
+  /** Where other routers reach it (PUBLIC_URL). */
+  url: string;
+  shards: number;
+  sessions: number;
+  /** ISO time of the announcement. */
+  updatedAt: string;
+  /** Epoch ms after which the record counts as gone. */
+  expiresAt: number;
+}
+
+/** The hosts of the cluster: each router announces itself periodically with a TTL. */
+export interface HostRegistry {
+  readonly kind: 'redis' | 'memory';
+  announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void>;
+  /** Live hosts, sorted by id. */
+  list(): Promise<HostRecord[]>;
+  get(hostId: string): Promise<HostRecord | null>;
+  remove(hostId: string): Promise<void>;
+}
+
+/** Single host (embedded): only this router's own record. */
+export class MemoryHostRegistry implements HostRegistry {
+  readonly kind = 'memory' as const;
+  readonly #hosts = new Map<string, HostRecord>();
+
+  async announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void> {
+    this.#hosts.set(record.hostId, { ...record, updatedAt: new Date().toISOString(), expiresAt: Date.now() + ttlMs });
+  }
+
+  async list(): Promise<HostRecord[]> {
+    const now = Date.now();
+    return [...this.#hosts.values()].filter((h) => h.expiresAt > now).sort((a, b) => (a.hostId < b.hostId ? -1 : 1));
+  }
+
+  async get(hostId: string): Promise<HostRecord | null> {
+    const h = this.#hosts.get(hostId);
+    return h && h.expiresAt > Date.now() ? { ...h } : null;
+  }
+
+  async remove(hostId: string): Promise<void> {
+    this.#hosts.delete(hostId);
+  }
+}
+
+/** Hosts in one Redis hash `{prefix}hosts` (field = host id, value = JSON with its expiry). */
+export class RedisHostRegistry implements HostRegistry {
+  readonly kind = 'redis' as const;
+  readonly #redis: Redis;
+  readonly #key: string;
+
+  constructor(redis: Redis, key: string) {
+    this.#redis = redis;
+    this.#key = key;
+  }
+
+  async announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void> {
+    const full: HostRecord = { ...record, updatedAt: new Date().toISOString(), expiresAt: Date.now() + ttlMs };
+    await this.#redis.hset(this.#key, record.hostId, JSON.stringify(full));
+  }
+
+  async list(): Promise<HostRecord[]> {
+    const all = await this.#redis.hgetall(this.#key);
+    const now = Date.now();
+    const out: HostRecord[] = [];
+    const stale: string[] = [];
+    for (const [id, raw] of Object.entries(all)) {
+      const rec = parse(raw);
+      if (rec && rec.expiresAt > now) out.push(rec);
+      else if (rec && rec.expiresAt < now - 3_600_000) stale.push(id);
+    }
+    if (stale.length > 0) await this.#redis.hdel(this.#key, ...stale);
+    return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1));
+  }
+
+  async get(hostId: string): Promise<HostRecord | null> {
+    const raw = await this.#redis.hget(this.#key, hostId);
+    const rec = raw === null ? null : parse(raw);
+    return rec && rec.expiresAt > Date.now() ? rec : null;
+  }
+
+  async remove(hostId: string): Promise<void> {
+    await this.#redis.hdel(this.#key, hostId);
+  }
+}
+
+function parse(raw: string): HostRecord | null {
+  try {
+    const v = JSON.parse(raw) as HostRecord;
+    return typeof v.hostId === 'string' && typeof v.url === 'string' && typeof v.expiresAt === 'number' ? v : null;
+  } catch {
+    return null;
+  }
+}
