@@ -9,3 +9,4 @@ export * from './docs.ts';
 export * from './webhooks.ts';
 export * from './phone.ts';
 export * from './api/messages.ts';
+export * from './api/idempotency.ts';
