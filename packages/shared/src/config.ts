@@ -87,7 +87,7 @@ export const ENV_SPEC = {
   AUTH_SESSION_CLAIM: { schema: z.string().regex(/^[A-Za-z0-9_:.\/-]{1,100}$/, 'must be a claim name'), default: 'sessions', doc: 'Token claim listing the session ids a token may touch (absent claim: any session).' },
   AUTH_JWKS_COOLDOWN_MS: { schema: int(0, 3_600_000), default: '30000', doc: 'Least time between two JWKS fetches (an unknown `kid` refetches after it).' },
   AUTH_JWKS_TIMEOUT_MS: { schema: int(100, 60_000), default: '5000', doc: 'Deadline of one JWKS fetch.' },
-  AUTH_API_KEYS: { schema: z.string().optional(), default: undefined, doc: 'API keys as SHA-256 hashes: comma list of `name:sha256hex:scope1+scope2[:session1+session2]` (see docs/security.md).' },
+  AUTH_API_KEYS: { schema: z.string().optional(), default: undefined, doc: 'API keys as SHA-256 hashes: comma list of `name:sha256hex:scope1+scope2` (see docs/security.md; session-limited keys go in AUTH_API_KEYS_FILE).' },
   AUTH_API_KEYS_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'JSON file of API keys `[{name, sha256, scopes, sessions?}]` (read at start; adds to AUTH_API_KEYS).' },
   METRICS_TOKEN: { schema: z.string().optional(), default: undefined, doc: 'When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>` (at least 16 characters).' },
   BODY_LIMIT_BYTES: { schema: int(1024, 2 * 1024 ** 3).optional(), default: undefined, doc: 'Largest JSON request body. Unset: room for base64 media of MEDIA_MAX_BYTES (4/3 of it + 64 KiB).' },
@@ -430,10 +430,11 @@ function apiKey(where: string, name: unknown, sha256: unknown, scopes: unknown, 
 function securityConfig(r: Raw, problems: string[]) {
   const apiKeys: ApiKeyConfig[] = [];
   for (const [i, entry] of (r.AUTH_API_KEYS ?? '').split(',').map((e) => e.trim()).filter(Boolean).entries()) {
-    const [name, sha256, scopes, sessions, ...rest] = entry.split(':');
-    if (rest.length > 0) problems.push(`AUTH_API_KEYS: entry ${i + 1} has more than 4 fields (name:sha256hex:scopes[:sessions])`);
+    // name:sha256hex:scope1+scope2 (scope names contain ':', so only the first two colons separate fields).
+    const m = /^([^:]*):([^:]*):(.*)$/.exec(entry);
+    if (m === null) problems.push(`AUTH_API_KEYS: entry ${i + 1} must be name:sha256hex:scope1+scope2`);
     else {
-      const key = apiKey(`AUTH_API_KEYS: entry ${i + 1}`, name, sha256, scopes?.split('+'), sessions?.split('+'), problems);
+      const key = apiKey(`AUTH_API_KEYS: entry ${i + 1}`, m[1], m[2], m[3]?.split('+'), undefined, problems);
       if (key) apiKeys.push(key);
     }
   }
