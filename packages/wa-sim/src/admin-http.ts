@@ -66,6 +66,8 @@ export const ROUTES = [
   'GET    /phones/:number/sent       messages the phone sent with their receipts',
   'POST   /phones/:number/read       {ids: [...]} send read receipts',
   'POST   /phones/:number/presence   {type: available|unavailable}',
+  'POST   /phones/:number/devices    {noiseKey: base64} provision a linked device without pairing (raw clients)',
+  'POST   /provision                 {count, devicesPerPhone?, noiseKeys: base64[]} bulk phones + provisioned devices',
   'GET    /devices                   all devices',
   'POST   /devices/:jid/kick         {mode: close|terminate|replaced|unlink|restart}',
   'GET    /faults                    active faults',
@@ -150,6 +152,9 @@ const route = async (sim: WaSimulator, req: IncomingMessage): Promise<unknown> =
         p.markRead(ids);
         return { ok: true };
       }
+      case 'devices': {
+        return sim.provisionDevice(p, { noiseKey: Buffer.from(str(body, 'noiseKey'), 'base64') });
+      }
       case 'presence': {
         const type = str(body, 'type');
         if (type !== 'available' && type !== 'unavailable') throw new HttpError(400, 'type must be available or unavailable');
@@ -159,6 +164,15 @@ const route = async (sim: WaSimulator, req: IncomingMessage): Promise<unknown> =
       default:
         throw new HttpError(404, `unknown action ${action ?? ''}`);
     }
+  }
+  if (head === 'provision' && method === 'POST') {
+    const body = await readBody(req);
+    const keys = body.noiseKeys;
+    if (!Array.isArray(keys) || !keys.every((k): k is string => typeof k === 'string')) throw new HttpError(400, '"noiseKeys" (base64 string[]) is required');
+    return keys.map(k => {
+      const p = sim.createPhone();
+      return { number: p.number, ...sim.provisionDevice(p, { noiseKey: Buffer.from(k, 'base64') }) };
+    });
   }
   if (head === 'devices') {
     if (!id) return sim.devices();

@@ -6,8 +6,8 @@ import type { proto } from '@whiskeysockets/baileys';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { Registry } from './accounts.ts';
-import type { Account, Device } from './accounts.ts';
+import { Device, Registry } from './accounts.ts';
+import type { Account } from './accounts.ts';
 import { createAdminHandler } from './admin-http.ts';
 import { Connection } from './connection.ts';
 import { Faults } from './faults.ts';
@@ -185,6 +185,21 @@ export class WaSimulator {
   /** The phone enters the pairing code a socket got from `requestPairingCode(number)`. */
   enterPairingCode(phone: SimPhone | string, code: string): Promise<Linked> {
     return this.pairing.enterPairingCode(this.phoneArg(phone).account, code);
+  }
+
+  /**
+   * Creates a linked companion directly, without pairing (for raw protocol clients such as the benchmark's):
+   * the client logs in with `username = phone number`, `device = id` and this Noise static key.
+   */
+  provisionDevice(phone: SimPhone | string, keys: { noiseKey: Uint8Array; identityKey?: Uint8Array }): { jid: string; lid: string; device: number } {
+    const p = this.phoneArg(phone);
+    const { id, keyIndex } = p.account.allocateDevice();
+    const identity = keys.identityKey ? Buffer.from(keys.identityKey) : newKeyPair().public;
+    const device = new Device(p.account, id, 'companion', { identityKey: identity, registrationId: 1, signedPreKey: { id: 1, public: newKeyPair().public, signature: Buffer.alloc(64) } }, keyIndex);
+    device.noiseKey = Buffer.from(keys.noiseKey);
+    device.platform = 'provisioned';
+    p.account.devices.set(id, device);
+    return { jid: device.pnJid, lid: device.lidJid, device: id };
   }
 
   devices(): DeviceInfo[] {

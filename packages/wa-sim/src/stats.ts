@@ -30,6 +30,8 @@ export interface StatsSnapshot {
   readonly cpuUserMs: number;
   readonly cpuSystemMs: number;
   readonly uptimeMs: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
   readonly nodeVersion: string;
 }
 
@@ -104,6 +106,8 @@ export class Stats {
       cpuUserMs: cpu.user / 1000,
       cpuSystemMs: cpu.system / 1000,
       uptimeMs: Date.now() - this.startedAt,
+      rssBytes: process.memoryUsage.rss(),
+      heapUsedBytes: process.memoryUsage().heapUsed,
       nodeVersion: process.version,
     };
   }

@@ -1,0 +1,12 @@
+// Child process for bench/wa-sim.ts: runs the simulator alone so its own CPU can be measured.
+// Prints one JSON line with its URLs, exits when stdin closes.
+import { WaSimulator } from '@wagw/wa-sim';
+
+const sim = await WaSimulator.create({ receiptDelayMs: Number(process.env.WA_SIM_RECEIPT_DELAY_MS ?? 300) });
+process.stdout.write(`${JSON.stringify({ admin: sim.urls.admin, ws: sim.urls.ws, pid: process.pid })}\n`);
+const stop = (): void => {
+  sim.close().then(() => process.exit(0), () => process.exit(1));
+};
+process.stdin.on('end', stop);
+process.stdin.resume();
+process.once('SIGTERM', stop);
