@@ -23,6 +23,28 @@ export const REDACT_PATHS = [
   '*.secret',
   '*.token',
   '*.apiKey',
+  // Security edge (docs/security.md): credentials anywhere one level down, message bodies and phone numbers.
+  '*.authorization',
+  '*.headers.authorization',
+  '*.headers["x-api-key"]',
+  'headers.cookie',
+  'req.headers.cookie',
+  'metricsToken',
+  '*.text',
+  'caption',
+  '*.caption',
+  'phone',
+  '*.phone',
+  'to',
+  '*.to',
+  'from',
+  '*.from',
+  'jid',
+  '*.jid',
+  'remoteJid',
+  '*.remoteJid',
+  'participant',
+  '*.participant',
 ];
 
 export interface RootLoggerOptions {
