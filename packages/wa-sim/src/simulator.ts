@@ -88,7 +88,7 @@ export class WaSimulator {
   readonly pairing: Pairing;
   readonly urls: SimulatorUrls;
   /** Public key of the root that signs the Noise certificate chain (set Baileys' WA_CERT_DETAILS.PUBLIC_KEY to it). */
-  readonly rootPublicKey: Buffer;
+  readonly rootPublicKey: Buffer<ArrayBuffer>;
   /** PEM of the media endpoint's self-signed certificate (the CA a client must trust). */
   readonly mediaCaPem: string;
   receiptDelayMs: number;

@@ -1,5 +1,5 @@
 // Test helpers: real Baileys 7 sockets against the simulator, in-memory auth, predicate waits.
-import { addTransactionCapability, initAuthCreds, makeWASocket } from '@whiskeysockets/baileys';
+import { addTransactionCapability, initAuthCreds, makeWASocket, WA_CERT_DETAILS } from '@whiskeysockets/baileys';
 import type { AuthenticationCreds, ConnectionState, WAMessage, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
 import { pino } from 'pino';
 import { makeMemoryKeyStore, WaSimulator } from '../src/index.ts';
@@ -32,7 +32,12 @@ export const waitFor = async <T>(what: string, check: () => T | undefined | fals
   }
 };
 
-export const startSim = (opts: WaSimulatorOptions = {}): Promise<WaSimulator> => WaSimulator.create(opts);
+/** Starts a simulator and makes this process's Baileys trust its Noise root (what the gateway does in test mode). */
+export const startSim = async (opts: WaSimulatorOptions = {}): Promise<WaSimulator> => {
+  const sim = await WaSimulator.create(opts);
+  WA_CERT_DETAILS.PUBLIC_KEY = sim.rootPublicKey;
+  return sim;
+};
 
 export const statusCodeOf = (err: Error | undefined): number | undefined =>
   (err as { output?: { statusCode?: number } } | undefined)?.output?.statusCode;
