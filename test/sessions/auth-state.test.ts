@@ -93,6 +93,19 @@ for (const [name, makeStore] of Object.entries(factories)) {
       assert.deepEqual(await third.state.keys.get('session', ['s', 't']), { s: Buffer.from('v1'), t: Buffer.from('v2') });
     });
 
+    test('epochs the size of a millisecond clock keep their order, and unknown objects are never mistaken for none', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const e1 = 1_764_000_000_000;
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: e1, isCurrent: always, logger });
+      await a.state.keys.set({ session: { s: Buffer.from('one') } });
+      const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 9_999_999_999_999, isCurrent: always, logger });
+      assert.equal(b.isNew, false);
+      assert.deepEqual(await b.state.keys.get('session', ['s']), { s: Buffer.from('one') });
+      await blobs.put(`${authPrefix(id)}garbage.json`, Buffer.from('{}'));
+      await assert.rejects(BlobAuthState.load({ blobs, sessionId: `${id}`, epoch: 1e13, isCurrent: always, logger }), /not an auth state object/);
+    });
+
     test('an owner with an older epoch than what is stored is refused at load', async (t) => {
       const blobs = await makeStore(t);
       const id = sid();
@@ -107,7 +120,7 @@ for (const [name, makeStore] of Object.entries(factories)) {
       await a.saveCreds();
       const [first] = await blobs.list(authPrefix(id));
       assert.ok(first);
-      await blobs.put(`${authPrefix(id)}000000000001-000000000099-log.json`, Buffer.from('{not json'));
+      await blobs.put(`${authPrefix(id)}0000000000000001-0000000000000099-log.json`, Buffer.from('{not json'));
       await assert.rejects(BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger }), /unreadable/);
     });
 

@@ -42,8 +42,12 @@ export interface BlobAuthStateOptions {
   compactEvery?: number;
 }
 
-const NAME = /^(\d{12})-(\d{12})-(snap|log)\.json$/;
-const pad = (n: number): string => String(n).padStart(12, '0');
+// Epochs are floored at the directory's clock (~1.7e12 today), so 16 digits keep the names sortable.
+const NAME = /^(\d{16})-(\d{16})-(snap|log)\.json$/;
+const pad = (n: number): string => {
+  if (!Number.isSafeInteger(n) || n < 0 || n >= 1e16) throw new RangeError(`auth state sequence out of range: ${n}`);
+  return String(n).padStart(16, '0');
+};
 
 export function authPrefix(sessionId: string): string {
   return `sessions/${sessionId}/auth/`;
@@ -108,9 +112,12 @@ export class BlobAuthState {
    */
   static async load(opts: BlobAuthStateOptions): Promise<BlobAuthState> {
     const prefix = authPrefix(opts.sessionId);
-    const names = (await opts.blobs.list(prefix))
-      .map((key) => ({ key, parsed: parseName(key, prefix) }))
-      .filter((e): e is { key: string; parsed: NonNullable<ReturnType<typeof parseName>> } => e.parsed !== undefined);
+    const names = (await opts.blobs.list(prefix)).map((key) => {
+      const parsed = parseName(key, prefix);
+      // Something we did not write is a reason to stop, never a reason to treat the session as new.
+      if (!parsed) throw new GatewayError('INTERNAL', `${key} is not an auth state object; refusing to load ${opts.sessionId}`);
+      return { key, parsed };
+    });
     const newest = names.at(-1);
     if (newest && newest.parsed.epoch > opts.epoch) {
       throw new GatewayError('STALE_EPOCH', `auth state of ${opts.sessionId} was written at epoch ${newest.parsed.epoch} > ${opts.epoch}`);
