@@ -372,6 +372,8 @@ export class WaSimulator {
   private onNode(conn: Connection, n: BinaryNode): void {
     switch (n.tag) {
       case 'iq':
+        // results / errors nobody waits for (e.g. the ack of pair-device) need no answer
+        if (n.attrs.type === 'result' || n.attrs.type === 'error') return;
         handleIq(this, conn, n);
         return;
       case 'message':
