@@ -1,0 +1,122 @@
+/**
+ * Webhook target URLs: syntax checks for a session's `webhookUrl` (scheme, no credentials) and the
+ * private-address guard applied when connecting (after DNS, so a public name that resolves to 10.0.0.1 is
+ * refused too). The backend URL is the operator's and is never subject to the guard.
+ */
+import dns from 'node:dns';
+import net from 'node:net';
+import type { LookupFunction } from 'node:net';
+import { GatewayError } from '@wagw/shared';
+
+const PRIVATE = new net.BlockList();
+for (const [prefix, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) {
+  PRIVATE.addSubnet(prefix, bits, 'ipv4');
+}
+for (const [prefix, bits] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const) {
+  PRIVATE.addSubnet(prefix, bits, 'ipv6');
+}
+
+/** True for loopback, private, link-local, CGNAT, multicast and reserved addresses (IPv4-mapped IPv6 too). */
+export function isPrivateAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 4) return PRIVATE.check(address, 'ipv4');
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped?.[1] !== undefined) return PRIVATE.check(mapped[1], 'ipv4');
+    return PRIVATE.check(address, 'ipv6');
+  }
+  return false;
+}
+
+/** Error code carried by a refused target (a permanent failure: the row goes dead at once). */
+export const TARGET_FORBIDDEN = 'WEBHOOK_TARGET_FORBIDDEN';
+
+function forbidden(message: string): Error {
+  return Object.assign(new Error(message), { code: TARGET_FORBIDDEN });
+}
+
+/** A `lookup` for http.Agent that refuses names resolving to private addresses. */
+export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err !== null) {
+      callback(err, '', 0);
+      return;
+    }
+    const list = addresses;
+    const bad = list.find((a) => isPrivateAddress(a.address));
+    if (bad !== undefined) {
+      callback(forbidden(`${hostname} resolves to the private address ${bad.address} (set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow)`), '', 0);
+      return;
+    }
+    if (options.all === true) {
+      callback(null, list);
+      return;
+    }
+    const first = list[0];
+    if (first === undefined) callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0);
+    else callback(null, first.address, first.family);
+  });
+};
+
+/** Checks a literal-IP host before connecting (Node skips `lookup` for IP literals). */
+export function assertPublicHost(url: URL): void {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host.endsWith('.localhost')) throw forbidden(`${host} is a loopback name (set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow)`);
+  if (net.isIP(host) !== 0 && isPrivateAddress(host)) throw forbidden(`${host} is a private address (set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow)`);
+}
+
+export interface WebhookUrlPolicy {
+  /** WEBHOOK_ALLOW_PRIVATE_TARGETS. */
+  allowPrivateTargets: boolean;
+  /** Whether webhooks can be signed at all (WEBHOOK_SECRET set). */
+  signingConfigured: boolean;
+}
+
+/**
+ * Validates a session's `webhookUrl` for the API (session creation): http(s) only, no user:password, at most
+ * 2048 characters, a literal private address or `localhost` refused unless allowed, and refused altogether
+ * when no WEBHOOK_SECRET is configured (unsigned webhooks are never sent). Throws VALIDATION_FAILED naming the
+ * problem; returns the normalised URL. Names that resolve to private addresses are refused at delivery time.
+ */
+export function validateWebhookUrl(value: string, policy: WebhookUrlPolicy): string {
+  const fail = (message: string): never => {
+    throw new GatewayError('VALIDATION_FAILED', `webhookUrl: ${message}`, { field: 'webhookUrl' });
+  };
+  if (!policy.signingConfigured) fail('webhooks need WEBHOOK_SECRET to be configured on the gateway');
+  if (value.length > 2048) fail('must be at most 2048 characters');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return fail('must be an absolute http or https URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail('must use http or https');
+  if (url.username !== '' || url.password !== '') fail('must not contain credentials');
+  if (url.hash !== '') fail('must not contain a fragment');
+  if (!policy.allowPrivateTargets) {
+    try {
+      assertPublicHost(url);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  return url.toString();
+}

@@ -1,0 +1,127 @@
+/**
+ * One webhook delivery attempt over node:http(s) with keep-alive agents: signed with Standard Webhooks
+ * headers (the `standardwebhooks` library), bounded by a per-request AbortSignal timeout, the response body
+ * drained (so the socket is reused) and discarded. node:http rather than fetch because its Agent takes a
+ * `lookup` hook: session targets are refused when they resolve to private addresses (SSRF), checked at connect
+ * time, and the backend's own URL is exempt.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Webhook } from 'standardwebhooks';
+import { TARGET_FORBIDDEN, assertPublicHost, publicOnlyLookup } from './target.ts';
+
+export interface DeliveryRequest {
+  endpoint: string;
+  eventId: string;
+  /** The exact JSON text that is signed and sent. */
+  body: string;
+  /** Extra headers (Authorization for the backend). */
+  headers?: Record<string, string>;
+  /** Apply the private-address guard (session webhook URLs unless WEBHOOK_ALLOW_PRIVATE_TARGETS). */
+  publicOnly: boolean;
+}
+
+export type DeliveryResult =
+  | { kind: 'ok'; status: number; ms: number }
+  /** Answered, not 2xx. */
+  | { kind: 'status'; status: number; ms: number }
+  /** No answer: refused, reset, DNS, TLS, timeout. */
+  | { kind: 'network'; error: string; code: string; ms: number }
+  /** Never deliverable as configured (private target, bad URL): dead at once. */
+  | { kind: 'forbidden'; error: string; ms: number };
+
+const MAX_RESPONSE_BYTES = 64 * 1024;
+const USER_AGENT = 'wagw-webhooks/1';
+
+export interface TransportOptions {
+  secret: string;
+  timeoutMs: number;
+  /** Sockets per origin (keep-alive pool). */
+  maxSockets: number;
+}
+
+export class WebhookTransport {
+  readonly #signer: Webhook;
+  readonly #timeoutMs: number;
+  readonly #agents: { http: http.Agent; https: https.Agent; httpPublic: http.Agent; httpsPublic: https.Agent };
+
+  constructor(options: TransportOptions) {
+    this.#signer = new Webhook(options.secret);
+    this.#timeoutMs = options.timeoutMs;
+    const base = { keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: Math.min(options.maxSockets, 256), scheduling: 'lifo' as const };
+    this.#agents = {
+      http: new http.Agent(base),
+      https: new https.Agent(base),
+      httpPublic: new http.Agent({ ...base, lookup: publicOnlyLookup }),
+      httpsPublic: new https.Agent({ ...base, lookup: publicOnlyLookup }),
+    };
+  }
+
+  /** The three Standard Webhooks headers for one attempt (timestamp = now). */
+  sign(eventId: string, body: string, at: Date = new Date()): Record<string, string> {
+    return {
+      'webhook-id': eventId,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': this.#signer.sign(eventId, at, body),
+    };
+  }
+
+  deliver(request: DeliveryRequest): Promise<DeliveryResult> {
+    const t0 = performance.now();
+    const ms = (): number => performance.now() - t0;
+    let url: URL;
+    try {
+      url = new URL(request.endpoint);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported scheme ${url.protocol}`);
+      if (request.publicOnly) assertPublicHost(url);
+    } catch (err) {
+      return Promise.resolve({ kind: 'forbidden', error: (err as Error).message, ms: ms() });
+    }
+    const secure = url.protocol === 'https:';
+    const agent = secure
+      ? request.publicOnly ? this.#agents.httpsPublic : this.#agents.https
+      : request.publicOnly ? this.#agents.httpPublic : this.#agents.http;
+    const body = Buffer.from(request.body, 'utf8');
+    const headers: Record<string, string> = {
+      ...request.headers,
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      'user-agent': USER_AGENT,
+      ...this.sign(request.eventId, request.body),
+    };
+    return new Promise<DeliveryResult>((resolve) => {
+      let settled = false;
+      const settle = (result: DeliveryResult): void => {
+        if (settled) return;
+        settled = true;
+        resolve(result);
+      };
+      const req = (secure ? https : http).request(
+        url,
+        { method: 'POST', agent, headers, signal: AbortSignal.timeout(this.#timeoutMs) },
+        (res) => {
+          let received = 0;
+          res.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+            if (received > MAX_RESPONSE_BYTES) res.destroy(); // a receiver streaming forever does not hold us
+          });
+          const status = res.statusCode ?? 0;
+          const done = (): void => settle(status >= 200 && status < 300 ? { kind: 'ok', status, ms: ms() } : { kind: 'status', status, ms: ms() });
+          res.on('end', done);
+          res.on('close', done);
+          res.on('error', done);
+        },
+      );
+      req.on('error', (err: Error & { code?: string }) => {
+        const code = err.name === 'AbortError' ? 'TIMEOUT' : (err.code ?? 'ERROR');
+        if (code === TARGET_FORBIDDEN) settle({ kind: 'forbidden', error: err.message, ms: ms() });
+        else settle({ kind: 'network', code, error: code === 'TIMEOUT' ? `no answer within ${this.#timeoutMs} ms` : err.message, ms: ms() });
+      });
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    for (const agent of Object.values(this.#agents)) agent.destroy();
+  }
+}
