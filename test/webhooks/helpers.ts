@@ -1,0 +1,106 @@
+/** Shared set-up of the webhook tests: a migrated database (PostgreSQL or PGlite), config, events. */
+import { randomBytes } from 'node:crypto';
+import { createRootLogger, loadConfig } from '@wagw/shared';
+import type { GatewayConfig, Logger, SqlDatabase, WebhookEvent, WebhookOutbox, WebhookTopic } from '@wagw/shared';
+import { PgliteDatabase, PostgresDatabase, migrate } from '@wagw/stores';
+import { RouterMetrics } from '@wagw/router';
+import { createTestDatabase, tempDir, testLogger } from '../harness/index.ts';
+import type { Cleanup } from '../harness/index.ts';
+
+export { createWebhookSystem } from '../../packages/router/src/webhooks/index.ts';
+export type { WebhookSystem } from '../../packages/router/src/webhooks/index.ts';
+export { createBackendClient } from '../../packages/router/src/backend/index.ts';
+
+export const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+
+export function quietLogger(): Logger {
+  return createRootLogger({ proc: 'test', level: process.env['TEST_LOG_LEVEL'] ?? 'silent', destination: testLogger().destination });
+}
+
+/** Short timings so failures, retries, leases and breakers play out in a second or two. */
+export function webhookConfig(overrides: Record<string, string | undefined> = {}): GatewayConfig {
+  return loadConfig({
+    NODE_ENV: 'test',
+    WEBHOOK_SECRET: SECRET,
+    WEBHOOK_TIMEOUT_MS: '300',
+    WEBHOOK_LOCK_TIMEOUT_MS: '1000',
+    WEBHOOK_BACKOFF_BASE_MS: '20',
+    WEBHOOK_BACKOFF_MAX_MS: '150',
+    WEBHOOK_POLL_INTERVAL_MS: '50',
+    WEBHOOK_BREAKER_THRESHOLD: '5',
+    WEBHOOK_BREAKER_HALF_OPEN_MS: '150',
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    WEBHOOK_BATCH_SIZE: '100',
+    WEBHOOK_CONCURRENCY: '32',
+    HEARTBEAT_INTERVAL_MS: '100',
+    BACKEND_TIMEOUT_MS: '300',
+    ...overrides,
+  });
+}
+
+export type DbKind = 'postgres' | 'pglite';
+
+/** A fresh migrated database; closed (and dropped) at the test's end. */
+export async function openDb(kind: DbKind, t: Cleanup, logger: Logger, poolMax = 4): Promise<SqlDatabase & { url?: string }> {
+  if (kind === 'pglite') {
+    const dir = await tempDir(undefined, 'wagw-webhooks-');
+    const db = await PgliteDatabase.open({ dataDir: dir.path, port: 0, logger });
+    t.after(async () => {
+      await db.close();
+      await dir.remove();
+    });
+    await migrate(db, { logger });
+    return db;
+  }
+  const tdb = await createTestDatabase();
+  const db = await PostgresDatabase.connect(tdb.url, { logger, poolMax });
+  t.after(async () => {
+    await db.close().catch(() => undefined);
+    await tdb.drop();
+  });
+  await migrate(db, { logger });
+  return Object.assign(db, { url: tdb.url });
+}
+
+/** A second pool on the same PostgreSQL database (a second router). */
+export async function secondPool(url: string, t: Cleanup, logger: Logger): Promise<SqlDatabase> {
+  const db = await PostgresDatabase.connect(url, { logger, poolMax: 4 });
+  t.after(() => db.close().catch(() => undefined));
+  return db;
+}
+
+export function event(topic: WebhookTopic, sessionId: string, n: number, data: unknown = { n }): WebhookEvent {
+  return { id: `evt_${sessionId}_${topic}_${n}`, topic, sessionId, occurredAt: new Date(1_700_000_000_000 + n).toISOString(), data };
+}
+
+/** Enqueues events, each in its own transaction (as the state writers do). */
+export async function enqueueAll(
+  db: SqlDatabase,
+  outbox: WebhookOutbox,
+  events: readonly WebhookEvent[],
+  sessionWebhookUrl?: string,
+): Promise<void> {
+  for (const e of events) await db.transaction((tx) => outbox.enqueue(tx, e, sessionWebhookUrl));
+}
+type Registry = RouterMetrics['registry'];
+
+export function registry(): Registry {
+  return new RouterMetrics({ defaultMetrics: false }).registry;
+}
+
+/** Value of one counter/gauge sample from a registry. */
+export async function metricValue(reg: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = await reg.getSingleMetric(name)?.get();
+  let total = 0;
+  for (const v of metric?.values ?? []) {
+    if (Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val)) total += v.value;
+  }
+  return total;
+}
+
+export async function outboxRows(db: SqlDatabase): Promise<{ id: number; event_id: string; endpoint: string; status: string; attempts: number; payload: unknown }[]> {
+  const { rows } = await db.query<{ id: number; event_id: string; endpoint: string; status: string; attempts: number; payload: unknown }>(
+    'SELECT id, event_id, endpoint, status, attempts, payload FROM webhook_outbox ORDER BY id',
+  );
+  return rows;
+}
