@@ -10,7 +10,12 @@ import { Router } from '@koa/router';
 import helmet from 'koa-helmet';
 import { ERRORS, GatewayError, isErrorCode } from '@wagw/shared';
 import type { DependencyHealth, ErrorCode, IpcRequestBody, IpcResult, Logger, RequestKind } from '@wagw/shared';
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
 import type { RouterMetrics } from './metrics.ts';
+import { mountRoutes } from './api/define-route.ts';
+import type { AuthHook, RouteDefinition } from './api/define-route.ts';
+import { createOpenApiRegistry, mountOpenApi } from './api/openapi.ts';
 import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
 
 /** The slice of the ShardSupervisor the HTTP layer uses. */
@@ -48,6 +53,12 @@ export interface AppDeps {
   hostId: string;
   /** Deadline of each health probe (shard ping, dependency check). Default 2000. */
   healthTimeoutMs?: number;
+  /** API routes (sessions, admin, ...), each validated and documented in /openapi.json. */
+  routes?: readonly RouteDefinition[];
+  /** The single place authentication plugs in (packages/router/src/security): a middleware per route's auth. */
+  auth?: AuthHook;
+  /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
+  inspect?: (router: Router<AppState>, registry: OpenAPIRegistry) => void;
 }
 
 export interface AppState {
@@ -262,7 +273,24 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     ctx.body = await deps.metrics.registry.metrics();
   });
 
+  const registry = createOpenApiRegistry();
+  registerPublicRoutes(registry);
+  mountRoutes(router, deps.routes ?? [], deps.auth === undefined ? { registry } : { registry, auth: deps.auth });
+  mountOpenApi(router, registry);
+  deps.inspect?.(router, registry);
+
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
+}
+
+/** The public routes defined above, in the OpenAPI document too. */
+function registerPublicRoutes(registry: OpenAPIRegistry): void {
+  const json = (description: string) => ({ description, content: { 'application/json': { schema: z.object({}).passthrough() } } });
+  const text = (description: string, type: string) => ({ description, content: { [type]: { schema: { type: 'string' as const } } } });
+  registry.registerPath({ method: 'get', path: '/health', summary: 'Liveness and dependency checks (shards, redis, postgres, storage)', tags: ['operations'], responses: { 200: json('Healthy'), 503: json('Unhealthy') } });
+  registry.registerPath({ method: 'get', path: '/ready', summary: 'Readiness: 200 while accepting traffic', tags: ['operations'], responses: { 200: json('Ready'), 503: json('Starting or stopping') } });
+  registry.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', tags: ['operations'], responses: { 200: text('Prometheus text format', 'text/plain') } });
+  registry.registerPath({ method: 'get', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', tags: ['operations'], responses: { 200: json('The document') } });
+  registry.registerPath({ method: 'get', path: '/docs', summary: 'A small API documentation page', tags: ['operations'], responses: { 200: text('HTML page', 'text/html') } });
 }

@@ -8,7 +8,7 @@ import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
 import { GatewayRouter } from './router.ts';
-import type { RouterStores } from './router.ts';
+import type { RouterStores, SessionStores } from './router.ts';
 
 let config: GatewayConfig;
 try {
@@ -25,6 +25,7 @@ const logger = createRootLogger({ proc: 'router', level: config.logLevel });
 
 let router: GatewayRouter | undefined;
 let stores: RouterStores | undefined;
+let sessionStores: SessionStores | undefined;
 let stopRequested: NodeJS.Signals | undefined;
 
 function shutdown(signal: NodeJS.Signals): void {
@@ -69,6 +70,8 @@ async function abortIfStopping(): Promise<void> {
 try {
   const opened = await openStores(config, logger);
   stores = { health: () => opened.health(), close: () => opened.close() };
+  // The webhook outbox (packages/router/src/webhooks) plugs in here as `outbox` once it is wired.
+  sessionStores = { directory: opened.directory, blobs: opened.blobs, sql: opened.sql, qr: opened.qr, hosts: opened.hosts };
 } catch (err) {
   // An unreachable Redis/PostgreSQL/S3 is reported by name (DEPENDENCY_UNAVAILABLE), not as a stack.
   const code = (err as { code?: unknown }).code;
@@ -79,7 +82,7 @@ try {
 await abortIfStopping();
 
 try {
-  router = await GatewayRouter.create({ config, logger, stores });
+  router = await GatewayRouter.create({ config, logger, stores, ...(sessionStores === undefined ? {} : { sessions: sessionStores }) });
 } catch (err) {
   logger.fatal({ err }, 'router failed to start');
   process.stderr.write(`router failed to start: ${(err as Error).message}\n`);

@@ -4,7 +4,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { GatewayConfig, Logger } from '@wagw/shared';
+import path from 'node:path';
+import type { BlobStore, GatewayConfig, Logger, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
+import type { HostRegistry, QrCache } from '@wagw/stores';
+import type { AuthHook, RouteDefinition } from './api/define-route.ts';
+import { sessionRoutes } from './api/sessions-routes.ts';
+import { EventHub } from './api/sse.ts';
+import { SessionManager } from './sessions/manager.ts';
 import { Lifecycle, createApp } from './app.ts';
 import type { DependencyCheck } from './app.ts';
 import { RouterMetrics } from './metrics.ts';
@@ -17,6 +23,16 @@ export interface RouterStores {
   close(): Promise<void>;
 }
 
+/** What sessions need: the stores of `openStores(...)` (and the webhook outbox when there is one). */
+export interface SessionStores {
+  directory: SessionDirectory;
+  blobs: BlobStore;
+  sql: SqlDatabase;
+  qr: QrCache;
+  hosts: HostRegistry;
+  outbox?: WebhookOutbox;
+}
+
 export interface GatewayRouterOptions {
   config: GatewayConfig;
   logger: Logger;
@@ -26,6 +42,22 @@ export interface GatewayRouterOptions {
   hooks?: Omit<SupervisorHooks, 'onCallDone'>;
   /** Default process metrics on /metrics (default true). */
   defaultMetrics?: boolean;
+  /** Session hosting (REST API, leases, recovery); absent: the router only supervises shards. */
+  sessions?: SessionStores;
+  /** More API routes (messages, webhooks admin, ...), validated and documented like the session routes. */
+  routes?: readonly RouteDefinition[];
+  /** Authentication middleware per route (packages/router/src/security); absent: no authentication. */
+  auth?: AuthHook;
+}
+
+/** The shards' session settings: the same blob store as the router's, WhatsApp endpoint, login cap. */
+export function shardSessionsConfig(config: GatewayConfig): ShardSessionsConfig {
+  return {
+    blobs: config.s3 === undefined ? { kind: 'local', dir: path.join(config.dataDir, 'blobs') } : { kind: 's3', s3: config.s3 },
+    wa: config.wa,
+    loginConcurrency: config.sessions.loginConcurrency,
+    reconnect: config.sessions.reconnect,
+  };
 }
 
 export class GatewayRouter {
@@ -33,6 +65,11 @@ export class GatewayRouter {
   readonly metrics: RouterMetrics;
   readonly lifecycle: Lifecycle;
   readonly server: http.Server;
+  /** Session ownership, placement and recovery (when sessions are hosted). */
+  readonly sessions: SessionManager | undefined;
+  readonly hub: EventHub;
+  /** Settles when the start-up restore of sessions has finished. */
+  restored: Promise<void> = Promise.resolve();
   readonly #config: GatewayConfig;
   readonly #log: Logger;
   readonly #stores: RouterStores;
@@ -44,14 +81,57 @@ export class GatewayRouter {
     this.#stores = options.stores;
     this.metrics = new RouterMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.lifecycle = new Lifecycle();
+    this.hub = new EventHub();
+    const hooks = options.hooks ?? {};
+    const manager = (): SessionManager | undefined => this.sessions;
     this.supervisor = new ShardSupervisor({
       ...options.supervisor,
+      ...(options.sessions === undefined ? {} : { sessions: shardSessionsConfig(options.config) }),
       config: options.config,
       logger: options.logger,
-      hooks: { ...options.hooks, onCallDone: this.metrics.observeIpcCall },
+      hooks: {
+        ...hooks,
+        onCallDone: this.metrics.observeIpcCall,
+        onEvent: (index, event) => {
+          hooks.onEvent?.(index, event);
+          manager()?.onShardEvent(index, event);
+        },
+        onStateChange: (info) => {
+          hooks.onStateChange?.(info);
+          manager()?.onShardState(info);
+        },
+        beforeStop: async (index, reason) => {
+          await manager()?.beforeShardStop(index, reason);
+          await hooks.beforeStop?.(index, reason);
+        },
+      },
     });
     this.metrics.trackShards(this.supervisor);
+    const routes: RouteDefinition[] = [];
+    if (options.sessions !== undefined) {
+      const s = options.sessions;
+      this.sessions = new SessionManager({
+        hostId: options.config.hostId,
+        publicUrl: () => options.config.http.publicUrl ?? this.url,
+        lease: options.config.lease,
+        maxSessionsPerShard: options.config.shards.maxSessions,
+        singleHost: s.directory.kind === 'memory',
+        logger: options.logger,
+        shards: this.supervisor,
+        directory: s.directory,
+        blobs: s.blobs,
+        sql: s.sql,
+        qr: s.qr,
+        hosts: s.hosts,
+        hub: this.hub,
+        ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
+      });
+      routes.push(...sessionRoutes({ manager: this.sessions, hub: this.hub, hosts: s.hosts }));
+    }
+    routes.push(...(options.routes ?? []));
     const app = createApp({
+      routes,
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
       logger: options.logger,
       shards: this.supervisor,
       dependencies: options.stores.health,
@@ -82,6 +162,10 @@ export class GatewayRouter {
       throw err;
     }
     router.lifecycle.markReady();
+    if (router.sessions) {
+      const log = router.#log;
+      router.restored = router.sessions.start().catch((err: unknown) => log.error({ err }, 'restoring sessions failed'));
+    }
     return router;
   }
 
@@ -105,11 +189,15 @@ export class GatewayRouter {
   async #stop(reason: string): Promise<void> {
     const t0 = performance.now();
     this.lifecycle.markStopping();
+    this.sessions?.beginShutdown();
+    this.hub.close();
     this.#log.info({ reason }, 'router stopping: no new connections, draining requests');
     const drainMs = Math.max(100, this.#config.shutdownTimeoutMs - this.#config.shards.stopTimeoutMs - 1000);
     await this.#drainHttp(drainMs);
     this.#log.info({ ms: Math.round(performance.now() - t0) }, 'requests drained; stopping shards');
     await this.supervisor.stop(reason);
+    // The shards flushed and closed their sessions: release the leases so a peer can take over at once.
+    await this.sessions?.releaseAll().catch((err: unknown) => this.#log.error({ err }, 'releasing leases failed'));
     try {
       await this.#stores.close();
     } catch (err) {

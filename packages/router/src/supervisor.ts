@@ -19,6 +19,7 @@ import type {
   RequestKind,
   ShardEvent,
   ShardInitConfig,
+  ShardSessionsConfig,
   ShardToRouter,
 } from '@wagw/shared';
 
@@ -91,6 +92,8 @@ export interface ShardSupervisorOptions {
   protocolVersion?: number;
   /** Reply batching in the shards (see docs/benchmarks.md); default: the shard's default. */
   replyBatching?: 'immediate' | 'none';
+  /** Session hosting settings sent in `init` (blob store, WhatsApp endpoint, login cap); absent: no sessions. */
+  sessions?: ShardSessionsConfig;
 }
 
 interface Pending {
@@ -151,6 +154,7 @@ export class ShardSupervisor {
   readonly #onFork: ((index: number, child: ChildProcess) => void) | undefined;
   readonly #protocolVersion: number;
   readonly #replyBatching: 'immediate' | 'none' | undefined;
+  readonly #sessions: ShardSessionsConfig | undefined;
   readonly #slots: Slot[] = [];
   #nextId = 0;
   #stopping = false;
@@ -168,6 +172,7 @@ export class ShardSupervisor {
     this.#onFork = options.onFork;
     this.#protocolVersion = options.protocolVersion ?? PROTOCOL_VERSION;
     this.#replyBatching = options.replyBatching;
+    this.#sessions = options.sessions;
   }
 
   /** Forks `config.shards.count` shards and waits until each one's first start attempt has settled. */
@@ -420,6 +425,7 @@ export class ShardSupervisor {
       stopTimeoutMs: this.#config.shards.stopTimeoutMs,
     };
     if (this.#replyBatching !== undefined) init.replyBatching = this.#replyBatching;
+    if (this.#sessions !== undefined) init.sessions = this.#sessions;
     child.send({
       kind: 'init',
       protocolVersion: this.#protocolVersion,

@@ -1,0 +1,53 @@
+/**
+ * Multi-host: a call for a session whose lease another host holds is proxied to that host's router (its
+ * PUBLIC_URL from the host registry), so the backend never needs to know where a session lives. A forwarded
+ * request carries `x-wagw-forwarded-by`; a router never forwards such a request again (no loops).
+ */
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { GatewayError } from '@wagw/shared';
+import type { HostRegistry } from '@wagw/stores';
+import type { AppContext } from '../app.ts';
+
+export const FORWARDED_HEADER = 'x-wagw-forwarded-by';
+const PASS_HEADERS = ['authorization', 'x-api-key', 'content-type', 'accept', 'x-request-id', 'idempotency-key'];
+
+export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string, body: unknown): Promise<void> {
+  if (ctx.get(FORWARDED_HEADER)) {
+    throw new GatewayError('SHARD_UNAVAILABLE', `Session is owned by host ${hostId}, but this request was already forwarded once.`, { host: hostId });
+  }
+  const host = await hosts.get(hostId);
+  if (host === null) throw new GatewayError('SHARD_UNAVAILABLE', `Session is owned by host ${hostId}, which is not reachable.`, { host: hostId });
+  const headers: Record<string, string> = { [FORWARDED_HEADER]: selfId, 'x-request-id': ctx.state.reqId };
+  for (const h of PASS_HEADERS) {
+    const v = ctx.get(h);
+    if (v) headers[h] = v;
+  }
+  const hasBody = body !== undefined && ctx.method !== 'GET' && ctx.method !== 'HEAD';
+  if (hasBody) headers['content-type'] = 'application/json';
+  const controller = new AbortController();
+  ctx.req.once('close', () => controller.abort());
+  let res: Response;
+  try {
+    res = await fetch(new URL(ctx.originalUrl, host.url), {
+      method: ctx.method,
+      headers,
+      ...(hasBody ? { body: JSON.stringify(body) } : {}),
+      signal: controller.signal,
+      redirect: 'manual',
+    });
+  } catch (err) {
+    throw new GatewayError('SHARD_UNAVAILABLE', `Forwarding to host ${hostId} failed: ${(err as Error).message}`, { host: hostId });
+  }
+  ctx.status = res.status;
+  const type = res.headers.get('content-type');
+  if (type) ctx.type = type;
+  ctx.set('x-wagw-served-by', hostId);
+  if (type?.startsWith('text/event-stream') && res.body) {
+    ctx.req.socket.setTimeout(0);
+    ctx.body = Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>);
+    return;
+  }
+  const buf = Buffer.from(await res.arrayBuffer());
+  ctx.body = type?.includes('json') ? (JSON.parse(buf.toString('utf8')) as unknown) : buf;
+}

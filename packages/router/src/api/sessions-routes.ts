@@ -1,0 +1,262 @@
+/** The session REST API (`/api/v1/sessions`) and the operator routes (`/api/v1/admin`), as route definitions. */
+import type { HostRegistry } from '@wagw/stores';
+import type { AppContext } from '../app.ts';
+import type { SessionManager } from '../sessions/manager.ts';
+import { defineRoute } from './define-route.ts';
+import type { RouteDefinition } from './define-route.ts';
+import { forwardToHost } from './forward.ts';
+import type { EventHub } from './sse.ts';
+import {
+  createSessionBody,
+  createdSchema,
+  errorSchema,
+  hostsResponse,
+  idParams,
+  listQuery,
+  migrateBody,
+  migrateResponse,
+  pairingBody,
+  pairingResponse,
+  qrJsonSchema,
+  qrQuery,
+  restartResponse,
+  sessionListSchema,
+  sessionSchema,
+  setShardsBody,
+  shardsResponse,
+} from './schemas.ts';
+
+export interface SessionRoutesDeps {
+  manager: SessionManager;
+  hub: EventHub;
+  hosts: HostRegistry;
+}
+
+const err = (description: string) => ({ description, schema: errorSchema });
+const E400 = err('Invalid request (VALIDATION_FAILED, INVALID_JSON)');
+const E404 = err('No such session (SESSION_NOT_FOUND)');
+const E503 = err('No shard available (SHARD_UNAVAILABLE, NO_CAPACITY, SHUTTING_DOWN)');
+
+const SESSIONS = '/api/v1/sessions';
+const WRITE = { scopes: ['sessions:write'], sessionParam: 'id' } as const;
+const READ = { scopes: ['sessions:read'], sessionParam: 'id' } as const;
+
+export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
+  const { manager, hub, hosts } = deps;
+
+  /** True when the call was proxied to the host that owns the session. */
+  const forwarded = async (ctx: AppContext, id: string, body?: unknown): Promise<boolean> => {
+    const own = await manager.ownership(id);
+    if (own.kind !== 'foreign') return false;
+    await forwardToHost(ctx, hosts, own.hostId, manager.hostId, body);
+    return true;
+  };
+
+  return [
+    defineRoute({
+      method: 'post',
+      path: SESSIONS,
+      summary: 'Create a session and start its socket (then fetch the QR or ask for a pairing code)',
+      tags: ['sessions'],
+      auth: { scopes: ['sessions:write'] },
+      body: createSessionBody,
+      responses: { 201: { description: 'Created and starting', schema: createdSchema }, 400: E400, 409: err('The id exists (SESSION_EXISTS)'), 503: E503 },
+      handler: async (ctx, { body }) => {
+        const input: { id?: string; webhookUrl?: string; metadata?: Record<string, unknown> } = {};
+        if (body.id !== undefined) input.id = body.id;
+        if (body.webhookUrl !== undefined) input.webhookUrl = body.webhookUrl;
+        if (body.metadata !== undefined) input.metadata = body.metadata;
+        ctx.status = 201;
+        ctx.body = await manager.create(input, ctx.state.reqId);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: SESSIONS,
+      summary: 'List sessions (ordered by id, paginated with `after`)',
+      tags: ['sessions'],
+      auth: { scopes: ['sessions:read'] },
+      query: listQuery,
+      responses: { 200: { description: 'Sessions', schema: sessionListSchema }, 400: E400 },
+      handler: async (ctx, { query }) => {
+        const data = await manager.list(query.after === undefined ? { limit: query.limit } : { limit: query.limit, after: query.after });
+        ctx.body = { data, nextCursor: data.length === query.limit ? (data.at(-1)?.id ?? null) : null };
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id`,
+      summary: 'A session: status, linked account, placement',
+      tags: ['sessions'],
+      auth: READ,
+      params: idParams,
+      responses: { 200: { description: 'The session', schema: sessionSchema }, 404: E404 },
+      handler: async (ctx, { params }) => {
+        ctx.body = await manager.get(params.id);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id/qr`,
+      summary: 'The current QR code as PNG, SVG, text or JSON',
+      tags: ['sessions'],
+      auth: READ,
+      params: idParams,
+      query: qrQuery,
+      responses: {
+        200: { description: 'The QR code', schema: qrJsonSchema, contentTypes: { 'image/png': 'PNG image', 'image/svg+xml': 'SVG image', 'text/plain': 'The QR drawn with characters' } },
+        404: err('No session, or no current QR (QR_NOT_AVAILABLE)'),
+        409: err('Already connected (SESSION_ALREADY_CONNECTED)'),
+      },
+      handler: async (ctx, { params, query }) => {
+        const qr = await manager.currentQr(params.id);
+        const expiresAt = new Date(qr.expiresAt).toISOString();
+        ctx.set('cache-control', 'no-store');
+        ctx.set('x-qr-expires-at', expiresAt);
+        if (query.format === 'json') {
+          ctx.body = { id: params.id, qr: qr.qr, expiresAt };
+          return;
+        }
+        const rendered = await manager.renderQr(qr.qr, query.format === 'text' ? 'utf8' : query.format, qr.shard, ctx.state.reqId);
+        ctx.type = rendered.contentType;
+        ctx.body = rendered.encoding === 'base64' ? Buffer.from(rendered.data, 'base64') : rendered.data;
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/pairing-code`,
+      summary: 'Log in by phone number: returns the 8-character code to enter on the phone',
+      tags: ['sessions'],
+      auth: WRITE,
+      params: idParams,
+      body: pairingBody,
+      responses: { 200: { description: 'The code', schema: pairingResponse }, 400: E400, 404: E404, 409: err('Connected, or not running') },
+      handler: async (ctx, { params, body }) => {
+        if (await forwarded(ctx, params.id, body)) return;
+        ctx.body = { code: await manager.pairingCode(params.id, body.phone.replace(/^\+/, ''), ctx.state.reqId) };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/restart`,
+      summary: 'Stop the socket (state flushed, no logout) and start it again',
+      tags: ['sessions'],
+      auth: WRITE,
+      params: idParams,
+      responses: { 200: { description: 'Restarted', schema: restartResponse }, 404: E404, 503: E503 },
+      handler: async (ctx, { params }) => {
+        if (await forwarded(ctx, params.id)) return;
+        const { shard } = await manager.restart(params.id, ctx.state.reqId);
+        ctx.body = { id: params.id, shard, host: manager.hostId };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/logout`,
+      summary: 'Unlink the device at WhatsApp and wipe its stored state (the session record stays)',
+      tags: ['sessions'],
+      auth: WRITE,
+      params: idParams,
+      responses: { 200: { description: 'Logged out', schema: sessionSchema }, 404: E404 },
+      handler: async (ctx, { params }) => {
+        if (await forwarded(ctx, params.id)) return;
+        ctx.body = await manager.logout(params.id, ctx.state.reqId);
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: `${SESSIONS}/:id`,
+      summary: 'Stop, log out and delete every stored byte of the session',
+      tags: ['sessions'],
+      auth: WRITE,
+      params: idParams,
+      responses: { 204: { description: 'Deleted' }, 404: E404 },
+      handler: async (ctx, { params }) => {
+        if (await forwarded(ctx, params.id)) return;
+        await manager.delete(params.id, ctx.state.reqId);
+        ctx.status = 204;
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/migrate`,
+      summary: 'Hand the live session to another shard (flush, close, release, claim with a higher epoch, reconnect)',
+      tags: ['sessions'],
+      auth: WRITE,
+      params: idParams,
+      body: migrateBody,
+      responses: { 200: { description: 'Migrated', schema: migrateResponse }, 400: E400, 404: E404, 503: E503 },
+      handler: async (ctx, { params, body }) => {
+        if (await forwarded(ctx, params.id, body)) return;
+        const target: { shard?: number; host?: string } = {};
+        if (body.shard !== undefined) target.shard = body.shard;
+        if (body.host !== undefined) target.host = body.host;
+        ctx.body = await manager.migrate(params.id, target, ctx.state.reqId);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id/events`,
+      summary: 'Server-Sent Events of the session: status, qr, message (first event: the current status)',
+      tags: ['sessions'],
+      auth: READ,
+      params: idParams,
+      responses: { 200: { description: 'An event stream', contentTypes: { 'text/event-stream': 'event: status|qr|message|deleted, data: JSON' } }, 404: E404, 503: E503 },
+      handler: async (ctx, { params }) => {
+        if (await forwarded(ctx, params.id)) return;
+        const initial = await manager.initialEvents(params.id);
+        const stream = hub.subscribe(params.id, initial);
+        if (stream === null) {
+          ctx.status = 503;
+          ctx.body = { error: { code: 'SHUTTING_DOWN', message: 'No more event streams for this session now.' } };
+          return;
+        }
+        ctx.req.socket.setTimeout(0);
+        ctx.req.socket.setNoDelay(true);
+        ctx.req.once('close', () => stream.destroy());
+        ctx.status = 200;
+        ctx.type = 'text/event-stream';
+        ctx.set('cache-control', 'no-cache, no-transform');
+        ctx.set('x-accel-buffering', 'no');
+        ctx.body = stream;
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/v1/admin/shards',
+      summary: 'Shards of this host with their session counts',
+      tags: ['admin'],
+      auth: { scopes: ['admin'] },
+      responses: { 200: { description: 'Shards', schema: shardsResponse } },
+      handler: (ctx) => {
+        const shards = manager.shards();
+        ctx.body = { hostId: manager.hostId, count: shards.length, shards };
+      },
+    }),
+    defineRoute({
+      method: 'put',
+      path: '/api/v1/admin/shards',
+      summary: 'Grow or shrink the shard count of this host (shrinking migrates sessions first)',
+      tags: ['admin'],
+      auth: { scopes: ['admin'] },
+      body: setShardsBody,
+      responses: { 200: { description: 'The shards after the change', schema: shardsResponse }, 400: E400, 503: E503 },
+      handler: async (ctx, { body }) => {
+        const shards = await manager.setShardCount(body.count);
+        ctx.body = { hostId: manager.hostId, count: shards.length, shards };
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/v1/admin/hosts',
+      summary: 'Routers of the cluster (host registry)',
+      tags: ['admin'],
+      auth: { scopes: ['admin'] },
+      responses: { 200: { description: 'Hosts', schema: hostsResponse } },
+      handler: async (ctx) => {
+        ctx.body = { hosts: await manager.hosts() };
+      },
+    }),
+  ];
+}
+

@@ -1,0 +1,186 @@
+/**
+ * The durable session registry (`sessions` table). Router-only: shards never touch SQL (in embedded mode
+ * PGlite has one connection, held by the router). Status changes are written together with their webhook
+ * event in one transaction.
+ */
+import type { SessionMe, SessionState, SqlClient, SqlDatabase } from '@wagw/shared';
+import { isSessionState } from '@wagw/shared';
+
+export type Desired = 'running' | 'stopped';
+
+export interface SessionRecord {
+  id: string;
+  hostId: string | null;
+  shard: number | null;
+  status: SessionState;
+  statusReason: string | null;
+  webhookUrl: string | null;
+  metadata: Record<string, unknown>;
+  me: SessionMe | null;
+  desired: Desired;
+  epoch: number | null;
+  createdAt: string;
+  updatedAt: string;
+  connectedAt: string | null;
+}
+
+interface Row extends Record<string, unknown> {
+  id: string;
+  host_id: string | null;
+  shard: number | null;
+  status: string;
+  status_reason: string | null;
+  webhook_url: string | null;
+  metadata: Record<string, unknown> | null;
+  me: SessionMe | null;
+  desired: string;
+  epoch: string | number | null;
+  created_at: Date | string;
+  updated_at: Date | string;
+  connected_at: Date | string | null;
+}
+
+const COLUMNS = 'id, host_id, shard, status, status_reason, webhook_url, metadata, me, desired, epoch, created_at, updated_at, connected_at';
+
+const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
+
+function toRecord(r: Row): SessionRecord {
+  return {
+    id: r.id,
+    hostId: r.host_id,
+    shard: r.shard,
+    status: isSessionState(r.status) ? r.status : 'failed',
+    statusReason: r.status_reason,
+    webhookUrl: r.webhook_url,
+    metadata: r.metadata ?? {},
+    me: r.me,
+    desired: r.desired === 'stopped' ? 'stopped' : 'running',
+    epoch: r.epoch === null ? null : Number(r.epoch),
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+    connectedAt: r.connected_at === null ? null : iso(r.connected_at),
+  };
+}
+
+export interface StatusWrite {
+  status: SessionState;
+  reason: string | null;
+  /** undefined: keep; null: clear. */
+  me?: SessionMe | null;
+  epoch?: number;
+  desired?: Desired;
+}
+
+export class SessionStore {
+  readonly #sql: SqlDatabase;
+
+  constructor(sql: SqlDatabase) {
+    this.#sql = sql;
+  }
+
+  /** Inserts a new session; false when the id exists. */
+  async insert(input: { id: string; hostId: string; webhookUrl: string | null; metadata: Record<string, unknown> }): Promise<boolean> {
+    const res = await this.#sql.query(
+      `INSERT INTO sessions (id, host_id, status, webhook_url, metadata, desired) VALUES ($1, $2, 'starting', $3, $4, 'running')
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [input.id, input.hostId, input.webhookUrl, JSON.stringify(input.metadata)],
+    );
+    return res.rowCount === 1;
+  }
+
+  async get(id: string): Promise<SessionRecord | null> {
+    const res = await this.#sql.query<Row>(`SELECT ${COLUMNS} FROM sessions WHERE id = $1`, [id]);
+    const row = res.rows[0];
+    return row === undefined ? null : toRecord(row);
+  }
+
+  async list(options: { limit: number; after?: string; hostId?: string }): Promise<SessionRecord[]> {
+    const params: unknown[] = [];
+    const where: string[] = [];
+    if (options.after !== undefined) {
+      params.push(options.after);
+      where.push(`id > $${params.length}`);
+    }
+    if (options.hostId !== undefined) {
+      params.push(options.hostId);
+      where.push(`host_id = $${params.length}`);
+    }
+    params.push(options.limit);
+    const res = await this.#sql.query<Row>(
+      `SELECT ${COLUMNS} FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}`,
+      params,
+    );
+    return res.rows.map(toRecord);
+  }
+
+  /** Ids to restore at start: desired running and placed on this host (or anywhere, single host). */
+  async idsToRestore(hostId: string | undefined): Promise<string[]> {
+    const res =
+      hostId === undefined
+        ? await this.#sql.query<{ id: string }>(`SELECT id FROM sessions WHERE desired = 'running' ORDER BY id`)
+        : await this.#sql.query<{ id: string }>(`SELECT id FROM sessions WHERE desired = 'running' AND (host_id = $1 OR host_id IS NULL) ORDER BY id`, [hostId]);
+    return res.rows.map((r) => r.id);
+  }
+
+  async desiredOf(ids: readonly string[]): Promise<Map<string, Desired>> {
+    if (ids.length === 0) return new Map();
+    const res = await this.#sql.query<{ id: string; desired: string }>(`SELECT id, desired FROM sessions WHERE id = ANY($1::text[])`, [ids]);
+    return new Map(res.rows.map((r) => [r.id, r.desired === 'stopped' ? 'stopped' : 'running']));
+  }
+
+  /** Records where a session now runs (after a claim). */
+  async placed(id: string, hostId: string, shard: number, epoch: number): Promise<void> {
+    await this.#sql.query(`UPDATE sessions SET host_id = $2, shard = $3, epoch = $4, desired = 'running', updated_at = now() WHERE id = $1`, [id, hostId, shard, epoch]);
+  }
+
+  async setDesired(id: string, desired: Desired): Promise<void> {
+    await this.#sql.query(`UPDATE sessions SET desired = $2, updated_at = now() WHERE id = $1`, [id, desired]);
+  }
+
+  /**
+   * Writes a status change and runs `then(tx, webhookUrl)` in the same transaction (the webhook enqueue).
+   * Returns the updated record, or null when the session does not exist.
+   */
+  async writeStatus(id: string, w: StatusWrite, then?: (tx: SqlClient, record: SessionRecord) => Promise<void>): Promise<SessionRecord | null> {
+    return await this.#sql.transaction(async (tx) => {
+      const sets = ['status = $2', 'status_reason = $3', 'updated_at = now()'];
+      const params: unknown[] = [id, w.status, w.reason];
+      if (w.me !== undefined) {
+        params.push(w.me === null ? null : JSON.stringify(w.me));
+        sets.push(`me = $${params.length}::jsonb`);
+      }
+      if (w.epoch !== undefined) {
+        params.push(w.epoch);
+        sets.push(`epoch = $${params.length}`);
+      }
+      if (w.desired !== undefined) {
+        params.push(w.desired);
+        sets.push(`desired = $${params.length}`);
+      }
+      if (w.status === 'connected') sets.push('connected_at = now()');
+      const res = await tx.query<Row>(`UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, params);
+      const row = res.rows[0];
+      if (row === undefined) return null;
+      const record = toRecord(row);
+      if (then) await then(tx, record);
+      return record;
+    });
+  }
+
+  /** Runs `fn` with the session's row in a transaction (QR webhooks: no row change, same transaction rule). */
+  async withRecord(id: string, fn: (tx: SqlClient, record: SessionRecord) => Promise<void>): Promise<void> {
+    await this.#sql.transaction(async (tx) => {
+      const res = await tx.query<Row>(`SELECT ${COLUMNS} FROM sessions WHERE id = $1`, [id]);
+      const row = res.rows[0];
+      if (row !== undefined) await fn(tx, toRecord(row));
+    });
+  }
+
+  async delete(id: string, then?: (tx: SqlClient) => Promise<void>): Promise<boolean> {
+    return await this.#sql.transaction(async (tx) => {
+      const res = await tx.query(`DELETE FROM sessions WHERE id = $1`, [id]);
+      if (then) await then(tx);
+      return res.rowCount === 1;
+    });
+  }
+}
