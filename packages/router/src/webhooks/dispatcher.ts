@@ -42,7 +42,8 @@ export interface DispatcherOptions {
   /** `{BACKEND_URL}`: its endpoints get `Authorization` and skip the private-address guard. */
   backendUrl?: string | undefined;
   backendApiKey?: string | undefined;
-  metrics?: WebhookMetrics | undefined;
+  /** Read at each use (metrics may be registered after the dispatcher is built). */
+  metrics?: () => WebhookMetrics | undefined;
   /** Random by default; shows in `locked_by` (prefix) for operators. */
   name?: string;
 }
@@ -88,7 +89,7 @@ export class WebhookDispatcher {
   readonly #transport: WebhookTransport;
   readonly #s: DispatcherSettings;
   readonly #log: Logger;
-  readonly #metrics: WebhookMetrics | undefined;
+  readonly #metrics: () => WebhookMetrics | undefined;
   readonly #backendUrl: string | undefined;
   readonly #backendHeaders: Record<string, string>;
   readonly #name: string;
@@ -112,7 +113,7 @@ export class WebhookDispatcher {
     this.#transport = options.transport;
     this.#s = options.settings;
     this.#log = options.logger;
-    this.#metrics = options.metrics;
+    this.#metrics = options.metrics ?? (() => undefined);
     this.#backendUrl = options.backendUrl;
     this.#backendHeaders = options.backendApiKey === undefined ? {} : { authorization: `Bearer ${options.backendApiKey}` };
     this.#name = options.name ?? `d-${randomBytes(4).toString('hex')}`;
@@ -337,7 +338,7 @@ export class WebhookDispatcher {
       this.#count(row.topic, 'deferred');
       return { ...this.#release(row, new Date(Math.max(now.getTime(), this.breakers.probeAt(origin)))) };
     }
-    this.#metrics?.duration.observe({ topic: row.topic }, result.ms / 1000);
+    this.#metrics()?.duration.observe({ topic: row.topic }, result.ms / 1000);
     if (result.kind === 'ok') {
       this.#count(row.topic, 'delivered');
       return { id: row.id, token: row.token, status: 'delivered', attempted: true, nextAttemptAt: now, httpStatus: result.status, error: null };
@@ -361,7 +362,7 @@ export class WebhookDispatcher {
   }
 
   #count(topic: WebhookTopic, outcome: DeliveryOutcome): void {
-    this.#metrics?.deliveries.inc({ topic, outcome });
+    this.#metrics()?.deliveries.inc({ topic, outcome });
   }
 
   // ---- recording ----

@@ -60,6 +60,8 @@ export interface WebhookSystem {
   health(): Promise<{ ok: boolean; stats?: OutboxStats; error?: string }>;
   /** For the sessions route: validates a session's webhookUrl against this configuration. */
   validateWebhookUrl(url: string): string;
+  /** Registers the metrics later than construction (the router's registry exists only after the outbox is needed). Once. */
+  registerMetrics(registry: Registry): void;
 }
 
 /**
@@ -97,8 +99,6 @@ export function createWebhookSystem(options: WebhookSystemOptions): WebhookSyste
       allowPrivateTargets: w.allowPrivateTargets,
       retentionMs: w.retentionMs,
     };
-    const breakersView = { states: (): Map<string, number> => dispatcher?.breakers.states() ?? new Map<string, number>() };
-    if (options.metrics !== undefined) metrics = new WebhookMetrics(options.metrics, { stats: () => admin.stats(), breakers: breakersView });
     dispatcher = new WebhookDispatcher({
       db: sql,
       transport,
@@ -106,12 +106,18 @@ export function createWebhookSystem(options: WebhookSystemOptions): WebhookSyste
       logger: log,
       backendUrl: config.backend?.url,
       backendApiKey: config.backend?.apiKey,
-      metrics,
+      metrics: () => metrics,
       ...(options.name === undefined ? {} : { name: options.name }),
     });
-  } else if (options.metrics !== undefined) {
-    metrics = new WebhookMetrics(options.metrics, { stats: () => admin.stats(), breakers: { states: () => new Map() } });
   }
+  const registerMetrics = (registry: Registry): void => {
+    if (metrics !== undefined) return;
+    metrics = new WebhookMetrics(registry, {
+      stats: () => admin.stats(),
+      breakers: { states: (): Map<string, number> => dispatcher?.breakers.states() ?? new Map<string, number>() },
+    });
+  };
+  if (options.metrics !== undefined) registerMetrics(options.metrics);
   const policy = { allowPrivateTargets: w.allowPrivateTargets, signingConfigured: secret !== undefined };
   return {
     outbox,
@@ -140,5 +146,6 @@ export function createWebhookSystem(options: WebhookSystemOptions): WebhookSyste
       }
     },
     validateWebhookUrl: (url) => validateWebhookUrl(url, policy),
+    registerMetrics,
   };
 }
