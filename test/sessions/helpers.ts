@@ -49,7 +49,7 @@ export async function startSim(t: Cleanup, dir?: string): Promise<Sim> {
 export function sessionTestEnv(dataDir: string, overrides: Record<string, string> = {}): Record<string, string> {
   return {
     NODE_ENV: 'test',
-    LOG_LEVEL: process.env['WAGW_TEST_LOG'] ?? 'error',
+    LOG_LEVEL: process.env['WAGW_TEST_LOG'] ?? 'fatal',
     HOST: '127.0.0.1',
     PORT: '0',
     HOST_ID: 'test-host',

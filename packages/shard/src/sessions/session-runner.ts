@@ -62,6 +62,8 @@ export class SessionRunner {
   private releaseGate: (() => void) | undefined;
   private gateTimer: NodeJS.Timeout | undefined;
   private seq = 0;
+  /** Last time a message or a key/creds write went through (for the drain before a planned stop). */
+  private lastActivity = 0;
   private readonly stateWaiters = new Set<() => void>();
 
   constructor(id: string, epoch: number, deps: SessionRunnerDeps) {
@@ -148,20 +150,42 @@ export class SessionRunner {
     await this.finishLoggedOut('logout requested');
   }
 
-  /** Closes the socket without logging out, after every auth write is durable (migration, shutdown). */
-  async stop(reason: string): Promise<void> {
+  /**
+   * Closes the socket without logging out, after every auth write is durable (migration, shutdown). First the
+   * socket stops reading: frames already read finish processing (decrypt, key writes, ack), so a message whose
+   * ratchet step was stored is also acked; whatever was not read stays unacked and WhatsApp re-delivers it to
+   * the next owner.
+   */
+  async stop(reason: string, drainMs = 3000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     this.releaseLoginGate();
     const sock = this.sock;
-    this.sock = undefined;
     if (sock) {
       sock.ev.removeAllListeners('connection.update');
+      pauseReading(sock);
+      await this.quiesce(drainMs);
+      this.sock = undefined;
+      // Reading is paused, so a close handshake could not complete: drop the connection (acks already went out).
+      terminate(sock);
       await sock.end(undefined);
+      await waitClosed(sock, 2000);
     }
     await this.auth?.close();
     this.setState('disconnected', reason);
+  }
+
+  /** Waits until no message or key activity happened for a short while (bounded by `maxMs`). */
+  private async quiesce(maxMs: number): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    const quietMs = 250;
+    for (;;) {
+      await this.auth?.flush();
+      const idleFor = Date.now() - this.lastActivity;
+      if (idleFor >= quietMs || Date.now() >= deadline) return;
+      await new Promise((r) => setTimeout(r, Math.min(quietMs - idleFor, Math.max(0, deadline - Date.now()))));
+    }
   }
 
   /** Closes the socket at once, without flushing: the lease is gone and another owner may be writing. */
@@ -190,7 +214,16 @@ export class SessionRunner {
     const auth = this.auth;
     const { wa } = this.deps;
     const sock = makeWASocket({
-      auth: auth.state,
+      auth: {
+        creds: auth.state.creds,
+        keys: {
+          get: (type, ids) => auth.state.keys.get(type, ids),
+          set: (data) => {
+            this.lastActivity = Date.now();
+            return auth.state.keys.set(data);
+          },
+        },
+      },
       logger: this.deps.baileysLogger,
       browser: Browsers.ubuntu('Chrome'),
       markOnlineOnConnect: false,
@@ -205,6 +238,7 @@ export class SessionRunner {
     this.sock = sock;
     sock.ev.on('messages.upsert', ({ messages, type }) => {
       if (this.sock !== sock) return;
+      this.lastActivity = Date.now();
       const refs: SessionMessageRef[] = [];
       for (const m of messages) {
         if (!m.key.id) continue;
@@ -216,6 +250,7 @@ export class SessionRunner {
       if (refs.length > 0) this.deps.emit({ type: 'messages', sessionId: this.id, epoch: this.epoch, messages: refs });
     });
     sock.ev.on('creds.update', () => {
+      this.lastActivity = Date.now();
       auth.saveCreds().catch((err: unknown) => this.onAuthWriteFailed(err));
     });
     sock.ev.on('connection.update', (update) => {
@@ -333,6 +368,22 @@ export class SessionRunner {
       ...(this.me === undefined ? {} : { me: this.me }),
     });
   }
+}
+
+/** Stops reading frames from the WebSocket (writes, e.g. acks, still go out). */
+function pauseReading(sock: WASocket): void {
+  const ws = (sock.ws as unknown as { socket?: { pause?: () => void } | null }).socket;
+  ws?.pause?.();
+}
+
+function terminate(sock: WASocket): void {
+  const ws = (sock.ws as unknown as { socket?: { terminate?: () => void } | null }).socket;
+  ws?.terminate?.();
+}
+
+async function waitClosed(sock: WASocket, maxMs: number): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  while (!sock.ws.isClosed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
 function statusCodeOf(error: unknown): number | undefined {
