@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GatewayRouter } from '@wagw/router';
+import type { GatewayRouterOptions } from '@wagw/router';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig, Logger, WebhookOutbox } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
@@ -106,6 +107,7 @@ export interface GatewayOptions {
   redisPrefix?: string;
   outbox?: (stores: Stores) => WebhookOutbox;
   logger?: Logger;
+  inspect?: GatewayRouterOptions['inspect'];
 }
 
 export async function startGateway(t: Cleanup, options: GatewayOptions): Promise<Gateway> {
@@ -127,6 +129,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
         ...(options.outbox === undefined ? {} : { outbox: options.outbox(stores) }),
       },
       defaultMetrics: false,
+      ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
     });
   } catch (err) {
     await stores.close();

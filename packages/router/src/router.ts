@@ -12,7 +12,7 @@ import { sessionRoutes } from './api/sessions-routes.ts';
 import { EventHub } from './api/sse.ts';
 import { SessionManager } from './sessions/manager.ts';
 import { Lifecycle, createApp } from './app.ts';
-import type { DependencyCheck } from './app.ts';
+import type { AppDeps, DependencyCheck } from './app.ts';
 import { RouterMetrics } from './metrics.ts';
 import { ShardSupervisor } from './supervisor.ts';
 import type { ShardSupervisorOptions, SupervisorHooks } from './supervisor.ts';
@@ -48,6 +48,8 @@ export interface GatewayRouterOptions {
   routes?: readonly RouteDefinition[];
   /** Authentication middleware per route (packages/router/src/security); absent: no authentication. */
   auth?: AuthHook;
+  /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
+  inspect?: AppDeps['inspect'];
 }
 
 /** The shards' session settings: the same blob store as the router's, WhatsApp endpoint, login cap. */
@@ -132,6 +134,7 @@ export class GatewayRouter {
     const app = createApp({
       routes,
       ...(options.auth === undefined ? {} : { auth: options.auth }),
+      ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
       logger: options.logger,
       shards: this.supervisor,
       dependencies: options.stores.health,

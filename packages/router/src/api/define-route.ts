@@ -118,7 +118,7 @@ export function mountRoutes(router: Router<AppState>, routes: readonly RouteDefi
       let body: unknown;
       if (spec.body !== undefined) {
         const raw = await readJsonBody(c.req, spec.bodyLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES);
-        body = parsePart('body', spec.body, raw ?? {}, problems);
+        body = parsePart('body', spec.body, raw === undefined ? {} : raw, problems);
       }
       if (problems.length > 0) throw validationError(problems);
       await spec.handler(c, { params, query, body } as Parameters<typeof spec.handler>[1]);
