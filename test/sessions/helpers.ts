@@ -20,6 +20,7 @@ import type { Stores } from '@wagw/stores';
 import { WaSimulator } from '@wagw/wa-sim';
 import type { SimPhone } from '@wagw/wa-sim';
 import { createTestDatabase, redisNamespace, startS3, tempDir, waitFor } from '../harness/index.ts';
+import { createWebhookSystem } from '../../packages/router/src/webhooks/index.ts';
 import type { Cleanup } from '../harness/index.ts';
 
 export const ROUTER_MAIN = fileURLToPath(import.meta.resolve('@wagw/router/main'));
@@ -106,6 +107,8 @@ export interface GatewayOptions {
   env: Record<string, string>;
   redisPrefix?: string;
   outbox?: (stores: Stores) => WebhookOutbox;
+  /** The real webhook system (outbox + dispatcher) from the env's WEBHOOK_* / BACKEND_URL settings. */
+  webhooks?: boolean;
   logger?: Logger;
   inspect?: GatewayRouterOptions['inspect'];
 }
@@ -114,19 +117,28 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
   const config = loadConfig(options.env);
   const logger = options.logger ?? createRootLogger({ proc: 'test', level: config.logLevel });
   const stores = await openStores(config, logger, options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix });
+  const webhooks = options.webhooks === true ? createWebhookSystem({ sql: stores.sql, config, logger }) : undefined;
+  const outbox = webhooks?.outbox ?? options.outbox?.(stores);
   let router: GatewayRouter;
   try {
     router = await GatewayRouter.create({
       config,
       logger,
-      stores: { health: () => stores.health(), close: () => stores.close() },
+      stores: {
+        health: () => stores.health(),
+        close: async () => {
+          await webhooks?.dispatcher.stop();
+          await stores.close();
+        },
+      },
       sessions: {
         directory: stores.directory,
         blobs: stores.blobs,
         sql: stores.sql,
         qr: stores.qr,
         hosts: stores.hosts,
-        ...(options.outbox === undefined ? {} : { outbox: options.outbox(stores) }),
+        ...(outbox === undefined ? {} : { outbox }),
+        ...(webhooks === undefined ? {} : { validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url) }),
       },
       defaultMetrics: false,
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
@@ -135,6 +147,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
     await stores.close();
     throw err;
   }
+  webhooks?.dispatcher.start();
   let stopped = false;
   const gw: Gateway = {
     router,
@@ -290,16 +303,17 @@ export function openSse(t: Cleanup, url: string): { events: SseEvent[]; close():
 }
 
 /** A tiny webhook receiver: records every POST body with its headers. */
-export async function startReceiver(t: Cleanup): Promise<{ url: string; hits: { headers: http.IncomingHttpHeaders; body: Record<string, unknown> }[] }> {
-  const hits: { headers: http.IncomingHttpHeaders; body: Record<string, unknown> }[] = [];
+export async function startReceiver(t: Cleanup): Promise<{ url: string; hits: { headers: http.IncomingHttpHeaders; body: Record<string, unknown>; raw: string }[] }> {
+  const hits: { headers: http.IncomingHttpHeaders; body: Record<string, unknown>; raw: string }[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
       try {
-        hits.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> });
+        hits.push({ headers: req.headers, body: JSON.parse(raw) as Record<string, unknown>, raw });
       } catch {
-        hits.push({ headers: req.headers, body: {} });
+        hits.push({ headers: req.headers, body: {}, raw });
       }
       res.writeHead(204).end();
     });

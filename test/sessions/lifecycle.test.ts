@@ -3,16 +3,24 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tempDir, waitFor } from '../harness/index.ts';
-import { openSse, sessionTestEnv, startGateway, startSim } from './helpers.ts';
+import { randomBytes } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from './helpers.ts';
+
+const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 describe('session lifecycle (embedded stores)', () => {
-  test('create -> QR as PNG and JSON -> scan -> connected with me on GET and SSE', async (t) => {
+  test('create -> QR as PNG and JSON -> scan -> connected with me on GET, SSE and the signed status webhook', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
-    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, env) });
+    const receiver = await startReceiver(t);
+    const gw = await startGateway(t, {
+      env: sessionTestEnv(dir.path, { ...env, WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_POLL_INTERVAL_MS: '200' }),
+      webhooks: true,
+    });
     const phone = sim.createPhone({ name: 'Ana' });
 
-    const created = await gw.api.post('/api/v1/sessions', { id: 'ana', metadata: { card: 7 } });
+    const created = await gw.api.post('/api/v1/sessions', { id: 'ana', metadata: { card: 7 }, webhookUrl: receiver.url });
     assert.equal(created.status, 201, created.raw.toString());
     assert.equal(created.body['id'], 'ana');
     assert.equal(created.body['host'], 'test-host');
@@ -42,6 +50,25 @@ describe('session lifecycle (embedded stores)', () => {
     );
     const connected = statusEvents.find((e) => e.data['status'] === 'connected');
     assert.deepEqual((connected?.data['me'] as { jid: string }).jid, phone.jid);
+
+    // The session's webhook got the QR and the connected status, signed (Standard Webhooks).
+    const hooks = await waitFor(
+      () => {
+        const got = receiver.hits.filter((h) => (h.body['data'] as { status?: string } | undefined)?.status === 'connected');
+        return got.length > 0 && receiver.hits.some((h) => (h.body['data'] as { status?: string }).status === 'qr') ? receiver.hits : null;
+      },
+      { what: 'qr and connected webhooks', timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const hit = hooks.find((h) => (h.body['data'] as { status?: string }).status === 'connected');
+    assert.ok(hit);
+    assert.equal(hit.body['sessionId'], 'ana');
+    assert.equal((hit.body['data'] as { me: { jid: string } }).me.jid, phone.jid);
+    const verified = new Webhook(SECRET).verify(hit.raw, {
+      'webhook-id': String(hit.headers['webhook-id']),
+      'webhook-timestamp': String(hit.headers['webhook-timestamp']),
+      'webhook-signature': String(hit.headers['webhook-signature']),
+    });
+    assert.ok(verified);
 
     // Connected: no QR any more.
     const after = await gw.api.get('/api/v1/sessions/ana/qr?format=json');

@@ -8,6 +8,8 @@ import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
 import { GatewayRouter } from './router.ts';
+import { createWebhookSystem } from './webhooks/index.ts';
+import type { WebhookSystem } from './webhooks/index.ts';
 import type { RouterStores, SessionStores } from './router.ts';
 
 let config: GatewayConfig;
@@ -26,6 +28,7 @@ const logger = createRootLogger({ proc: 'router', level: config.logLevel });
 let router: GatewayRouter | undefined;
 let stores: RouterStores | undefined;
 let sessionStores: SessionStores | undefined;
+let webhooks: WebhookSystem | undefined;
 let stopRequested: NodeJS.Signals | undefined;
 
 function shutdown(signal: NodeJS.Signals): void {
@@ -69,9 +72,19 @@ async function abortIfStopping(): Promise<void> {
 
 try {
   const opened = await openStores(config, logger);
-  stores = { health: () => opened.health(), close: () => opened.close() };
-  // The webhook outbox (packages/router/src/webhooks) plugs in here as `outbox` once it is wired.
-  sessionStores = { directory: opened.directory, blobs: opened.blobs, sql: opened.sql, qr: opened.qr, hosts: opened.hosts };
+  const hooks = createWebhookSystem({ sql: opened.sql, config, logger });
+  webhooks = hooks;
+  // The dispatcher stops (in-flight deliveries recorded) before the database closes.
+  stores = { health: () => opened.health(), close: async () => { await hooks.dispatcher.stop(); await opened.close(); } };
+  sessionStores = {
+    directory: opened.directory,
+    blobs: opened.blobs,
+    sql: opened.sql,
+    qr: opened.qr,
+    hosts: opened.hosts,
+    outbox: hooks.outbox,
+    validateWebhookUrl: (url) => hooks.validateWebhookUrl(url),
+  };
 } catch (err) {
   // An unreachable Redis/PostgreSQL/S3 is reported by name (DEPENDENCY_UNAVAILABLE), not as a stack.
   const code = (err as { code?: unknown }).code;
@@ -89,6 +102,8 @@ try {
   await stores.close().catch(() => undefined);
   process.exit(1);
 }
+webhooks?.registerMetrics(router.metrics.registry);
+webhooks?.dispatcher.start();
 await abortIfStopping();
 
 logger.info({ url: router.url, hostId: config.hostId, shards: config.shards.count, dataDir: config.dataDir }, 'router listening');

@@ -31,6 +31,8 @@ export interface SessionStores {
   qr: QrCache;
   hosts: HostRegistry;
   outbox?: WebhookOutbox;
+  /** Validates (and normalises) a session's webhookUrl at creation; throws VALIDATION_FAILED. */
+  validateWebhookUrl?: (url: string) => string;
 }
 
 export interface GatewayRouterOptions {
@@ -127,6 +129,7 @@ export class GatewayRouter {
         hosts: s.hosts,
         hub: this.hub,
         ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
+        ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
       });
       routes.push(...sessionRoutes({ manager: this.sessions, hub: this.hub, hosts: s.hosts }));
     }

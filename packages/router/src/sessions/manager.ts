@@ -65,6 +65,8 @@ export interface SessionManagerOptions {
   outbox?: WebhookOutbox;
   /** Sessions placed at once during restore and recovery. */
   placeConcurrency?: number;
+  /** Validates a session's webhookUrl at creation (webhook target policy); throws VALIDATION_FAILED. */
+  validateWebhookUrl?: (url: string) => string;
 }
 
 interface LocalSession {
@@ -213,7 +215,8 @@ export class SessionManager {
   async create(input: { id?: string; webhookUrl?: string; metadata?: Record<string, unknown> }, reqId?: string): Promise<{ id: string; status: SessionState; shard: number; host: string }> {
     if (this.#stopping) throw new GatewayError('SHUTTING_DOWN');
     const id = input.id ?? randomUUID();
-    const inserted = await this.store.insert({ id, hostId: this.#o.hostId, webhookUrl: input.webhookUrl ?? null, metadata: input.metadata ?? {} });
+    const webhookUrl = input.webhookUrl === undefined ? null : (this.#o.validateWebhookUrl?.(input.webhookUrl) ?? input.webhookUrl);
+    const inserted = await this.store.insert({ id, hostId: this.#o.hostId, webhookUrl, metadata: input.metadata ?? {} });
     if (!inserted) throw new GatewayError('SESSION_EXISTS', `A session ${id} already exists.`, { id });
     try {
       const placed = await this.#withLock(id, () => this.#place(id, 'create', undefined, reqId));
