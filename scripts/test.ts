@@ -13,7 +13,7 @@ const extra = process.argv.slice(2);
 const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
 const child = spawn(
   process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...extra, ...files],
+  ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...extra, ...files],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
