@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { PROTOCOL_VERSION } from '@wagw/shared';
 import type { GatewayError } from '@wagw/shared';
 import { GatewayRouter, ShardSupervisor } from '@wagw/router';
 import { FIXTURES, alive, fakeStores, testConfig, testLogger, until } from './helpers.ts';
@@ -138,7 +139,7 @@ describe('handshake', () => {
       const [s] = await sup.start();
       const [failed] = s?.state === 'failed' ? [s] : await sup.waitFor((l) => l[0]?.state === 'failed', 5000);
       assert.equal(failed?.restarts, 0);
-      assert.match(failed?.failureReason ?? '', /init failed: protocol version mismatch: router speaks 999, shard speaks 1/);
+      assert.match(failed?.failureReason ?? '', new RegExp(`init failed: protocol version mismatch: router speaks 999, shard speaks ${PROTOCOL_VERSION}`));
       assert.equal(failed?.lastExit?.planned, false);
     } finally {
       await sup.stop();
