@@ -2,7 +2,6 @@
 // OpenAPI document.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Router } from '@koa/router';
 import { tempDir } from '../harness/index.ts';
 import { sessionTestEnv, startGateway, startSim } from './helpers.ts';
 import type { Gateway } from './helpers.ts';
@@ -13,7 +12,8 @@ interface ErrorBody {
 
 describe('session API: bad inputs and the OpenAPI document', () => {
   let gw: Gateway;
-  let koaRouter: Router | undefined;
+  /** The Koa router's layers (structural: @koa/router is not a dependency of the tests). */
+  let koaRouter: { stack: { path: string | RegExp; methods: string[] }[] } | undefined;
   const cleanups: (() => Promise<void>)[] = [];
   const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
 
@@ -23,7 +23,7 @@ describe('session API: bad inputs and the OpenAPI document', () => {
     gw = await startGateway(t0, {
       env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1' }),
       inspect: (router) => {
-        koaRouter = router as unknown as Router;
+        koaRouter = router as unknown as { stack: { path: string | RegExp; methods: string[] }[] };
       },
     });
     assert.equal((await gw.api.post('/api/v1/sessions', { id: 'dup' })).status, 201);
