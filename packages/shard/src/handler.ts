@@ -299,8 +299,11 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     switch (req.kind) {
       case 'ping':
         return await ping(req);
-      case 'stats':
+      case 'stats': {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        if (req.gc === true && typeof gc === 'function') gc();
         return stats();
+      }
       case 'shutdown':
         ctx.log.info({ reason: req.reason }, 'shutdown requested');
         return await shutdownRequest(req);

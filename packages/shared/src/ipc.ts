@@ -124,6 +124,11 @@ export interface ShardStats {
   cpuPool: CpuPoolStats;
 }
 
+export interface StatsParams {
+  /** Run a full garbage collection first when the shard was started with --expose-gc (benchmarks). */
+  gc?: boolean;
+}
+
 export interface ShutdownParams {
   /** Free text for the logs (e.g. 'router stopping', 'scale down'). */
   reason: string;
@@ -142,7 +147,7 @@ export interface IpcRequestMap {
   /** Echo; used by /health and bench/ipc. */
   ping: { params: PingParams; result: PingResult };
   /** Memory, event loop and session counts. */
-  stats: { params: Record<never, never>; result: ShardStats };
+  stats: { params: StatsParams; result: ShardStats };
   /** Planned stop: refuse new requests, drain the running ones, close the CPU pool, reply, exit 0. */
   shutdown: { params: ShutdownParams; result: ShutdownResult };
   /** Runs a session under a lease the router claimed: load auth state, open the socket. Idempotent per epoch. */
