@@ -140,8 +140,7 @@ export interface ShutdownResult {
 }
 
 /**
- * Every request kind with its parameters and result. The single place to extend the protocol
- * (issue 4 adds `session.create`, `session.get`, ...).
+ * Every request kind with its parameters and result. The single place to extend the protocol.
  */
 export interface IpcRequestMap {
   /** Echo; used by /health and bench/ipc. */
