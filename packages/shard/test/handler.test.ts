@@ -144,6 +144,34 @@ describe('shard handler: handshake', () => {
 });
 
 describe('shard handler: requests', () => {
+  it('session requests without session hosting, and qr.render without a renderer, answer SHARD_UNAVAILABLE', async () => {
+    const h = harness();
+    await h.ready();
+    for (const body of [
+      { kind: 'session.start', sessionId: 's1', epoch: 1, validUntil: Date.now() + 10_000, reason: 'test' },
+      { kind: 'session.list' },
+      { kind: 'leases.extend', leases: [] },
+      { kind: 'qr.render', text: 'x', format: 'png' },
+    ] as IpcRequestBody[]) {
+      const r = await h.call(body);
+      assert.ok(!r.ok, body.kind);
+      assert.equal(r.error.code, 'SHARD_UNAVAILABLE', body.kind);
+    }
+  });
+
+  it('qr.render renders through the pool and returns PNG bytes as base64', async () => {
+    const h = harness({
+      createCpuPool: async () =>
+        Object.assign(new FakePool(), {
+          renderQr: async () => ({ format: 'png' as const, contentType: 'image/png' as const, data: new Uint8Array([0x89, 0x50, 0x4e, 0x47]) }),
+        }),
+    });
+    await h.ready();
+    const r = await h.call({ kind: 'qr.render', text: '2@abc', format: 'png' });
+    assert.ok(r.ok);
+    assert.deepEqual(r.value, { contentType: 'image/png', encoding: 'base64', data: Buffer.from([0x89, 0x50, 0x4e, 0x47]).toString('base64') });
+  });
+
   it('ping echoes its payload', async () => {
     const h = harness();
     await h.ready();
