@@ -30,6 +30,7 @@ const sizes = (arg('sizes') ?? '100,500').split(',').map(Number);
 const memoryLimitGb = Number(arg('memory-limit-gb') ?? '4');
 const loginConcurrency = arg('login-concurrency') ?? '4';
 const write = !args.includes('--no-write');
+const logLevel = arg('log') ?? 'fatal';
 
 interface Row {
   n: number;
@@ -75,7 +76,7 @@ async function runSize(n: number): Promise<Row> {
     WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
     WA_EXTRA_CA_FILE: caFile,
   });
-  const logger = createRootLogger({ proc: 'bench', level: 'fatal' });
+  const logger = createRootLogger({ proc: 'bench', level: logLevel, destination: process.stderr });
   const stores = await openStores(config, logger);
   const router = await GatewayRouter.create({
     config,
@@ -141,7 +142,16 @@ async function runSize(n: number): Promise<Row> {
       },
       300_000,
       100,
-    );
+    ).catch(async (err: unknown) => {
+      const r = await json<{ data: { status: string; reason?: string; connectedAt: string | null }[] }>(`${base}/api/v1/sessions?limit=500`);
+      const counts: Record<string, number> = {};
+      for (const s of r.body.data) {
+        const key = `${s.status}${Date.parse(s.connectedAt ?? '') > killedAt ? '' : ' (old)'}${s.reason ? `: ${s.reason}` : ''}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+      }
+      process.stderr.write(`statuses at the timeout: ${JSON.stringify(counts)}\nshards: ${JSON.stringify(router.sessions?.shards())}\n`);
+      throw err;
+    });
     const restoreMs = performance.now() - k0;
     const snap = sim.snapshot();
     if (snap.concurrentLoginViolations !== 0) throw new Error(`simulator saw ${snap.concurrentLoginViolations} concurrent logins`);

@@ -129,6 +129,9 @@ export function toView(r: SessionRecord): SessionView {
   return v;
 }
 
+/** Renewal ticks between two reconcile passes (a full scan of the sessions this host should run). */
+const RECONCILE_EVERY_TICKS = 4;
+
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 function codeOf(err: unknown): string | undefined {
@@ -150,6 +153,7 @@ export class SessionManager {
   #placing: Promise<void> | undefined;
   #placeAgain = false;
   #stopping = false;
+  #ticks = 0;
   /** Messages seen per session (debug counter; the messages issue persists them). */
   readonly messageCounts = new Map<string, number>();
 
@@ -402,7 +406,8 @@ export class SessionManager {
     if (info.state !== 'restarting' && info.state !== 'failed' && info.state !== 'stopped') return;
     const orphans = [...this.#local].filter(([, l]) => l.shard === info.index);
     if (orphans.length === 0) return;
-    this.#log.warn({ shard: info.index, state: info.state, sessions: orphans.length }, 'shard gone; re-placing its sessions');
+    if (this.#stopping) this.#log.info({ shard: info.index, sessions: orphans.length }, 'shard stopped with the router');
+    else this.#log.warn({ shard: info.index, state: info.state, sessions: orphans.length }, 'shard gone; re-placing its sessions');
     for (const [id, l] of orphans) {
       this.#local.delete(id);
       // The process is dead: no socket of it survives, so the lease can go now (not at its expiry).
@@ -672,7 +677,8 @@ export class SessionManager {
           const { unknown } = await this.#o.shards.call(g.shard, { kind: 'leases.extend', leases: grants });
           for (const id of unknown) {
             const l = this.#local.get(id);
-            if (l && l.shard === g.shard && !l.quiet) {
+            // Only the grant's own epoch: a session re-placed meanwhile (same shard, newer epoch) is fine.
+            if (l && l.shard === g.shard && l.epoch === grants.find((x) => x.sessionId === id)?.epoch && !l.quiet) {
               this.#log.warn({ sessionId: id, shard: g.shard }, 'shard does not run a session it holds a lease for; re-placing');
               this.#local.delete(id);
               await this.#release(id, l);
@@ -684,8 +690,34 @@ export class SessionManager {
         }
       }),
     );
+    if (++this.#ticks % RECONCILE_EVERY_TICKS === 0) await this.#reconcile();
     if (this.#unplaced.size > 0) void this.#placeUnplaced();
     await this.#announce();
+  }
+
+  /**
+   * Safety net: every session that should run on this host but has no owner here (and no live lease
+   * elsewhere) is queued for placement, whatever path lost track of it. Logged, since it should not happen.
+   */
+  async #reconcile(): Promise<void> {
+    if (this.#stopping) return;
+    let ids: string[];
+    try {
+      ids = await this.store.idsToRestore(this.#o.singleHost ? undefined : this.#o.hostId);
+    } catch (err) {
+      this.#log.warn({ err: codeOf(err) ?? String(err) }, 'reconcile: reading sessions failed');
+      return;
+    }
+    const missing: string[] = [];
+    for (const id of ids) {
+      if (this.#local.has(id) || this.#unplaced.has(id) || this.#locks.has(id)) continue;
+      const lease = await this.#o.directory.get(id).catch(() => null);
+      if (lease !== null && hostOfOwner(lease.owner) !== this.#o.hostId) continue;
+      missing.push(id);
+    }
+    if (missing.length === 0) return;
+    this.#log.warn({ sessions: missing.length, sample: missing.slice(0, 5) }, 'reconcile: sessions that should run have no owner; re-placing');
+    for (const id of missing) this.#unplaced.add(id);
   }
 
   #onLeaseLost(id: string, shard: number, epoch: number | undefined): void {
