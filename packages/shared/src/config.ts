@@ -31,6 +31,7 @@ export const ENV_SPEC = {
   PORT: { schema: int(0, 65535), default: '8080', doc: 'Port the router listens on (0 picks a free one).' },
   HOST_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'), default: os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'host', doc: 'This host\'s id in the cluster (defaults to the hostname).' },
   PUBLIC_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'URL other routers use to reach this one (defaults to http://HOST:PORT).' },
+  TRUST_PROXY: { schema: bool, default: 'false', doc: 'Trust X-Forwarded-For/-Proto/-Host from a load balancer (Koa app.proxy): the client IP for rate limits comes from X-Forwarded-For. Only behind a proxy that sets it.' },
   DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Directory for embedded stores (PGlite, local blobs).' },
   SHARD_COUNT: { schema: int(1, 256), default: String(os.availableParallelism()), doc: 'Shard processes on this host (default: one per core).' },
   SHARD_MAX_SESSIONS: { schema: int(1, 100_000), default: '1000', doc: 'Sessions one shard accepts before it counts as full.' },
@@ -136,7 +137,7 @@ export interface S3Config {
 export interface GatewayConfig {
   nodeEnv: 'development' | 'production' | 'test';
   logLevel: string;
-  http: { host: string; port: number; publicUrl: string | undefined };
+  http: { host: string; port: number; publicUrl: string | undefined; trustProxy: boolean };
   hostId: string;
   dataDir: string;
   shards: {
@@ -321,7 +322,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   return deepFreeze({
     nodeEnv: r.NODE_ENV,
     logLevel: r.LOG_LEVEL,
-    http: { host: r.HOST, port: r.PORT, publicUrl: r.PUBLIC_URL },
+    http: { host: r.HOST, port: r.PORT, publicUrl: r.PUBLIC_URL, trustProxy: r.TRUST_PROXY },
     hostId: r.HOST_ID,
     dataDir: path.resolve(r.DATA_DIR),
     shards: {
