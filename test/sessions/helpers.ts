@@ -330,6 +330,8 @@ export interface RouterProcess {
   child: ChildProcess;
   url: string;
   stderr(): string;
+  /** The router's stdout (its JSON log lines). */
+  stdout(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -339,6 +341,7 @@ export async function startRouterProcess(t: Cleanup, env: Record<string, string>
   let err = '';
   child.stdout?.on('data', (d: Buffer) => {
     out += d.toString('utf8');
+    if (out.length > 1_000_000) out = out.slice(-500_000);
   });
   child.stderr?.on('data', (d: Buffer) => {
     err += d.toString('utf8');
@@ -354,6 +357,7 @@ export async function startRouterProcess(t: Cleanup, env: Record<string, string>
     child,
     url,
     stderr: () => err,
+    stdout: () => out,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = once(child, 'exit');

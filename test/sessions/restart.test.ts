@@ -15,7 +15,9 @@ async function routerRestart(t: Cleanup & { diagnostic(msg: string): void }, ext
   const api1 = new Api(first.url);
   const ids = [0, 1, 2, 3, 4].map((i) => `${label}-${i}`);
   const phones = ids.map((id) => sim.createPhone({ name: id }));
-  await mapLimit(ids, 3, (id, i) => pairByQr(api1, sim, phones[i]!, id));
+  await mapLimit(ids, 3, (id, i) => pairByQr(api1, sim, phones[i]!, id)).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\nrouter log:\n${first.stdout().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n')}`);
+  });
   const pairings = sim.snapshot().pairings;
 
   assert.equal(await first.stop('SIGTERM'), 0, first.stderr());
