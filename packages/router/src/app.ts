@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import Koa from 'koa';
-import type { Context, Next } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import { Router } from '@koa/router';
 import helmet from 'koa-helmet';
 import { ERRORS, GatewayError, isErrorCode } from '@wagw/shared';
@@ -17,6 +17,10 @@ import { mountRoutes } from './api/define-route.ts';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { createOpenApiRegistry, mountOpenApi } from './api/openapi.ts';
 import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
+import type { Authenticator } from './security/auth.ts';
+import type { BodyLimits } from './security/limits.ts';
+import type { Principal } from './security/principal.ts';
+import type { RateLimits } from './security/rate-limit.ts';
 
 /** The slice of the ShardSupervisor the HTTP layer uses. */
 export interface ShardsView {
@@ -55,8 +59,19 @@ export interface AppDeps {
   healthTimeoutMs?: number;
   /** API routes (sessions, admin, ...), each validated and documented in /openapi.json. */
   routes?: readonly RouteDefinition[];
-  /** The single place authentication plugs in (packages/router/src/security): a middleware per route's auth. */
+  /**
+   * The security edge (docs/security.md): per-IP limiter -> authenticate -> per-principal limiter before the
+   * routes, and `auth.requireAuth({scopes, sessionParam})` on every non-public route. Absent: no authentication.
+   */
+  security?: AppSecurity;
+  /** Overrides the per-route hook built from `security` (tests of the route layer). */
   auth?: AuthHook;
+  /** BODY_LIMIT_BYTES and JSON_MAX_DEPTH for JSON bodies (config.limits); default 1 MiB and 32. */
+  bodyLimits?: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>;
+  /** TRUST_PROXY: Koa's app.proxy (ctx.ip from X-Forwarded-For). Default false. */
+  trustProxy?: boolean;
+  /** More checks on /health by name (e.g. `webhooks`); a `{ok: false}` one makes it 503. Never throw. */
+  healthChecks?: Record<string, () => Promise<{ ok: boolean }>>;
   /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
   inspect?: (router: Router<AppState>, registry: OpenAPIRegistry) => void;
 }
@@ -64,6 +79,23 @@ export interface AppDeps {
 export interface AppState {
   reqId: string;
   log: Logger;
+  /** Who is calling, set by the authenticator (anonymous admin when no authentication is configured). */
+  principal?: Principal | undefined;
+}
+
+/** The security parts the app mounts (built by main.ts / GatewayRouter from config). */
+export interface AppSecurity {
+  auth: Authenticator;
+  limits: RateLimits;
+}
+
+/** The route layer's auth hook from the authenticator: requireAuth with the route's scopes and session param. */
+export function authHookFor(auth: Authenticator): AuthHook {
+  return (routeAuth) => {
+    if (routeAuth === 'public') return undefined;
+    const options = routeAuth.sessionParam === undefined ? { scopes: routeAuth.scopes } : { scopes: routeAuth.scopes, sessionParam: routeAuth.sessionParam };
+    return auth.requireAuth(options) as Middleware<AppState>;
+  };
 }
 
 export type AppContext = Koa.ParameterizedContext<AppState>;
@@ -159,7 +191,14 @@ export interface ShardHealth {
 
 export function createApp(deps: AppDeps): Koa<AppState> {
   const app = new Koa<AppState>();
-  app.proxy = false;
+  app.proxy = deps.trustProxy ?? false;
+  // Koa reports errors it could not answer (a client socket reset mid-body, a write after close) here; without a
+  // listener it prints them raw to stderr. They are the client's problem: debug level, with the request id.
+  app.on('error', (err: unknown, ctx?: AppContext) => {
+    const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown };
+    const log = ctx?.state?.log ?? deps.logger;
+    log.debug({ code: typeof e.code === 'string' ? e.code : undefined, err: typeof e.message === 'string' ? e.message : String(err) }, 'client connection error');
+  });
   const healthTimeoutMs = deps.healthTimeoutMs ?? 2000;
   const startedAt = Date.now();
 
@@ -206,6 +245,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   // 3. Security headers.
   app.use(helmet());
 
+  // 4. Security edge: per-IP limit (before authentication, so guessing is limited too), authentication
+  // (public paths pass; /metrics checks METRICS_TOKEN), per-principal limit; scopes are checked per route.
+  if (deps.security !== undefined) {
+    app.use(deps.security.limits.perIp as Middleware<AppState>);
+    app.use(deps.security.auth.authenticate() as Middleware<AppState>);
+    app.use(deps.security.limits.perPrincipal as Middleware<AppState>);
+  }
+
   const router = new Router<AppState>();
 
   router.get('/health', async (ctx) => {
@@ -232,15 +279,23 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         return { ...base, error: typeof code === 'string' ? code : 'INTERNAL' };
       }
     };
-    const [shards, dependencies] = await Promise.all([
+    const extra = Object.entries(deps.healthChecks ?? {});
+    const [shards, dependencies, checks] = await Promise.all([
       Promise.all(deps.shards.list().map(probe)),
       withTimeout(deps.dependencies(), healthTimeoutMs, 'dependency check').catch(
         (err: unknown): Record<string, DependencyHealth> => ({
           stores: { ok: false, kind: 'unknown', latencyMs: healthTimeoutMs, error: err instanceof Error ? err.message : String(err) },
         }),
       ),
+      Promise.all(
+        extra.map(([name, check]) =>
+          withTimeout(check(), healthTimeoutMs, `${name} check`)
+            .catch((err: unknown) => ({ ok: false, error: err instanceof Error ? err.message : String(err) }))
+            .then((result) => [name, result] as const),
+        ),
+      ),
     ]);
-    const depsOk = Object.values(dependencies).every((d) => d.ok);
+    const depsOk = Object.values(dependencies).every((d) => d.ok) && checks.every(([, c]) => c.ok);
     const shardsOk = shards.some((s) => s.responsive);
     const ok = depsOk && shardsOk && deps.lifecycle.phase !== 'stopping';
     ctx.status = ok ? 200 : 503;
@@ -251,6 +306,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       shards,
       dependencies,
+      ...Object.fromEntries(checks),
     };
   });
 
@@ -275,7 +331,9 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   const registry = createOpenApiRegistry();
   registerPublicRoutes(registry);
-  mountRoutes(router, deps.routes ?? [], deps.auth === undefined ? { registry } : { registry, auth: deps.auth });
+  const authHook = deps.auth ?? (deps.security === undefined ? undefined : authHookFor(deps.security.auth));
+  const limits = deps.bodyLimits ?? { bodyBytes: 1024 * 1024, jsonMaxDepth: 32 };
+  mountRoutes(router, deps.routes ?? [], authHook === undefined ? { registry, limits } : { registry, limits, auth: authHook });
   mountOpenApi(router, registry);
   deps.inspect?.(router, registry);
 

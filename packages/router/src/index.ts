@@ -11,7 +11,13 @@ export type {
   SupervisorConfig,
   SupervisorHooks,
 } from './supervisor.ts';
-export { Lifecycle, createApp, errorResponse, requestIdFrom } from './app.ts';
-export type { AppContext, AppDeps, AppState, DependencyCheck, LifecyclePhase, ShardHealth, ShardsView } from './app.ts';
+export { Lifecycle, authHookFor, createApp, errorResponse, requestIdFrom } from './app.ts';
+export type { AppContext, AppDeps, AppSecurity, AppState, DependencyCheck, LifecyclePhase, ShardHealth, ShardsView } from './app.ts';
+/** The security edge (authentication, scopes, rate limits, request limits, webhook URL policy). */
+export * as security from './security/index.ts';
+/** The webhook system (outbox, dispatcher, admin). */
+export * as webhooks from './webhooks/index.ts';
+/** The backend's worker-registry client. */
+export * as backend from './backend/index.ts';
 export { RouterMetrics } from './metrics.ts';
 export type { RouterMetricsOptions, ShardSource } from './metrics.ts';

@@ -9,10 +9,15 @@ import type { BlobStore, GatewayConfig, Logger, SessionDirectory, ShardSessionsC
 import type { HostRegistry, QrCache } from '@wagw/stores';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
+import { webhookAdminRoutes } from './api/webhooks-routes.ts';
+import { createAuthenticator } from './security/auth.ts';
+import { RateLimits } from './security/rate-limit.ts';
+import { validateWebhookUrl } from './security/webhook-url.ts';
+import type { WebhookSystem } from './webhooks/index.ts';
 import { EventHub } from './api/sse.ts';
 import { SessionManager } from './sessions/manager.ts';
 import { Lifecycle, createApp } from './app.ts';
-import type { AppDeps, DependencyCheck } from './app.ts';
+import type { AppDeps, AppSecurity, DependencyCheck } from './app.ts';
 import { RouterMetrics } from './metrics.ts';
 import { ShardSupervisor } from './supervisor.ts';
 import type { ShardSupervisorOptions, SupervisorHooks } from './supervisor.ts';
@@ -48,8 +53,16 @@ export interface GatewayRouterOptions {
   sessions?: SessionStores;
   /** More API routes (messages, webhooks admin, ...), validated and documented like the session routes. */
   routes?: readonly RouteDefinition[];
-  /** Authentication middleware per route (packages/router/src/security); absent: no authentication. */
+  /**
+   * The security edge (authenticator + rate limits). Absent: built from `config` (createAuthenticator, which
+   * throws CONFIG_INVALID in production without credentials, and RateLimits.create). The router closes the
+   * limits when it stops.
+   */
+  security?: AppSecurity;
+  /** Overrides the per-route auth middleware built from `security` (route-layer tests). */
   auth?: AuthHook;
+  /** The webhook system: its operator routes (/api/v1/admin/webhooks...) and its check on /health. */
+  webhooks?: Pick<WebhookSystem, 'admin' | 'health'>;
   /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
   inspect?: AppDeps['inspect'];
 }
@@ -69,6 +82,8 @@ export class GatewayRouter {
   readonly metrics: RouterMetrics;
   readonly lifecycle: Lifecycle;
   readonly server: http.Server;
+  /** The Koa app behind `server` (tests drive it directly, e.g. the full-route fuzz). */
+  readonly app: ReturnType<typeof createApp>;
   /** Session ownership, placement and recovery (when sessions are hosted). */
   readonly sessions: SessionManager | undefined;
   readonly hub: EventHub;
@@ -77,10 +92,12 @@ export class GatewayRouter {
   readonly #config: GatewayConfig;
   readonly #log: Logger;
   readonly #stores: RouterStores;
+  readonly #security: AppSecurity;
   #stopping: Promise<void> | undefined;
 
-  private constructor(options: GatewayRouterOptions) {
+  private constructor(options: GatewayRouterOptions & { security: AppSecurity }) {
     this.#config = options.config;
+    this.#security = options.security;
     this.#log = options.logger;
     this.#stores = options.stores;
     this.metrics = new RouterMetrics({ defaultMetrics: options.defaultMetrics ?? true });
@@ -131,11 +148,25 @@ export class GatewayRouter {
         ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
         ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
       });
-      routes.push(...sessionRoutes({ manager: this.sessions, hub: this.hub, hosts: s.hosts }));
+      const allowPrivate = options.config.webhooks.allowPrivateTargets;
+      routes.push(
+        ...sessionRoutes({
+          manager: this.sessions,
+          hub: this.hub,
+          hosts: s.hosts,
+          checkWebhookUrl: async (url) => (await validateWebhookUrl(url, { allowPrivate })).toString(),
+        }),
+      );
     }
+    if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));
     routes.push(...(options.routes ?? []));
-    const app = createApp({
+    const webhooks = options.webhooks;
+    const app = (this.app = createApp({
       routes,
+      security: options.security,
+      bodyLimits: options.config.limits,
+      trustProxy: options.config.http.trustProxy,
+      ...(webhooks === undefined ? {} : { healthChecks: { webhooks: () => webhooks.health() } }),
       ...(options.auth === undefined ? {} : { auth: options.auth }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
       logger: options.logger,
@@ -144,14 +175,20 @@ export class GatewayRouter {
       lifecycle: this.lifecycle,
       metrics: this.metrics,
       hostId: options.config.hostId,
-    });
+    }));
     this.server = http.createServer(app.callback());
     this.server.keepAliveTimeout = 5000;
   }
 
   /** Starts the shards (each one's first handshake settles), then listens on `config.http`. */
   static async create(options: GatewayRouterOptions): Promise<GatewayRouter> {
-    const router = new GatewayRouter(options);
+    let security = options.security;
+    if (security === undefined) {
+      const auth = createAuthenticator(options.config, { logger: options.logger });
+      auth.logStartup();
+      security = { auth, limits: await RateLimits.create(options.config, { logger: options.logger }) };
+    }
+    const router = new GatewayRouter({ ...options, security });
     const shards = await router.supervisor.start();
     const ready = shards.filter((s) => s.state === 'ready').length;
     if (ready < shards.length) router.#log.warn({ ready, total: shards.length }, 'not every shard is ready');
@@ -165,6 +202,7 @@ export class GatewayRouter {
       });
     } catch (err) {
       await router.supervisor.stop('listen failed');
+      await security.limits.close();
       throw err;
     }
     router.lifecycle.markReady();
@@ -173,6 +211,38 @@ export class GatewayRouter {
       router.restored = router.sessions.start().catch((err: unknown) => log.error({ err }, 'restoring sessions failed'));
     }
     return router;
+  }
+
+  /**
+   * Restores the sessions the backend lists as assigned to this worker (docs/webhooks.md, "Worker registry"):
+   * after the start-up restore, each one not running here nor owned by another host is started again from its
+   * stored auth state (`restart`: desired running, placed, no new QR). Unknown ids are logged and skipped.
+   */
+  async restoreAssigned(sessions: readonly { id: string }[]): Promise<{ restored: string[]; skipped: string[] }> {
+    const manager = this.sessions;
+    const restored: string[] = [];
+    const skipped: string[] = [];
+    if (manager === undefined) return { restored, skipped: sessions.map((s) => s.id) };
+    await this.restored;
+    for (const { id } of sessions) {
+      if (this.lifecycle.phase === 'stopping') break;
+      try {
+        const own = await manager.ownership(id);
+        if (own.kind !== 'idle') {
+          skipped.push(id);
+          continue;
+        }
+        await manager.restart(id);
+        restored.push(id);
+      } catch (err) {
+        skipped.push(id);
+        const code = (err as { code?: unknown }).code;
+        if (code === 'SESSION_NOT_FOUND') this.#log.warn({ sessionId: id }, 'the backend assigned a session this gateway does not know; skipped');
+        else this.#log.error({ sessionId: id, err }, 'restoring an assigned session failed');
+      }
+    }
+    this.#log.info({ restored: restored.length, skipped: skipped.length }, 'assigned sessions restored');
+    return { restored, skipped };
   }
 
   /** The address actually bound (port 0 picks a free one). */
@@ -204,6 +274,7 @@ export class GatewayRouter {
     await this.supervisor.stop(reason);
     // The shards flushed and closed their sessions: release the leases so a peer can take over at once.
     await this.sessions?.releaseAll().catch((err: unknown) => this.#log.error({ err }, 'releasing leases failed'));
+    await this.#security.limits.close().catch((err: unknown) => this.#log.error({ err }, 'closing the rate limiter failed'));
     try {
       await this.#stores.close();
     } catch (err) {

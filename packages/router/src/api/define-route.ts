@@ -10,13 +10,18 @@ import type { z } from 'zod';
 import type { ZodObject, ZodType } from 'zod';
 import type { OpenAPIRegistry, ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { GatewayError } from '@wagw/shared';
+import type { AuthScope } from '@wagw/shared';
 import type { AppContext, AppState } from '../app.ts';
-import { DEFAULT_JSON_LIMIT_BYTES, readJsonBody } from './body.ts';
+import { readJsonBody } from '../security/limits.ts';
+import type { BodyLimits } from '../security/limits.ts';
+
+/** Body limit of a route that does not say otherwise. */
+export const DEFAULT_JSON_LIMIT_BYTES = 64 * 1024;
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete' | 'patch';
 
 /** Who may call a route: public, or a principal with these scopes (optionally limited to the `:id` session). */
-export type RouteAuth = 'public' | { scopes: readonly string[]; sessionParam?: string };
+export type RouteAuth = 'public' | { scopes: readonly AuthScope[]; sessionParam?: string };
 
 export interface RouteResponse {
   description: string;
@@ -43,8 +48,11 @@ export interface RouteSpec<P extends ZodObject, Q extends ZodObject, B extends Z
   params?: P;
   query?: Q;
   body?: B;
-  /** Body size limit (default 64 KB). */
-  bodyLimitBytes?: number;
+  /**
+   * Body size limit of this route: default 64 KiB (small control bodies); `'config'` for BODY_LIMIT_BYTES (media
+   * as base64). Never more than BODY_LIMIT_BYTES. Depth is always JSON_MAX_DEPTH.
+   */
+  bodyLimitBytes?: number | 'config';
   responses: Record<number, RouteResponse>;
   handler: (ctx: AppContext, input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>) => Promise<void> | void;
 }
@@ -102,6 +110,8 @@ export function toOpenApiPath(path: string): string {
 export interface MountOptions {
   registry: OpenAPIRegistry;
   auth?: AuthHook;
+  /** BODY_LIMIT_BYTES and JSON_MAX_DEPTH (config.limits): every JSON body is read by security's readJsonBody. */
+  limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>;
 }
 
 export function mountRoutes(router: Router<AppState>, routes: readonly RouteDefinition[], options: MountOptions): void {
@@ -117,7 +127,9 @@ export function mountRoutes(router: Router<AppState>, routes: readonly RouteDefi
       const query = parsePart('query', spec.query, { ...c.query }, problems);
       let body: unknown;
       if (spec.body !== undefined) {
-        const raw = await readJsonBody(c.req, spec.bodyLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES);
+        const own = spec.bodyLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES;
+        const bodyBytes = own === 'config' ? options.limits.bodyBytes : Math.min(options.limits.bodyBytes, own);
+        const raw = await readJsonBody(c.req, { bodyBytes, jsonMaxDepth: options.limits.jsonMaxDepth });
         body = parsePart('body', spec.body, raw === undefined ? {} : raw, problems);
       }
       if (problems.length > 0) throw validationError(problems);

@@ -1,5 +1,7 @@
 /** The session REST API (`/api/v1/sessions`) and the operator routes (`/api/v1/admin`), as route definitions. */
+import { GatewayError } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
+import { ANONYMOUS, assertSessionAllowed, sessionAllowed } from '../security/principal.ts';
 import type { AppContext } from '../app.ts';
 import type { SessionManager } from '../sessions/manager.ts';
 import { defineRoute } from './define-route.ts';
@@ -30,6 +32,11 @@ export interface SessionRoutesDeps {
   manager: SessionManager;
   hub: EventHub;
   hosts: HostRegistry;
+  /**
+   * Checks a session's webhookUrl at creation (security's validateWebhookUrl: scheme, no credentials, every
+   * resolved address public unless WEBHOOK_ALLOW_PRIVATE_TARGETS); returns the normalised URL or throws 400.
+   */
+  checkWebhookUrl?: (url: string) => Promise<string>;
 }
 
 const err = (description: string) => ({ description, schema: errorSchema });
@@ -42,7 +49,7 @@ const WRITE = { scopes: ['sessions:write'], sessionParam: 'id' } as const;
 const READ = { scopes: ['sessions:read'], sessionParam: 'id' } as const;
 
 export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
-  const { manager, hub, hosts } = deps;
+  const { manager, hub, hosts, checkWebhookUrl } = deps;
 
   /** True when the call was proxied to the host that owns the session. */
   const forwarded = async (ctx: AppContext, id: string, body?: unknown): Promise<boolean> => {
@@ -62,9 +69,14 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       body: createSessionBody,
       responses: { 201: { description: 'Created and starting', schema: createdSchema }, 400: E400, 409: err('The id exists (SESSION_EXISTS)'), 503: E503 },
       handler: async (ctx, { body }) => {
+        const principal = ctx.state.principal ?? ANONYMOUS;
+        if (body.id !== undefined) assertSessionAllowed(principal, body.id);
+        else if (principal.sessions !== undefined) {
+          throw new GatewayError('SESSION_NOT_ALLOWED', 'These credentials are limited to listed sessions: give the session id.', { session: null });
+        }
         const input: { id?: string; webhookUrl?: string; metadata?: Record<string, unknown> } = {};
         if (body.id !== undefined) input.id = body.id;
-        if (body.webhookUrl !== undefined) input.webhookUrl = body.webhookUrl;
+        if (body.webhookUrl !== undefined) input.webhookUrl = checkWebhookUrl === undefined ? body.webhookUrl : await checkWebhookUrl(body.webhookUrl);
         if (body.metadata !== undefined) input.metadata = body.metadata;
         ctx.status = 201;
         ctx.body = await manager.create(input, ctx.state.reqId);
@@ -79,8 +91,11 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       query: listQuery,
       responses: { 200: { description: 'Sessions', schema: sessionListSchema }, 400: E400 },
       handler: async (ctx, { query }) => {
-        const data = await manager.list(query.after === undefined ? { limit: query.limit } : { limit: query.limit, after: query.after });
-        ctx.body = { data, nextCursor: data.length === query.limit ? (data.at(-1)?.id ?? null) : null };
+        const page = await manager.list(query.after === undefined ? { limit: query.limit } : { limit: query.limit, after: query.after });
+        // A principal limited to some sessions sees only those (the cursor still pages over the whole list).
+        const principal = ctx.state.principal ?? ANONYMOUS;
+        const data = page.filter((s) => sessionAllowed(principal, s.id));
+        ctx.body = { data, nextCursor: page.length === query.limit ? (page.at(-1)?.id ?? null) : null };
       },
     }),
     defineRoute({
