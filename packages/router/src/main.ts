@@ -7,10 +7,16 @@
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
+import { createBackendClient } from './backend/index.ts';
+import type { BackendClient } from './backend/index.ts';
 import { GatewayRouter } from './router.ts';
+import { createAuthenticator, logRateLimitDecision, RateLimits } from './security/index.ts';
+import type { Authenticator } from './security/index.ts';
 import { createWebhookSystem } from './webhooks/index.ts';
 import type { WebhookSystem } from './webhooks/index.ts';
 import type { RouterStores, SessionStores } from './router.ts';
+
+const VERSION = '0.1.0';
 
 let config: GatewayConfig;
 try {
@@ -25,10 +31,26 @@ try {
 
 const logger = createRootLogger({ proc: 'router', level: config.logLevel });
 
+// Authentication is decided before anything listens: production without credentials is a config error.
+let auth: Authenticator;
+try {
+  auth = createAuthenticator(config, { logger });
+} catch (err) {
+  if ((err as { code?: unknown }).code === 'CONFIG_INVALID') {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+auth.logStartup();
+logRateLimitDecision(config, logger);
+
 let router: GatewayRouter | undefined;
 let stores: RouterStores | undefined;
 let sessionStores: SessionStores | undefined;
 let webhooks: WebhookSystem | undefined;
+let limits: RateLimits | undefined;
+let backend: BackendClient | undefined;
 let stopRequested: NodeJS.Signals | undefined;
 
 function shutdown(signal: NodeJS.Signals): void {
@@ -67,6 +89,7 @@ async function abortIfStopping(): Promise<void> {
   logger.info({ signal: stopRequested }, 'stopped during start-up');
   await router?.stop(`signal ${stopRequested}`);
   await stores?.close().catch(() => undefined);
+  await limits?.close();
   process.exit(0);
 }
 
@@ -74,8 +97,15 @@ try {
   const opened = await openStores(config, logger);
   const hooks = createWebhookSystem({ sql: opened.sql, config, logger });
   webhooks = hooks;
-  // The dispatcher stops (in-flight deliveries recorded) before the database closes.
-  stores = { health: () => opened.health(), close: async () => { await hooks.dispatcher.stop(); await opened.close(); } };
+  // The worker-registry client and the dispatcher (in-flight deliveries recorded) stop before the stores close.
+  stores = {
+    health: () => opened.health(),
+    close: async () => {
+      await backend?.stop().catch((err: unknown) => logger.error({ err }, 'stopping the backend client failed'));
+      await hooks.dispatcher.stop();
+      await opened.close();
+    },
+  };
   sessionStores = {
     directory: opened.directory,
     blobs: opened.blobs,
@@ -95,15 +125,46 @@ try {
 await abortIfStopping();
 
 try {
-  router = await GatewayRouter.create({ config, logger, stores, ...(sessionStores === undefined ? {} : { sessions: sessionStores }) });
+  limits = await RateLimits.create(config, { logger });
+  router = await GatewayRouter.create({
+    config,
+    logger,
+    stores,
+    security: { auth, limits },
+    ...(webhooks === undefined ? {} : { webhooks }),
+    ...(sessionStores === undefined ? {} : { sessions: sessionStores }),
+  });
 } catch (err) {
   logger.fatal({ err }, 'router failed to start');
   process.stderr.write(`router failed to start: ${(err as Error).message}\n`);
   await stores.close().catch(() => undefined);
+  await limits?.close();
   process.exit(1);
 }
 webhooks?.registerMetrics(router.metrics.registry);
 webhooks?.dispatcher.start();
+
+// The backend's worker registry, in the background: start-up and the API never wait for the backend.
+{
+  const r = router;
+  const capacity = config.shards.count * config.shards.maxSessions;
+  backend = createBackendClient({
+    backend: config.backend,
+    logger,
+    registration: () => ({ endpoint: config.http.publicUrl ?? r.url, shards: r.supervisor.list().length, capacity, version: VERSION }),
+    getLoad: () => {
+      const sessions = r.sessions?.localCount ?? 0;
+      const shards = r.supervisor.list().length;
+      const cap = Math.max(1, shards * config.shards.maxSessions);
+      const phase = r.lifecycle.phase;
+      return { status: phase === 'stopping' ? 'stopping' : phase, sessions, load: Math.min(1, sessions / cap), shards };
+    },
+    onAssigned: async (assigned) => {
+      await r.restoreAssigned(assigned);
+    },
+  });
+  backend.start();
+}
 await abortIfStopping();
 
 logger.info({ url: router.url, hostId: config.hostId, shards: config.shards.count, dataDir: config.dataDir }, 'router listening');
