@@ -2,13 +2,15 @@
 // the security middleware mounted the way docs/security.md describes, for integration tests and the fuzz.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Lifecycle, RouterMetrics, createApp } from '@wagw/router';
+import { Lifecycle, RouterMetrics, createApp, security } from '@wagw/router';
 import type { ShardsView } from '@wagw/router';
 import { createRootLogger } from '@wagw/shared';
 import type { GatewayConfig, Logger } from '@wagw/shared';
-// TODO(security): import from '@wagw/router' once its index re-exports ./security/index.ts.
-import { RateLimits, createAuthenticator, readJsonBody } from '../../packages/router/src/security/index.ts';
-import type { Authenticator, SecurityState } from '../../packages/router/src/security/index.ts';
+
+const { RateLimits, createAuthenticator, readJsonBody } = security;
+type Authenticator = security.Authenticator;
+type SecurityState = security.SecurityState;
+type RateLimits = security.RateLimits;
 
 const shards: ShardsView = {
   list: () => [],

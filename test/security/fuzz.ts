@@ -28,6 +28,8 @@ export interface FuzzOptions {
   seed?: number;
   /** Status codes at or above this fail the property (default 500). */
   maxStatus?: number;
+  /** Answers at or above maxStatus that are legitimate (e.g. 503 SHARD_UNAVAILABLE); counted in `allowed`. */
+  allow?: (request: FuzzRequest, response: FuzzResponse) => boolean;
 }
 
 // Header values node's http client accepts: tab, printable ASCII and latin-1 (no CR/LF).
@@ -129,7 +131,7 @@ export function send(port: number, r: FuzzRequest): Promise<FuzzResponse> {
 export async function fuzzApp(
   app: { callback(): http.RequestListener; on?: (event: 'error', listener: (err: unknown) => void) => unknown },
   options: FuzzOptions,
-): Promise<{ runs: number; statuses: Record<number, number>; appErrors: string[] }> {
+): Promise<{ runs: number; statuses: Record<number, number>; appErrors: string[]; allowed: string[] }> {
   // Koa emits socket-level errors (a client that keeps sending a body after a 401) as 'error' events and
   // prints them to stderr when nobody listens; collect them instead (they never change the status).
   const appErrors: string[] = [];
@@ -142,6 +144,7 @@ export async function fuzzApp(
   process.on('uncaughtException', onEscape);
   process.on('unhandledRejection', onEscape);
   const statuses: Record<number, number> = {};
+  const allowed: string[] = [];
   let runs = 0;
   const maxStatus = options.maxStatus ?? 500;
   try {
@@ -150,7 +153,8 @@ export async function fuzzApp(
         runs++;
         const res = await send(port, r);
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-        if (res.status >= maxStatus) throw new Error(`${r.method} ${r.path} -> ${res.status} ${res.body.slice(0, 300)}`);
+        if (res.status >= maxStatus && options.allow?.(r, res) === true) allowed.push(`${r.method} ${r.path} -> ${res.status} ${res.body.slice(0, 120)}`);
+        else if (res.status >= maxStatus) throw new Error(`${r.method} ${r.path} -> ${res.status} ${res.body.slice(0, 300)}`);
         if (escaped.length > 0) throw new Error(`error escaped: ${String(escaped[0])}`);
       }),
       { numRuns: options.numRuns ?? 300, ...(options.seed !== undefined ? { seed: options.seed } : {}) },
@@ -161,5 +165,5 @@ export async function fuzzApp(
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-  return { runs, statuses, appErrors };
+  return { runs, statuses, appErrors, allowed };
 }

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { redisNamespace, startPrivateRedis, testLogger } from '../harness/index.ts';
-import { logRateLimitDecision } from '../../packages/router/src/security/index.ts';
+import { security } from '@wagw/router';
+
+const { logRateLimitDecision } = security;
 import { listen, securedApp } from './app.ts';
 
 const KEY_A = 'wagw_test_key_a_0123456789';

@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GatewayRouter } from '@wagw/router';
+import { GatewayRouter, webhooks as webhookSystem } from '@wagw/router';
 import type { GatewayRouterOptions } from '@wagw/router';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig, Logger, WebhookOutbox } from '@wagw/shared';
@@ -20,7 +20,6 @@ import type { Stores } from '@wagw/stores';
 import { WaSimulator } from '@wagw/wa-sim';
 import type { SimPhone } from '@wagw/wa-sim';
 import { createTestDatabase, redisNamespace, startS3, tempDir, waitFor } from '../harness/index.ts';
-import { createWebhookSystem } from '../../packages/router/src/webhooks/index.ts';
 import type { Cleanup } from '../harness/index.ts';
 
 export const ROUTER_MAIN = fileURLToPath(import.meta.resolve('@wagw/router/main'));
@@ -117,7 +116,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
   const config = loadConfig(options.env);
   const logger = options.logger ?? createRootLogger({ proc: 'test', level: config.logLevel });
   const stores = await openStores(config, logger, options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix });
-  const webhooks = options.webhooks === true ? createWebhookSystem({ sql: stores.sql, config, logger }) : undefined;
+  const webhooks = options.webhooks === true ? webhookSystem.createWebhookSystem({ sql: stores.sql, config, logger }) : undefined;
   const outbox = webhooks?.outbox ?? options.outbox?.(stores);
   let router: GatewayRouter;
   try {
@@ -141,6 +140,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
         ...(webhooks === undefined ? {} : { validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url) }),
       },
       defaultMetrics: false,
+      ...(webhooks === undefined ? {} : { webhooks }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
     });
   } catch (err) {

@@ -3,13 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig, Logger, SqlDatabase, WebhookEvent, WebhookOutbox, WebhookTopic } from '@wagw/shared';
 import { PgliteDatabase, PostgresDatabase, migrate } from '@wagw/stores';
-import { RouterMetrics } from '@wagw/router';
+import { RouterMetrics, backend, webhooks } from '@wagw/router';
 import { createTestDatabase, tempDir, testLogger } from '../harness/index.ts';
 import type { Cleanup } from '../harness/index.ts';
 
-export { createWebhookSystem } from '../../packages/router/src/webhooks/index.ts';
-export type { WebhookSystem } from '../../packages/router/src/webhooks/index.ts';
-export { createBackendClient } from '../../packages/router/src/backend/index.ts';
+export const { createWebhookSystem } = webhooks;
+export type WebhookSystem = webhooks.WebhookSystem;
+export const { createBackendClient } = backend;
 
 export const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
