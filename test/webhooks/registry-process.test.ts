@@ -62,6 +62,7 @@ test('register, heartbeats with real session counts, and assigned sessions resto
   await waitFor(() => sim.devices().every((d) => d.live === 0), { what: 'the socket closed after SIGTERM', timeoutMs: 10_000 });
   // The gateway alone would not run it again: only the backend's assignment brings it back.
   const db = new pg.Client({ connectionString: prod.env['DATABASE_URL'] });
+  db.on('error', () => undefined);
   await db.connect();
   try {
     const res = await db.query(`UPDATE sessions SET desired = 'stopped' WHERE id = 'assigned-1'`);
