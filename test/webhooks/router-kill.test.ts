@@ -90,6 +90,15 @@ test('router SIGKILLed mid-delivery and restarted: every session-status webhook 
   }
   const statuses = accepted.map((w) => ((w.json as { data?: { status?: string } }).data?.status ?? ''));
   assert.ok(statuses.includes('qr') && statuses.includes('connected'), `statuses: ${statuses.join(',')}`);
+  // The operator routes and /health see the same outbox.
+  const listed = await api2.get<{ data: { eventId: string; status: string }[] }>('/api/v1/admin/webhooks?status=delivered&sessionId=wh-1&limit=500');
+  assert.equal(listed.status, 200, listed.raw.toString());
+  for (const r of all) assert.ok(listed.body.data.some((d) => d.eventId === r.event_id && d.status === 'delivered'), `listed: ${r.event_id}`);
+  const replay = await api2.post<{ replayed: number }>(`/api/v1/admin/webhooks/${all[0]?.id ?? 0}/replay`);
+  assert.deepEqual([replay.status, replay.body.replayed], [200, 1]);
+  await waitFor(() => backend.accepted.filter((w) => w.id === all[0]?.event_id).length >= 2, { what: 'the replayed delivery', timeoutMs: 5000, intervalMs: 50 });
+  const health = await api2.get<{ webhooks?: { ok: boolean } }>('/health');
+  assert.equal(health.body.webhooks?.ok, true);
   t.diagnostic(`${beforeCrash.length} rows before the crash, ${all.length} after; ${accepted.length} accepted (${accepted.length - ids.size} repeats)`);
   assert.equal(await second.stop('SIGTERM'), 0, second.stderr());
 });
