@@ -117,4 +117,15 @@ describe('router process', () => {
     assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
     assert.equal(r.lines.length, 0, 'nothing started');
   });
+
+  it('refuses to start in production without authentication: CONFIG_INVALID printed, exit 1, nothing listens', async () => {
+    const r = startRouter({ NODE_ENV: 'production', DATA_DIR: dataDir, PORT: '0', SHARD_COUNT: '1' });
+    const exit = await r.exited;
+    assert.equal(exit.code, 1);
+    const err = r.stderr.join('');
+    assert.match(err, /Invalid configuration/);
+    assert.match(err, /AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_API_KEYS/);
+    assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
+    assert.ok(!r.text.some((t) => t.includes('listening on')), 'never listened');
+  });
 });
