@@ -10,6 +10,8 @@ import type { HostRegistry, QrCache } from '@wagw/stores';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
+import { messageRoutes } from './api/messages-routes.ts';
+import { MessageMetrics } from './messages/metrics.ts';
 import { createAuthenticator } from './security/auth.ts';
 import { RateLimits } from './security/rate-limit.ts';
 import { validateWebhookUrl } from './security/webhook-url.ts';
@@ -74,6 +76,7 @@ export function shardSessionsConfig(config: GatewayConfig): ShardSessionsConfig 
     wa: config.wa,
     loginConcurrency: config.sessions.loginConcurrency,
     reconnect: config.sessions.reconnect,
+    messaging: config.messaging,
   };
 }
 
@@ -155,6 +158,14 @@ export class GatewayRouter {
           hub: this.hub,
           hosts: s.hosts,
           checkWebhookUrl: async (url) => (await validateWebhookUrl(url, { allowPrivate })).toString(),
+        }),
+        ...messageRoutes({
+          manager: this.sessions,
+          shards: this.supervisor,
+          sql: s.sql,
+          blobs: s.blobs,
+          messaging: options.config.messaging,
+          metrics: new MessageMetrics(this.metrics.registry),
         }),
       );
     }

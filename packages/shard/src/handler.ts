@@ -323,6 +323,8 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
         return { unknown: host().extend(req.leases) };
       case 'qr.render':
         return await renderQr(req);
+      case 'message.send':
+        return await host().send(req);
       default:
         return assertNever(req, 'request kind');
     }

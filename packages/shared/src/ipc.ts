@@ -28,9 +28,10 @@ import type {
   ShardSessionInfo,
   ShardSessionsConfig,
 } from './sessions.ts';
+import type { SendMessageRequest } from './api/messages.ts';
 
 /** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 // ---------------------------------------------------------------------------------------------------------
 // Handshake
@@ -139,6 +140,48 @@ export interface ShutdownResult {
   drained: number;
 }
 
+/** A stored message the router hands to the shard (quote / react / edit targets): key and raw proto. */
+export interface MessageRefWire {
+  id: string;
+  chat: string;
+  fromMe: boolean;
+  participant?: string;
+  /** base64 of the `proto.Message` bytes; absent when not stored. */
+  raw?: string;
+}
+
+export interface MessageSendParams {
+  sessionId: string;
+  /** The validated request; `{base64}` media was rewritten by the router to `{upload}` (bytes in the blob store). */
+  request: SendMessageRequest;
+  /** WhatsApp message id to use (derived from the Idempotency-Key); absent: the shard generates one. */
+  messageId?: string;
+  /** Messages the request refers to (quotedId, reaction target), looked up by the router. */
+  refs?: MessageRefWire[];
+}
+
+/** A message in the stored / API shape (`normalizeInbound` in the shard). */
+export interface WireMessage {
+  id: string;
+  chat: string;
+  from: string;
+  fromMe: boolean;
+  timestamp: string;
+  type: string;
+  quotedId?: string;
+  [field: string]: unknown;
+}
+
+export interface MessageSendResult {
+  id: string;
+  status: 'sent';
+  message: WireMessage;
+  /** base64 of the `proto.Message` bytes sent (served to Baileys' retry requests). */
+  raw: string;
+  /** Governor queue wait of this send, ms. */
+  waitMs: number;
+}
+
 /**
  * Every request kind with its parameters and result. The single place to extend the protocol.
  */
@@ -165,6 +208,8 @@ export interface IpcRequestMap {
   'leases.extend': { params: LeasesExtendParams; result: { unknown: string[] } };
   /** Renders a QR string to PNG (base64), SVG or text in the shard's piscina pool. */
   'qr.render': { params: QrRenderParams; result: QrRenderResult };
+  /** Sends a message through the session's governor; resolves after WhatsApp's server ack. */
+  'message.send': { params: MessageSendParams; result: MessageSendResult };
 }
 
 export type RequestKind = keyof IpcRequestMap;
@@ -184,6 +229,7 @@ export const REQUEST_KINDS = [
   'session.list',
   'leases.extend',
   'qr.render',
+  'message.send',
 ] as const satisfies readonly RequestKind[];
 type _AllKindsListed = Exclude<RequestKind, (typeof REQUEST_KINDS)[number]> extends never ? true : never;
 const _allKindsListed: _AllKindsListed = true;

@@ -2,7 +2,7 @@
  * Session contracts shared by the router and the shards: what a shard needs to run sessions, what it reports
  * about them, and the session IPC messages' parameter and result shapes (wired into ipc.ts).
  */
-import type { S3Config, WaConfig } from './config.ts';
+import type { MessagingConfig, S3Config, WaConfig } from './config.ts';
 import type { SessionState } from './session-state.ts';
 
 /** The linked WhatsApp account of a session. */
@@ -25,6 +25,8 @@ export interface ShardSessionsConfig {
   /** Logins/pairings at once in this shard. */
   loginConcurrency: number;
   reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
+  /** Send governor and media limits (docs/messaging.md); absent: defaults. */
+  messaging?: MessagingConfig;
 }
 
 /** A session as its shard sees it. */

@@ -6,7 +6,10 @@
  * socket alive past its lease.
  */
 import { GatewayError } from '@wagw/shared';
-import type { BlobStore, LeaseGrant, Logger, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import type { BlobStore, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import { SendGovernor } from '../messaging/governor.ts';
+import type { GovernorStats } from '../messaging/governor.ts';
+import { sendOne } from '../messaging/send.ts';
 import type { Gate } from './gate.ts';
 import { SessionRunner } from './session-runner.ts';
 import type { RunnerEvent, WaConnectOptions } from './session-runner.ts';
@@ -22,13 +25,24 @@ export interface SessionHostOptions {
   maxSessions: number;
   now?: () => number;
   loginGateTimeoutMs?: number;
+  /** Send governor and media limits; absent: the config defaults. */
+  messaging?: MessagingConfig;
+  /** Longest wait for WhatsApp's ack of a send (default 20 s). */
+  ackTimeoutMs?: number;
 }
+
+const DEFAULT_MESSAGING: MessagingConfig = {
+  defaultCountry: 'ID',
+  send: { ratePerSec: 1, burst: 5, perRecipientIntervalMs: 1000, queueMax: 100, queueTimeoutMs: 25_000 },
+  media: { maxBytes: 64 * 1024 ** 2, fetchTimeoutMs: 30_000, inboundDownload: 'eager' },
+};
 
 interface Entry {
   runner: SessionRunner;
   epoch: number;
   validUntil: number;
   timer: NodeJS.Timeout | undefined;
+  governor: SendGovernor;
 }
 
 /** Longest timer Node accepts; a lease further out is re-armed when its timer fires. */
@@ -40,8 +54,11 @@ export class SessionHost {
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
 
+  readonly #messaging: MessagingConfig;
+
   constructor(options: SessionHostOptions) {
     this.#opts = options;
+    this.#messaging = options.messaging ?? DEFAULT_MESSAGING;
     this.#log = options.logger.child({ component: 'sessions' });
     this.#now = options.now ?? Date.now;
   }
@@ -86,7 +103,16 @@ export class SessionHost {
       },
       emit: (event) => this.#emit(event),
     });
-    const entry: Entry = { runner, epoch, validUntil, timer: undefined };
+    const send = this.#messaging.send;
+    const governor = new SendGovernor({
+      ratePerSec: send.ratePerSec,
+      burst: send.burst,
+      perRecipientIntervalMs: send.perRecipientIntervalMs,
+      queueMax: send.queueMax,
+      queueTimeoutMs: send.queueTimeoutMs,
+      enabled: send.ratePerSec > 0,
+    });
+    const entry: Entry = { runner, epoch, validUntil, timer: undefined, governor };
     self.entry = entry;
     this.#entries.set(sessionId, entry);
     this.#arm(sessionId, entry);
@@ -141,6 +167,28 @@ export class SessionHost {
     return await entry.runner.requestPairingCode(phone);
   }
 
+  /** Sends a message of a running session through its governor (IPC `message.send`). */
+  async send(params: MessageSendParams): Promise<MessageSendResult> {
+    const entry = this.#entries.get(params.sessionId);
+    if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${params.sessionId} does not run on this shard.`);
+    const runner = entry.runner;
+    return await sendOne(params, {
+      sessionId: params.sessionId,
+      socket: () => runner.socket,
+      connected: () => runner.status === 'connected',
+      acks: runner.acks,
+      governor: entry.governor,
+      blobs: this.#opts.blobs,
+      media: this.#messaging.media,
+      ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
+    });
+  }
+
+  /** Governor figures of every session (depth, waits) for the stats request. */
+  governorStats(): { sessionId: string; stats: GovernorStats }[] {
+    return [...this.#entries].map(([sessionId, e]) => ({ sessionId, stats: e.governor.stats() }));
+  }
+
   list(): ShardSessionInfo[] {
     return [...this.#entries].map(([id, e]) => this.#info(id, e));
   }
@@ -189,6 +237,7 @@ export class SessionHost {
 
   #remove(sessionId: string, entry: Entry): void {
     clearTimeout(entry.timer);
+    entry.governor.close('session stopped').catch(() => undefined);
     entry.timer = undefined;
     this.#entries.delete(sessionId);
   }

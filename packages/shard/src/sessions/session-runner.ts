@@ -8,6 +8,7 @@ import type { WASocket, WAVersion } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, Logger, SessionMe, SessionMessageRef, SessionState } from '@wagw/shared';
 import { BlobAuthState } from '../auth/blob-auth-state.ts';
+import { AckTracker } from '../messaging/send.ts';
 import { backoffDelay, disconnectAction } from './disconnect.ts';
 import type { Gate } from './gate.ts';
 
@@ -65,6 +66,8 @@ export class SessionRunner {
   /** Last time a message or a key/creds write went through (for the drain before a planned stop). */
   private lastActivity = 0;
   private readonly stateWaiters = new Set<() => void>();
+  /** Server acks of sent messages (the send path waits on them). */
+  readonly acks = new AckTracker();
 
   constructor(id: string, epoch: number, deps: SessionRunnerDeps) {
     this.id = id;
@@ -236,6 +239,9 @@ export class SessionRunner {
       ...(wa.keepAliveIntervalMs === undefined ? {} : { keepAliveIntervalMs: wa.keepAliveIntervalMs }),
     });
     this.sock = sock;
+    sock.ws.on('CB:ack,class:message', (node: { attrs?: Record<string, string> }) => {
+      if (node.attrs !== undefined) this.acks.onAck(node.attrs);
+    });
     sock.ev.on('messages.upsert', ({ messages, type }) => {
       if (this.sock !== sock) return;
       this.lastActivity = Date.now();

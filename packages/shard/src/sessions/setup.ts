@@ -59,6 +59,7 @@ export async function createSessionHost(
     reconnect: sessions.reconnect,
     emit,
     maxSessions: init.config.maxSessions,
+    ...(sessions.messaging === undefined ? {} : { messaging: sessions.messaging }),
   });
   return {
     host,

@@ -1,0 +1,34 @@
+/** Prometheus metrics of the message path: sends by outcome, send latency, governor queue wait. */
+import { Counter, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+export class MessageMetrics {
+  readonly sends: Counter<'outcome'>;
+  readonly sendDuration: Histogram<'outcome'>;
+  readonly queueWait: Histogram;
+  readonly received: Counter;
+
+  constructor(registry: Registry) {
+    this.sends = new Counter({ name: 'wagw_message_sends_total', help: 'Sends by outcome (sent or the error code)', labelNames: ['outcome'], registers: [registry] });
+    this.sendDuration = new Histogram({
+      name: 'wagw_message_send_seconds',
+      help: 'POST /messages from the IPC call to the stored row (queue wait included)',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.queueWait = new Histogram({
+      name: 'wagw_send_queue_wait_seconds',
+      help: 'Time a send waited in its session governor before it started',
+      buckets: [0, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.received = new Counter({ name: 'wagw_messages_received_total', help: 'Inbound messages stored (first delivery only)', registers: [registry] });
+  }
+
+  observeSend(outcome: string, seconds: number, waitSeconds?: number): void {
+    this.sends.inc({ outcome });
+    this.sendDuration.observe({ outcome }, seconds);
+    if (waitSeconds !== undefined) this.queueWait.observe(waitSeconds);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The router's SQL for messages (docs/messaging.md): the `messages` rows (outbound after the server ack,
+ * inbound from the shards) and the `idempotency_keys` records of POST /messages.
+ */
+import { IDEMPOTENCY_TTL_MS, decideIdempotency } from '@wagw/shared';
+import type { IdempotencyDecision, IdempotencyRecord, MessageRefWire, SqlClient, SqlDatabase, WireMessage } from '@wagw/shared';
+
+export interface StoredMessageRow {
+  session_id: string;
+  id: string;
+  chat_jid: string;
+  from_me: boolean;
+  sender_jid: string | null;
+  type: string;
+  status: string;
+  content: WireMessage | string;
+  quoted_id: string | null;
+  sent_at: Date | string;
+  raw: string | null;
+  updated_at: Date | string;
+}
+
+const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
+
+/** The API shape of a stored message: its normalized content with the stored status. */
+export function toApiMessage(row: StoredMessageRow): WireMessage & { status: string } {
+  const content = typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content;
+  return { ...content, id: row.id, chat: row.chat_jid, fromMe: row.from_me, type: row.type, timestamp: iso(row.sent_at), status: row.status };
+}
+
+export class MessageStore {
+  readonly #sql: SqlDatabase;
+
+  constructor(sql: SqlDatabase) {
+    this.#sql = sql;
+  }
+
+  get sql(): SqlDatabase {
+    return this.#sql;
+  }
+
+  /** Inserts a message once (primary key session_id, id); true when this call inserted it. */
+  async insert(sessionId: string, message: WireMessage, status: string, raw: string | undefined, tx: SqlClient = this.#sql): Promise<boolean> {
+    const r = await tx.query(
+      `INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12)
+       ON CONFLICT (session_id, id) DO NOTHING RETURNING id`,
+      [
+        sessionId,
+        message.id,
+        message.chat,
+        message.fromMe,
+        message.from === '' ? null : message.from,
+        message.type,
+        status,
+        JSON.stringify(message),
+        message.quotedId ?? null,
+        message.timestamp,
+        raw === undefined || raw === '' ? null : raw,
+        typeof message['chatLid'] === 'string' ? message['chatLid'] : null,
+      ],
+    );
+    return r.rowCount > 0;
+  }
+
+  async get(sessionId: string, id: string): Promise<StoredMessageRow | undefined> {
+    const r = await this.#sql.query<Record<string, unknown>>(`SELECT * FROM messages WHERE session_id = $1 AND id = $2`, [sessionId, id]);
+    return r.rows[0] as StoredMessageRow | undefined;
+  }
+
+  /** The key and raw proto of a stored message, for quotes and reactions. */
+  async ref(sessionId: string, id: string): Promise<MessageRefWire | undefined> {
+    const row = await this.get(sessionId, id);
+    if (row === undefined) return undefined;
+    const ref: MessageRefWire = { id: row.id, chat: row.chat_jid, fromMe: row.from_me };
+    if (row.raw !== null) ref.raw = row.raw;
+    if (!row.from_me && row.sender_jid !== null && row.chat_jid.endsWith('@g.us')) ref.participant = row.sender_jid;
+    return ref;
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Idempotency-Key records
+
+  /**
+   * Claims (session, key) for this request or says what to do instead: replay a stored response, reject
+   * (different body, or still running), or proceed (new key, or an expired lock taken over).
+   */
+  async beginIdempotent(sessionId: string, key: string, fingerprint: string, messageId: string, lockMs: number): Promise<IdempotencyDecision> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = Date.now();
+      const lockedUntil = new Date(now + lockMs).toISOString();
+      const ins = await this.#sql.query(
+        `INSERT INTO idempotency_keys (session_id, key, request_hash, locked_until, message_id) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (session_id, key) DO NOTHING RETURNING key`,
+        [sessionId, key, fingerprint, lockedUntil, messageId],
+      );
+      if (ins.rowCount > 0) return { action: 'proceed', takeover: false };
+      const r = await this.#sql.query<Record<string, unknown>>(
+        `SELECT request_hash, response, status_code, locked_until, created_at FROM idempotency_keys WHERE session_id = $1 AND key = $2`,
+        [sessionId, key],
+      );
+      const row = r.rows[0];
+      if (row === undefined) continue;
+      const created = new Date(row['created_at'] as string | Date).getTime();
+      if (now - created > IDEMPOTENCY_TTL_MS) {
+        await this.#sql.query(`DELETE FROM idempotency_keys WHERE session_id = $1 AND key = $2 AND created_at = $3`, [sessionId, key, row['created_at']]);
+        continue;
+      }
+      const oldLock = row['locked_until'] === null ? null : (row['locked_until'] as string | Date);
+      const record: IdempotencyRecord =
+        row['status_code'] === null
+          ? { state: 'in-progress', fingerprint: row['request_hash'] as string, lockedUntil: oldLock === null ? 0 : new Date(oldLock).getTime() }
+          : {
+              state: 'done',
+              fingerprint: row['request_hash'] as string,
+              status: Number(row['status_code']),
+              body: typeof row['response'] === 'string' ? (JSON.parse(row['response']) as unknown) : row['response'],
+              completedAt: created,
+            };
+      const decision = decideIdempotency(record, fingerprint, now);
+      if (decision.action !== 'proceed' || !decision.takeover) return decision;
+      // Take the expired lock over, only if nobody else did in between.
+      const upd = await this.#sql.query(
+        `UPDATE idempotency_keys SET locked_until = $3 WHERE session_id = $1 AND key = $2 AND status_code IS NULL
+           AND locked_until IS NOT DISTINCT FROM $4 RETURNING key`,
+        [sessionId, key, lockedUntil, oldLock],
+      );
+      if (upd.rowCount > 0) return decision;
+    }
+    return decideIdempotency({ state: 'in-progress', fingerprint, lockedUntil: Date.now() + 1000 }, fingerprint, Date.now());
+  }
+
+  async completeIdempotent(sessionId: string, key: string, status: number, body: unknown): Promise<void> {
+    await this.#sql.query(`UPDATE idempotency_keys SET response = $3::jsonb, status_code = $4, locked_until = NULL WHERE session_id = $1 AND key = $2`, [
+      sessionId,
+      key,
+      JSON.stringify(body),
+      status,
+    ]);
+  }
+
+  async releaseIdempotent(sessionId: string, key: string): Promise<void> {
+    await this.#sql.query(`DELETE FROM idempotency_keys WHERE session_id = $1 AND key = $2 AND status_code IS NULL`, [sessionId, key]);
+  }
+}

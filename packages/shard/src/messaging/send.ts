@@ -1,0 +1,174 @@
+/**
+ * The shard's send path (docs/messaging.md): IPC `message.send` -> the session's SendGovernor ->
+ * `buildSendContent` -> `sock.sendMessage(jid, content, {messageId})` -> WhatsApp's server ack.
+ * Media bytes come from the blob store (uploads and router-decoded base64) or a bounded URL fetch.
+ */
+import { generateMessageIDV2, proto } from '@whiskeysockets/baileys';
+import type { WAMessage, WASocket } from '@whiskeysockets/baileys';
+import { GatewayError } from '@wagw/shared';
+import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, WireMessage } from '@wagw/shared';
+import { buildSendContent, normalizeInbound } from './content.ts';
+import type { ContentDeps, ResolvedMedia } from './content.ts';
+import type { SendGovernor } from './governor.ts';
+
+/** Blob key of an upload (multipart or router-decoded base64) of a session. */
+export function uploadBlobKey(sessionId: string, uploadId: string): string {
+  return `uploads/${sessionId}/${uploadId}`;
+}
+
+export interface AckResult {
+  error?: string;
+}
+
+/** Waits for WhatsApp's `<ack class="message" id=…>` of each sent message. */
+export class AckTracker {
+  readonly #waiters = new Map<string, { resolve: (r: AckResult) => void; timer: NodeJS.Timeout }>();
+
+  /** Registers before the send; rejects with WA_TIMEOUT after `timeoutMs`. */
+  wait(id: string, timeoutMs: number): Promise<AckResult> {
+    return new Promise<AckResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(id);
+        reject(new GatewayError('WA_TIMEOUT', 'WhatsApp did not acknowledge the message in time; it may or may not have been sent.', { messageId: id, timeoutMs }));
+      }, timeoutMs);
+      this.#waiters.set(id, { resolve, timer });
+    });
+  }
+
+  cancel(id: string): void {
+    const w = this.#waiters.get(id);
+    if (w === undefined) return;
+    clearTimeout(w.timer);
+    this.#waiters.delete(id);
+  }
+
+  /** From the socket's `CB:ack,class:message` listener. */
+  onAck(attrs: Record<string, string>): void {
+    const id = attrs['id'];
+    if (id === undefined) return;
+    const w = this.#waiters.get(id);
+    if (w === undefined) return;
+    clearTimeout(w.timer);
+    this.#waiters.delete(id);
+    w.resolve(attrs['error'] === undefined ? {} : { error: attrs['error'] });
+  }
+}
+
+export interface MediaLimits {
+  maxBytes: number;
+  fetchTimeoutMs: number;
+}
+
+/** Downloads a media URL within the size and time limits; failures are 400s naming the URL. */
+export async function fetchMedia(url: string, limits: MediaLimits): Promise<ResolvedMedia> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(limits.fetchTimeoutMs), redirect: 'follow' });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    throw new GatewayError('VALIDATION_FAILED', `media.url could not be fetched (${cause}): ${url}`, { url, reason: cause });
+  }
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new GatewayError('VALIDATION_FAILED', `media.url answered HTTP ${res.status}: ${url}`, { url, status: res.status });
+  }
+  const declared = Number(res.headers.get('content-length') ?? '0');
+  if (declared > limits.maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new GatewayError('PAYLOAD_TOO_LARGE', `media.url is larger than ${limits.maxBytes} bytes`, { url, maxBytes: limits.maxBytes });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    if (res.body !== null) {
+      for await (const chunk of res.body) {
+        size += (chunk as Uint8Array).byteLength;
+        if (size > limits.maxBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `media.url is larger than ${limits.maxBytes} bytes`, { url, maxBytes: limits.maxBytes });
+        chunks.push(Buffer.from(chunk as Uint8Array));
+      }
+    }
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    throw new GatewayError('VALIDATION_FAILED', `media.url download failed (${(err as Error).name}): ${url}`, { url });
+  }
+  const out: ResolvedMedia = { data: Buffer.concat(chunks) };
+  const type = res.headers.get('content-type');
+  if (type !== null && type !== '') out.mimetype = type;
+  const name = new URL(url).pathname.split('/').at(-1);
+  if (name !== undefined && name !== '') out.fileName = decodeURIComponent(name);
+  return out;
+}
+
+export interface SendDeps {
+  sessionId: string;
+  socket: () => WASocket | undefined;
+  connected: () => boolean;
+  acks: AckTracker;
+  governor: SendGovernor;
+  blobs: BlobStore;
+  media: MediaLimits;
+  ackTimeoutMs: number;
+}
+
+function refToMessage(ref: MessageRefWire): WAMessage {
+  const key = ref.participant === undefined ? { remoteJid: ref.chat, id: ref.id, fromMe: ref.fromMe } : { remoteJid: ref.chat, id: ref.id, fromMe: ref.fromMe, participant: ref.participant };
+  const message = ref.raw === undefined ? proto.Message.create({ conversation: '' }) : proto.Message.decode(Buffer.from(ref.raw, 'base64'));
+  return { key, message };
+}
+
+/** Maps an error ack code to the API's error. */
+function ackError(code: string, id: string): GatewayError {
+  if (code === '429' || code === '463' || code === '479') {
+    return new GatewayError('WA_RATE_LIMITED', `WhatsApp refused the message (error ${code}).`, { messageId: id, waError: code });
+  }
+  return new GatewayError('CONFLICT', `WhatsApp refused the message (error ${code}).`, { messageId: id, waError: code });
+}
+
+export async function sendOne(params: MessageSendParams, deps: SendDeps): Promise<MessageSendResult> {
+  if (!deps.connected() || deps.socket() === undefined) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
+  const refs = params.refs ?? [];
+  const contentDeps: ContentDeps = {
+    resolveMedia: async (source: MediaSource) => {
+      if ('url' in source) return await fetchMedia(source.url, deps.media);
+      if ('upload' in source) {
+        const data = await deps.blobs.get(uploadBlobKey(deps.sessionId, source.upload));
+        if (data === null) throw new GatewayError('VALIDATION_FAILED', `media.upload ${source.upload} is unknown (uploads are per session).`, { upload: source.upload });
+        return { data };
+      }
+      throw new GatewayError('VALIDATION_FAILED', 'base64 media must be stored by the router before the send.');
+    },
+    findMessage: async (ref) => {
+      const found = refs.find((r) => r.id === ref.id && (ref.chat === undefined || r.chat === ref.chat));
+      return found === undefined ? undefined : refToMessage(found);
+    },
+  };
+  const sock0 = deps.socket();
+  const messageId = params.messageId ?? generateMessageIDV2(sock0?.user?.id);
+  const built = await buildSendContent(params.request, contentDeps, { messageId });
+  const jid = params.request.to.jid;
+  const queuedAt = Date.now();
+  let waitMs = 0;
+  return await deps.governor.submit(jid, async () => {
+    waitMs = Date.now() - queuedAt;
+    const sock = deps.socket();
+    if (sock === undefined || !deps.connected()) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
+    const ack = deps.acks.wait(messageId, deps.ackTimeoutMs);
+    let sent: WAMessage | undefined;
+    try {
+      sent = await sock.sendMessage(jid, built.content, built.options);
+    } catch (err) {
+      deps.acks.cancel(messageId);
+      ack.catch(() => undefined);
+      const message = (err as Error).message;
+      if (/connection closed|not open|closed/i.test(message)) throw new GatewayError('SESSION_NOT_CONNECTED', `The session socket closed during the send: ${message}`);
+      throw err;
+    }
+    const result = await ack;
+    if (result.error !== undefined) throw ackError(result.error, messageId);
+    if (sent === undefined) throw new GatewayError('INTERNAL', 'Baileys returned no message.');
+    const normalized = await normalizeInbound(sent);
+    const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
+    const raw = sent.message === null || sent.message === undefined ? '' : Buffer.from(proto.Message.encode(sent.message).finish()).toString('base64');
+    return { id: messageId, status: 'sent' as const, message, raw, waitMs };
+  });
+}

@@ -1,0 +1,168 @@
+// POST /api/v1/sessions/:id/messages end to end: router -> IPC -> shard governor -> real Baileys -> the
+// WhatsApp simulator's phone, which decrypts the proto.Message (media bytes downloaded and compared). Malformed
+// inputs through the real route are 4xx; Idempotency-Key sent 5x concurrently sends once.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { SimPhone, WaSimulator } from '@wagw/wa-sim';
+import { tempDir } from '../harness/index.ts';
+import { pairByQr, sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
+import type { Gateway } from '../sessions/helpers.ts';
+
+interface Sent {
+  id: string;
+  status: string;
+  chat: string;
+}
+
+describe('messaging: send', () => {
+  let gw: Gateway;
+  let sim: WaSimulator;
+  let ana: SimPhone;
+  let budi: SimPhone;
+  let fileUrl: string;
+  let closedUrl: string;
+  const file = randomBytes(20_000);
+  const cleanups: (() => Promise<void>)[] = [];
+  const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
+
+  before(async () => {
+    const dir = await tempDir(t0);
+    const s = await startSim(t0, dir.path);
+    sim = s.sim;
+    gw = await startGateway(t0, { env: sessionTestEnv(dir.path, { ...s.env, SHARD_COUNT: '1', SEND_RATE_PER_SEC: '50', SEND_BURST: '50', SEND_PER_RECIPIENT_INTERVAL_MS: '0', MEDIA_FETCH_TIMEOUT_MS: '3000' }) });
+    ana = sim.createPhone({ number: '6281234567801', name: 'Ana' });
+    budi = sim.createPhone({ number: '6281234567802', name: 'Budi' });
+    await pairByQr(gw.api, sim, ana, 'ana');
+    // A file server for media URLs, and a port with nothing listening.
+    const server = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/pdf', 'content-length': String(file.length) }).end(file);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t0.after(() => new Promise<void>((r) => server.close(() => r())));
+    fileUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/report.pdf`;
+    const closed = http.createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    closedUrl = `http://127.0.0.1:${port}/x.jpg`;
+  });
+
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  });
+
+  const send = (body: unknown, headers: Record<string, string> = {}) => gw.api.call<Sent & { error?: { code: string; message: string } }>('POST', '/api/v1/sessions/ana/messages', body, headers);
+
+  test('text to a local number arrives at the phone as a conversation; stored as sent', async () => {
+    const r = await send({ to: '081234567802', type: 'text', text: 'Halo Budi' });
+    assert.equal(r.status, 201, r.raw.toString());
+    assert.equal(r.body.status, 'sent');
+    assert.equal(r.body.chat, budi.jid);
+    const got = await budi.waitForMessage((m) => m.id === r.body.id, 10_000);
+    const text = got.message?.conversation ?? got.message?.extendedTextMessage?.text;
+    assert.equal(text, 'Halo Budi');
+    assert.equal(got.from.split('@')[0]?.split(':')[0], ana.number);
+    const stored = await gw.api.get<{ status: string; type: string; text?: string }>(`/api/v1/sessions/ana/messages/${r.body.id}`);
+    assert.equal(stored.status, 200, stored.raw.toString());
+    assert.equal(stored.body.status, 'sent');
+    assert.equal(stored.body.type, 'text');
+  });
+
+  test('image as base64 and document by URL: the phone downloads the same bytes', async () => {
+    const png = randomBytes(5000);
+    const img = await send({ to: `+${budi.number}`, type: 'image', media: { base64: png.toString('base64') }, caption: 'a picture', mimetype: 'image/png' });
+    assert.equal(img.status, 201, img.raw.toString());
+    const gotImg = await budi.waitForMessage((m) => m.id === img.body.id, 10_000);
+    assert.equal(gotImg.message?.imageMessage?.caption, 'a picture');
+    assert.ok(gotImg.message !== undefined);
+    assert.deepEqual(await budi.downloadMedia(gotImg.message), png);
+
+    const doc = await send({ to: budi.jid, type: 'document', media: { url: fileUrl } });
+    assert.equal(doc.status, 201, doc.raw.toString());
+    const gotDoc = await budi.waitForMessage((m) => m.id === doc.body.id, 10_000);
+    assert.equal(gotDoc.message?.documentMessage?.fileName, 'report.pdf');
+    assert.equal(gotDoc.message?.documentMessage?.mimetype, 'application/pdf');
+    assert.ok(gotDoc.message !== undefined);
+    assert.deepEqual(await budi.downloadMedia(gotDoc.message), file);
+  });
+
+  test('location, contact and poll arrive as their proto fields; a reply quotes the first message', async () => {
+    const loc = await send({ to: budi.jid, type: 'location', latitude: -6.2, longitude: 106.816666, name: 'Monas' });
+    assert.equal(loc.status, 201, loc.raw.toString());
+    const gotLoc = await budi.waitForMessage((m) => m.id === loc.body.id, 10_000);
+    assert.equal(gotLoc.message?.locationMessage?.name, 'Monas');
+    const poll = await send({ to: budi.jid, type: 'poll', name: 'Lunch?', options: ['Rice', 'Noodles'] });
+    assert.equal(poll.status, 201, poll.raw.toString());
+    const gotPoll = await budi.waitForMessage((m) => m.id === poll.body.id, 10_000);
+    const pm = gotPoll.message?.pollCreationMessageV3 ?? gotPoll.message?.pollCreationMessage;
+    assert.equal(pm?.name, 'Lunch?');
+    const reply = await send({ to: budi.jid, type: 'text', text: 'see above', quotedId: loc.body.id });
+    assert.equal(reply.status, 201, reply.raw.toString());
+    const gotReply = await budi.waitForMessage((m) => m.id === reply.body.id, 10_000);
+    assert.equal(gotReply.message?.extendedTextMessage?.contextInfo?.stanzaId, loc.body.id);
+  });
+
+  test('the same Idempotency-Key 5x concurrently: one message at the phone, the others replay or 409', async () => {
+    const before = budi.received().length;
+    const key = `k-${randomBytes(6).toString('hex')}`;
+    const body = { to: budi.jid, type: 'text', text: 'exactly once' };
+    const results = await Promise.all(Array.from({ length: 5 }, () => send(body, { 'idempotency-key': key })));
+    const statuses = results.map((r) => r.status).sort();
+    assert.ok(statuses.includes(201), JSON.stringify(statuses));
+    for (const r of results) assert.ok(r.status === 201 || (r.status === 409 && r.body.error?.code === 'IDEMPOTENCY_IN_PROGRESS'), r.raw.toString());
+    const id = results.find((r) => r.status === 201)?.body.id;
+    await budi.waitForMessage((m) => m.id === id, 10_000);
+    // Once done, a retry replays the stored result; another body with the key is 422.
+    const again = await send(body, { 'idempotency-key': key });
+    assert.equal(again.status, 201);
+    assert.equal(again.body.id, id);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.equal((await send({ ...body, text: 'other' }, { 'idempotency-key': key })).status, 422);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(budi.received().filter((m) => (m.message?.conversation ?? m.message?.extendedTextMessage?.text) === 'exactly once').length, 1);
+    assert.equal(budi.received().length - before, 1);
+  });
+
+  test('malformed inputs through the real route: each a 4xx, nothing sent', async () => {
+    const before = budi.received().length;
+    const bad: [string, unknown, Record<string, string>?][] = [
+      ['empty body', {}],
+      ['empty to', { to: '', type: 'text', text: 'x' }],
+      ['letters', { to: 'budi', type: 'text', text: 'x' }],
+      ['too short', { to: '123', type: 'text', text: 'x' }],
+      ['too long', { to: '+62812345678901234567', type: 'text', text: 'x' }],
+      ['bad JID domain', { to: '6281234567802@gmail.com', type: 'text', text: 'x' }],
+      ['newsletter JID', { to: '123@newsletter', type: 'text', text: 'x' }],
+      ['number as to', { to: 6281234567802, type: 'text', text: 'x' }],
+      ['text not a string', { to: budi.jid, type: 'text', text: 42 }],
+      ['empty text', { to: budi.jid, type: 'text', text: '' }],
+      ['huge text', { to: budi.jid, type: 'text', text: 'x'.repeat(70_000) }],
+      ['unsupported type', { to: budi.jid, type: 'hologram', text: 'x' }],
+      ['unknown field', { to: budi.jid, type: 'text', text: 'x', captoin: 'y' }],
+      ['media both url and base64', { to: budi.jid, type: 'image', media: { url: fileUrl, base64: 'AAAA' } }],
+      ['media ftp url', { to: budi.jid, type: 'image', media: { url: 'ftp://example.com/a.jpg' } }],
+      ['media bad base64', { to: budi.jid, type: 'image', media: { base64: 'not base64!' } }],
+      ['media URL to a closed port', { to: budi.jid, type: 'image', media: { url: closedUrl } }],
+      ['unknown upload', { to: budi.jid, type: 'image', media: { upload: 'nope' } }],
+      ['latitude out of range', { to: budi.jid, type: 'location', latitude: 91, longitude: 0 }],
+      ['poll with one option', { to: budi.jid, type: 'poll', name: 'q', options: ['a'] }],
+      ['reaction with text', { to: budi.jid, type: 'reaction', messageId: 'ABC', emoji: 'hello' }],
+      ['quote of an unknown message', { to: budi.jid, type: 'text', text: 'x', quotedId: 'NOPE123' }],
+      ['bad idempotency key', { to: budi.jid, type: 'text', text: 'x' }, { 'idempotency-key': '' }],
+      ['array body', [1, 2]],
+    ];
+    for (const [what, body, headers] of bad) {
+      const r = await send(body, headers);
+      assert.ok(r.status >= 400 && r.status < 500, `${what}: ${r.status} ${r.raw.toString().slice(0, 300)}`);
+      assert.ok(typeof r.body.error?.code === 'string', `${what}: ${r.raw.toString().slice(0, 300)}`);
+    }
+    assert.equal((await gw.api.post('/api/v1/sessions/nobody/messages', { to: budi.jid, type: 'text', text: 'x' })).status, 404);
+    assert.equal(budi.received().length, before);
+  });
+});
