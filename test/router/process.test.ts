@@ -90,7 +90,8 @@ describe('router process', () => {
       const shardLines = r.lines.filter((l) => l['proc'] === 'shard' && l['reqId'] === 'abc');
       assert.deepEqual(new Set(shardLines.map((l) => l['shard'])), new Set([0, 1]));
       assert.ok(shardLines.every((l) => l['msg'] === 'ipc request' && l['kind'] === 'ping'));
-      assert.ok(r.lines.some((l) => l['proc'] === 'router' && l['reqId'] === 'abc' && l['msg'] === 'request'));
+      // The router's access line may reach stdout after the shards' lines (buffered log writes): wait, do not race.
+      await until(() => r.lines.some((l) => l['proc'] === 'router' && l['reqId'] === 'abc' && l['msg'] === 'request'), 3000, 'the router access line with reqId');
 
       const t0 = performance.now();
       r.child.kill('SIGTERM');
