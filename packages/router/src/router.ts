@@ -12,6 +12,7 @@ import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
 import { messageRoutes } from './api/messages-routes.ts';
 import { MessageMetrics } from './messages/metrics.ts';
+import { MessageIngest } from './messages/ingest.ts';
 import { createAuthenticator } from './security/auth.ts';
 import { RateLimits } from './security/rate-limit.ts';
 import { validateWebhookUrl } from './security/webhook-url.ts';
@@ -108,6 +109,17 @@ export class GatewayRouter {
     this.hub = new EventHub();
     const hooks = options.hooks ?? {};
     const manager = (): SessionManager | undefined => this.sessions;
+    const messageMetrics = new MessageMetrics(this.metrics.registry);
+    const ingest =
+      options.sessions === undefined
+        ? undefined
+        : new MessageIngest({
+            sql: options.sessions.sql,
+            hub: this.hub,
+            metrics: messageMetrics,
+            logger: options.logger,
+            ...(options.sessions.outbox === undefined ? {} : { outbox: options.sessions.outbox }),
+          });
     this.supervisor = new ShardSupervisor({
       ...options.supervisor,
       ...(options.sessions === undefined ? {} : { sessions: shardSessionsConfig(options.config) }),
@@ -120,6 +132,7 @@ export class GatewayRouter {
           hooks.onEvent?.(index, event);
           manager()?.onShardEvent(index, event);
         },
+        ...(ingest === undefined ? {} : { onRequest: (index, request) => ingest.handle(index, request) }),
         onStateChange: (info) => {
           hooks.onStateChange?.(info);
           manager()?.onShardState(info);
@@ -165,7 +178,7 @@ export class GatewayRouter {
           sql: s.sql,
           blobs: s.blobs,
           messaging: options.config.messaging,
-          metrics: new MessageMetrics(this.metrics.registry),
+          metrics: messageMetrics,
         }),
       );
     }
@@ -227,7 +240,7 @@ export class GatewayRouter {
   /**
    * Restores the sessions the backend lists as assigned to this worker (docs/webhooks.md, "Worker registry"):
    * after the start-up restore, each one not running here nor owned by another host is started again from its
-   * stored auth state (`restart`: desired running, placed, no new QR). Unknown ids are logged and skipped.
+   * stored auth state (`restart`: desired running, placed, no new QR). Unknown and logged-out ids are skipped.
    */
   async restoreAssigned(sessions: readonly { id: string }[]): Promise<{ restored: string[]; skipped: string[] }> {
     const manager = this.sessions;
@@ -239,7 +252,8 @@ export class GatewayRouter {
       if (this.lifecycle.phase === 'stopping') break;
       try {
         const own = await manager.ownership(id);
-        if (own.kind !== 'idle') {
+        // Running here or elsewhere: nothing to do. Logged out: no auth state left, restarting would only show a QR.
+        if (own.kind !== 'idle' || (await manager.get(id)).status === 'logged_out') {
           skipped.push(id);
           continue;
         }
