@@ -275,3 +275,36 @@ describe('/metrics', () => {
     }
   });
 });
+
+describe('app settings', () => {
+  it('trusts X-Forwarded-For only with trustProxy (TRUST_PROXY), and logs client socket errors at debug instead of stderr', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk: Buffer, _e, cb) {
+          for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+          cb();
+        },
+      }),
+    );
+    const make = (trustProxy: boolean | undefined) =>
+      createApp({
+        logger,
+        shards: new FakeShards(),
+        dependencies: async () => ({}),
+        lifecycle: new Lifecycle(),
+        metrics: new RouterMetrics({ defaultMetrics: false }),
+        hostId: 'h',
+        ...(trustProxy === undefined ? {} : { trustProxy }),
+      });
+    assert.equal(make(undefined).proxy, false);
+    assert.equal(make(false).proxy, false);
+    const app = make(true);
+    assert.equal(app.proxy, true);
+    // Koa prints 'error' events to stderr only when nobody listens: the app listens and logs at debug.
+    assert.ok(app.listenerCount('error') >= 1);
+    app.emit('error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    assert.ok(lines.some((l) => l['msg'] === 'client connection error' && l['level'] === 20 && l['code'] === 'ECONNRESET'));
+  });
+});
