@@ -7,8 +7,8 @@
  *
  * Latency percentiles come from every recorded sample (sorted), not from a bucketed histogram.
  */
+import { writeBenchSection } from './report.ts';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -128,22 +128,6 @@ function table(results: Result[], withVariant: boolean): string {
   return [head, ...rows].join('\n');
 }
 
-function writeSection(body: string): string {
-  const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
-  const section = `## ipc\n\n${body.trim()}\n`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nReproducible scripts in `bench/`; each writes its own section here.\n';
-  const start = text.search(/^## ipc\s*$/m);
-  if (start === -1) {
-    text = `${text.trimEnd()}\n\n${section}`;
-  } else {
-    const rest = text.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next === -1 ? text.length : start + 1 + next;
-    text = `${text.slice(0, start)}${section}${next === -1 ? '' : '\n'}${text.slice(end)}`;
-  }
-  writeFileSync(file, text);
-  return file;
-}
 
 const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
 process.stdout.write(`bench/ipc: Node ${process.version}, ${os.availableParallelism()} cores (${cpu}), ${os.platform()} ${os.release()}\n`);
@@ -225,5 +209,5 @@ if (WRITE && !QUICK) {
     'map swept by one timer: ~0.1 µs), i.e. a few percent at full load, not worth a coarser timeout.',
     ...(COMPARE ? ['', 'Options compared (same run):', '', table(all, true)] : []),
   ].join('\n');
-  process.stdout.write(`wrote the ## ipc section of ${writeSection(body)}\n`);
+  process.stdout.write(`wrote the ## ipc section of ${writeBenchSection('ipc', body)}\n`);
 }

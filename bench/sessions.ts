@@ -12,7 +12,8 @@
  * session is `connected` again (with a connectedAt after the kill) on the surviving or restarted shard.
  * Embedded stores (in-process directory, local blobs, PGlite) in a temporary DATA_DIR.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { writeBenchSection } from './report.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -195,11 +196,7 @@ const projection = `Projected sessions per host at ${memoryLimitGb} GB: ${projec
 process.stdout.write(`\nNode ${process.version}, ${cores} cores (${os.cpus()[0]?.model ?? 'unknown'}), SESSION_LOGIN_CONCURRENCY=${loginConcurrency}\n${table}\n${projection}\n`);
 
 if (write) {
-  const file = new URL('../docs/benchmarks.md', import.meta.url);
-  const doc = await readFile(file, 'utf8');
   const section = [
-    '## sessions',
-    '',
     '`node bench/sessions.ts` (options: `--sizes 100,500`, `--memory-limit-gb 4`, `--login-concurrency 4`, `--no-write`).',
     'Real Baileys sockets in real shard processes against the WhatsApp simulator (same machine), embedded stores.',
     'One shard (started with `--expose-gc`) pairs N sessions by QR; its RSS after a full GC with no session and with',
@@ -215,8 +212,6 @@ if (write) {
     'cores; the simulator never counted two live sockets for one device.',
     '',
   ].join('\n');
-  const re = /## sessions\n[\s\S]*?(?=\n## |$)/;
-  const next = re.test(doc) ? doc.replace(re, section.trimEnd() + '\n') : `${doc.trimEnd()}\n\n${section}`;
-  await writeFile(file, next);
+  writeBenchSection('sessions', section);
   process.stdout.write('wrote docs/benchmarks.md ## sessions\n');
 }

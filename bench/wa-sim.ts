@@ -12,9 +12,9 @@
  * cost. Every relayed message is: client send -> server ack -> delivery to the partner device -> its receipt
  * -> server ack of the receipt -> receipt forwarded to the sender (after the receipt delay) -> sender's ack.
  */
+import { writeBenchSection } from './report.ts';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -168,7 +168,7 @@ const main = async (): Promise<void> => {
       'When the measured rate is below the one-core capacity, the load generator (same 2 cores) is the limit, not the simulator.',
     ].join('\n');
     process.stdout.write(`\n${body}\n`);
-    if (write) process.stdout.write(`\nwrote the ## wa-sim section of ${writeSection(body)}\n`);
+    if (write) process.stdout.write(`\nwrote the ## wa-sim section of ${writeBenchSection('wa-sim', body)}\n`);
   } finally {
     server.stdin.end();
     await new Promise<void>(resolve => {
@@ -184,21 +184,5 @@ const main = async (): Promise<void> => {
   }
 };
 
-const writeSection = (body: string): string => {
-  const file = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
-  const section = `## wa-sim\n\n${body.trim()}\n`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nReproducible scripts in `bench/`; each writes its own section here.\n';
-  const start = text.search(/^## wa-sim\s*$/m);
-  if (start === -1) {
-    text = `${text.trimEnd()}\n\n${section}`;
-  } else {
-    const rest = text.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next === -1 ? text.length : start + 1 + next;
-    text = `${text.slice(0, start)}${section}${next === -1 ? '' : '\n'}${text.slice(end)}`;
-  }
-  writeFileSync(file, text);
-  return file;
-};
 
 await main();

@@ -12,11 +12,11 @@
  * at --rate per second; then it listens again and the clock measures until the backlog is delivered.
  * Default WEBHOOK_* settings except the ones printed with the results.
  */
+import { writeBenchSection } from './report.ts';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { createRootLogger, loadConfig } from '@wagw/shared';
@@ -267,15 +267,6 @@ ${table}
 
 ${goal}
 `;
-  const file = new URL('../docs/benchmarks.md', import.meta.url);
-  const doc = readFileSync(file, 'utf8');
-  const start = doc.indexOf('## webhooks');
-  let next: string;
-  if (start < 0) next = `${doc.trimEnd()}\n\n${section}`;
-  else {
-    const after = doc.indexOf('\n## ', start + 3);
-    next = `${doc.slice(0, start)}${section}${after < 0 ? '' : doc.slice(after + 1)}`;
-  }
-  writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
+  writeBenchSection('webhooks', section.replace(/^## webhooks\s*\n/, ''));
   process.stdout.write('wrote docs/benchmarks.md ## webhooks\n');
 }
