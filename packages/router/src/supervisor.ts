@@ -8,7 +8,7 @@ import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter } from '@wagw/shared';
+import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter, toErrorBody } from '@wagw/shared';
 import type {
   ErrorCode,
   GatewayConfig,
@@ -18,6 +18,7 @@ import type {
   Logger,
   RequestKind,
   ShardEvent,
+  ShardRequestBody,
   ShardInitConfig,
   ShardSessionsConfig,
   ShardToRouter,
@@ -68,6 +69,8 @@ export interface SupervisorHooks {
   beforeStop?: (index: number, reason: string) => Promise<void>;
   onStateChange?: (info: ShardInfo) => void;
   onEvent?: (index: number, event: ShardEvent) => void;
+  /** Answers a shard's request (`ShardRequestMap`); the reply goes back once the promise settles. */
+  onRequest?: (index: number, request: ShardRequestBody) => Promise<unknown>;
   /** Every settled call, for metrics. */
   onCallDone?: (kind: RequestKind, index: number, seconds: number, outcome: CallOutcome) => void;
 }
@@ -478,9 +481,29 @@ export class ShardSupervisor {
       case 'exiting':
         slot.exitReason ??= msg.reason;
         return;
+      case 'request':
+        this.#answer(slot, msg.id, msg.request);
+        return;
       default:
         assertNever(msg, 'shard message');
     }
+  }
+
+  /** Runs a shard's request through `hooks.onRequest` and sends the reply to the same child process. */
+  #answer(slot: Slot, id: number, request: ShardRequestBody): void {
+    const child = slot.child;
+    const hook = this.#hooks.onRequest;
+    const work = hook === undefined ? Promise.reject(new GatewayError('SHARD_UNAVAILABLE', `The router does not handle ${request.kind}.`)) : hook(slot.index, request);
+    work.then(
+      (value) => {
+        if (child?.connected === true) child.send({ kind: 'reply', id, ok: true, value: value ?? null } as Serializable);
+      },
+      (err: unknown) => {
+        const error = toErrorBody(err);
+        if (error.code === 'INTERNAL') this.#log.error({ err, shard: slot.index, kind: request.kind }, 'shard request failed');
+        if (child?.connected === true) child.send({ kind: 'reply', id, ok: false, error } as Serializable);
+      },
+    );
   }
 
   #settle(slot: Slot, reply: IpcReply): void {

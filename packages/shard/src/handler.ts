@@ -7,6 +7,7 @@ import type { EventLoopUtilization, ELDHistogram } from 'node:perf_hooks';
 import {
   GatewayError,
   MAX_PING_DELAY_MS,
+  fromErrorBody,
   PROTOCOL_VERSION,
   assertNever,
   createRootLogger,
@@ -17,11 +18,15 @@ import type {
   CpuPoolStats,
   InitMessage,
   IpcReply,
+  IpcReplyError,
   IpcRequest,
   IpcResult,
   Logger,
   PingResult,
   ShardEvent,
+  ShardRequestBody,
+  ShardRequestKind,
+  ShardRequestResult,
   ShardStats,
   ShardToRouter,
   ShutdownResult,
@@ -29,6 +34,7 @@ import type {
 } from '@wagw/shared';
 import { CpuPool } from './cpu-pool.ts';
 import type { RenderQrResult, RenderQrTask } from './qr.ts';
+import type { ShardRequester } from './messaging/inbound.ts';
 import { createSessionHost } from './sessions/setup.ts';
 import type { SessionHostHandle } from './sessions/setup.ts';
 
@@ -65,9 +71,13 @@ export interface ShardHandlerOptions {
    * Session host factory, called once during init. Default: a real SessionHost when `init.config.sessions` is
    * set, else none (session requests are then refused with SHARD_UNAVAILABLE).
    */
-  createSessions?: (init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void) => Promise<SessionHostHandle | undefined>;
+  createSessions?: (init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void, request: ShardRequester) => Promise<SessionHostHandle | undefined>;
   replyBatching?: ReplyBatching;
 }
+
+export type { ShardRequester } from './messaging/inbound.ts';
+
+const SHARD_REQUEST_TIMEOUT_MS = 30_000;
 
 export type ShardHandlerState = 'waiting-init' | 'initialising' | 'ready' | 'draining' | 'closed';
 
@@ -130,6 +140,28 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
 
   const emit = (event: ShardEvent): void => options.send({ kind: 'event', event });
 
+  let nextRequestId = 0;
+  const pendingRequests = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
+  const request: ShardRequester = <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs = SHARD_REQUEST_TIMEOUT_MS) =>
+    new Promise<ShardRequestResult<K>>((resolve, reject) => {
+      const id = ++nextRequestId;
+      const timer = setTimeout(() => {
+        pendingRequests.delete(id);
+        reject(new GatewayError('IPC_TIMEOUT', `The router did not answer ${body.kind} in time.`, { kind: body.kind, timeoutMs }));
+      }, timeoutMs);
+      timer.unref();
+      pendingRequests.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
+      options.send({ kind: 'request', id, request: body as ShardRequestBody });
+    });
+  const settleRequest = (msg: IpcReply): void => {
+    const p = pendingRequests.get(msg.id);
+    if (p === undefined) return;
+    pendingRequests.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.ok) p.resolve(msg.value);
+    else p.reject(fromErrorBody((msg as IpcReplyError).error));
+  };
+
   const finish = (code: number, reason: string): void => {
     flush();
     state = 'closed';
@@ -177,7 +209,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       return;
     }
     try {
-      sessions = await (options.createSessions ?? defaultSessions)(msg, logger, emit);
+      sessions = await (options.createSessions ?? defaultSessions)(msg, logger, emit, request);
     } catch (err) {
       logger.error({ err }, 'session host failed to start');
       await pool.close().catch(() => undefined);
@@ -379,6 +411,10 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       void handleInit(msg);
       return;
     }
+    if (msg.kind === 'reply') {
+      settleRequest(msg);
+      return;
+    }
     void handleRequest(msg);
   });
 
@@ -406,9 +442,9 @@ function defaultLogger(init: InitMessage): Logger {
   return createRootLogger({ proc: 'shard', level: init.config.logLevel, shard: init.shardIndex });
 }
 
-async function defaultSessions(init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void): Promise<SessionHostHandle | undefined> {
+async function defaultSessions(init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void, request: ShardRequester): Promise<SessionHostHandle | undefined> {
   if (init.config.sessions === undefined) return undefined;
-  return await createSessionHost(init, init.config.sessions, logger, emit);
+  return await createSessionHost(init, init.config.sessions, logger, emit, request);
 }
 
 async function defaultPool(init: InitMessage): Promise<CpuPoolLike> {

@@ -249,8 +249,8 @@ export type IpcRequest<K extends RequestKind = RequestKind> = {
   [P in K]: { kind: P; id: number; reqId?: string } & IpcParams<P>;
 }[K];
 
-/** Everything the router sends. */
-export type RouterToShard = InitMessage | IpcRequest;
+/** Everything the router sends (replies answer the shard's own requests, see `ShardRequestMap`). */
+export type RouterToShard = InitMessage | IpcRequest | IpcReply;
 
 // ---------------------------------------------------------------------------------------------------------
 // Replies, events (shard -> router)
@@ -275,6 +275,57 @@ export type IpcReply<V = unknown> = IpcReplyOk<V> | IpcReplyError;
 export interface IpcReplyBatch {
   kind: 'replies';
   replies: IpcReply[];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Requests the other way (shard -> router): the router answers with an `IpcReply` of the same id.
+
+export interface InboundMessageWire {
+  message: WireMessage;
+  /** base64 of the `proto.Message` bytes (served to Baileys' retry requests via `message.get`). */
+  raw: string;
+  /** Blob key of the media, when downloaded on arrival (INBOUND_MEDIA_DOWNLOAD=eager). */
+  mediaKey?: string;
+}
+
+export interface MessagesReceivedParams {
+  sessionId: string;
+  epoch: number;
+  /** Baileys' upsert type: `notify` (live) or `append` (offline / history). */
+  upsert: string;
+  messages: InboundMessageWire[];
+}
+
+export type MessageStatus = 'sent' | 'delivered' | 'read' | 'played' | 'failed';
+
+export interface MessageStatusWire {
+  id: string;
+  chat: string;
+  status: MessageStatus;
+  /** ISO-8601 */
+  at: string;
+}
+
+/** Every request a shard may make, with its result. The router acknowledges only after the work committed. */
+export interface ShardRequestMap {
+  /** Messages a session received (or sent from another device): stored once, webhook + SSE. */
+  'message.received': { params: MessagesReceivedParams; result: { stored: number } };
+  /** Receipts of this session's sent messages: the stored status moves forward only (sent < delivered < read < played). */
+  'message.status': { params: { sessionId: string; epoch: number; updates: MessageStatusWire[] }; result: { changed: number } };
+  /** A stored message's raw proto for Baileys' `getMessage` (retry requests); absent when unknown. */
+  'message.get': { params: { sessionId: string; id: string }; result: { raw?: string } };
+}
+
+export type ShardRequestKind = keyof ShardRequestMap;
+export type ShardRequestBody<K extends ShardRequestKind = ShardRequestKind> = {
+  [P in K]: { kind: P } & ShardRequestMap[P]['params'];
+}[K];
+export type ShardRequestResult<K extends ShardRequestKind> = ShardRequestMap[K]['result'];
+
+export interface ShardRequestMessage {
+  kind: 'request';
+  id: number;
+  request: ShardRequestBody;
 }
 
 /** One-way notifications from a shard. */
@@ -305,7 +356,7 @@ export interface ExitingMessage {
 }
 
 /** Everything a shard sends. */
-export type ShardToRouter = ReadyMessage | InitFailedMessage | IpcReply | IpcReplyBatch | ShardEventMessage | ExitingMessage;
+export type ShardToRouter = ReadyMessage | InitFailedMessage | IpcReply | IpcReplyBatch | ShardEventMessage | ExitingMessage | ShardRequestMessage;
 
 // ---------------------------------------------------------------------------------------------------------
 // Limits and helpers
@@ -325,6 +376,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export function isRouterToShard(value: unknown): value is RouterToShard {
   if (!isObject(value)) return false;
   if (value['kind'] === 'init') return typeof value['protocolVersion'] === 'number' && typeof value['shardIndex'] === 'number';
+  if (value['kind'] === 'reply') return typeof value['id'] === 'number' && typeof value['ok'] === 'boolean';
   return isRequestKind(value['kind']) && typeof value['id'] === 'number';
 }
 
@@ -343,6 +395,8 @@ export function isShardToRouter(value: unknown): value is ShardToRouter {
       return isObject(value['event']) && typeof value['event']['type'] === 'string';
     case 'exiting':
       return typeof value['code'] === 'number';
+    case 'request':
+      return typeof value['id'] === 'number' && isObject(value['request']) && typeof value['request']['kind'] === 'string';
     default:
       return false;
   }

@@ -58,6 +58,11 @@ function uploadKey(sessionId: string, uploadId: string): string {
   return `uploads/${sessionId}/${uploadId}`;
 }
 
+/** Blob key of a received message's media (the shard writes it: messaging/inbound.ts). */
+function mediaKey(sessionId: string, messageId: string): string {
+  return `media/${sessionId}/${messageId}`;
+}
+
 export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const { manager, shards, blobs, messaging } = deps;
   const schemas = createMessageSchemas({ defaultCountry: messaging.defaultCountry, mediaMaxBytes: messaging.media.maxBytes });
@@ -203,6 +208,29 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const row = await store.get(params.id, params.msgId);
         if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
         ctx.body = toApiMessage(row);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id/messages/:msgId/media`,
+      summary: 'The media file of a received message (downloaded on arrival with INBOUND_MEDIA_DOWNLOAD=eager)',
+      tags: ['messages'],
+      auth: { scopes: ['messages:read'], sessionParam: 'id' },
+      params: idParams.extend({ msgId: schemas.messageParams.shape.msgId }),
+      responses: {
+        200: { description: 'The file', contentTypes: { 'application/octet-stream': 'The media bytes (Content-Type of the media)' } },
+        404: err('No such message, or no stored media (MESSAGE_NOT_FOUND)'),
+      },
+      handler: async (ctx, { params }) => {
+        const row = await store.get(params.id, params.msgId);
+        if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
+        const m = toApiMessage(row);
+        const media = m['media'] as { mimetype?: string; fileName?: string } | undefined;
+        const stream = media === undefined ? null : await blobs.getStream(mediaKey(params.id, params.msgId));
+        if (stream === null || media === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no stored media.`, { messageId: params.msgId });
+        ctx.type = media.mimetype ?? 'application/octet-stream';
+        if (media.fileName !== undefined) ctx.set('content-disposition', `attachment; filename="${media.fileName.replace(/["\\\r\n]/g, '_')}"`);
+        ctx.body = stream;
       },
     }),
   ];

@@ -10,6 +10,7 @@ import type { BlobStore, LeaseGrant, Logger, MessageSendParams, MessageSendResul
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
 import { sendOne } from '../messaging/send.ts';
+import type { ShardRequester } from '../messaging/inbound.ts';
 import type { Gate } from './gate.ts';
 import { SessionRunner } from './session-runner.ts';
 import type { RunnerEvent, WaConnectOptions } from './session-runner.ts';
@@ -27,6 +28,8 @@ export interface SessionHostOptions {
   loginGateTimeoutMs?: number;
   /** Send governor and media limits; absent: the config defaults. */
   messaging?: MessagingConfig;
+  /** Requests to the router (inbound messages, getMessage); absent: inbound messages are only emitted as events. */
+  request?: ShardRequester;
   /** Longest wait for WhatsApp's ack of a send (default 20 s). */
   ackTimeoutMs?: number;
 }
@@ -102,6 +105,8 @@ export class SessionHost {
         return current !== undefined && current === self.entry && current.epoch === e && this.#now() < current.validUntil;
       },
       emit: (event) => this.#emit(event),
+      ...(this.#opts.request === undefined ? {} : { request: this.#opts.request }),
+      inboundMedia: { download: this.#messaging.media.inboundDownload, maxBytes: this.#messaging.media.maxBytes },
     });
     const send = this.#messaging.send;
     const governor = new SendGovernor({

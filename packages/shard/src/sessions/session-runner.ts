@@ -9,6 +9,8 @@ import { GatewayError } from '@wagw/shared';
 import type { BlobStore, Logger, SessionMe, SessionMessageRef, SessionState } from '@wagw/shared';
 import { BlobAuthState } from '../auth/blob-auth-state.ts';
 import { AckTracker } from '../messaging/send.ts';
+import { InboundForwarder, getMessageFromRouter } from '../messaging/inbound.ts';
+import type { ShardRequester } from '../messaging/inbound.ts';
 import { backoffDelay, disconnectAction } from './disconnect.ts';
 import type { Gate } from './gate.ts';
 
@@ -42,6 +44,9 @@ export interface SessionRunnerDeps {
   reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
   /** Longest a login may hold a gate slot before it is released anyway. */
   loginGateTimeoutMs: number;
+  /** Requests to the router: inbound messages are stored through it, getMessage is answered by it. */
+  request?: ShardRequester;
+  inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number };
 }
 
 const FIRST_QR_TTL_MS = 60_000;
@@ -68,12 +73,25 @@ export class SessionRunner {
   private readonly stateWaiters = new Set<() => void>();
   /** Server acks of sent messages (the send path waits on them). */
   readonly acks = new AckTracker();
+  private readonly inbound: InboundForwarder | undefined;
 
   constructor(id: string, epoch: number, deps: SessionRunnerDeps) {
     this.id = id;
     this.epoch = epoch;
     this.deps = deps;
     this.log = deps.logger.child({ sessionId: id, epoch });
+    this.inbound =
+      deps.request === undefined
+        ? undefined
+        : new InboundForwarder({
+            sessionId: id,
+            epoch,
+            request: deps.request,
+            blobs: deps.blobs,
+            logger: this.log,
+            mediaDownload: deps.inboundMedia?.download ?? 'eager',
+            mediaMaxBytes: deps.inboundMedia?.maxBytes ?? 64 * 1024 ** 2,
+          });
   }
 
   get status(): SessionState {
@@ -169,6 +187,8 @@ export class SessionRunner {
       sock.ev.removeAllListeners('connection.update');
       pauseReading(sock);
       await this.quiesce(drainMs);
+      // Messages already read reach the router before the socket goes (bounded).
+      if (this.inbound !== undefined) await Promise.race([this.inbound.idle(), new Promise((r) => setTimeout(r, drainMs))]);
       this.sock = undefined;
       // Reading is paused, so a close handshake could not complete: drop the connection (acks already went out).
       terminate(sock);
@@ -232,6 +252,7 @@ export class SessionRunner {
       markOnlineOnConnect: false,
       syncFullHistory: false,
       shouldSyncHistoryMessage: () => false,
+      ...(this.deps.request === undefined ? {} : { getMessage: getMessageFromRouter(this.id, this.deps.request, this.log) }),
       ...(wa.url === undefined ? {} : { waWebSocketUrl: wa.url }),
       ...(wa.version === undefined ? {} : { version: wa.version }),
       ...(wa.fetchAgent === undefined ? {} : { fetchAgent: wa.fetchAgent }),
@@ -245,6 +266,10 @@ export class SessionRunner {
     sock.ev.on('messages.upsert', ({ messages, type }) => {
       if (this.sock !== sock) return;
       this.lastActivity = Date.now();
+      if (this.inbound !== undefined) {
+        this.inbound.push(sock, messages, type);
+        return;
+      }
       const refs: SessionMessageRef[] = [];
       for (const m of messages) {
         if (!m.key.id) continue;
@@ -254,6 +279,10 @@ export class SessionRunner {
         refs.push(ref);
       }
       if (refs.length > 0) this.deps.emit({ type: 'messages', sessionId: this.id, epoch: this.epoch, messages: refs });
+    });
+    sock.ev.on('messages.update', (updates) => {
+      if (this.sock !== sock) return;
+      this.inbound?.pushStatus(updates);
     });
     sock.ev.on('creds.update', () => {
       this.lastActivity = Date.now();

@@ -8,6 +8,7 @@ import { WA_CERT_DETAILS } from '@whiskeysockets/baileys';
 import type { WAVersion } from '@whiskeysockets/baileys';
 import { LocalBlobStore, S3BlobStore } from '@wagw/stores';
 import type { BlobStore, Logger, ShardEvent, ShardInitConfig, ShardSessionsConfig } from '@wagw/shared';
+import type { ShardRequester } from '../messaging/inbound.ts';
 import { Gate } from './gate.ts';
 import { SessionHost } from './host.ts';
 
@@ -42,6 +43,7 @@ export async function createSessionHost(
   sessions: ShardSessionsConfig,
   logger: Logger,
   emit: (event: ShardEvent) => void,
+  request?: ShardRequester,
 ): Promise<SessionHostHandle> {
   await configureWhatsApp(sessions, logger);
   const blobs = await openBlobsForShard(sessions, logger);
@@ -60,6 +62,7 @@ export async function createSessionHost(
     emit,
     maxSessions: init.config.maxSessions,
     ...(sessions.messaging === undefined ? {} : { messaging: sessions.messaging }),
+    ...(request === undefined ? {} : { request }),
   });
   return {
     host,

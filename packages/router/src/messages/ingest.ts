@@ -1,0 +1,123 @@
+/**
+ * The router's side of the shards' requests (`ShardRequestMap`): inbound messages are inserted once
+ * (ON CONFLICT DO NOTHING: WhatsApp re-deliveries and retries after a crash store nothing twice) with their
+ * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
+ * requests from the stored raw proto (a miss is an empty answer, never an empty message).
+ */
+import type { Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestBody, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { EventHub } from '../api/sse.ts';
+import type { MessageMetrics } from './metrics.ts';
+import { MessageStore } from './store.ts';
+
+export interface MessageIngestOptions {
+  sql: SqlDatabase;
+  hub: EventHub;
+  outbox?: WebhookOutbox;
+  metrics?: MessageMetrics;
+  logger: Logger;
+}
+
+/** Order of the statuses of a sent message; `failed` ranks above all so it is only set from pending/sent (checked in SQL). */
+const STATUS_RANK: Record<MessageStatusWire['status'], number> = { sent: 1, delivered: 2, read: 3, played: 4, failed: 5 };
+
+export class MessageIngest {
+  readonly #o: MessageIngestOptions;
+  readonly #store: MessageStore;
+
+  constructor(options: MessageIngestOptions) {
+    this.#o = options;
+    this.#store = new MessageStore(options.sql);
+  }
+
+  async handle(shard: number, request: ShardRequestBody): Promise<unknown> {
+    switch (request.kind) {
+      case 'message.received':
+        return await this.#received(shard, request);
+      case 'message.status':
+        return await this.#status(request.sessionId, request.updates);
+      case 'message.get': {
+        const row = await this.#store.get(request.sessionId, request.id);
+        return row?.raw === null || row?.raw === undefined ? {} : { raw: row.raw };
+      }
+    }
+  }
+
+  /**
+   * Moves each message's status forward (never backwards), with the `message-status` webhook and history row
+   * in the same transaction; then SSE. A receipt can overtake the row of a send that is still being stored:
+   * an unknown id is retried briefly.
+   */
+  async #status(sessionId: string, updates: readonly MessageStatusWire[]): Promise<{ changed: number }> {
+    let changed = 0;
+    let missing = [...updates];
+    for (let attempt = 0; attempt < 10 && missing.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * attempt));
+      const next: MessageStatusWire[] = [];
+      for (const u of missing) {
+        const r = await this.#applyStatus(sessionId, u);
+        if (r === 'missing') next.push(u);
+        else if (r === 'changed') changed++;
+      }
+      missing = next;
+    }
+    return { changed };
+  }
+
+  async #applyStatus(sessionId: string, u: MessageStatusWire): Promise<'changed' | 'same' | 'missing'> {
+    const rank = STATUS_RANK[u.status];
+    const outbox = this.#o.outbox;
+    const result = await this.#o.sql.transaction(async (tx) => {
+      const upd = await tx.query<{ chat_jid: string; webhook_url: string | null }>(
+        `UPDATE messages m SET status = $3, updated_at = now()
+           WHERE m.session_id = $1 AND m.id = $2 AND m.from_me
+             AND (CASE m.status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 9 END) < $4
+             AND NOT ($3 = 'failed' AND m.status NOT IN ('pending', 'sent'))
+         RETURNING m.chat_jid, (SELECT webhook_url FROM sessions s WHERE s.id = m.session_id) AS webhook_url`,
+        [sessionId, u.id, u.status, rank],
+      );
+      const row = upd.rows[0];
+      if (row === undefined) {
+        const exists = await tx.query(`SELECT 1 FROM messages WHERE session_id = $1 AND id = $2`, [sessionId, u.id]);
+        return exists.rowCount > 0 ? ('same' as const) : ('missing' as const);
+      }
+      await tx.query(`INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at) VALUES ($1, $2, $3, $4, $5)`, [
+        sessionId,
+        u.id,
+        u.status,
+        row.chat_jid,
+        u.at,
+      ]);
+      const data = { messageId: u.id, chat: row.chat_jid, status: u.status, at: u.at };
+      if (outbox !== undefined) await outbox.enqueue(tx, { id: `mst_${sessionId}_${u.id}_${u.status}`, topic: 'message-status', sessionId, occurredAt: u.at, data }, row.webhook_url);
+      return data;
+    });
+    if (typeof result === 'string') return result;
+    this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...result } });
+    return 'changed';
+  }
+
+  async #received(shard: number, req: MessagesReceivedParams): Promise<{ stored: number }> {
+    const { sessionId } = req;
+    const hook = await this.#o.sql.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
+    const webhookUrl = hook.rows[0]?.webhook_url ?? null;
+    const outbox = this.#o.outbox;
+    const inserted = await this.#o.sql.transaction(async (tx) => {
+      const out: WireMessage[] = [];
+      for (const item of req.messages) {
+        const message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
+        const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx);
+        if (!ok) continue;
+        out.push(message);
+        if (outbox !== undefined) {
+          await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);
+        }
+      }
+      return out;
+    });
+    for (const m of inserted) {
+      this.#o.metrics?.received.inc();
+      this.#o.hub.publish(sessionId, { type: 'message', data: { sessionId, shard, epoch: req.epoch, upsert: req.upsert, ...m } });
+    }
+    return { stored: inserted.length };
+  }
+}

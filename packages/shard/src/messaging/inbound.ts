@@ -1,0 +1,139 @@
+/**
+ * Inbound messages of one session socket -> the router (IPC request `message.received`, acknowledged only after
+ * the rows committed), in arrival order. Media is copied to the blob store first when INBOUND_MEDIA_DOWNLOAD
+ * is eager. Also `getMessage` for Baileys' retry requests, answered from the router's store.
+ */
+import { downloadMediaMessage, proto } from '@whiskeysockets/baileys';
+import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
+import type { BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
+import { normalizeInbound } from './content.ts';
+import { createLidResolver } from './lid.ts';
+
+/** Sends a request to the router and resolves with its reply (rejects with the router's error or a timeout). */
+export type ShardRequester = <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs?: number) => Promise<ShardRequestResult<K>>;
+
+/** Blob key of a message's media. */
+export function mediaBlobKey(sessionId: string, messageId: string): string {
+  return `media/${sessionId}/${messageId}`;
+}
+
+export interface InboundOptions {
+  sessionId: string;
+  epoch: number;
+  request: ShardRequester;
+  blobs: BlobStore;
+  logger: Logger;
+  mediaDownload: 'eager' | 'lazy';
+  mediaMaxBytes: number;
+}
+
+const RETRIES = 5;
+
+/** proto.WebMessageInfo.Status -> the stored status (PENDING and SERVER_ACK before the send returned are skipped). */
+const STATUS_OF: Partial<Record<number, MessageStatus>> = {
+  [proto.WebMessageInfo.Status.ERROR]: 'failed',
+  [proto.WebMessageInfo.Status.SERVER_ACK]: 'sent',
+  [proto.WebMessageInfo.Status.DELIVERY_ACK]: 'delivered',
+  [proto.WebMessageInfo.Status.READ]: 'read',
+  [proto.WebMessageInfo.Status.PLAYED]: 'played',
+};
+
+export class InboundForwarder {
+  readonly #o: InboundOptions;
+  #chain: Promise<void> = Promise.resolve();
+  #pending = 0;
+
+  constructor(options: InboundOptions) {
+    this.#o = options;
+  }
+
+  /** Messages still being forwarded (the stop drain waits for them). */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Queues one upsert batch; batches reach the router in order. */
+  push(sock: WASocket, messages: readonly WAMessage[], upsert: string): void {
+    this.#pending += messages.length;
+    const n = messages.length;
+    this.#chain = this.#chain
+      .then(() => this.#forward(sock, messages, upsert))
+      .catch((err: unknown) => this.#o.logger.error({ err, sessionId: this.#o.sessionId }, 'inbound messages could not be handed to the router'))
+      .finally(() => {
+        this.#pending -= n;
+      });
+  }
+
+  /** Queues the receipts among `messages.update` (status changes of this session's own messages). */
+  pushStatus(updates: readonly WAMessageUpdate[]): void {
+    const wire: MessageStatusWire[] = [];
+    const at = new Date().toISOString();
+    for (const u of updates) {
+      const code = u.update.status;
+      if (typeof code !== 'number' || !u.key.id || u.key.fromMe !== true) continue;
+      const status = STATUS_OF[code];
+      if (status === undefined) continue;
+      wire.push({ id: u.key.id, chat: u.key.remoteJid ?? '', status, at });
+    }
+    if (wire.length === 0) return;
+    this.#chain = this.#chain
+      .then(() => this.#retry(() => this.#o.request({ kind: 'message.status', sessionId: this.#o.sessionId, epoch: this.#o.epoch, updates: wire })))
+      .catch((err: unknown) => this.#o.logger.error({ err, sessionId: this.#o.sessionId }, 'message status could not be handed to the router'));
+  }
+
+  async #retry(fn: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await fn();
+        return;
+      } catch (err) {
+        if (attempt >= RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
+  /** Resolves when every queued batch was acknowledged (or given up). */
+  async idle(): Promise<void> {
+    await this.#chain;
+  }
+
+  async #forward(sock: WASocket, messages: readonly WAMessage[], upsert: string): Promise<void> {
+    const resolver = createLidResolver(sock.signalRepository.lidMapping);
+    const items: InboundMessageWire[] = [];
+    for (const m of messages) {
+      if (!m.key.id) continue;
+      const normalized = await normalizeInbound(m, resolver);
+      if (normalized === undefined) continue;
+      const raw = m.message === null || m.message === undefined ? '' : Buffer.from(proto.Message.encode(m.message).finish()).toString('base64');
+      const item: InboundMessageWire = { message: normalized as unknown as WireMessage, raw };
+      if (normalized.media !== undefined && this.#o.mediaDownload === 'eager' && (normalized.media.size ?? 0) <= this.#o.mediaMaxBytes) {
+        try {
+          const data = await downloadMediaMessage(m, 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: this.#o.logger });
+          const key = mediaBlobKey(this.#o.sessionId, normalized.id);
+          await this.#o.blobs.put(key, data, normalized.media.mimetype);
+          item.mediaKey = key;
+        } catch (err) {
+          this.#o.logger.warn({ err, messageId: normalized.id }, 'inbound media download failed; served lazily');
+        }
+      }
+      items.push(item);
+    }
+    if (items.length === 0) return;
+    await this.#retry(() => this.#o.request({ kind: 'message.received', sessionId: this.#o.sessionId, epoch: this.#o.epoch, upsert, messages: items }));
+  }
+}
+
+/** Baileys' `getMessage`: the stored proto from the router, undefined when unknown (never an empty message). */
+export function getMessageFromRouter(sessionId: string, request: ShardRequester, logger: Logger): (key: WAMessageKey) => Promise<proto.IMessage | undefined> {
+  return async (key) => {
+    if (!key.id) return undefined;
+    try {
+      const r = await request({ kind: 'message.get', sessionId, id: key.id }, 10_000);
+      return r.raw === undefined || r.raw === '' ? undefined : proto.Message.decode(Buffer.from(r.raw, 'base64'));
+    } catch (err) {
+      logger.warn({ err, messageId: key.id }, 'getMessage lookup failed');
+      return undefined;
+    }
+  };
+}
