@@ -63,7 +63,9 @@ export const generateSelfSignedCert = (hosts: readonly string[]): SelfSignedCert
   const now = Date.now();
   const validity = seq(genTime(new Date(now - 86_400_000)), genTime(new Date(now + 10 * 365 * 86_400_000)));
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
+  // DER INTEGER: positive (top bit clear) and minimal (first byte never 0x00, else OpenSSL fails with
+  // 'illegal padding' on 1 certificate in 128).
+  serial[0] = ((serial[0] ?? 0) & 0x3f) | 0x40;
   const all = [...new Set(['localhost', '127.0.0.1', '::1', ...hosts])];
   const sanNames = all.map(h => (isIP(h) ? der(0x87, ipBytes(h)) : der(0x82, Buffer.from(h, 'ascii'))));
   const extSan = seq(oid('2.5.29.17'), der(0x04, seq(...sanNames)));
