@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { SimPhone, WaSimulator } from '@wagw/wa-sim';
-import { tempDir } from '../harness/index.ts';
+import { tempDir, waitFor } from '../harness/index.ts';
 import { pairByQr, sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
 import type { Gateway } from '../sessions/helpers.ts';
 
@@ -127,6 +127,58 @@ describe('messaging: send', () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(budi.received().filter((m) => (m.message?.conversation ?? m.message?.extendedTextMessage?.text) === 'exactly once').length, 1);
     assert.equal(budi.received().length - before, 1);
+  });
+
+  test('history pages, read receipt, edit, revoke, presence and the number lookup', async () => {
+    // Budi writes to Ana; Ana's gateway marks it read.
+    const inbound = await budi.sendText(ana.jid, 'are you there?');
+    await waitFor(async () => (await gw.api.get(`/api/v1/sessions/ana/messages/${inbound.id}`)).status === 200, { what: 'inbound stored', timeoutMs: 10_000 });
+    const read = await gw.api.post(`/api/v1/sessions/ana/messages/${inbound.id}/read`, {});
+    assert.equal(read.status, 200, read.raw.toString());
+    await budi.waitForStatus(inbound.id, 'read', 10_000);
+
+    // History of the chat with Budi: newest first, pages chained by `next`, no overlap.
+    const seen: string[] = [];
+    let next: string | null = null;
+    for (let page = 0; page < 20; page++) {
+      const q: string = `/api/v1/sessions/ana/messages?chat=${encodeURIComponent(`+${budi.number}`)}&limit=3${next === null ? '' : `&before=${next}`}`;
+      const r = await gw.api.get<{ data: { id: string; timestamp: string; chat: string }[]; next: string | null }>(q);
+      assert.equal(r.status, 200, r.raw.toString());
+      for (const m of r.body.data) assert.equal(m.chat, budi.jid);
+      seen.push(...r.body.data.map((m) => m.id));
+      next = r.body.next;
+      if (next === null) break;
+    }
+    assert.equal(new Set(seen).size, seen.length, 'no message on two pages');
+    assert.ok(seen.includes(inbound.id));
+    assert.ok(seen.length >= 8, `history has ${seen.length}`);
+    assert.equal((await gw.api.get('/api/v1/sessions/ana/messages?before=yesterday')).status, 400);
+
+    // Edit and revoke one of Ana's messages: Budi gets the protocol messages.
+    const mine = await send({ to: budi.jid, type: 'text', text: 'typo here' });
+    assert.equal(mine.status, 201);
+    const edit = await gw.api.call('PATCH', `/api/v1/sessions/ana/messages/${mine.body.id}`, { text: 'fixed here' });
+    assert.equal(edit.status, 200, edit.raw.toString());
+    await budi.waitForMessage((m) => {
+      const pm = m.message?.protocolMessage ?? m.message?.editedMessage?.message?.protocolMessage;
+      return pm?.key?.id === mine.body.id && pm.editedMessage !== undefined && pm.editedMessage !== null;
+    }, 10_000);
+    assert.equal((await gw.api.call('PATCH', `/api/v1/sessions/ana/messages/${inbound.id}`, { text: 'not mine' })).status, 409);
+    const del = await gw.api.call('DELETE', `/api/v1/sessions/ana/messages/${mine.body.id}`);
+    assert.equal(del.status, 200, del.raw.toString());
+    await budi.waitForMessage((m) => m.message?.protocolMessage?.key?.id === mine.body.id && m.message.protocolMessage.type === 0, 10_000);
+    assert.equal((await gw.api.call('DELETE', '/api/v1/sessions/ana/messages/NOPE1')).status, 404);
+
+    // Presence and the number lookup.
+    assert.equal((await gw.api.post('/api/v1/sessions/ana/presence', { to: budi.jid, state: 'composing' })).status, 200);
+    assert.equal((await gw.api.post('/api/v1/sessions/ana/presence', { state: 'composing' })).status, 400);
+    const yes = await gw.api.get<{ exists: boolean; jid?: string }>(`/api/v1/sessions/ana/contacts/${encodeURIComponent(`+${budi.number}`)}/exists`);
+    assert.equal(yes.status, 200, yes.raw.toString());
+    assert.equal(yes.body.exists, true);
+    const no = await gw.api.get<{ exists: boolean }>('/api/v1/sessions/ana/contacts/6281234567899/exists');
+    assert.equal(no.status, 200, no.raw.toString());
+    assert.equal(no.body.exists, false);
+    assert.equal((await gw.api.get('/api/v1/sessions/ana/contacts/abc/exists')).status, 400);
   });
 
   test('malformed inputs through the real route: each a 4xx, nothing sent', async () => {

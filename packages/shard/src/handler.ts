@@ -357,6 +357,8 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
         return await renderQr(req);
       case 'message.send':
         return await host().send(req);
+      case 'session.action':
+        return await host().action(req.sessionId, req.action);
       default:
         return assertNever(req, 'request kind');
     }

@@ -172,6 +172,24 @@ export interface WireMessage {
   [field: string]: unknown;
 }
 
+/** Non-send operations on a session's socket (read, edit, revoke, presence, number lookup). */
+export type SessionAction =
+  | { type: 'read'; ref: MessageRefWire }
+  | { type: 'edit'; ref: MessageRefWire; text: string }
+  | { type: 'revoke'; ref: MessageRefWire }
+  | { type: 'presence'; to?: string; state: 'composing' | 'paused' | 'recording' | 'available' | 'unavailable' }
+  | { type: 'exists'; jid: string };
+
+export interface SessionActionResult {
+  /** edit / revoke: the id of the protocol message sent. */
+  id?: string;
+  /** exists: whether the number has WhatsApp, and its JID. */
+  exists?: boolean;
+  jid?: string;
+  /** edit / revoke: base64 of the sent protocol message. */
+  raw?: string;
+}
+
 export interface MessageSendResult {
   id: string;
   status: 'sent';
@@ -210,6 +228,8 @@ export interface IpcRequestMap {
   'qr.render': { params: QrRenderParams; result: QrRenderResult };
   /** Sends a message through the session's governor; resolves after WhatsApp's server ack. */
   'message.send': { params: MessageSendParams; result: MessageSendResult };
+  /** Read receipts, edit, revoke (through the governor, after the server ack), presence, "is on WhatsApp". */
+  'session.action': { params: { sessionId: string; action: SessionAction }; result: SessionActionResult };
 }
 
 export type RequestKind = keyof IpcRequestMap;
@@ -230,6 +250,7 @@ export const REQUEST_KINDS = [
   'leases.extend',
   'qr.render',
   'message.send',
+  'session.action',
 ] as const satisfies readonly RequestKind[];
 type _AllKindsListed = Exclude<RequestKind, (typeof REQUEST_KINDS)[number]> extends never ? true : never;
 const _allKindsListed: _AllKindsListed = true;

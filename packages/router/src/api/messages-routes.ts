@@ -15,10 +15,10 @@ import {
   shouldStoreOutcome,
   toErrorBody,
 } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SqlDatabase } from '@wagw/shared';
+import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase } from '@wagw/shared';
 import type { SessionManager } from '../sessions/manager.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
-import { MessageStore, toApiMessage } from '../messages/store.ts';
+import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
@@ -113,6 +113,23 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
     }
   };
 
+  const action = async (id: string, act: SessionAction, reqId: string) => {
+    const shard = await localShard(id);
+    return await shards.call(shard, { kind: 'session.action', sessionId: id, action: act }, { requestId: reqId, timeoutMs: sendTimeoutMs });
+  };
+
+  const refOf = async (id: string, msgId: string): Promise<MessageRefWire> => {
+    await manager.get(id);
+    const ref = await store.ref(id, msgId);
+    if (ref === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${msgId} in session ${id}.`, { messageId: msgId });
+    return ref;
+  };
+
+  const msgParams = idParams.extend({ msgId: schemas.messageParams.shape.msgId });
+  const READ = { scopes: ['messages:read'], sessionParam: 'id' } as const;
+  const SEND = { scopes: ['messages:send'], sessionParam: 'id' } as const;
+  const okSchema = z.object({ id: z.string().optional(), ok: z.boolean() }).meta({ id: 'MessageActionResponse' });
+
   const setRetryAfter = (ctx: { set(name: string, value: string): void }, e: unknown): void => {
     const ms = e instanceof GatewayError ? e.details?.['retryAfterMs'] : undefined;
     if (typeof ms === 'number') ctx.set('retry-after', String(Math.max(1, Math.ceil(ms / 1000))));
@@ -202,12 +219,120 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       summary: 'A stored message (sent or received) with its status',
       tags: ['messages'],
       auth: { scopes: ['messages:read'], sessionParam: 'id' },
-      params: idParams.extend({ msgId: schemas.messageParams.shape.msgId }),
+      params: msgParams,
       responses: { 200: { description: 'The message', schema: storedMessageSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)') },
       handler: async (ctx, { params }) => {
         const row = await store.get(params.id, params.msgId);
         if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
         ctx.body = toApiMessage(row);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id/messages`,
+      summary: 'Message history, newest first (cursor pagination with `before`)',
+      tags: ['messages'],
+      auth: READ,
+      params: idParams,
+      query: schemas.listMessagesQuery,
+      responses: {
+        200: { description: 'A page of messages', schema: z.object({ data: z.array(storedMessageSchema), next: z.string().nullable() }).meta({ id: 'MessagePage' }) },
+        400: err('Invalid query (VALIDATION_FAILED, INVALID_PHONE)'),
+        404: err('No such session (SESSION_NOT_FOUND)'),
+      },
+      handler: async (ctx, { params, query }) => {
+        await manager.get(params.id);
+        let before: { at: string; id: string } | undefined;
+        if (query.before !== undefined) {
+          before = decodeBefore(query.before);
+          if (before === undefined) throw new GatewayError('VALIDATION_FAILED', 'before must be the `next` cursor of a previous page or an ISO-8601 time.', { before: query.before });
+        }
+        const page = await store.list(params.id, {
+          limit: query.limit,
+          ...(query.chat === undefined ? {} : { chat: query.chat.jid }),
+          ...(before === undefined ? {} : { before }),
+        });
+        ctx.body = { data: page.rows.map(toApiMessage), next: page.next };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/messages/:msgId/read`,
+      summary: 'Send a read receipt for a received message',
+      tags: ['messages'],
+      auth: SEND,
+      params: msgParams,
+      body: schemas.markRead,
+      responses: { 200: { description: 'Read receipt sent', schema: okSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)'), 409: err('SESSION_NOT_CONNECTED') },
+      handler: async (ctx, { params }) => {
+        const ref = await refOf(params.id, params.msgId);
+        await action(params.id, { type: 'read', ref }, ctx.state.reqId);
+        ctx.body = { id: params.msgId, ok: true };
+      },
+    }),
+    defineRoute({
+      method: 'patch',
+      path: `${SESSIONS}/:id/messages/:msgId`,
+      summary: "Edit the text of one of this session's own messages",
+      tags: ['messages'],
+      auth: SEND,
+      params: msgParams,
+      body: schemas.editMessage,
+      responses: { 200: { description: 'Edited', schema: okSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)'), 409: err('Not own message (CONFLICT), SESSION_NOT_CONNECTED') },
+      handler: async (ctx, { params, body }) => {
+        const ref = await refOf(params.id, params.msgId);
+        if (!ref.fromMe) throw new GatewayError('CONFLICT', 'Only messages sent by this session can be edited.', { messageId: params.msgId });
+        const r = await action(params.id, { type: 'edit', ref, text: body.text }, ctx.state.reqId);
+        await store.patchContent(params.id, params.msgId, { text: body.text, edited: true });
+        ctx.body = { id: r.id, ok: true };
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: `${SESSIONS}/:id/messages/:msgId`,
+      summary: 'Revoke (delete for everyone) a message',
+      tags: ['messages'],
+      auth: SEND,
+      params: msgParams,
+      responses: { 200: { description: 'Revoked', schema: okSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)'), 409: err('SESSION_NOT_CONNECTED') },
+      handler: async (ctx, { params }) => {
+        const ref = await refOf(params.id, params.msgId);
+        const r = await action(params.id, { type: 'revoke', ref }, ctx.state.reqId);
+        await store.patchContent(params.id, params.msgId, { revoked: true });
+        ctx.body = { id: r.id, ok: true };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/presence`,
+      summary: 'Show typing / recording / online state',
+      tags: ['messages'],
+      auth: SEND,
+      params: idParams,
+      body: schemas.presence,
+      responses: { 200: { description: 'Sent', schema: okSchema }, 400: err('VALIDATION_FAILED'), 409: err('SESSION_NOT_CONNECTED') },
+      handler: async (ctx, { params, body }) => {
+        await manager.get(params.id);
+        await action(params.id, { type: 'presence', state: body.state, ...(body.to === undefined ? {} : { to: body.to.jid }) }, ctx.state.reqId);
+        ctx.body = { ok: true };
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id/contacts/:phone/exists`,
+      summary: 'Whether a phone number has WhatsApp',
+      tags: ['messages'],
+      auth: READ,
+      params: idParams.extend({ phone: schemas.contactExistsParams.shape.phone }),
+      responses: {
+        200: { description: 'The answer', schema: z.object({ phone: z.string(), exists: z.boolean(), jid: z.string().optional() }).meta({ id: 'ContactExists' }) },
+        400: err('INVALID_PHONE'),
+        409: err('SESSION_NOT_CONNECTED'),
+      },
+      handler: async (ctx, { params }) => {
+        await manager.get(params.id);
+        const r = await action(params.id, { type: 'exists', jid: params.phone.jid }, ctx.state.reqId);
+        ctx.body = { phone: params.phone.phone ?? params.phone.jid, exists: r.exists === true, ...(r.jid === undefined ? {} : { jid: r.jid }) };
       },
     }),
     defineRoute({

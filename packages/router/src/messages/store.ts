@@ -28,6 +28,22 @@ export function toApiMessage(row: StoredMessageRow): WireMessage & { status: str
   return { ...content, id: row.id, chat: row.chat_jid, fromMe: row.from_me, type: row.type, timestamp: iso(row.sent_at), status: row.status };
 }
 
+export function encodeCursor(at: string, id: string): string {
+  return Buffer.from(`${at}|${id}`, 'utf8').toString('base64url');
+}
+
+/** A `before` value: a cursor from `encodeCursor`, or an ISO-8601 time (everything strictly older). */
+export function decodeBefore(value: string): { at: string; id: string } | undefined {
+  const text = Buffer.from(value, 'base64url').toString('utf8');
+  const sep = text.indexOf('|');
+  if (sep > 0) {
+    const at = text.slice(0, sep);
+    if (!Number.isNaN(Date.parse(at))) return { at, id: text.slice(sep + 1) };
+  }
+  const t = Date.parse(value);
+  return Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}/.test(value) ? undefined : { at: new Date(t).toISOString(), id: '' };
+}
+
 export class MessageStore {
   readonly #sql: SqlDatabase;
 
@@ -76,6 +92,34 @@ export class MessageStore {
     if (row.raw !== null) ref.raw = row.raw;
     if (!row.from_me && row.sender_jid !== null && row.chat_jid.endsWith('@g.us')) ref.participant = row.sender_jid;
     return ref;
+  }
+
+  /** Merges fields into a stored message's content (edit, revoke). */
+  async patchContent(sessionId: string, id: string, patch: Record<string, unknown>): Promise<void> {
+    await this.#sql.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [sessionId, id, JSON.stringify(patch)]);
+  }
+
+  /**
+   * History, newest first: `chat` filters one chat, `before` is a cursor (`next` of the previous page) or an
+   * ISO time. Ordered by (sent_at, id) so equal timestamps page stably.
+   */
+  async list(sessionId: string, q: { chat?: string; before?: { at: string; id: string }; limit: number }): Promise<{ rows: StoredMessageRow[]; next: string | null }> {
+    const params: unknown[] = [sessionId];
+    let where = 'session_id = $1';
+    if (q.chat !== undefined) {
+      params.push(q.chat);
+      where += ` AND chat_jid = $${params.length}`;
+    }
+    if (q.before !== undefined) {
+      params.push(q.before.at, q.before.id);
+      where += ` AND (sent_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`;
+    }
+    params.push(q.limit + 1);
+    const r = await this.#sql.query<Record<string, unknown>>(`SELECT * FROM messages WHERE ${where} ORDER BY sent_at DESC, id DESC LIMIT $${params.length}`, params);
+    const rows = r.rows.slice(0, q.limit) as unknown as StoredMessageRow[];
+    const last = rows.at(-1);
+    const next = r.rows.length > q.limit && last !== undefined ? encodeCursor(iso(last.sent_at), last.id) : null;
+    return { rows, next };
   }
 
   // -------------------------------------------------------------------------------------------------------

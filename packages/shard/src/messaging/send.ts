@@ -4,10 +4,10 @@
  * Media bytes come from the blob store (uploads and router-decoded base64) or a bounded URL fetch.
  */
 import { generateMessageIDV2, proto } from '@whiskeysockets/baileys';
-import type { WAMessage, WASocket } from '@whiskeysockets/baileys';
+import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
-import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, WireMessage } from '@wagw/shared';
-import { buildSendContent, normalizeInbound } from './content.ts';
+import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, SessionAction, SessionActionResult, WireMessage } from '@wagw/shared';
+import { buildEditContent, buildRevokeContent, buildSendContent, normalizeInbound } from './content.ts';
 import type { ContentDeps, ResolvedMedia } from './content.ts';
 import type { SendGovernor } from './governor.ts';
 
@@ -146,16 +146,33 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   const messageId = params.messageId ?? generateMessageIDV2(sock0?.user?.id);
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
+  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId);
+  const normalized = await normalizeInbound(sent);
+  const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
+  return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
+}
+
+function rawOf(sent: WAMessage): string {
+  return sent.message === null || sent.message === undefined ? '' : Buffer.from(proto.Message.encode(sent.message).finish()).toString('base64');
+}
+
+/** One send through the governor, resolved on WhatsApp's server ack. */
+async function governedSend(
+  deps: SendDeps,
+  jid: string,
+  content: AnyMessageContent,
+  options: MiscMessageGenerationOptions,
+  messageId: string,
+): Promise<{ sent: WAMessage; waitMs: number }> {
   const queuedAt = Date.now();
-  let waitMs = 0;
   return await deps.governor.submit(jid, async () => {
-    waitMs = Date.now() - queuedAt;
+    const waitMs = Date.now() - queuedAt;
     const sock = deps.socket();
     if (sock === undefined || !deps.connected()) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
     const ack = deps.acks.wait(messageId, deps.ackTimeoutMs);
     let sent: WAMessage | undefined;
     try {
-      sent = await sock.sendMessage(jid, built.content, built.options);
+      sent = await sock.sendMessage(jid, content, { ...options, messageId });
     } catch (err) {
       deps.acks.cancel(messageId);
       ack.catch(() => undefined);
@@ -166,9 +183,38 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
     const result = await ack;
     if (result.error !== undefined) throw ackError(result.error, messageId);
     if (sent === undefined) throw new GatewayError('INTERNAL', 'Baileys returned no message.');
-    const normalized = await normalizeInbound(sent);
-    const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
-    const raw = sent.message === null || sent.message === undefined ? '' : Buffer.from(proto.Message.encode(sent.message).finish()).toString('base64');
-    return { id: messageId, status: 'sent' as const, message, raw, waitMs };
+    return { sent, waitMs };
   });
+}
+
+/** IPC `session.action`: read receipts, edit, revoke, presence, number lookup. */
+export async function runAction(action: SessionAction, deps: SendDeps): Promise<SessionActionResult> {
+  const sock = deps.socket();
+  if (sock === undefined || !deps.connected()) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
+  const one = (ref: MessageRefWire) => ({
+    resolveMedia: () => Promise.reject(new GatewayError('VALIDATION_FAILED', 'no media here')),
+    findMessage: async () => refToMessage(ref),
+  });
+  switch (action.type) {
+    case 'read': {
+      const m = refToMessage(action.ref);
+      await sock.readMessages([m.key]);
+      return {};
+    }
+    case 'edit':
+    case 'revoke': {
+      const built = action.type === 'edit' ? await buildEditContent(action.ref.id, action.text, one(action.ref)) : await buildRevokeContent(action.ref.id, one(action.ref));
+      const id = generateMessageIDV2(sock.user?.id);
+      const { sent } = await governedSend(deps, built.jid, built.content, {}, id);
+      return { id, raw: rawOf(sent) };
+    }
+    case 'presence':
+      await sock.sendPresenceUpdate(action.state, action.to);
+      return {};
+    case 'exists': {
+      const found = await sock.onWhatsApp(action.jid);
+      const hit = found?.find((r) => r.exists);
+      return hit === undefined ? { exists: false } : { exists: true, jid: hit.jid };
+    }
+  }
 }

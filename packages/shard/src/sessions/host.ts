@@ -6,10 +6,11 @@
  * socket alive past its lease.
  */
 import { GatewayError } from '@wagw/shared';
-import type { BlobStore, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import type { BlobStore, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
-import { sendOne } from '../messaging/send.ts';
+import { runAction, sendOne } from '../messaging/send.ts';
+import type { SendDeps } from '../messaging/send.ts';
 import type { ShardRequester } from '../messaging/inbound.ts';
 import type { Gate } from './gate.ts';
 import { SessionRunner } from './session-runner.ts';
@@ -174,11 +175,20 @@ export class SessionHost {
 
   /** Sends a message of a running session through its governor (IPC `message.send`). */
   async send(params: MessageSendParams): Promise<MessageSendResult> {
-    const entry = this.#entries.get(params.sessionId);
-    if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${params.sessionId} does not run on this shard.`);
+    return await sendOne(params, this.#sendDeps(params.sessionId));
+  }
+
+  /** Read, edit, revoke, presence, number lookup (IPC `session.action`). */
+  async action(sessionId: string, action: SessionAction): Promise<SessionActionResult> {
+    return await runAction(action, this.#sendDeps(sessionId));
+  }
+
+  #sendDeps(sessionId: string): SendDeps {
+    const entry = this.#entries.get(sessionId);
+    if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${sessionId} does not run on this shard.`);
     const runner = entry.runner;
-    return await sendOne(params, {
-      sessionId: params.sessionId,
+    return {
+      sessionId,
       socket: () => runner.socket,
       connected: () => runner.status === 'connected',
       acks: runner.acks,
@@ -186,7 +196,7 @@ export class SessionHost {
       blobs: this.#opts.blobs,
       media: this.#messaging.media,
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
-    });
+    };
   }
 
   /** Governor figures of every session (depth, waits) for the stats request. */
