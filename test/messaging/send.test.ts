@@ -92,6 +92,27 @@ describe('messaging: send', () => {
     assert.deepEqual(await budi.downloadMedia(gotDoc.message), file);
   });
 
+  test('multipart upload streamed to the blob store, then sent as a document and a video by {upload}', async () => {
+    const bytes = randomBytes(30_000);
+    const form = new FormData();
+    form.append('file', new Blob([bytes], { type: 'application/zip' }), 'bundle.zip');
+    const res = await fetch(`${gw.url}/api/v1/sessions/ana/uploads`, { method: 'POST', body: form });
+    const up = (await res.json()) as { upload: string; size: number; mimetype: string; fileName: string };
+    assert.equal(res.status, 201, JSON.stringify(up));
+    assert.equal(up.size, bytes.length);
+    assert.equal(up.fileName, 'bundle.zip');
+    const doc = await send({ to: budi.jid, type: 'document', media: { upload: up.upload } });
+    assert.equal(doc.status, 201, doc.raw.toString());
+    const got = await budi.waitForMessage((m) => m.id === doc.body.id, 10_000);
+    assert.equal(got.message?.documentMessage?.fileName, 'bundle.zip');
+    assert.equal(got.message?.documentMessage?.mimetype, 'application/zip');
+    assert.ok(got.message !== undefined);
+    assert.deepEqual(await budi.downloadMedia(got.message), bytes);
+    // Not multipart: 415; an unknown session: 404.
+    assert.equal((await gw.api.post('/api/v1/sessions/ana/uploads', { file: 'x' })).status, 415);
+    assert.equal((await fetch(`${gw.url}/api/v1/sessions/nobody/uploads`, { method: 'POST', body: form })).status, 404);
+  });
+
   test('location, contact and poll arrive as their proto fields; a reply quotes the first message', async () => {
     const loc = await send({ to: budi.jid, type: 'location', latitude: -6.2, longitude: 106.816666, name: 'Monas' });
     assert.equal(loc.status, 201, loc.raw.toString());

@@ -178,6 +178,7 @@ export class GatewayRouter {
           sql: s.sql,
           blobs: s.blobs,
           messaging: options.config.messaging,
+          uploadBytes: options.config.limits.uploadBytes,
           metrics: messageMetrics,
         }),
       );

@@ -4,6 +4,7 @@
  * `idempotency_keys` table and the sent message stored in `messages`.
  */
 import { randomUUID } from 'node:crypto';
+import busboy from 'busboy';
 import { z } from 'zod';
 import {
   GatewayError,
@@ -17,6 +18,8 @@ import {
 } from '@wagw/shared';
 import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase } from '@wagw/shared';
 import type { SessionManager } from '../sessions/manager.ts';
+import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
+import type { AppContext } from '../app.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
 import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
@@ -30,7 +33,15 @@ export interface MessageRoutesDeps {
   sql: SqlDatabase;
   blobs: BlobStore;
   messaging: MessagingConfig;
+  /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
+  uploadBytes?: number;
   metrics?: MessageMetrics;
+}
+
+interface UploadInfo {
+  size: number;
+  mimetype: string;
+  fileName: string | undefined;
 }
 
 const err = (description: string) => ({ description, schema: errorSchema });
@@ -129,6 +140,42 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const READ = { scopes: ['messages:read'], sessionParam: 'id' } as const;
   const SEND = { scopes: ['messages:send'], sessionParam: 'id' } as const;
   const okSchema = z.object({ id: z.string().optional(), ok: z.boolean() }).meta({ id: 'MessageActionResponse' });
+
+  const uploadBytes = Math.min(deps.uploadBytes ?? messaging.media.maxBytes + 1024 * 1024, messaging.media.maxBytes);
+
+  /** Streams the one file of a multipart body to the blob store (never buffered whole, never over IPC). */
+  const receiveUpload = (ctx: AppContext, key: string): Promise<UploadInfo> =>
+    new Promise<UploadInfo>((resolve, reject) => {
+      const type = ctx.get('content-type');
+      if (!type.toLowerCase().startsWith('multipart/form-data')) {
+        reject(new GatewayError('UNSUPPORTED_MEDIA_TYPE', 'Uploads are multipart/form-data with one file field.'));
+        return;
+      }
+      let bb: ReturnType<typeof busboy>;
+      try {
+        bb = busboy({ headers: ctx.req.headers, limits: uploadLimits({ uploadBytes }) });
+      } catch (e) {
+        reject(new GatewayError('VALIDATION_FAILED', `Malformed multipart request: ${(e as Error).message}`));
+        return;
+      }
+      let stored: Promise<UploadInfo> | undefined;
+      bb.on('file', (_field, stream, info) => {
+        stored = blobs.putStream(key, stream, info.mimeType).then(async (size) => {
+          if (stream.truncated) {
+            await blobs.delete(key).catch(() => undefined);
+            throw uploadTooLarge({ uploadBytes });
+          }
+          return { size, mimetype: info.mimeType, fileName: info.filename };
+        });
+        stored.catch(() => undefined);
+      });
+      bb.on('error', (e: unknown) => reject(new GatewayError('VALIDATION_FAILED', `Malformed multipart request: ${(e as Error).message}`)));
+      bb.on('close', () => {
+        if (stored === undefined) reject(new GatewayError('VALIDATION_FAILED', 'The multipart body has no file.'));
+        else stored.then(resolve, reject);
+      });
+      ctx.req.pipe(bb);
+    });
 
   const setRetryAfter = (ctx: { set(name: string, value: string): void }, e: unknown): void => {
     const ms = e instanceof GatewayError ? e.details?.['retryAfterMs'] : undefined;
@@ -333,6 +380,33 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         await manager.get(params.id);
         const r = await action(params.id, { type: 'exists', jid: params.phone.jid }, ctx.state.reqId);
         ctx.body = { phone: params.phone.phone ?? params.phone.jid, exists: r.exists === true, ...(r.jid === undefined ? {} : { jid: r.jid }) };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${SESSIONS}/:id/uploads`,
+      summary: 'Upload a media file (multipart/form-data, one file) to send later as media {upload: id}',
+      tags: ['messages'],
+      auth: SEND,
+      params: idParams,
+      responses: {
+        201: {
+          description: 'Stored',
+          schema: z.object({ upload: z.string(), size: z.number(), mimetype: z.string(), fileName: z.string().optional() }).meta({ id: 'UploadResponse' }),
+        },
+        400: err('No file, malformed multipart (VALIDATION_FAILED)'),
+        404: err('SESSION_NOT_FOUND'),
+        413: err('PAYLOAD_TOO_LARGE'),
+        415: err('Not multipart (UNSUPPORTED_MEDIA_TYPE)'),
+      },
+      handler: async (ctx, { params }) => {
+        await manager.get(params.id);
+        const upload = `u_${randomUUID().replace(/-/g, '')}`;
+        const key = uploadKey(params.id, upload);
+        const info = await receiveUpload(ctx, key);
+        await blobs.put(`${key}.meta`, Buffer.from(JSON.stringify({ mimetype: info.mimetype, fileName: info.fileName })), 'application/json');
+        ctx.status = 201;
+        ctx.body = { upload, size: info.size, mimetype: info.mimetype, ...(info.fileName === undefined ? {} : { fileName: info.fileName }) };
       },
     }),
     defineRoute({

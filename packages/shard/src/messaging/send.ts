@@ -133,7 +133,14 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
       if ('upload' in source) {
         const data = await deps.blobs.get(uploadBlobKey(deps.sessionId, source.upload));
         if (data === null) throw new GatewayError('VALIDATION_FAILED', `media.upload ${source.upload} is unknown (uploads are per session).`, { upload: source.upload });
-        return { data };
+        const out: ResolvedMedia = { data };
+        const meta = await deps.blobs.get(`${uploadBlobKey(deps.sessionId, source.upload)}.meta`).catch(() => null);
+        if (meta !== null) {
+          const m = JSON.parse(meta.toString('utf8')) as { mimetype?: string; fileName?: string };
+          if (typeof m.mimetype === 'string' && m.mimetype !== 'application/octet-stream') out.mimetype = m.mimetype;
+          if (typeof m.fileName === 'string') out.fileName = m.fileName;
+        }
+        return out;
       }
       throw new GatewayError('VALIDATION_FAILED', 'base64 media must be stored by the router before the send.');
     },
