@@ -42,7 +42,9 @@ describe('messaging: send governor', () => {
       assert.ok(Number(r.retryAfter) >= 1, `Retry-After ${r.retryAfter}`);
     }
     assert.ok(ok.length >= BURST, `at least the burst was sent (${ok.length})`);
-    assert.ok(ok.length <= BURST + RATE * 4 + 2, `no more than the bucket allows within the queue timeout (${ok.length})`);
+    // Requests reach the router over a spread of time (slow on a loaded machine); the bucket refills meanwhile.
+    const spanS = Math.max(...results.map((r) => r.ms)) / 1000;
+    assert.ok(ok.length <= BURST + RATE * spanS + 2, `no more than the bucket allows within ${spanS}s (${ok.length})`);
     // Every accepted send reached the phone; arrival times respect the bucket in every window.
     const ids = new Set(ok.map((r) => r.id));
     const deadline = Date.now() + 10_000;

@@ -42,6 +42,8 @@ export class InboundForwarder {
   readonly #o: InboundOptions;
   #chain: Promise<void> = Promise.resolve();
   #pending = 0;
+  #draining = false;
+  readonly #queue: { sock: WASocket; upsert: string; messages: WAMessage[] }[] = [];
 
   constructor(options: InboundOptions) {
     this.#o = options;
@@ -52,16 +54,36 @@ export class InboundForwarder {
     return this.#pending;
   }
 
-  /** Queues one upsert batch; batches reach the router in order. */
+  /**
+   * Queues one upsert batch. Batches reach the router in order; while one request is in flight the next
+   * upserts are merged into one request (one IPC round trip and one transaction for a burst).
+   */
   push(sock: WASocket, messages: readonly WAMessage[], upsert: string): void {
     this.#pending += messages.length;
-    const n = messages.length;
-    this.#chain = this.#chain
-      .then(() => this.#forward(sock, messages, upsert))
-      .catch((err: unknown) => this.#o.logger.error({ err, sessionId: this.#o.sessionId }, 'inbound messages could not be handed to the router'))
-      .finally(() => {
-        this.#pending -= n;
-      });
+    const last = this.#queue.at(-1);
+    if (last !== undefined && last.sock === sock && last.upsert === upsert) last.messages.push(...messages);
+    else this.#queue.push({ sock, upsert, messages: [...messages] });
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#chain = this.#chain.then(() => this.#drain());
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      for (;;) {
+        const batch = this.#queue.shift();
+        if (batch === undefined) return;
+        try {
+          await this.#forward(batch.sock, batch.messages, batch.upsert);
+        } catch (err) {
+          this.#o.logger.error({ err, sessionId: this.#o.sessionId, count: batch.messages.length }, 'inbound messages could not be handed to the router');
+        } finally {
+          this.#pending -= batch.messages.length;
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
   }
 
   /** Queues the receipts among `messages.update` (status changes of this session's own messages). */

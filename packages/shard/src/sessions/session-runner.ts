@@ -187,8 +187,6 @@ export class SessionRunner {
       sock.ev.removeAllListeners('connection.update');
       pauseReading(sock);
       await this.quiesce(drainMs);
-      // Messages already read reach the router before the socket goes (bounded).
-      if (this.inbound !== undefined) await Promise.race([this.inbound.idle(), new Promise((r) => setTimeout(r, drainMs))]);
       this.sock = undefined;
       // Reading is paused, so a close handshake could not complete: drop the connection (acks already went out).
       terminate(sock);
