@@ -45,6 +45,12 @@ describe('messaging: send governor', () => {
     // Requests reach the router over a spread of time (slow on a loaded machine); the bucket refills meanwhile.
     const spanS = Math.max(...results.map((r) => r.ms)) / 1000;
     assert.ok(ok.length <= BURST + RATE * spanS + 2, `no more than the bucket allows within ${spanS}s (${ok.length})`);
+    // Sends by outcome and the governor queue on /metrics.
+    const metrics = (await gw.api.get('/metrics')).raw.toString();
+    assert.match(metrics, new RegExp(`wagw_message_sends_total\\{outcome="sent"\\} ${ok.length}\\b`));
+    assert.match(metrics, /wagw_message_sends_total\{outcome="QUEUE_FULL"\} \d+/);
+    assert.match(metrics, /wagw_send_queue_depth\{shard="0",state="waiting"\} 0/);
+    assert.match(metrics, /wagw_send_queue_wait_seconds_count \d+/);
     // Every accepted send reached the phone; arrival times respect the bucket in every window.
     const ids = new Set(ok.map((r) => r.id));
     const deadline = Date.now() + 10_000;

@@ -109,7 +109,11 @@ export class GatewayRouter {
     this.hub = new EventHub();
     const hooks = options.hooks ?? {};
     const manager = (): SessionManager | undefined => this.sessions;
-    const messageMetrics = new MessageMetrics(this.metrics.registry);
+    const messageMetrics = new MessageMetrics(this.metrics.registry, async () => {
+      const ready = this.supervisor.list().filter((s) => s.state === 'ready');
+      const stats = await Promise.all(ready.map((s) => this.supervisor.call(s.index, { kind: 'stats' }, { timeoutMs: 2000 }).catch(() => undefined)));
+      return stats.flatMap((st, i) => (st?.sendQueue === undefined ? [] : [{ shard: ready[i]?.index ?? -1, ...st.sendQueue }]));
+    });
     const ingest =
       options.sessions === undefined
         ? undefined

@@ -253,6 +253,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
       eventLoop,
       cpuPool: pool?.stats() ?? { threads: 0, queued: 0, completed: 0, utilization: 0 },
+      ...(sessions === undefined ? {} : { sendQueue: sendQueueStats(sessions.host.governorStats()) }),
     };
   };
 
@@ -438,6 +439,16 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       finish(code, reason);
     },
   };
+}
+
+function sendQueueStats(all: readonly { stats: { depth: number; inFlight: number } }[]): { depth: number; inFlight: number } {
+  let depth = 0;
+  let inFlight = 0;
+  for (const g of all) {
+    depth += g.stats.depth;
+    inFlight += g.stats.inFlight;
+  }
+  return { depth, inFlight };
 }
 
 function defaultLogger(init: InitMessage): Logger {

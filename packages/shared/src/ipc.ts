@@ -123,6 +123,8 @@ export interface ShardStats {
   memory: MemoryStats;
   eventLoop: EventLoopStats;
   cpuPool: CpuPoolStats;
+  /** Send governors of the shard's sessions, summed: sends waiting and sends in flight. */
+  sendQueue?: { depth: number; inFlight: number };
 }
 
 export interface StatsParams {

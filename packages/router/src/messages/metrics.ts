@@ -1,5 +1,5 @@
 /** Prometheus metrics of the message path: sends by outcome, send latency, governor queue wait. */
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 
 export class MessageMetrics {
@@ -8,7 +8,26 @@ export class MessageMetrics {
   readonly queueWait: Histogram;
   readonly received: Counter;
 
-  constructor(registry: Registry) {
+  /**
+   * `queues` reports each shard's summed governor depth and in-flight sends (a `stats` call per shard, made
+   * when /metrics is scraped).
+   */
+  constructor(registry: Registry, queues?: () => Promise<{ shard: number; depth: number; inFlight: number }[]>) {
+    if (queues !== undefined) {
+      new Gauge({
+        name: 'wagw_send_queue_depth',
+        help: 'Sends waiting in the session send governors of a shard',
+        labelNames: ['shard', 'state'],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const q of await queues().catch(() => [])) {
+            this.set({ shard: String(q.shard), state: 'waiting' }, q.depth);
+            this.set({ shard: String(q.shard), state: 'in_flight' }, q.inFlight);
+          }
+        },
+      });
+    }
     this.sends = new Counter({ name: 'wagw_message_sends_total', help: 'Sends by outcome (sent or the error code)', labelNames: ['outcome'], registers: [registry] });
     this.sendDuration = new Histogram({
       name: 'wagw_message_send_seconds',
