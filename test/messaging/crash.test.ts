@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { tempDir, waitFor } from '../harness/index.ts';
 import { pairByQr, sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
 
-describe('messaging: shard crash while receiving', () => {
+describe('messaging: shard SIGKILL', () => {
   test('SIGKILL the owning shard during 200 inbound messages: all 200 stored exactly once', { skip: 'Baileys receipts before upsert: see the comment at the top' }, async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
@@ -47,5 +47,46 @@ describe('messaging: shard crash while receiving', () => {
     const rows = await gw.stores.sql.query<{ id: string }>(`SELECT id FROM messages WHERE session_id = 'crash' AND from_me = false`);
     assert.deepEqual(new Set(rows.rows.map((r) => r.id)), new Set(ids));
     assert.equal(rows.rows.length, 200);
+  });
+
+  test('Idempotency-Key across a shard SIGKILL: the send queued at the kill is retried with the same key, one message at the phone', async (t) => {
+    const dir = await tempDir(t);
+    const { sim, env } = await startSim(t, dir.path);
+    const gw = await startGateway(t, {
+      env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', SEND_RATE_PER_SEC: '1', SEND_BURST: '1', SEND_PER_RECIPIENT_INTERVAL_MS: '0', SEND_QUEUE_TIMEOUT_MS: '10000' }),
+    });
+    const owner = sim.createPhone({ number: '6281234567861', name: 'Owner' });
+    const gita = sim.createPhone({ number: '6281234567862', name: 'Gita' });
+    await pairByQr(gw.api, sim, owner, 'idem');
+    const post = (body: unknown, key?: string) =>
+      gw.api.call<{ id?: string; error?: { code: string } }>('POST', '/api/v1/sessions/idem/messages', body, key === undefined ? {} : { 'idempotency-key': key });
+    // Fill the bucket so the keyed send waits in the governor, then kill the shard under it.
+    const fillers = [post({ to: gita.jid, type: 'text', text: 'filler 1' }), post({ to: gita.jid, type: 'text', text: 'filler 2' })];
+    await new Promise((r) => setTimeout(r, 100));
+    const body = { to: gita.jid, type: 'text', text: 'keyed once' };
+    const first = post(body, 'order-42');
+    await new Promise((r) => setTimeout(r, 300));
+    const pid = gw.router.supervisor.info(0)?.pid;
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    const r1 = await first;
+    await Promise.all(fillers);
+    t.diagnostic(`first attempt: ${r1.status} ${r1.body.error?.code ?? ''}`);
+    assert.ok(r1.status === 201 || r1.status >= 500, String(r1.status));
+    await gw.api.waitStatus('idem', 'connected', 30_000);
+    // Retry until it goes through (the session may still be settling).
+    let final = r1;
+    for (let i = 0; i < 30 && final.status !== 201; i++) {
+      final = await post(body, 'order-42');
+      if (final.status !== 201) await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(final.status, 201, JSON.stringify(final.body));
+    const again = await post(body, 'order-42');
+    assert.equal(again.status, 201);
+    assert.equal(again.body.id, final.body.id);
+    await gita.waitForMessage((m) => m.id === final.body.id, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const copies = gita.received().filter((m) => (m.message?.conversation ?? m.message?.extendedTextMessage?.text) === 'keyed once');
+    assert.equal(copies.length, 1, JSON.stringify(copies.map((m) => m.id)));
   });
 });
