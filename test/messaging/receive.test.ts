@@ -75,7 +75,7 @@ describe('messaging: receive', () => {
   test('session A messages session B on the same gateway; B replies quoting it', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
-    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '2' }) });
+    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '2', INBOUND_MEDIA_DOWNLOAD: 'lazy' }) });
     const pa = sim.createPhone({ number: '6281234567821', name: 'A' });
     const pb = sim.createPhone({ number: '6281234567822', name: 'B' });
     await pairByQr(gw.api, sim, pa, 'sa');
@@ -102,5 +102,15 @@ describe('messaging: receive', () => {
     );
     assert.equal(atA.text, 'pong from B');
     assert.equal(atA.quotedId, first.body.id);
+
+    // INBOUND_MEDIA_DOWNLOAD=lazy: B's copy of A's image is fetched by B's shard on the first GET of …/media.
+    const pic = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7) % 256));
+    const img = await gw.api.post<{ id: string }>('/api/v1/sessions/sa/messages', { to: pb.jid, type: 'image', media: { base64: pic.toString('base64') }, mimetype: 'image/png' });
+    assert.equal(img.status, 201, img.raw.toString());
+    await waitFor(async () => (await gw.api.get(`/api/v1/sessions/sb/messages/${img.body.id}`)).status === 200, { what: 'image stored for B', timeoutMs: 20_000, intervalMs: 100 });
+    const media = await gw.api.get(`/api/v1/sessions/sb/messages/${img.body.id}/media`);
+    assert.equal(media.status, 200, media.raw.toString());
+    assert.equal(media.headers.get('content-type'), 'image/png');
+    assert.deepEqual(media.raw, pic);
   });
 });

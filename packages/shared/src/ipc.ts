@@ -180,7 +180,9 @@ export type SessionAction =
   | { type: 'edit'; ref: MessageRefWire; text: string }
   | { type: 'revoke'; ref: MessageRefWire }
   | { type: 'presence'; to?: string; state: 'composing' | 'paused' | 'recording' | 'available' | 'unavailable' }
-  | { type: 'exists'; jid: string };
+  | { type: 'exists'; jid: string }
+  /** Downloads a received message's media to the blob store (INBOUND_MEDIA_DOWNLOAD=lazy, first GET of …/media). */
+  | { type: 'download'; ref: MessageRefWire; key: string };
 
 export interface SessionActionResult {
   /** edit / revoke: the id of the protocol message sent. */

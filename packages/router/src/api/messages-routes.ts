@@ -425,8 +425,16 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
         const m = toApiMessage(row);
         const media = m['media'] as { mimetype?: string; fileName?: string } | undefined;
-        const stream = media === undefined ? null : await blobs.getStream(mediaKey(params.id, params.msgId));
-        if (stream === null || media === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no stored media.`, { messageId: params.msgId });
+        if (media === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no media.`, { messageId: params.msgId });
+        const key = mediaKey(params.id, params.msgId);
+        let stream = await blobs.getStream(key);
+        if (stream === null && !m.fromMe) {
+          // Not downloaded on arrival (lazy, or the eager download failed): the owning shard fetches it now.
+          const ref = await refOf(params.id, params.msgId);
+          await action(params.id, { type: 'download', ref, key }, ctx.state.reqId);
+          stream = await blobs.getStream(key);
+        }
+        if (stream === null) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no stored media.`, { messageId: params.msgId });
         ctx.type = media.mimetype ?? 'application/octet-stream';
         if (media.fileName !== undefined) ctx.set('content-disposition', `attachment; filename="${media.fileName.replace(/["\\\r\n]/g, '_')}"`);
         ctx.body = stream;

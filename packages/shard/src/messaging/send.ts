@@ -3,7 +3,7 @@
  * `buildSendContent` -> `sock.sendMessage(jid, content, {messageId})` -> WhatsApp's server ack.
  * Media bytes come from the blob store (uploads and router-decoded base64) or a bounded URL fetch.
  */
-import { generateMessageIDV2, proto } from '@whiskeysockets/baileys';
+import { downloadMediaMessage, generateMessageIDV2, proto } from '@whiskeysockets/baileys';
 import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, SessionAction, SessionActionResult, WireMessage } from '@wagw/shared';
@@ -218,6 +218,12 @@ export async function runAction(action: SessionAction, deps: SendDeps): Promise<
     case 'presence':
       await sock.sendPresenceUpdate(action.state, action.to);
       return {};
+    case 'download': {
+      if (action.ref.raw === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${action.ref.id} has no stored content.`);
+      const data = await downloadMediaMessage(refToMessage(action.ref), 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: sock.logger });
+      await deps.blobs.put(action.key, data);
+      return {};
+    }
     case 'exists': {
       const found = await sock.onWhatsApp(action.jid);
       const hit = found?.find((r) => r.exists);
