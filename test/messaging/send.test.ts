@@ -92,7 +92,7 @@ describe('messaging: send', () => {
     assert.deepEqual(await budi.downloadMedia(gotDoc.message), file);
   });
 
-  test('multipart upload streamed to the blob store, then sent as a document and a video by {upload}', async () => {
+  test('multipart upload streamed to the blob store, then sent as a document by {upload}', async () => {
     const bytes = randomBytes(30_000);
     const form = new FormData();
     form.append('file', new Blob([bytes], { type: 'application/zip' }), 'bundle.zip');
