@@ -1,5 +1,6 @@
 /** Prometheus metrics of one router instance, on its own registry (tests create several). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DependencyHealth } from '@wagw/shared';
 import type { CallOutcome, ShardInfo } from './supervisor.ts';
 
 /** What the shard gauges read at scrape time. */
@@ -7,6 +8,11 @@ export interface ShardSource {
   list(): ShardInfo[];
   pendingCount(): number;
 }
+
+/** Session counts by state on this host, read at scrape time. */
+export type SessionCountSource = () => Promise<Record<string, number>>;
+/** The stores' health probes (each bounded), run at scrape time for up/latency gauges. */
+export type DependencySource = () => Promise<Record<string, DependencyHealth>>;
 
 export interface RouterMetricsOptions {
   /** Default process metrics (CPU, memory, event loop lag, handles). Default true. */
@@ -19,6 +25,8 @@ export class RouterMetrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly ipcDuration: Histogram<'kind' | 'outcome'>;
   #source: ShardSource | undefined;
+  #sessions: SessionCountSource | undefined;
+  #dependencies: DependencySource | undefined;
 
   constructor(options: RouterMetricsOptions = {}) {
     const registry = new Registry();
@@ -65,6 +73,48 @@ export class RouterMetrics {
         for (const s of source()?.list() ?? []) this.inc({ shard: String(s.index) }, s.restarts);
       },
     });
+    const sessions = (): SessionCountSource | undefined => this.#sessions;
+    new Gauge({
+      name: 'wagw_sessions',
+      help: 'Sessions of this host by state (from the session registry).',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        const read = sessions();
+        if (!read) return;
+        this.reset();
+        for (const [state, n] of Object.entries(await read().catch(() => ({})))) this.set({ state }, n);
+      },
+    });
+    // One probe round per scrape feeds both dependency gauges.
+    let probe: { at: number; result: Promise<Record<string, DependencyHealth>> } | undefined;
+    const probeOnce = (): Promise<Record<string, DependencyHealth>> => {
+      const read = this.#dependencies;
+      if (!read) return Promise.resolve({});
+      const now = Date.now();
+      if (!probe || now - probe.at > 1000) probe = { at: now, result: read().catch(() => ({})) };
+      return probe.result;
+    };
+    new Gauge({
+      name: 'wagw_dependency_up',
+      help: '1 when the dependency (redis, postgres, storage; labelled with its kind) answered its probe, else 0.',
+      labelNames: ['dependency', 'kind'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [dependency, h] of Object.entries(await probeOnce())) this.set({ dependency, kind: h.kind }, h.ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'wagw_dependency_latency_seconds',
+      help: 'Round trip of the latest probe of each dependency (Redis PING, SQL SELECT 1, storage request).',
+      labelNames: ['dependency', 'kind'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [dependency, h] of Object.entries(await probeOnce())) this.set({ dependency, kind: h.kind }, h.latencyMs / 1000);
+      },
+    });
     new Gauge({
       name: 'ipc_pending_calls',
       help: 'Router-to-shard calls waiting for a reply.',
@@ -73,6 +123,16 @@ export class RouterMetrics {
         this.set(source()?.pendingCount() ?? 0);
       },
     });
+  }
+
+  /** Session counts by state (`wagw_sessions{state}`), read at each scrape. */
+  trackSessions(source: SessionCountSource): void {
+    this.#sessions = source;
+  }
+
+  /** Dependency probes (`wagw_dependency_up`, `wagw_dependency_latency_seconds`), run at each scrape. */
+  trackDependencies(source: DependencySource): void {
+    this.#dependencies = source;
   }
 
   /** Points the shard gauges at a supervisor (or any source). */

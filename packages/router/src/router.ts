@@ -148,6 +148,7 @@ export class GatewayRouter {
       },
     });
     this.metrics.trackShards(this.supervisor);
+    this.metrics.trackDependencies(options.stores.health);
     const routes: RouteDefinition[] = [];
     if (options.sessions !== undefined) {
       const s = options.sessions;
@@ -168,6 +169,8 @@ export class GatewayRouter {
         ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
         ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
       });
+      const registry = this.sessions.store;
+      this.metrics.trackSessions(() => registry.countByStatus(options.config.hostId));
       const allowPrivate = options.config.webhooks.allowPrivateTargets;
       routes.push(
         ...sessionRoutes({

@@ -113,6 +113,15 @@ export class SessionStore {
     return res.rows.map(toRecord);
   }
 
+  /** Session counts by status on one host (for metrics). */
+  async countByStatus(hostId: string): Promise<Record<string, number>> {
+    const res = await this.#sql.query<{ status: string; n: number }>(
+      `SELECT status, count(*)::int AS n FROM sessions WHERE host_id = $1 GROUP BY status`,
+      [hostId],
+    );
+    return Object.fromEntries(res.rows.map((r) => [r.status, r.n]));
+  }
+
   /** Ids to restore at start: desired running and placed on this host (or anywhere, single host). */
   async idsToRestore(hostId: string | undefined): Promise<string[]> {
     const res =

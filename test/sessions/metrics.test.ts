@@ -1,0 +1,31 @@
+// /metrics of a real gateway: sessions by state come from the registry, dependency gauges from the store probes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { tempDir } from '../harness/index.ts';
+import { pairByQr, sessionTestEnv, startGateway, startSim } from './helpers.ts';
+
+function sample(text: string, name: string, labels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+test('/metrics reports sessions by state and the up/latency of Redis, SQL and storage', async (t) => {
+  const dir = await tempDir(t);
+  const { sim, env } = await startSim(t, dir.path);
+  const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1' }) });
+  await pairByQr(gw.api, sim, sim.createPhone({ name: 'Metrics' }), 'm1');
+  const created = await gw.api.post('/api/v1/sessions', { id: 'm2' });
+  assert.equal(created.status, 201);
+  await gw.api.waitQr('m2');
+
+  const res = await fetch(`${gw.url}/metrics`);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.equal(sample(text, 'wagw_sessions', 'state="connected"'), 1, text.split('\n').filter((l) => l.startsWith('wagw_sessions')).join('\n'));
+  assert.equal(sample(text, 'wagw_sessions', 'state="qr"'), 1);
+  for (const [dependency, kind] of [['redis', 'memory'], ['postgres', 'pglite'], ['storage', 'local']] as const) {
+    assert.equal(sample(text, 'wagw_dependency_up', `dependency="${dependency}",kind="${kind}"`), 1, dependency);
+    const latency = sample(text, 'wagw_dependency_latency_seconds', `dependency="${dependency}",kind="${kind}"`);
+    assert.ok(latency !== undefined && latency >= 0 && latency < 5, `${dependency} latency ${latency}`);
+  }
+});
