@@ -384,6 +384,10 @@ export class WebhookDispatcher {
     this.#flushing = this.#record(batch)
       .then(
         () => {
+          // Recorded results may have unblocked a stream's next row. Marked dirty (not only woken) so that a
+          // claim that ran while this UPDATE committed, and found nothing, is followed by another one at once
+          // instead of waiting WEBHOOK_POLL_INTERVAL_MS.
+          if (batch.some((r) => r.status !== 'pending' || !r.attempted)) this.#dirty = true;
           this.#wake?.();
         },
         async (err: unknown) => {
