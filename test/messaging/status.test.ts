@@ -1,5 +1,7 @@
 // Receipts from the phone move a sent message's stored status forward (sent -> delivered -> read -> played,
-// never back) and fire `message-status` webhooks and SSE events.
+// never back) and fire `message-status` webhooks and SSE events. Every delivery carries, as `x-request-id`, the id
+// of the API request that caused it (the create behind qr/connected, the send behind its receipts); an inbound
+// message, which no request caused, carries none.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
@@ -9,7 +11,7 @@ import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from '
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 describe('messaging: status', () => {
-  test('delivered and read receipts: stored status, message-status webhooks and SSE, never backwards', async (t) => {
+  test('delivered and read receipts: stored status, message-status webhooks and SSE, never backwards, with correlation ids', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
     const receiver = await startReceiver(t);
@@ -19,12 +21,14 @@ describe('messaging: status', () => {
     });
     const owner = sim.createPhone({ number: '6281234567831', name: 'Owner' });
     const dewi = sim.createPhone({ number: '6281234567832', name: 'Dewi' });
-    assert.equal((await gw.api.post('/api/v1/sessions', { id: 'st', webhookUrl: receiver.url })).status, 201);
+    const created = await gw.api.call('POST', '/api/v1/sessions', { id: 'st', webhookUrl: receiver.url }, { 'x-request-id': 'req-create-st' });
+    assert.equal(created.status, 201);
+    assert.equal(created.headers.get('x-request-id'), 'req-create-st');
     await sim.scanQr(owner, await gw.api.waitQr('st'));
     await gw.api.waitStatus('st', 'connected');
     const sse = openSse(t, `${gw.url}/api/v1/sessions/st/events`);
 
-    const sent = await gw.api.post<{ id: string }>('/api/v1/sessions/st/messages', { to: dewi.jid, type: 'text', text: 'status please' });
+    const sent = await gw.api.call<{ id: string }>('POST', '/api/v1/sessions/st/messages', { to: dewi.jid, type: 'text', text: 'status please' }, { 'x-request-id': 'req-send-st' });
     assert.equal(sent.status, 201, sent.raw.toString());
     const id = sent.body.id;
     const statusOf = async (): Promise<string> => (await gw.api.get<{ status: string }>(`/api/v1/sessions/st/messages/${id}`)).body.status;
@@ -49,5 +53,21 @@ describe('messaging: status', () => {
     const events = await store.query<{ status: string }>(`SELECT status FROM message_status_events WHERE session_id = 'st' AND message_id = $1 ORDER BY id`, [id]);
     assert.deepEqual(events.rows.map((r) => r.status), ['delivered', 'read']);
     assert.deepEqual(hookStatuses().sort(), ['delivered', 'read']);
+
+    // Correlation ids: the send's request id on its receipts, the create's on the statuses it caused.
+    const hooksOf = (pred: (b: Record<string, unknown>) => boolean) => receiver.hits.filter((h) => pred(h.body));
+    const receipts = hooksOf((b) => b['type'] === 'message-status' && (b['data'] as { messageId?: string }).messageId === id);
+    assert.equal(receipts.length, 2);
+    for (const h of receipts) assert.equal(h.headers['x-request-id'], 'req-send-st');
+    const statusHooks = (status: string) => hooksOf((b) => b['type'] === 'session-status' && (b['data'] as { status?: string }).status === status);
+    assert.ok(statusHooks('qr').length >= 1);
+    for (const status of ['qr', 'connected']) for (const h of statusHooks(status)) assert.equal(h.headers['x-request-id'], 'req-create-st', status);
+    const inbound = await dewi.sendText(owner.jid, 'no request caused this');
+    const rx = await waitFor(() => hooksOf((b) => b['type'] === 'messages' && (b['data'] as { id?: string }).id === inbound.id)[0], { what: 'the inbound messages webhook', timeoutMs: 15_000, intervalMs: 100 });
+    assert.equal(rx.headers['x-request-id'], undefined);
+    const logout = await gw.api.call('POST', '/api/v1/sessions/st/logout', undefined, { 'x-request-id': 'req-logout-st' });
+    assert.equal(logout.status, 200, logout.raw.toString());
+    const out = await waitFor(() => statusHooks('logged_out')[0], { what: 'the logged_out webhook', timeoutMs: 15_000, intervalMs: 100 });
+    assert.equal(out.headers['x-request-id'], 'req-logout-st');
   });
 });

@@ -17,6 +17,12 @@ export interface WebhookEvent<T = unknown> {
   /** ISO-8601 time the fact happened. */
   occurredAt: string;
   data: T;
+  /**
+   * Correlation id: the `x-request-id` of the API request that caused the event (a send behind a
+   * message-status, the create behind a QR), sent as the `x-request-id` header of every delivery. Not part of
+   * the payload or of the event id: the same fact keeps one id whoever caused it.
+   */
+  requestId?: string;
 }
 
 export interface SessionStatusData {

@@ -113,7 +113,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         { kind: 'message.send', sessionId: id, request: req, ...(messageId === undefined ? {} : { messageId }), ...(refs.length === 0 ? {} : { refs }) },
         { requestId: reqId, timeoutMs: sendTimeoutMs },
       );
-      await store.insert(id, result.message, 'sent', result.raw);
+      await store.insert(id, result.message, 'sent', result.raw, undefined, reqId);
       deps.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
       return { status: 201, body: { id: result.id, status: 'sent', chat: result.message.chat, timestamp: result.message.timestamp, type: result.message.type } };
     } catch (e) {

@@ -67,12 +67,12 @@ export class MessageIngest {
     const rank = STATUS_RANK[u.status];
     const outbox = this.#o.outbox;
     const result = await this.#o.sql.transaction(async (tx) => {
-      const upd = await tx.query<{ chat_jid: string; webhook_url: string | null }>(
+      const upd = await tx.query<{ chat_jid: string; request_id: string | null; webhook_url: string | null }>(
         `UPDATE messages m SET status = $3, updated_at = now()
            WHERE m.session_id = $1 AND m.id = $2 AND m.from_me
              AND (CASE m.status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 9 END) < $4
              AND NOT ($3 = 'failed' AND m.status NOT IN ('pending', 'sent'))
-         RETURNING m.chat_jid, (SELECT webhook_url FROM sessions s WHERE s.id = m.session_id) AS webhook_url`,
+         RETURNING m.chat_jid, m.request_id, (SELECT webhook_url FROM sessions s WHERE s.id = m.session_id) AS webhook_url`,
         [sessionId, u.id, u.status, rank],
       );
       const row = upd.rows[0];
@@ -88,7 +88,10 @@ export class MessageIngest {
         u.at,
       ]);
       const data = { messageId: u.id, chat: row.chat_jid, status: u.status, at: u.at };
-      if (outbox !== undefined) await outbox.enqueue(tx, { id: `mst_${sessionId}_${u.id}_${u.status}`, topic: 'message-status', sessionId, occurredAt: u.at, data }, row.webhook_url);
+      if (outbox !== undefined) {
+        const event = { id: `mst_${sessionId}_${u.id}_${u.status}`, topic: 'message-status' as const, sessionId, occurredAt: u.at, data };
+        await outbox.enqueue(tx, row.request_id === null ? event : { ...event, requestId: row.request_id }, row.webhook_url);
+      }
       return data;
     });
     if (typeof result === 'string') return result;

@@ -55,12 +55,17 @@ export class MessageStore {
     return this.#sql;
   }
 
-  /** Inserts a message once (primary key session_id, id); true when this call inserted it. */
-  async insert(sessionId: string, message: WireMessage, status: string, raw: string | undefined, tx: SqlClient = this.#sql): Promise<boolean> {
-    const r = await tx.query(
-      `INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12)
-       ON CONFLICT (session_id, id) DO NOTHING RETURNING id`,
+  /**
+   * Inserts a message once (primary key session_id, id); true when this call inserted it. `requestId` is the
+   * API request that sent it (the correlation id its receipts' webhooks carry); a send whose own echo was
+   * stored first still records it.
+   */
+  async insert(sessionId: string, message: WireMessage, status: string, raw: string | undefined, tx: SqlClient = this.#sql, requestId?: string): Promise<boolean> {
+    const r = await tx.query<{ inserted: boolean }>(
+      `INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
+       ON CONFLICT (session_id, id) DO ${requestId === undefined ? 'NOTHING' : 'UPDATE SET request_id = coalesce(messages.request_id, EXCLUDED.request_id) WHERE messages.request_id IS NULL'}
+       RETURNING (xmax = 0) AS inserted`,
       [
         sessionId,
         message.id,
@@ -74,9 +79,10 @@ export class MessageStore {
         message.timestamp,
         raw === undefined || raw === '' ? null : raw,
         typeof message['chatLid'] === 'string' ? message['chatLid'] : null,
+        requestId ?? null,
       ],
     );
-    return r.rowCount > 0;
+    return r.rows[0]?.inserted === true;
   }
 
   async get(sessionId: string, id: string): Promise<StoredMessageRow | undefined> {

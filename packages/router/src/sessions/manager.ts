@@ -76,6 +76,12 @@ interface LocalSession {
   validUntil: number;
   /** Planned stop in progress (migration, restart, shutdown): its `disconnected` is not a status change. */
   quiet: boolean;
+  /**
+   * The id of the API request that started this epoch (create, restart, migrate), carried as the correlation
+   * id of the events it causes (`qr`, `connecting`, `connected`, a failure) until the session first connects or
+   * ends; later events (network drops, reconnects) were not caused by a request and carry none.
+   */
+  cause?: string | undefined;
 }
 
 export interface SessionView {
@@ -282,7 +288,7 @@ export class SessionManager {
     await this.#record(id);
     return await this.#withLock(id, async () => {
       await this.#logoutAndWipe(id, reqId);
-      const r = await this.#writeStatus(id, { status: 'logged_out', reason: 'logout requested', me: null, desired: 'stopped' }, `logout|${Date.now()}`);
+      const r = await this.#writeStatus(id, { status: 'logged_out', reason: 'logout requested', me: null, desired: 'stopped' }, `logout|${Date.now()}`, undefined, reqId);
       if (r === null) throw new GatewayError('SESSION_NOT_FOUND', `No session ${id}.`);
       return toView(r);
     });
@@ -294,7 +300,7 @@ export class SessionManager {
     await this.#withLock(id, async () => {
       await this.#logoutAndWipe(id, reqId);
       await this.store.delete(id, async (tx) => {
-        await this.#enqueue(tx, id, null, { status: 'logged_out', reason: 'deleted' }, `deleted|${Date.now()}`);
+        await this.#enqueue(tx, id, null, { status: 'logged_out', reason: 'deleted' }, `deleted|${Date.now()}`, reqId);
       });
       this.#o.hub.publish(id, { type: 'deleted', data: { id } });
       this.messageCounts.delete(id);
@@ -305,6 +311,7 @@ export class SessionManager {
     const local = this.#local.get(id);
     if (local) {
       local.quiet = true;
+      local.cause = reqId; // the shard's logged_out is this request's doing
       try {
         await this.#o.shards.call(local.shard, { kind: 'session.logout', sessionId: id, reason: 'logout requested' }, { requestId: reqId, timeoutMs: 20_000 });
       } catch (err) {
@@ -521,7 +528,7 @@ export class SessionManager {
       throw new GatewayError('CONFLICT', `Session ${id} is held by ${claim.holder.owner}.`, { owner: claim.holder.owner });
     }
     const epoch = claim.lease.epoch;
-    const local: LocalSession = { shard, epoch, owner, validUntil: this.#validUntil(sentAt), quiet: false };
+    const local: LocalSession = { shard, epoch, owner, validUntil: this.#validUntil(sentAt), quiet: false, cause: reqId };
     this.#local.set(id, local);
     try {
       await this.store.placed(id, this.#o.hostId, shard, epoch);
@@ -780,7 +787,9 @@ export class SessionManager {
       ...(ev.me !== undefined ? { me: ev.me } : ev.status === 'logged_out' ? { me: null } : {}),
       ...(ended ? { desired: 'stopped' as const } : {}),
     };
-    await this.#writeStatus(ev.sessionId, write, `${ev.epoch}|${ev.seq}`, index);
+    const cause = l.cause;
+    if (ev.status === 'connected' || ended) l.cause = undefined;
+    await this.#writeStatus(ev.sessionId, write, `${ev.epoch}|${ev.seq}`, index, cause);
     if (ev.status === 'connected' || ended) await this.#o.qr.delete(ev.sessionId);
     if (ended && this.#local.get(ev.sessionId) === l) {
       this.#local.delete(ev.sessionId);
@@ -794,12 +803,13 @@ export class SessionManager {
     w: { status: SessionState; reason: string | null; me?: SessionMe | null; desired?: 'running' | 'stopped' },
     fact: string,
     shard?: number,
+    requestId?: string,
   ): Promise<SessionRecord | null> {
     const record = await this.store.writeStatus(id, w, async (tx, r) => {
       const data: SessionStatusData = { status: w.status };
       if (w.reason !== null) data.reason = w.reason;
       if (r.me !== null) data.me = r.me;
-      await this.#enqueue(tx, id, r.webhookUrl, data, `${w.status}|${fact}`);
+      await this.#enqueue(tx, id, r.webhookUrl, data, `${w.status}|${fact}`, requestId);
     });
     if (record !== null) {
       const data: Record<string, unknown> = { id, status: w.status, host: this.#o.hostId, shard: shard ?? record.shard, at: record.updatedAt };
@@ -810,7 +820,7 @@ export class SessionManager {
     return record;
   }
 
-  async #enqueue(tx: SqlClient, id: string, webhookUrl: string | null, data: SessionStatusData, fact: string): Promise<void> {
+  async #enqueue(tx: SqlClient, id: string, webhookUrl: string | null, data: SessionStatusData, fact: string, requestId?: string): Promise<void> {
     if (!this.#o.outbox) return;
     const event: WebhookEvent<SessionStatusData> = {
       id: `evt_${sha256(`${id}|session-status|${fact}`).slice(0, 32)}`,
@@ -818,18 +828,20 @@ export class SessionManager {
       sessionId: id,
       occurredAt: new Date().toISOString(),
       data,
+      ...(requestId === undefined ? {} : { requestId }),
     };
     await this.#o.outbox.enqueue(tx, event, webhookUrl);
   }
 
   async #onQr(index: number, ev: SessionQrEvent): Promise<void> {
-    if (!this.#current(index, ev.sessionId, ev.epoch)) return;
+    const l = this.#current(index, ev.sessionId, ev.epoch);
+    if (!l) return;
     const expiresAt = Date.parse(ev.at) + ev.ttlMs;
     await this.#o.qr.set(ev.sessionId, { qr: ev.qr, epoch: ev.epoch, index: ev.index, expiresAt }, ev.ttlMs);
     const qrExpiresAt = new Date(expiresAt).toISOString();
     this.#o.hub.publish(ev.sessionId, { type: 'qr', data: { id: ev.sessionId, qr: ev.qr, index: ev.index, expiresAt: qrExpiresAt } });
     await this.store.withRecord(ev.sessionId, async (tx, r) => {
-      await this.#enqueue(tx, ev.sessionId, r.webhookUrl, { status: 'qr', qr: ev.qr, qrExpiresAt }, `qr|${sha256(ev.qr)}`);
+      await this.#enqueue(tx, ev.sessionId, r.webhookUrl, { status: 'qr', qr: ev.qr, qrExpiresAt }, `qr|${sha256(ev.qr)}`, l.cause);
     });
   }
 

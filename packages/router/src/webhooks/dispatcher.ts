@@ -54,6 +54,8 @@ interface ClaimedRow {
   endpoint: string;
   topic: WebhookTopic;
   body: string;
+  /** The correlation id of the request that caused the event (`x-request-id`), or null. */
+  requestId: string | null;
   attempts: number;
   /** ms epoch the retry window counts from (replayed_at or created_at). */
   ageBase: number;
@@ -249,6 +251,7 @@ export class WebhookDispatcher {
       endpoint: string;
       event_type: WebhookTopic;
       body: string;
+      request_id: string | null;
       attempts: number;
       age_base: Date;
     }>(
@@ -269,7 +272,7 @@ export class WebhookDispatcher {
               locked_until = now() + $5 * interval '1 millisecond',
               next_attempt_at = now() + $5 * interval '1 millisecond'
          FROM due WHERE w.id = due.id
-       RETURNING w.id, w.event_id, w.endpoint, w.event_type, w.payload::text AS body, w.attempts,
+       RETURNING w.id, w.event_id, w.endpoint, w.event_type, w.payload::text AS body, w.request_id, w.attempts,
                  coalesce(w.replayed_at, w.created_at) AS age_base`,
       [token, limit, exclude, only, this.#s.lockTimeoutMs],
     );
@@ -279,6 +282,7 @@ export class WebhookDispatcher {
       endpoint: r.endpoint,
       topic: r.event_type,
       body: r.body,
+      requestId: r.request_id,
       attempts: r.attempts,
       ageBase: r.age_base.getTime(),
       token,
@@ -313,6 +317,12 @@ export class WebhookDispatcher {
     return this.#backendUrl !== undefined && WEBHOOK_TOPICS.some((topic) => endpoint === backendEndpoint(this.#backendUrl as string, topic));
   }
 
+  /** The backend's Authorization (backend endpoints only) and the event's correlation id (every endpoint). */
+  #headersFor(backend: boolean, requestId: string | null): Record<string, string> {
+    const base = backend ? this.#backendHeaders : {};
+    return requestId === null ? base : { ...base, 'x-request-id': requestId };
+  }
+
   async #deliver(row: ClaimedRow): Promise<RecordedResult> {
     const origin = originOf(row.endpoint);
     const backend = this.#isBackend(row.endpoint);
@@ -322,7 +332,7 @@ export class WebhookDispatcher {
         endpoint: row.endpoint,
         eventId: row.eventId,
         body: row.body,
-        headers: backend ? this.#backendHeaders : {},
+        headers: this.#headersFor(backend, row.requestId),
         publicOnly: !backend && !this.#s.allowPrivateTargets,
       });
       if (result.kind === 'network' || (result.kind === 'status' && (result.status >= 500 || result.status === 429 || result.status === 408))) {

@@ -99,13 +99,13 @@ export class OutboxWriter implements WebhookOutbox {
     const payload = JSON.stringify(toPayload(event));
     const orderingKey = orderingKeyFor(event);
     const values: string[] = [];
-    const params: unknown[] = [event.id, event.sessionId, event.topic, payload, orderingKey];
+    const params: unknown[] = [event.id, event.sessionId, event.topic, payload, orderingKey, event.requestId ?? null];
     for (const endpoint of endpoints) {
       params.push(endpoint);
-      values.push(`($1, $2, $${params.length}, $3, $4::jsonb, $5)`);
+      values.push(`($1, $2, $${params.length}, $3, $4::jsonb, $5, $6)`);
     }
     await tx.query(
-      `INSERT INTO webhook_outbox (event_id, session_id, endpoint, event_type, payload, ordering_key)
+      `INSERT INTO webhook_outbox (event_id, session_id, endpoint, event_type, payload, ordering_key, request_id)
        VALUES ${values.join(', ')}
        ON CONFLICT (event_id, endpoint) DO NOTHING`,
       params,
