@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Device } from './accounts.ts';
 import type { Account, Registry } from './accounts.ts';
 import type { MediaStore } from './media.ts';
-import { bytes as nodeBytes, childrenOf, node, unixNow } from './nodes.ts';
+import { bytes as nodeBytes, child, childBytes, childrenOf, node, uintBE, unixNow } from './nodes.ts';
 import type { MessageRecord, Recipient, Relay } from './relay.ts';
 import { SignalPeer } from './signal-peer.ts';
 import type { BinaryNode, ReceiptType } from './types.ts';
@@ -305,6 +305,58 @@ export class SimPhone {
     if (STATUS_ORDER[type] > STATUS_ORDER[s.status]) s.status = type;
     this.events.emit('receipt');
   }
+
+  /**
+   * A retry receipt from a device that could not decrypt a message this phone sent (its session state is
+   * behind or gone, e.g. a gateway shard killed after its ratchet advanced): like a real phone, encrypt the
+   * same message again for that device alone and send it with the same id. A receipt carrying `<keys>` (the
+   * device's fresh prekey bundle, sent from the second retry on) replaces the session first.
+   */
+  onRetry(record: MessageRecord, from: Device, content: BinaryNode[]): void {
+    const sent = this.outbox.get(record.id);
+    if (!sent) return;
+    const retry = content.find(c => c.tag === 'retry');
+    const keys = content.find(c => c.tag === 'keys');
+    void this.peer
+      .serial(async () => {
+        if (keys) {
+          const skey = child(keys, 'skey');
+          const key = child(keys, 'key');
+          const identity = childBytes(keys, 'identity');
+          const skeyId = childBytes(skey, 'id');
+          const skeyValue = childBytes(skey, 'value');
+          const signature = childBytes(skey, 'signature');
+          if (identity && skeyId && skeyValue && signature) {
+            const keyId = childBytes(key, 'id');
+            const keyValue = childBytes(key, 'value');
+            await this.peer.injectSession(from.pnJid, {
+              registrationId: uintBE(childBytes({ tag: 'x', attrs: {}, content }, 'registration')),
+              identityKey: identity,
+              signedPreKey: { id: uintBE(skeyId), public: skeyValue, signature },
+              preKey: keyId && keyValue ? { id: uintBE(keyId), public: keyValue } : undefined,
+            });
+          }
+        }
+        const own = from.account === this.account;
+        const plain = own ? encodeWAMessage({ deviceSentMessage: { destinationJid: sent.to, message: sent.message } }) : encodeWAMessage(sent.message);
+        return this.encFor(from, plain, mediaTypeOf(sent.message));
+      })
+      .then(enc => {
+        const target = this.deps.registry.resolve(sent.to);
+        if (!target) return;
+        this.retriesAnswered++;
+        this.deps.logger.debug({ id: record.id, to: from.pnJid, count: retry?.attrs.count, keys: keys !== undefined }, 'phone re-sends a message after a retry receipt');
+        this.deps.relay.relay(
+          this.device,
+          { id: record.id, chatJid: sent.to, lid: target.lid, type: messageTypeOf(sent.message), recipient: target.account, t: unixNow() },
+          [{ device: from, content: [enc] }],
+        );
+      })
+      .catch((err: unknown) => this.deps.logger.warn({ id: record.id, err }, 'phone could not answer a retry receipt'));
+  }
+
+  /** Retry receipts this phone answered by encrypting a message again. */
+  retriesAnswered = 0;
 
   onPresence(from: string, type: string): void {
     this.presenceLog.push({ from, type, at: Date.now() });

@@ -29,6 +29,8 @@ export interface PhoneSink {
   deliverToPhone(device: Device, stanza: BinaryNode, sender: Device): void;
   /** A receipt for a message the phone sent. */
   receiptToPhone(device: Device, record: MessageRecord, type: ReceiptType, from: Device): void;
+  /** A retry receipt (`<receipt type="retry">`) for a message the phone sent: `from` could not decrypt it. */
+  retryToPhone(device: Device, record: MessageRecord, from: Device, content: BinaryNode[]): void;
 }
 
 export interface RelayOptions {
@@ -246,7 +248,12 @@ export class Relay {
 
   private forwardRetry(rec: MessageRecord, from: Device, content: BinaryNode[]): void {
     const dev = rec.sender;
-    if (dev.kind === 'phone' || dev.removed) return;
+    if (dev.removed) return;
+    if (dev.kind === 'phone') {
+      this.o.stats.retriesToPhones++;
+      this.o.phones.retryToPhone(dev, rec, from, content);
+      return;
+    }
     const attrs = { from: rec.chatJid.endsWith('@lid') ? from.lidJid : from.pnJid, id: rec.id, t: unixNow(), type: 'retry' };
     this.deliver(dev, { key: `receipt:${rec.id}:retry`, deliveries: 0, build: offline => node('receipt', offline ? { ...attrs, offline: '1' } : attrs, content) });
   }

@@ -120,6 +120,7 @@ export class WaSimulator {
       phones: {
         deliverToPhone: (dev, stanza, sender) => this.phonesByAccount.get(dev.account)?.onStanza(stanza, sender),
         receiptToPhone: (dev, rec, type, from) => this.phonesByAccount.get(dev.account)?.onReceipt(rec, type, from),
+        retryToPhone: (dev, rec, from, content) => this.phonesByAccount.get(dev.account)?.onRetry(rec, from, content),
       },
     });
     this.pairing = new Pairing(this.stats, acc => this.phonesByAccount.get(acc), opts.qrRefs ?? 6, dev => this.announceDevices(dev, 'update'));

@@ -13,6 +13,8 @@ export interface StatsSnapshot {
   readonly messagesRejected: number;
   readonly receiptsIn: number;
   readonly receiptsForwarded: number;
+  /** Retry receipts for messages simulated phones sent (each answered by encrypting the message again). */
+  readonly retriesToPhones: number;
   readonly acksIn: number;
   readonly nacksIn: number;
   readonly offlineDelivered: number;
@@ -47,6 +49,7 @@ export class Stats {
   messagesRejected = 0;
   receiptsIn = 0;
   receiptsForwarded = 0;
+  retriesToPhones = 0;
   acksIn = 0;
   nacksIn = 0;
   offlineDelivered = 0;
@@ -92,6 +95,7 @@ export class Stats {
       messagesRejected: this.messagesRejected,
       receiptsIn: this.receiptsIn,
       receiptsForwarded: this.receiptsForwarded,
+      retriesToPhones: this.retriesToPhones,
       acksIn: this.acksIn,
       nacksIn: this.nacksIn,
       offlineDelivered: this.offlineDelivered,

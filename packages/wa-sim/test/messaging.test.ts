@@ -66,6 +66,21 @@ describe('messaging', () => {
     }
   });
 
+  it('a companion that lost its Signal session sends retry receipts; the phone encrypts again and the message arrives', async () => {
+    const warm = await customer.sendText(business.number, 'before the loss');
+    await waitFor('warm-up upsert', () => gw.received(m => m.key.id === warm.id));
+    // What a gateway shard killed after its ratchet advanced looks like from the wire: no usable session.
+    for (const key of [...gw.store.data.keys()]) if (key.startsWith('session:')) gw.store.data.delete(key);
+    const retriesBefore = sim.stats.retriesToPhones;
+    const sent = await customer.sendText(business.number, 'after the loss');
+    // the failed decryption is upserted first as a CIPHERTEXT stub without content; the re-sent copy follows
+    const got = await waitFor('upsert after retry receipts', () => gw.received(m => m.key.id === sent.id && m.message?.conversation !== undefined));
+    assert.equal(got.message?.conversation, 'after the loss');
+    // count 1 (no keys: the phone re-encrypts on its session) still fails; count 2 carries keys for a new one
+    assert.ok(sim.stats.retriesToPhones - retriesBefore >= 1, `retries answered: ${sim.stats.retriesToPhones - retriesBefore}`);
+    await customer.waitForStatus(sent.id, 'delivered');
+  });
+
   it('is-on-WhatsApp contact queries', async () => {
     const res = await gw.sock?.onWhatsApp(customer.number, '19999999999');
     assert.deepEqual(res, [{ jid: customer.jid, exists: true }]);
