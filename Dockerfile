@@ -11,6 +11,7 @@ ENV PNPM_HOME=/pnpm PATH=/pnpm:$PATH CI=true
 RUN npm install -g pnpm@12.4.2
 WORKDIR /app
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./
+COPY patches patches
 COPY packages/shared/package.json packages/shared/
 COPY packages/stores/package.json packages/stores/
 COPY packages/shard/package.json packages/shard/

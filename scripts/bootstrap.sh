@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PNPM_VERSION=12.4.2
 stamp=node_modules/.install-stamp
-want=$( (cat pnpm-lock.yaml package.json pnpm-workspace.yaml packages/*/package.json test/package.json bench/package.json 2>/dev/null || true) | sha1sum | cut -d" " -f1)
+want=$( (cat pnpm-lock.yaml package.json pnpm-workspace.yaml patches/* packages/*/package.json test/package.json bench/package.json 2>/dev/null || true) | sha1sum | cut -d" " -f1)
 if [ -x node_modules/.bin/pnpm ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

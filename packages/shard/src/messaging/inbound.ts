@@ -2,6 +2,10 @@
  * Inbound messages of one session socket -> the router (IPC request `message.received`, acknowledged only after
  * the rows committed), in arrival order. Media is copied to the blob store first when INBOUND_MEDIA_DOWNLOAD
  * is eager. Also `getMessage` for Baileys' retry requests, answered from the router's store.
+ *
+ * Messages decrypted from the wire go through `persist` (Baileys' `beforeReceipt` hook, patches/): the
+ * delivery receipt is sent only after the router committed the row, so a shard killed at any instant never
+ * loses a message WhatsApp believes delivered. Their `messages.upsert` that follows is then skipped here.
  */
 import { downloadMediaMessage, proto } from '@whiskeysockets/baileys';
 import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
@@ -29,6 +33,19 @@ export interface InboundOptions {
 
 const RETRIES = 5;
 
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+interface Batch {
+  sock: WASocket;
+  upsert: string;
+  messages: WAMessage[];
+  /** `persist` callers of messages in this batch (their receipts wait for the commit). */
+  waiters: Waiter[];
+}
+
 /** proto.WebMessageInfo.Status -> the stored status (PENDING and SERVER_ACK before the send returned are skipped). */
 const STATUS_OF: Partial<Record<number, MessageStatus>> = {
   [proto.WebMessageInfo.Status.ERROR]: 'failed',
@@ -43,7 +60,9 @@ export class InboundForwarder {
   #chain: Promise<void> = Promise.resolve();
   #pending = 0;
   #draining = false;
-  readonly #queue: { sock: WASocket; upsert: string; messages: WAMessage[] }[] = [];
+  readonly #queue: Batch[] = [];
+  /** Ids stored by `persist` whose `messages.upsert` has not been seen yet (it follows at once). */
+  readonly #persisted = new Set<string>();
 
   constructor(options: InboundOptions) {
     this.#o = options;
@@ -59,10 +78,39 @@ export class InboundForwarder {
    * upserts are merged into one request (one IPC round trip and one transaction for a burst).
    */
   push(sock: WASocket, messages: readonly WAMessage[], upsert: string): void {
+    const fresh = messages.filter((m) => !(m.key.id && this.#persisted.delete(m.key.id)));
+    if (fresh.length > 0) this.#enqueue(sock, fresh, upsert);
+  }
+
+  /**
+   * Stores one decrypted message before its receipt (Baileys' `beforeReceipt`): resolves once the router
+   * committed it (merged with other queued messages into one request), rejects when it could not be handed
+   * over, in which case Baileys sends no receipt and WhatsApp delivers it again at the next login.
+   */
+  persist(sock: WASocket, message: WAMessage, upsert: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue(sock, [message], upsert, {
+        resolve: () => {
+          if (message.key.id) {
+            if (this.#persisted.size >= 10_000) this.#persisted.clear();
+            this.#persisted.add(message.key.id);
+          }
+          resolve();
+        },
+        reject,
+      });
+    });
+  }
+
+  #enqueue(sock: WASocket, messages: readonly WAMessage[], upsert: string, waiter?: Waiter): void {
     this.#pending += messages.length;
     const last = this.#queue.at(-1);
-    if (last !== undefined && last.sock === sock && last.upsert === upsert) last.messages.push(...messages);
-    else this.#queue.push({ sock, upsert, messages: [...messages] });
+    if (last !== undefined && last.sock === sock && last.upsert === upsert) {
+      last.messages.push(...messages);
+      if (waiter !== undefined) last.waiters.push(waiter);
+    } else {
+      this.#queue.push({ sock, upsert, messages: [...messages], waiters: waiter === undefined ? [] : [waiter] });
+    }
     if (this.#draining) return;
     this.#draining = true;
     this.#chain = this.#chain.then(() => this.#drain());
@@ -75,8 +123,10 @@ export class InboundForwarder {
         if (batch === undefined) return;
         try {
           await this.#forward(batch.sock, batch.messages, batch.upsert);
+          for (const w of batch.waiters) w.resolve();
         } catch (err) {
           this.#o.logger.error({ err, sessionId: this.#o.sessionId, count: batch.messages.length }, 'inbound messages could not be handed to the router');
+          for (const w of batch.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
         } finally {
           this.#pending -= batch.messages.length;
         }

@@ -4,7 +4,7 @@
  */
 import type { Agent } from 'node:https';
 import { Browsers, makeWASocket } from '@whiskeysockets/baileys';
-import type { WASocket, WAVersion } from '@whiskeysockets/baileys';
+import type { WAMessage, WASocket, WAVersion, proto } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, Logger, SessionMe, SessionMessageRef, SessionState } from '@wagw/shared';
 import { BlobAuthState } from '../auth/blob-auth-state.ts';
@@ -234,6 +234,7 @@ export class SessionRunner {
     }
     const auth = this.auth;
     const { wa } = this.deps;
+    const inbound = this.inbound;
     const sock = makeWASocket({
       auth: {
         creds: auth.state.creds,
@@ -251,6 +252,8 @@ export class SessionRunner {
       syncFullHistory: false,
       shouldSyncHistoryMessage: () => false,
       ...(this.deps.request === undefined ? {} : { getMessage: getMessageFromRouter(this.id, this.deps.request, this.log) }),
+      // The delivery receipt of an inbound message waits until the router stored it (patches/ adds the hook).
+      ...(inbound === undefined ? {} : { beforeReceipt: (m: proto.IWebMessageInfo, type: 'notify' | 'append') => inbound.persist(sock, m as WAMessage, type) }),
       ...(wa.url === undefined ? {} : { waWebSocketUrl: wa.url }),
       ...(wa.version === undefined ? {} : { version: wa.version }),
       ...(wa.fetchAgent === undefined ? {} : { fetchAgent: wa.fetchAgent }),
