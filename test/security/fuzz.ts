@@ -82,10 +82,22 @@ export function requestArbitrary(options: Pick<FuzzOptions, 'routes' | 'validAut
     const path = r.path.replace(/:[A-Za-z]+/g, () => segs[i++ % segs.length] ?? 'x');
     return { method: r.method, path: query === undefined ? path : `${path}?q=${query}&limit=${query}` };
   });
-  const headers = fc.record(
+  // Credentials: hostile ones always; when valid ones exist, half of the requests carry exactly one valid
+  // credential and nothing else, so the fuzz reaches past authentication into validation and the handlers.
+  const hostileAuth = fc.record(
     {
       authorization: authorization(options.validAuthorization ?? []),
       'x-api-key': fc.oneof(headerValue, ...(options.validApiKeys?.length ? [fc.constantFrom(...options.validApiKeys)] : [])),
+    },
+    { requiredKeys: [] },
+  );
+  const validAuth: fc.Arbitrary<Record<string, string>>[] = [];
+  if (options.validAuthorization?.length) validAuth.push(fc.constantFrom(...options.validAuthorization).map((v) => ({ authorization: v })));
+  if (options.validApiKeys?.length) validAuth.push(fc.constantFrom(...options.validApiKeys).map((v) => ({ 'x-api-key': v })));
+  const auth: fc.Arbitrary<Record<string, string>> =
+    validAuth.length === 0 ? hostileAuth : fc.oneof({ weight: 1, arbitrary: hostileAuth }, { weight: 1, arbitrary: fc.oneof(...validAuth) });
+  const headers = fc.record(
+    {
       'x-request-id': headerValue,
       'idempotency-key': headerValue,
       'content-encoding': fc.constantFrom('gzip', 'identity', 'br', 'x'),
@@ -94,8 +106,8 @@ export function requestArbitrary(options: Pick<FuzzOptions, 'routes' | 'validAut
     },
     { requiredKeys: [] },
   );
-  return fc.tuple(withParams, headers, body).map(([r, h, b]) => {
-    const hdrs: Record<string, string> = { ...h };
+  return fc.tuple(withParams, auth, headers, body).map(([r, a, h, b]) => {
+    const hdrs: Record<string, string> = { ...a, ...h };
     if (b.type !== undefined) hdrs['content-type'] = b.type;
     const hasBody = b.body !== undefined && r.method !== 'GET' && r.method !== 'HEAD';
     return { method: r.method, path: r.path, headers: hdrs, body: hasBody ? b.body : undefined };
