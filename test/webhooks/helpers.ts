@@ -4,8 +4,10 @@ import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig, Logger, SqlDatabase, WebhookEvent, WebhookOutbox, WebhookTopic } from '@wagw/shared';
 import { PgliteDatabase, PostgresDatabase, migrate } from '@wagw/stores';
 import { RouterMetrics, backend, webhooks } from '@wagw/router';
-import { createTestDatabase, tempDir, testLogger } from '../harness/index.ts';
-import type { Cleanup } from '../harness/index.ts';
+import type { WaSimulator } from '@wagw/wa-sim';
+import { createTestDatabase, startPrivateRedis, startTestBackend, tempDir, testLogger } from '../harness/index.ts';
+import type { Cleanup, TestBackend } from '../harness/index.ts';
+import { productionStores, sessionTestEnv, startSim } from '../sessions/helpers.ts';
 
 export const { createWebhookSystem } = webhooks;
 export type WebhookSystem = webhooks.WebhookSystem;
@@ -103,4 +105,26 @@ export async function outboxRows(db: SqlDatabase): Promise<{ id: number; event_i
     'SELECT id, event_id, endpoint, status, attempts, payload FROM webhook_outbox ORDER BY id',
   );
   return rows;
+}
+
+/**
+ * What a real router process talks to in the backend tests: the simulator, Redis (a private server, so tests
+ * may stop it) + PostgreSQL + S3, and the test backend verifying signatures with a fresh WEBHOOK_SECRET. `env`
+ * is the router's environment (one shard) with `BACKEND_URL` set; `overrides` adds to it.
+ */
+export async function startBackendCluster(t: Cleanup, overrides: Record<string, string>): Promise<{ sim: WaSimulator; backend: TestBackend; env: Record<string, string>; databaseUrl: string }> {
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const dir = await tempDir(t);
+  const [{ sim, env: simEnv }, prod, redis, backend] = await Promise.all([startSim(t, dir.path), productionStores(t), startPrivateRedis(t), startTestBackend({ secret })]);
+  t.after(() => backend.stop());
+  const env = sessionTestEnv(dir.path, {
+    ...simEnv,
+    ...prod.env,
+    REDIS_URL: redis.url,
+    SHARD_COUNT: '1',
+    BACKEND_URL: backend.url,
+    WEBHOOK_SECRET: secret,
+    ...overrides,
+  });
+  return { sim, backend, env, databaseUrl: prod.env['DATABASE_URL'] ?? '' };
 }

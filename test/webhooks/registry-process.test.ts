@@ -4,11 +4,11 @@
 // lists as assigned (and that the gateway itself would not restore: its desired state is stopped) is restored
 // from its stored auth state, connected again without a new QR.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
-import { startPrivateRedis, startTestBackend, tempDir, waitFor } from '../harness/index.ts';
-import { Api, pairByQr, productionStores, sessionTestEnv, startRouterProcess, startSim } from '../sessions/helpers.ts';
+import { waitFor } from '../harness/index.ts';
+import { Api, pairByQr, startRouterProcess } from '../sessions/helpers.ts';
+import { startBackendCluster } from './helpers.ts';
 
 interface Heartbeat {
   status: string;
@@ -17,20 +17,7 @@ interface Heartbeat {
 }
 
 test('register, heartbeats with real session counts, and assigned sessions restored after a restart', { timeout: 58_000 }, async (t) => {
-  const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  const dir = await tempDir(t);
-  const [{ sim, env: simEnv }, prod, redis, backend] = await Promise.all([startSim(t, dir.path), productionStores(t), startPrivateRedis(t), startTestBackend({ secret })]);
-  t.after(() => backend.stop());
-  const env = sessionTestEnv(dir.path, {
-    ...simEnv,
-    ...prod.env,
-    REDIS_URL: redis.url,
-    SHARD_COUNT: '1',
-    SHARD_MAX_SESSIONS: '50',
-    BACKEND_URL: backend.url,
-    WEBHOOK_SECRET: secret,
-    HEARTBEAT_INTERVAL_MS: '200',
-  });
+  const { sim, backend, env, databaseUrl } = await startBackendCluster(t, { SHARD_MAX_SESSIONS: '50', HEARTBEAT_INTERVAL_MS: '200' });
 
   const first = await startRouterProcess(t, env);
   await waitFor(() => backend.registrations.length >= 1 && backend.heartbeats.length >= 2, { what: 'register and two heartbeats', timeoutMs: 10_000, intervalMs: 50 });
@@ -61,7 +48,7 @@ test('register, heartbeats with real session counts, and assigned sessions resto
   assert.equal(await first.stop('SIGTERM'), 0, first.stderr());
   await waitFor(() => sim.devices().every((d) => d.live === 0), { what: 'the socket closed after SIGTERM', timeoutMs: 10_000 });
   // The gateway alone would not run it again: only the backend's assignment brings it back.
-  const db = new pg.Client({ connectionString: prod.env['DATABASE_URL'] });
+  const db = new pg.Client({ connectionString: databaseUrl });
   db.on('error', () => undefined);
   await db.connect();
   try {

@@ -5,11 +5,11 @@
 // repeats only carry the same webhook-id.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
-import { startPrivateRedis, startTestBackend, tempDir, waitFor } from '../harness/index.ts';
-import { Api, pairByQr, productionStores, sessionTestEnv, startRouterProcess, startSim } from '../sessions/helpers.ts';
+import { waitFor } from '../harness/index.ts';
+import { Api, pairByQr, startRouterProcess } from '../sessions/helpers.ts';
+import { startBackendCluster } from './helpers.ts';
 
 interface Row {
   id: string;
@@ -20,17 +20,7 @@ interface Row {
 }
 
 test('router SIGKILLed mid-delivery and restarted: every session-status webhook arrives, signed, none lost', { timeout: 58_000 }, async (t) => {
-  const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  const dir = await tempDir(t);
-  const [{ sim, env: simEnv }, prod, redis, backend] = await Promise.all([startSim(t, dir.path), productionStores(t), startPrivateRedis(t), startTestBackend({ secret })]);
-  t.after(() => backend.stop());
-  const env = sessionTestEnv(dir.path, {
-    ...simEnv,
-    ...prod.env,
-    REDIS_URL: redis.url,
-    SHARD_COUNT: '1',
-    BACKEND_URL: backend.url,
-    WEBHOOK_SECRET: secret,
+  const { sim, backend, env, databaseUrl } = await startBackendCluster(t, {
     WEBHOOK_TIMEOUT_MS: '1000',
     WEBHOOK_LOCK_TIMEOUT_MS: '2000',
     WEBHOOK_BACKOFF_BASE_MS: '100',
@@ -39,7 +29,7 @@ test('router SIGKILLed mid-delivery and restarted: every session-status webhook 
     WEBHOOK_POLL_INTERVAL_MS: '100',
     HEARTBEAT_INTERVAL_MS: '1000',
   });
-  const db = new pg.Client({ connectionString: prod.env['DATABASE_URL'] });
+  const db = new pg.Client({ connectionString: databaseUrl });
   db.on('error', () => undefined); // the test database is dropped (FORCE) at the end
   await db.connect();
   t.after(() => db.end().catch(() => undefined));
