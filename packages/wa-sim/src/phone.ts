@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Device } from './accounts.ts';
 import type { Account, Registry } from './accounts.ts';
 import type { MediaStore } from './media.ts';
-import { bytes as nodeBytes, child, childBytes, childrenOf, node, uintBE, unixNow } from './nodes.ts';
+import { beBytes, bytes as nodeBytes, child, childBytes, childrenOf, node, uintBE, unixNow } from './nodes.ts';
 import type { MessageRecord, Recipient, Relay } from './relay.ts';
 import { SignalPeer } from './signal-peer.ts';
 import type { BinaryNode, ReceiptType } from './types.ts';
@@ -285,7 +285,10 @@ export class SimPhone {
       }
       const rec: ReceivedMessage = { id, from: sender.pnJid, chat, fromMe, pushName: stanza.attrs.notify, message, error, timestamp: Date.now(), receiptsSent: [] };
       this.inbox.push(rec);
-      if (error) this.deps.logger.warn({ id, from: sender.pnJid, error }, 'phone failed to decrypt');
+      if (error) {
+        this.deps.logger.warn({ id, from: sender.pnJid, error }, 'phone failed to decrypt');
+        if (sender.kind === 'companion') this.sendRetry(id, stanza.attrs.t ?? unixNow());
+      }
       if (!error) {
         if (fromMe) this.deps.relay.receiptFrom(this.device, [id], 'sender');
         else if (this.deps.autoDeliveryReceipt) {
@@ -357,6 +360,40 @@ export class SimPhone {
 
   /** Retry receipts this phone answered by encrypting a message again. */
   retriesAnswered = 0;
+
+  /**
+   * While true, the retry receipts this phone would send for messages it could not decrypt are held back
+   * (`releaseRetries` sends them): lets a test restart the sender first, so the re-send must come from the
+   * sender's store (Baileys' `getMessage`) rather than its in-memory cache of recent messages.
+   */
+  holdRetries = false;
+  private readonly heldRetries: Array<() => void> = [];
+  private readonly retryCounts = new Map<string, number>();
+
+  /** Sends the held retry receipts; returns how many. */
+  releaseRetries(): number {
+    const held = this.heldRetries.splice(0);
+    for (const send of held) send();
+    return held.length;
+  }
+
+  /** Forgets the Signal session with a device: its next message fails to decrypt and gets a retry receipt. */
+  forgetSession(jid: string): Promise<void> {
+    return this.peer.serial(() => this.peer.deleteSession(jid));
+  }
+
+  /** A retry receipt for a message from a companion that failed to decrypt, as WhatsApp phones send. */
+  private sendRetry(id: string, t: string): void {
+    const count = (this.retryCounts.get(id) ?? 0) + 1;
+    this.retryCounts.set(id, count);
+    const send = (): void =>
+      this.deps.relay.receiptFrom(this.device, [id], 'retry', [
+        node('retry', { count: String(count), id, t, v: '1' }),
+        node('registration', {}, beBytes(this.peer.registrationId, 4)),
+      ]);
+    if (this.holdRetries) this.heldRetries.push(send);
+    else send();
+  }
 
   onPresence(from: string, type: string): void {
     this.presenceLog.push({ from, type, at: Date.now() });

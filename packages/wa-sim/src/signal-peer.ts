@@ -95,6 +95,11 @@ export class SignalPeer {
     });
   }
 
+  /** Drops the session with a device (what a reinstalled or restored phone looks like to its peers). */
+  async deleteSession(jid: string): Promise<void> {
+    await this.keys.set({ session: { [this.repo.jidToSignalProtocolAddress(jid)]: null } });
+  }
+
   async encrypt(jid: string, data: Uint8Array): Promise<{ type: 'pkmsg' | 'msg'; ciphertext: Uint8Array }> {
     return this.repo.encryptMessage({ jid, data });
   }
