@@ -11,7 +11,7 @@ import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from '
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 describe('messaging: status', () => {
-  test('delivered and read receipts: stored status, message-status webhooks and SSE, never backwards, with correlation ids', async (t) => {
+  test('delivered, read and played receipts: stored status, message-status webhooks and SSE, never backwards, with correlation ids', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
     const receiver = await startReceiver(t);
@@ -53,6 +53,21 @@ describe('messaging: status', () => {
     const events = await store.query<{ status: string }>(`SELECT status FROM message_status_events WHERE session_id = 'st' AND message_id = $1 ORDER BY id`, [id]);
     assert.deepEqual(events.rows.map((r) => r.status), ['delivered', 'read']);
     assert.deepEqual(hookStatuses().sort(), ['delivered', 'read']);
+
+    // A voice note goes one step further: played.
+    const voice = await gw.api.post<{ id: string }>('/api/v1/sessions/st/messages', { to: dewi.jid, type: 'audio', media: { base64: randomBytes(2000).toString('base64') } });
+    assert.equal(voice.status, 201, voice.raw.toString());
+    const vid = voice.body.id;
+    const note = await dewi.waitForMessage((m) => m.id === vid, 10_000);
+    assert.equal(note.message?.audioMessage?.ptt, true);
+    dewi.markRead(vid);
+    dewi.markPlayed(vid);
+    await waitFor(async () => (await gw.api.get<{ status: string }>(`/api/v1/sessions/st/messages/${vid}`)).body.status === 'played', { what: 'played', timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor(() => receiver.hits.some((h) => (h.body['data'] as { messageId?: string; status?: string } | undefined)?.messageId === vid && (h.body['data'] as { status?: string }).status === 'played'), {
+      what: 'the played webhook',
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
 
     // Correlation ids: the send's request id on its receipts, the create's on the statuses it caused.
     const hooksOf = (pred: (b: Record<string, unknown>) => boolean) => receiver.hits.filter((h) => pred(h.body));
