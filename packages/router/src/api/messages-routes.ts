@@ -113,7 +113,12 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         { kind: 'message.send', sessionId: id, request: req, ...(messageId === undefined ? {} : { messageId }), ...(refs.length === 0 ? {} : { refs }) },
         { requestId: reqId, timeoutMs: sendTimeoutMs },
       );
-      await store.insert(id, result.message, 'sent', result.raw);
+      if (result.message.type === 'reaction') {
+        const message = result.message;
+        await deps.sql.transaction(async (tx) => {
+          if (await store.insert(id, message, 'sent', result.raw, tx)) await store.applyReaction(id, message, tx);
+        });
+      } else await store.insert(id, result.message, 'sent', result.raw);
       deps.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
       return { status: 201, body: { id: result.id, status: 'sent', chat: result.message.chat, timestamp: result.message.timestamp, type: result.message.type } };
     } catch (e) {
