@@ -171,6 +171,18 @@ describe('messaging: content types both ways', () => {
     assert.equal(gotMv?.videoMessage?.gifPlayback, true);
     assert.deepEqual(gotMv?.videoMessage?.contextInfo?.mentionedJid, [dewi.jid]);
 
+    // Mentions and quotes on the other types (the API accepts them on every type but reactions).
+    const md = await send({ type: 'document', media: { base64: sticker.toString('base64') }, fileName: 'memo.txt', mimetype: 'text/plain', caption: `cc @${dewi.number}`, mentions: [dewi.jid], quotedId: s.body.id });
+    assert.equal(md.status, 201, md.raw.toString());
+    const gotMd = (await dewi.waitForMessage((m) => m.id === md.body.id, 10_000)).message;
+    assert.deepEqual(gotMd?.documentMessage?.contextInfo?.mentionedJid, [dewi.jid]);
+    assert.equal(gotMd?.documentMessage?.contextInfo?.stanzaId, s.body.id);
+    assert.deepEqual((await get(md.body.id)).body.mentions, [dewi.jid]);
+    const ml = await send({ type: 'location', latitude: 1.5, longitude: 2.5, mentions: [dewi.jid] });
+    assert.equal(ml.status, 201, ml.raw.toString());
+    const gotMl = (await dewi.waitForMessage((m) => m.id === ml.body.id, 10_000)).message;
+    assert.deepEqual(gotMl?.locationMessage?.contextInfo?.mentionedJid, [dewi.jid]);
+
     // Stored as sent with the media described.
     const sv = await get(v.body.id);
     assert.equal(sv.body.type, 'video');
@@ -183,7 +195,7 @@ describe('messaging: content types both ways', () => {
     await mediaOf(s.body.id, sticker, 'image/webp');
   });
 
-  test('gateway -> phone: contact card, text with mentions, and a reaction to an earlier message', async () => {
+  test('gateway -> phone: contact cards, text and poll with mentions, and a reaction to an earlier message', async () => {
     const c = await send({ type: 'contact', contacts: [{ name: 'Budi Santoso', phone: '+6281234567890', organization: 'Toko Budi' }] });
     assert.equal(c.status, 201, c.raw.toString());
     const gotC = (await dewi.waitForMessage((m) => m.id === c.body.id, 10_000)).message;
@@ -220,6 +232,18 @@ describe('messaging: content types both ways', () => {
     assert.equal(gotM?.extendedTextMessage?.text, `Hi @${dewi.number} and @${owner.number}`);
     assert.deepEqual(gotM?.extendedTextMessage?.contextInfo?.mentionedJid, [dewi.jid, owner.jid]);
     assert.deepEqual((await get(m.body.id)).body.mentions, [dewi.jid, owner.jid]);
+
+    // A poll with mentions, quoting the text (Baileys alone would drop a poll's mentions).
+    const poll = await send({ type: 'poll', name: `Lunch, @${dewi.number}?`, options: ['Rice', 'Noodles'], mentions: [dewi.jid], quotedId: m.body.id });
+    assert.equal(poll.status, 201, poll.raw.toString());
+    const gotP = (await dewi.waitForMessage((x) => x.id === poll.body.id, 10_000)).message;
+    assert.equal(gotP?.pollCreationMessageV3?.name, `Lunch, @${dewi.number}?`);
+    assert.deepEqual(gotP?.pollCreationMessageV3?.contextInfo?.mentionedJid, [dewi.jid]);
+    assert.equal(gotP?.pollCreationMessageV3?.contextInfo?.stanzaId, m.body.id);
+    assert.ok((gotP?.messageContextInfo?.messageSecret?.length ?? 0) > 0, 'the poll keeps its messageSecret');
+    const storedPoll = (await get(poll.body.id)).body;
+    assert.deepEqual(storedPoll.mentions, [dewi.jid]);
+    assert.equal(storedPoll.quotedId, m.body.id);
 
     const r = await send({ type: 'reaction', messageId: c.body.id, emoji: '👍' });
     assert.equal(r.status, 201, r.raw.toString());
@@ -305,6 +329,7 @@ describe('messaging: content types both ways', () => {
     const vcard = ['BEGIN:VCARD', 'VERSION:3.0', 'FN:Sari', 'TEL;type=CELL;waid=6281234567899:+62 812-3456-7899', 'END:VCARD'].join('\n');
     const sc = await dewi.sendContent(owner.jid, { contacts: { displayName: 'Sari', contacts: [{ displayName: 'Sari', vcard }] } });
     const sp = await dewi.sendContent(owner.jid, { poll: { name: 'Makan siang?', values: ['Nasi', 'Mie', 'Sate'], selectableCount: 1 } });
+    const sp2 = await dewi.sendContent(owner.jid, { poll: { name: 'Warna?', values: ['Merah', 'Biru'], selectableCount: 0 } });
     const sr = await dewi.sendContent(owner.jid, { react: { text: '❤️', key: { remoteJid: owner.jid, id: target.body.id, fromMe: false } } });
 
     const l = await stored(sl.id);
@@ -316,6 +341,10 @@ describe('messaging: content types both ways', () => {
     const p = await stored(sp.id);
     assert.equal(p.type, 'poll');
     assert.deepEqual(p.poll, { name: 'Makan siang?', options: ['Nasi', 'Mie', 'Sate'], selectableCount: 1 });
+    assert.ok(sp.message.pollCreationMessageV3 && sp2.message.pollCreationMessage, 'single-select polls are V3, multi-select V1');
+    const p2 = await stored(sp2.id);
+    assert.equal(p2.type, 'poll');
+    assert.deepEqual(p2.poll, { name: 'Warna?', options: ['Merah', 'Biru'], selectableCount: 0 });
     const r = await stored(sr.id);
     assert.equal(r.type, 'reaction');
     assert.deepEqual(r.reaction, { messageId: target.body.id, emoji: '❤️', removed: false });
@@ -324,6 +353,7 @@ describe('messaging: content types both ways', () => {
       [sl, 'location'],
       [sc, 'contact'],
       [sp, 'poll'],
+      [sp2, 'poll'],
       [sr, 'reaction'],
     ] as const) {
       const { hook } = await emitted(msg.id, type);
