@@ -154,13 +154,11 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         { kind: 'message.send', sessionId: id, request: req, ...(messageId === undefined ? {} : { messageId }), ...(refs.length === 0 ? {} : { refs }) },
         { requestId: reqId, timeoutMs: sendTimeoutMs },
       );
-      if (result.message.type === 'reaction') {
-        const message = result.message;
-        await deps.sql.transaction(async (tx) => {
-          if (await store.insert(id, message, 'sent', result.raw, tx)) await store.applyReaction(id, message, tx);
-        });
-      } else await store.insert(id, result.message, 'sent', result.raw);
+      await store.insert(id, result.message, 'sent', result.raw);
       deps.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
+      // A sent reaction is listed on its target too. Applying it again is harmless (same reactor, emoji and
+      // time), so it does not matter whether the socket's own echo stored the row first.
+      if (result.message.type === 'reaction') await store.applyReaction(id, result.message);
       return { status: 201, body: { id: result.id, status: 'sent', chat: result.message.chat, timestamp: result.message.timestamp, type: result.message.type } };
     } catch (e) {
       deps.metrics?.observeSend(e instanceof GatewayError ? e.code : 'INTERNAL', (performance.now() - t0) / 1000);
