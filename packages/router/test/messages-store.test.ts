@@ -1,5 +1,6 @@
 // The router's message SQL on embedded PostgreSQL (PGlite) with the real migrations: idempotency records
-// (proceed, in progress, replay, reuse, takeover of an expired lock), insert-once, history pages.
+// (proceed, in progress, replay, reuse, takeover of an expired lock), insert-once, history pages, reactions
+// listed on their target.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -72,5 +73,44 @@ describe('MessageStore', () => {
     assert.deepEqual(decodeBefore(encodeCursor('2026-01-01T00:00:00.000Z', 'M0')), { at: '2026-01-01T00:00:00.000Z', id: 'M0' });
     assert.equal((await store.ref('h', 'M0'))?.raw, 'AAAA');
     assert.equal(await store.ref('h', 'nope'), undefined);
+  });
+
+  test('reactions on their target: one per reactor, newest wins, empty removes, other chats and unknown targets ignored', async () => {
+    await db.query(`INSERT INTO sessions (id, me) VALUES ('rs', $1::jsonb)`, [JSON.stringify({ jid: '6281111111111:4@s.whatsapp.net', phone: '+6281111111111' })]);
+    const dewi = '6282222222222@s.whatsapp.net';
+    const eko = '6283333333333@s.whatsapp.net';
+    const at = (s: number) => new Date(Date.parse('2026-02-01T00:00:00Z') + s * 1000).toISOString();
+    const msg = (id: string, chat: string, fromMe: boolean, extra: Record<string, unknown>, t: number) => ({ id, chat, from: chat, fromMe, timestamp: at(t), type: 'text', ...extra });
+    const react = (id: string, chat: string, fromMe: boolean, target: string, emoji: string, t: number) =>
+      msg(id, chat, fromMe, { type: 'reaction', reaction: { messageId: target, emoji, removed: emoji === '' } }, t);
+    const reactionsOf = async (id: string) => {
+      const row = await store.get('rs', id);
+      const content = (typeof row?.content === 'string' ? JSON.parse(row.content) : row?.content) as { reactions?: { from: string; fromMe: boolean; emoji: string }[] };
+      return content.reactions?.map((r) => [r.from, r.fromMe, r.emoji]);
+    };
+    await store.insert('rs', msg('T1', dewi, true, { text: 'hi' }, 0), 'sent', undefined);
+    await store.insert('rs', msg('T2', eko, true, { text: 'other chat' }, 0), 'sent', undefined);
+
+    assert.equal(await store.applyReaction('rs', react('R1', dewi, false, 'T1', '👍', 10)), true);
+    assert.equal(await store.applyReaction('rs', react('R2', dewi, true, 'T1', '🎉', 11)), true);
+    assert.deepEqual(await reactionsOf('T1'), [
+      [dewi, false, '👍'],
+      ['6281111111111@s.whatsapp.net', true, '🎉'],
+    ]);
+    // Dewi changes her reaction; an older one arriving late changes nothing.
+    assert.equal(await store.applyReaction('rs', react('R3', dewi, false, 'T1', '❤️', 20)), true);
+    assert.equal(await store.applyReaction('rs', react('R0', dewi, false, 'T1', '😢', 5)), false);
+    assert.deepEqual(await reactionsOf('T1'), [
+      ['6281111111111@s.whatsapp.net', true, '🎉'],
+      [dewi, false, '❤️'],
+    ]);
+    // A reaction from Dewi's chat cannot touch a message of Eko's chat; unknown targets and non-reactions are ignored.
+    assert.equal(await store.applyReaction('rs', react('R4', dewi, false, 'T2', '👎', 30)), false);
+    assert.equal(await reactionsOf('T2'), undefined);
+    assert.equal(await store.applyReaction('rs', react('R5', dewi, false, 'NOPE', '👍', 30)), false);
+    assert.equal(await store.applyReaction('rs', msg('X', dewi, false, { text: 'not a reaction' }, 30)), false);
+    // An empty emoji removes the reactor's entry.
+    assert.equal(await store.applyReaction('rs', react('R6', dewi, false, 'T1', '', 40)), true);
+    assert.deepEqual(await reactionsOf('T1'), [['6281111111111@s.whatsapp.net', true, '🎉']]);
   });
 });

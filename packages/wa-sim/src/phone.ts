@@ -176,6 +176,16 @@ export class SimPhone {
     return sent;
   }
 
+  /**
+   * Sends a message this phone sent before again, with the same id (a phone's retry after a lost ack): newly
+   * encrypted, so the recipient decrypts it and sees a duplicate id. The receipts start over.
+   */
+  resend(id: string): Promise<SentMessage> {
+    const prev = this.outbox.get(id);
+    if (!prev) throw new Error(`phone ${this.number}: no sent message ${id} to resend`);
+    return this.sendMessage(prev.to, prev.message, { id });
+  }
+
   private async encFor(d: Device, plain: Uint8Array, mediatype: string | undefined): Promise<BinaryNode> {
     if (!(await this.peer.hasSession(d.pnJid))) await this.peer.injectSession(d.pnJid, d.takeBundle());
     const { type, ciphertext } = await this.peer.encrypt(d.pnJid, plain);

@@ -33,6 +33,23 @@ describe('messaging', () => {
     await customer.waitForStatus(sent.id, 'delivered');
   });
 
+  it('resend: the same message id again, newly encrypted; the companion decrypts both copies', async () => {
+    const sent = await customer.sendText(business.number, 'once more');
+    const first = await waitFor('first upsert', () => gw.received(m => m.key.id === sent.id));
+    assert.equal(first.message?.conversation, 'once more');
+    await customer.waitForStatus(sent.id, 'delivered');
+    const again = await customer.resend(sent.id);
+    assert.equal(again.id, sent.id);
+    assert.equal(again.status, 'sent', 'receipts start over');
+    const copies = await waitFor('second upsert', () => {
+      const all = gw.upserts.filter(m => m.key.id === sent.id);
+      return all.length >= 2 ? all : undefined;
+    });
+    for (const c of copies) assert.equal(c.message?.conversation, 'once more');
+    await customer.waitForStatus(sent.id, 'delivered');
+    assert.throws(() => customer.resend('NOPE'), /no sent message NOPE/);
+  });
+
   it('companion -> phone text, server ack, delivered and read receipts', async () => {
     const sock = gw.sock;
     assert.ok(sock);

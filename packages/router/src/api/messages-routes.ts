@@ -56,8 +56,49 @@ export const sendResponseSchema = z
   })
   .meta({ id: 'SendMessageResponse' });
 
+const storedMediaSchema = z
+  .looseObject({
+    kind: z.enum(['image', 'video', 'audio', 'document', 'sticker']),
+    mimetype: z.string().optional(),
+    fileName: z.string().optional(),
+    size: z.number().optional(),
+    sha256: z.string().optional().meta({ description: 'hex SHA-256 of the file' }),
+    seconds: z.number().optional(),
+    width: z.number().optional(),
+    height: z.number().optional(),
+    ptt: z.boolean().optional().meta({ description: 'audio: a voice note' }),
+    gifPlayback: z.boolean().optional(),
+    animated: z.boolean().optional(),
+  })
+  .meta({ id: 'MessageMedia', description: 'The file is at GET …/messages/:msgId/media' });
+
+/** The stored/API shape (docs/messaging.md, "Content types"): the common fields plus the ones of its `type`. */
 export const storedMessageSchema = z
-  .looseObject({ id: z.string(), chat: z.string(), from: z.string().optional(), fromMe: z.boolean(), timestamp: z.string(), type: z.string(), status: z.string() })
+  .looseObject({
+    id: z.string(),
+    chat: z.string(),
+    from: z.string().optional(),
+    fromMe: z.boolean(),
+    timestamp: z.string(),
+    type: z.string().meta({ description: 'A send type (text, image, video, audio, document, sticker, location, contact, reaction, poll), or edit, revoke, poll-vote, unsupported' }),
+    status: z.string(),
+    text: z.string().optional(),
+    caption: z.string().optional(),
+    media: storedMediaSchema.optional(),
+    location: z.object({ latitude: z.number(), longitude: z.number(), name: z.string().optional(), address: z.string().optional() }).optional(),
+    contacts: z.array(z.object({ name: z.string(), vcard: z.string(), phone: z.string().optional() })).optional(),
+    reaction: z
+      .object({ messageId: z.string(), emoji: z.string(), removed: z.boolean() })
+      .optional()
+      .meta({ description: 'type reaction: the message reacted to and the emoji ("" = removed)' }),
+    reactions: z
+      .array(z.object({ from: z.string(), fromMe: z.boolean(), emoji: z.string(), at: z.string() }))
+      .optional()
+      .meta({ description: 'Current reactions to this message, one per reactor' }),
+    poll: z.object({ name: z.string(), options: z.array(z.string()), selectableCount: z.number() }).optional(),
+    quotedId: z.string().optional(),
+    mentions: z.array(z.string()).optional(),
+  })
   .meta({ id: 'Message' });
 
 const SESSIONS = '/api/v1/sessions';
@@ -115,6 +156,9 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       );
       await store.insert(id, result.message, 'sent', result.raw, undefined, reqId);
       deps.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
+      // A sent reaction is listed on its target too. Applying it again is harmless (same reactor, emoji and
+      // time), so it does not matter whether the socket's own echo stored the row first.
+      if (result.message.type === 'reaction') await store.applyReaction(id, result.message);
       return { status: 201, body: { id: result.id, status: 'sent', chat: result.message.chat, timestamp: result.message.timestamp, type: result.message.type } };
     } catch (e) {
       deps.metrics?.observeSend(e instanceof GatewayError ? e.code : 'INTERNAL', (performance.now() - t0) / 1000);

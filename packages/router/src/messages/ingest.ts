@@ -110,6 +110,7 @@ export class MessageIngest {
         const message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
         const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx);
         if (!ok) continue;
+        if (message.type === 'reaction') await this.#store.applyReaction(sessionId, message, tx);
         out.push(message);
         if (outbox !== undefined) {
           await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);

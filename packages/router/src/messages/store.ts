@@ -2,7 +2,7 @@
  * The router's SQL for messages (docs/messaging.md): the `messages` rows (outbound after the server ack,
  * inbound from the shards) and the `idempotency_keys` records of POST /messages.
  */
-import { IDEMPOTENCY_TTL_MS, decideIdempotency } from '@wagw/shared';
+import { IDEMPOTENCY_TTL_MS, bareJid, decideIdempotency } from '@wagw/shared';
 import type { IdempotencyDecision, IdempotencyRecord, MessageRefWire, SqlClient, SqlDatabase, WireMessage } from '@wagw/shared';
 
 export interface StoredMessageRow {
@@ -18,6 +18,15 @@ export interface StoredMessageRow {
   sent_at: Date | string;
   raw: string | null;
   updated_at: Date | string;
+}
+
+/** One entry of a message's `reactions` (see `applyReaction`). */
+export interface MessageReaction {
+  from: string;
+  fromMe: boolean;
+  emoji: string;
+  /** ISO-8601 time of the reaction message. */
+  at: string;
 }
 
 const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
@@ -83,6 +92,39 @@ export class MessageStore {
       ],
     );
     return r.rows[0]?.inserted === true;
+  }
+
+  /**
+   * A stored reaction message -> the `reactions` list of its target's content: one entry per reactor
+   * (`{from, fromMe, emoji, at}`), a newer reaction replaces the reactor's older one and an empty emoji
+   * removes it. An older reaction than the one already listed, or a target that is unknown or in another
+   * chat, changes nothing.
+   * Call it once per reaction row actually inserted (re-deliveries are not applied twice).
+   */
+  async applyReaction(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const reaction = message['reaction'] as { messageId?: unknown; emoji?: unknown } | undefined;
+    if (message.type !== 'reaction' || typeof reaction?.messageId !== 'string' || typeof reaction.emoji !== 'string' || reaction.messageId === '') return false;
+    const target = await tx.query<{ reactions: unknown; me: { jid?: unknown } | string | null }>(
+      `SELECT m.content->'reactions' AS reactions, (SELECT s.me FROM sessions s WHERE s.id = m.session_id) AS me
+         FROM messages m WHERE m.session_id = $1 AND m.id = $2 AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4)) FOR UPDATE`,
+      [sessionId, reaction.messageId, message.chat, typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat],
+    );
+    const row = target.rows[0];
+    if (row === undefined) return false;
+    const me = typeof row.me === 'string' ? (JSON.parse(row.me) as { jid?: unknown } | null) : row.me;
+    const from = message.fromMe ? (typeof me?.jid === 'string' ? bareJid(me.jid) : 'me') : message.from;
+    const current = (typeof row.reactions === 'string' ? JSON.parse(row.reactions) : row.reactions) as MessageReaction[] | null;
+    const list = Array.isArray(current) ? current : [];
+    const previous = list.find((r) => r.fromMe === message.fromMe && (message.fromMe || r.from === from));
+    if (previous !== undefined && Date.parse(previous.at) > Date.parse(message.timestamp)) return false;
+    const next = list.filter((r) => r !== previous);
+    if (reaction.emoji !== '') next.push({ from, fromMe: message.fromMe, emoji: reaction.emoji, at: message.timestamp });
+    await tx.query(`UPDATE messages SET content = jsonb_set(content, '{reactions}', $3::jsonb), updated_at = now() WHERE session_id = $1 AND id = $2`, [
+      sessionId,
+      reaction.messageId,
+      JSON.stringify(next),
+    ]);
+    return true;
   }
 
   async get(sessionId: string, id: string): Promise<StoredMessageRow | undefined> {

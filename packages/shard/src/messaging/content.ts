@@ -30,6 +30,20 @@ export interface ContentDeps {
 export interface SendContent {
   content: AnyMessageContent;
   options: MiscMessageGenerationOptions;
+  /**
+   * Mentions of a poll. Baileys sets `mentions` on the first key of the message it built, which for a poll is
+   * `messageContextInfo` (no contextInfo there: they are lost), so the sender sets them on the poll itself
+   * with `applyPollMentions` after generating the message.
+   */
+  pollMentions?: string[];
+}
+
+/** Sets a poll's `contextInfo.mentionedJid` (see `SendContent.pollMentions`); false when it is not a poll. */
+export function applyPollMentions(message: proto.IMessage, mentions: readonly string[]): boolean {
+  const poll = message.pollCreationMessageV3 ?? message.pollCreationMessage ?? message.pollCreationMessageV2;
+  if (poll === null || poll === undefined) return false;
+  poll.contextInfo = { ...(poll.contextInfo ?? {}), mentionedJid: [...mentions] };
+  return true;
 }
 
 export interface SendExtras {
@@ -71,6 +85,9 @@ export async function buildSendContent(req: SendMessageRequest, deps: ContentDep
   const options: MiscMessageGenerationOptions = {};
   if (extras.messageId !== undefined) options.messageId = extras.messageId;
   if (req.type !== 'reaction' && req.quotedId !== undefined) options.quoted = await lookup(deps, req.quotedId, req.to.jid, 'quote');
+  // Baileys puts `mentions` into the contextInfo of whatever message it built (its types declare them only on
+  // text, image, video and poll), so every type but reactions carries them, as the API accepts them; polls
+  // need `pollMentions` (see SendContent).
   const mentions = req.type !== 'reaction' && req.mentions !== undefined && req.mentions.length > 0 ? { mentions: req.mentions } : {};
 
   switch (req.type) {
@@ -99,7 +116,7 @@ export async function buildSendContent(req: SendMessageRequest, deps: ContentDep
           };
           break;
         case 'audio':
-          content = { audio: data, mimetype, ptt: req.ptt, ...(req.seconds !== undefined ? { seconds: req.seconds } : {}) };
+          content = { audio: data, mimetype, ptt: req.ptt, ...(req.seconds !== undefined ? { seconds: req.seconds } : {}), ...mentions };
           break;
         case 'document':
           content = {
@@ -107,10 +124,11 @@ export async function buildSendContent(req: SendMessageRequest, deps: ContentDep
             mimetype,
             fileName: req.fileName ?? media.fileName ?? 'file',
             ...(req.caption !== undefined ? { caption: req.caption } : {}),
+            ...mentions,
           };
           break;
         case 'sticker':
-          content = { sticker: data, mimetype };
+          content = { sticker: data, mimetype, ...mentions };
           break;
       }
       return { content, options };
@@ -124,6 +142,7 @@ export async function buildSendContent(req: SendMessageRequest, deps: ContentDep
             ...(req.name !== undefined ? { name: req.name } : {}),
             ...(req.address !== undefined ? { address: req.address } : {}),
           },
+          ...mentions,
         },
         options,
       };
@@ -131,7 +150,7 @@ export async function buildSendContent(req: SendMessageRequest, deps: ContentDep
       const first = req.contacts[0];
       const displayName = req.contacts.length === 1 && first !== undefined ? first.name : `${req.contacts.length} contacts`;
       return {
-        content: { contacts: { displayName, contacts: req.contacts.map((c) => ({ displayName: c.name, vcard: buildVCard(c) })) } },
+        content: { contacts: { displayName, contacts: req.contacts.map((c) => ({ displayName: c.name, vcard: buildVCard(c) })) }, ...mentions },
         options,
       };
     }
@@ -139,8 +158,11 @@ export async function buildSendContent(req: SendMessageRequest, deps: ContentDep
       const target = await lookup(deps, req.messageId, req.to.jid, 'react to');
       return { content: { react: { text: req.emoji, key: target.key } }, options };
     }
-    case 'poll':
-      return { content: { poll: { name: req.name, values: req.options, selectableCount: req.selectableCount }, ...mentions }, options };
+    case 'poll': {
+      const built: SendContent = { content: { poll: { name: req.name, values: req.options, selectableCount: req.selectableCount } }, options };
+      if (req.mentions !== undefined && req.mentions.length > 0) built.pollMentions = req.mentions;
+      return built;
+    }
   }
 }
 

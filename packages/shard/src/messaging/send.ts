@@ -3,11 +3,11 @@
  * `buildSendContent` -> `sock.sendMessage(jid, content, {messageId})` -> WhatsApp's server ack.
  * Media bytes come from the blob store (uploads and router-decoded base64) or a bounded URL fetch.
  */
-import { downloadMediaMessage, generateMessageIDV2, proto } from '@whiskeysockets/baileys';
+import { downloadMediaMessage, generateMessageIDV2, generateWAMessage, proto } from '@whiskeysockets/baileys';
 import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, SessionAction, SessionActionResult, WireMessage } from '@wagw/shared';
-import { buildEditContent, buildRevokeContent, buildSendContent, normalizeInbound } from './content.ts';
+import { applyPollMentions, buildEditContent, buildRevokeContent, buildSendContent, normalizeInbound } from './content.ts';
 import type { ContentDeps, ResolvedMedia } from './content.ts';
 import type { SendGovernor } from './governor.ts';
 
@@ -153,7 +153,7 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   const messageId = params.messageId ?? generateMessageIDV2(sock0?.user?.id);
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
-  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId);
+  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions);
   const normalized = await normalizeInbound(sent);
   const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
   return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
@@ -163,6 +163,17 @@ function rawOf(sent: WAMessage): string {
   return sent.message === null || sent.message === undefined ? '' : Buffer.from(proto.Message.encode(sent.message).finish()).toString('base64');
 }
 
+/**
+ * A poll with mentions: generated like `sock.sendMessage` does, the mentions set on the poll's own contextInfo
+ * (`applyPollMentions`), relayed with the `<meta polltype="creation">` node sendMessage adds for polls.
+ */
+async function sendPollWithMentions(sock: WASocket, jid: string, content: AnyMessageContent, options: MiscMessageGenerationOptions, messageId: string, mentions: readonly string[]): Promise<WAMessage> {
+  const full = await generateWAMessage(jid, content, { ...options, messageId, userJid: sock.user?.id ?? '', upload: sock.waUploadToServer, logger: sock.logger });
+  if (full.message === null || full.message === undefined || !applyPollMentions(full.message, mentions)) throw new GatewayError('INTERNAL', 'Baileys built no poll.');
+  await sock.relayMessage(jid, full.message, { messageId, additionalNodes: [{ tag: 'meta', attrs: { polltype: 'creation' } }] });
+  return full;
+}
+
 /** One send through the governor, resolved on WhatsApp's server ack. */
 async function governedSend(
   deps: SendDeps,
@@ -170,6 +181,7 @@ async function governedSend(
   content: AnyMessageContent,
   options: MiscMessageGenerationOptions,
   messageId: string,
+  pollMentions?: readonly string[],
 ): Promise<{ sent: WAMessage; waitMs: number }> {
   const queuedAt = Date.now();
   return await deps.governor.submit(jid, async () => {
@@ -179,7 +191,7 @@ async function governedSend(
     const ack = deps.acks.wait(messageId, deps.ackTimeoutMs);
     let sent: WAMessage | undefined;
     try {
-      sent = await sock.sendMessage(jid, content, { ...options, messageId });
+      sent = pollMentions === undefined ? await sock.sendMessage(jid, content, { ...options, messageId }) : await sendPollWithMentions(sock, jid, content, options, messageId, pollMentions);
     } catch (err) {
       deps.acks.cancel(messageId);
       ack.catch(() => undefined);

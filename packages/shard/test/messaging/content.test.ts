@@ -6,7 +6,7 @@ import { generateWAMessage, generateWAMessageContent, proto } from '@whiskeysock
 import type { AnyMessageContent, WAMediaUploadFunction, WAMessage } from '@whiskeysockets/baileys';
 import { createMessageSchemas, mapLidResolver, parseOrThrow } from '@wagw/shared';
 import type { SendMessageInput } from '@wagw/shared';
-import { buildEditContent, buildRevokeContent, buildSendContent, buildVCard, normalizeInbound, type ContentDeps } from '../../src/messaging/content.ts';
+import { applyPollMentions, buildEditContent, buildRevokeContent, buildSendContent, buildVCard, normalizeInbound, type ContentDeps } from '../../src/messaging/content.ts';
 
 const schemas = createMessageSchemas({ defaultCountry: 'ID' });
 const ME = '6281111111111@s.whatsapp.net';
@@ -53,6 +53,30 @@ test('text with mentions and a quoted message: content, options, and back', asyn
   assert.equal(n?.chat, PEER);
   assert.equal(n?.chatPhone, '+6287733760363');
   assert.equal(n?.fromMe, true);
+});
+
+test('mentions reach the contextInfo of every type that accepts them (polls through applyPollMentions)', async () => {
+  const media = { upload: 'u1' };
+  const bodies: Record<string, unknown>[] = [
+    { type: 'text', text: 'hi' },
+    { type: 'image', media },
+    { type: 'video', media },
+    { type: 'audio', media },
+    { type: 'document', media, caption: 'cc' },
+    { type: 'sticker', media },
+    { type: 'location', latitude: 1, longitude: 2 },
+    { type: 'contact', contacts: [{ name: 'A', phone: '+14155552671' }] },
+    { type: 'contact', contacts: [{ name: 'A', phone: '+14155552671' }, { name: 'B', phone: '087733760363' }] },
+    { type: 'poll', name: 'q', options: ['a', 'b'] },
+  ];
+  for (const body of bodies) {
+    const built = await send({ ...body, mentions: ['081234567890'] });
+    const wire = await toWire(built.content, built.options);
+    if (built.pollMentions !== undefined) assert.equal(applyPollMentions(wire.message ?? {}, built.pollMentions), true);
+    const n = await normalizeInbound(wire);
+    assert.equal(n?.type, body['type']);
+    assert.deepEqual(n?.mentions, ['6281234567890@s.whatsapp.net'], `mentions of ${String(body['type'])}`);
+  }
 });
 
 test('a quotedId or reaction target that is not stored is MESSAGE_NOT_FOUND', async () => {
