@@ -187,6 +187,7 @@ export class GatewayRouter {
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,
           metrics: messageMetrics,
+          hosts: s.hosts,
         }),
       );
     }
