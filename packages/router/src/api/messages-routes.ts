@@ -86,7 +86,7 @@ function mediaKey(sessionId: string, messageId: string): string {
 export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const { manager, shards, blobs, messaging } = deps;
   const schemas = createMessageSchemas({ defaultCountry: messaging.defaultCountry, mediaMaxBytes: messaging.media.maxBytes });
-  const store = new MessageStore(deps.sql);
+  const store = new MessageStore(deps.sql, { idempotencyTtlMs: messaging.expiry.idempotencyTtlMs });
   const sendTimeoutMs = messaging.send.queueTimeoutMs + SEND_MARGIN_MS;
   const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts);
   const location = (ctx: AppContext, id: string, msgId: string): void => {
