@@ -64,6 +64,7 @@ describe('messaging: send', () => {
     assert.equal(r.status, 201, r.raw.toString());
     assert.equal(r.body.status, 'sent');
     assert.equal(r.body.chat, budi.jid);
+    assert.equal(r.headers.get('location'), `/api/v1/sessions/ana/messages/${r.body.id}`);
     const got = await budi.waitForMessage((m) => m.id === r.body.id, 10_000);
     const text = got.message?.conversation ?? got.message?.extendedTextMessage?.text;
     assert.equal(text, 'Halo Budi');

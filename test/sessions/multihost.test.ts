@@ -26,6 +26,7 @@ describe('multi-host', () => {
     const created = await a.api.post('/api/v1/sessions', { id: 'mh' });
     assert.equal(created.status, 201);
     assert.equal(created.body['host'], 'host-a');
+    assert.equal(created.headers.get('location'), '/api/v1/sessions/mh');
     // The QR comes from the shared cache; the pairing code needs the socket: host B forwards to host A.
     await b.api.waitQr('mh');
     const phone = sim.createPhone({ name: 'Multi' });

@@ -81,6 +81,8 @@ export interface AppState {
   log: Logger;
   /** Who is calling, set by the authenticator (anonymous admin when no authentication is configured). */
   principal?: Principal | undefined;
+  /** The JSON body as the client sent it (before validation), kept so a forwarded call passes it on unchanged. */
+  rawBody?: unknown;
 }
 
 /** The security parts the app mounts (built by main.ts / GatewayRouter from config). */

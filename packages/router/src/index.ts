@@ -21,3 +21,5 @@ export * as webhooks from './webhooks/index.ts';
 export * as backend from './backend/index.ts';
 export { RouterMetrics } from './metrics.ts';
 export type { RouterMetricsOptions, ShardSource } from './metrics.ts';
+export { ExpirySweeper } from './messages/expiry.ts';
+export type { ExpirySweeperOptions, SweepResult } from './messages/expiry.ts';

@@ -22,6 +22,7 @@ import { SessionManager } from './sessions/manager.ts';
 import { Lifecycle, createApp } from './app.ts';
 import type { AppDeps, AppSecurity, DependencyCheck } from './app.ts';
 import { RouterMetrics } from './metrics.ts';
+import { ExpirySweeper } from './messages/expiry.ts';
 import { ShardSupervisor } from './supervisor.ts';
 import type { ShardSupervisorOptions, SupervisorHooks } from './supervisor.ts';
 
@@ -93,6 +94,8 @@ export class GatewayRouter {
   readonly hub: EventHub;
   /** Settles when the start-up restore of sessions has finished. */
   restored: Promise<void> = Promise.resolve();
+  /** Deletes expired Idempotency-Keys and uploads (with sessions only). */
+  readonly expiry: ExpirySweeper | undefined;
   readonly #config: GatewayConfig;
   readonly #log: Logger;
   readonly #stores: RouterStores;
@@ -170,6 +173,17 @@ export class GatewayRouter {
         ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
       });
       const registry = this.sessions.store;
+      const messaging = options.config.messaging;
+      this.expiry = new ExpirySweeper({
+        sql: s.sql,
+        blobs: s.blobs,
+        logger: options.logger,
+        idempotencyTtlMs: messaging.expiry.idempotencyTtlMs,
+        uploadTtlMs: messaging.expiry.uploadTtlMs,
+        intervalMs: messaging.expiry.sweepIntervalMs,
+        // messages-routes.ts gives a send SEND_QUEUE_TIMEOUT_MS + 30 s; a minute more before its temp goes.
+        sendDeadlineMs: messaging.send.queueTimeoutMs + 90_000,
+      });
       this.metrics.trackSessions(() => registry.countByStatus(options.config.hostId));
       const allowPrivate = options.config.webhooks.allowPrivateTargets;
       routes.push(
@@ -187,6 +201,7 @@ export class GatewayRouter {
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,
           metrics: messageMetrics,
+          hosts: s.hosts,
         }),
       );
     }
@@ -242,6 +257,7 @@ export class GatewayRouter {
       const log = router.#log;
       router.restored = router.sessions.start().catch((err: unknown) => log.error({ err }, 'restoring sessions failed'));
     }
+    router.expiry?.start();
     return router;
   }
 
@@ -299,6 +315,7 @@ export class GatewayRouter {
     const t0 = performance.now();
     this.lifecycle.markStopping();
     this.sessions?.beginShutdown();
+    await this.expiry?.stop();
     this.hub.close();
     this.#log.info({ reason }, 'router stopping: no new connections, draining requests');
     const drainMs = Math.max(100, this.#config.shutdownTimeoutMs - this.#config.shards.stopTimeoutMs - 1000);

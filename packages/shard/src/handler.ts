@@ -235,15 +235,18 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     return req.payload === undefined ? { pid } : { payload: req.payload, pid };
   };
 
-  const stats = (): ShardStats => {
+  /** Reads the figures; the event-loop window (delay histogram, utilization) restarts only on `resetWindow`. */
+  const stats = (resetWindow: boolean): ShardStats => {
     const mem = process.memoryUsage();
     const elu = performance.eventLoopUtilization(lastElu);
-    lastElu = performance.eventLoopUtilization();
     const ms = (ns: number): number => (Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0);
     const eventLoop = loopDelay
       ? { lagP50Ms: ms(loopDelay.percentile(50)), lagP99Ms: ms(loopDelay.percentile(99)), lagMaxMs: ms(loopDelay.max), utilization: elu.utilization }
       : { lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0, utilization: elu.utilization };
-    loopDelay?.reset();
+    if (resetWindow) {
+      lastElu = performance.eventLoopUtilization();
+      loopDelay?.reset();
+    }
     return {
       shardIndex: init?.shardIndex ?? -1,
       pid,
@@ -335,7 +338,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       case 'stats': {
         const gc = (globalThis as { gc?: () => void }).gc;
         if (req.gc === true && typeof gc === 'function') gc();
-        return stats();
+        return stats(req.resetWindow === true);
       }
       case 'shutdown':
         ctx.log.info({ reason: req.reason }, 'shutdown requested');

@@ -210,6 +210,31 @@ describe('shard handler: requests', () => {
     assert.deepEqual(v.cpuPool, { threads: 1, queued: 0, completed: 7, utilization: 0.5 });
   });
 
+  it('stats only reads the event-loop window (a /metrics scrape); resetWindow starts a new one', async () => {
+    const h = harness();
+    await h.ready();
+    const lagMax = async (params: { resetWindow?: boolean } = {}): Promise<number> => {
+      const r = await h.call({ kind: 'stats', ...params });
+      assert.ok(r.ok);
+      return (r.value as { eventLoop: { lagMaxMs: number } }).eventLoop.lagMaxMs;
+    };
+    await new Promise((resolve) => setTimeout(resolve, 30)); // the delay monitor has ticked (its first tick sets its baseline)
+    // Block the loop for 300 ms: the window's max delay records it.
+    const end = Date.now() + 300;
+    while (Date.now() < end) {
+      // busy
+    }
+    await new Promise((resolve) => setTimeout(resolve, 30)); // the delay monitor's timer records the late tick
+    const first = await lagMax();
+    assert.ok(first >= 250, `max lag ${first} ms after a 300 ms block`);
+    // A second plain read (another scrape) sees the same window: the max cannot have dropped.
+    const second = await lagMax();
+    assert.ok(second >= first, `second read ${second} ms < first ${first} ms: the first read reset the window`);
+    // resetWindow reads the same window, then starts a new one without the block.
+    assert.ok((await lagMax({ resetWindow: true })) >= first);
+    assert.ok((await lagMax()) < first);
+  });
+
   it('turns an unknown error into INTERNAL without leaking its message', async () => {
     const h = harness({
       sessionCount: () => {

@@ -102,6 +102,9 @@ export const ENV_SPEC = {
   SEND_QUEUE_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '25000', doc: 'Longest a queued send may wait to start; then it fails with QUEUE_TIMEOUT and nothing is sent.' },
   MEDIA_MAX_BYTES: { schema: int(1024, 2 * 1024 ** 3), default: String(64 * 1024 ** 2), doc: 'Largest media file accepted for sending (upload, base64 or URL) in bytes.' },
   MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'Deadline for downloading a media URL given in a send request.' },
+  IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
+  UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
+  EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
   INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
   WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
   WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
@@ -189,6 +192,8 @@ export interface MessagingConfig {
   /** The per-session send governor; `ratePerSec: 0` turns it off. */
   send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number };
   media: { maxBytes: number; fetchTimeoutMs: number; inboundDownload: 'eager' | 'lazy' };
+  /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
+  expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
 }
 
 export interface BackendConfig {
@@ -391,6 +396,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         queueTimeoutMs: r.SEND_QUEUE_TIMEOUT_MS,
       },
       media: { maxBytes: r.MEDIA_MAX_BYTES, fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS, inboundDownload: r.INBOUND_MEDIA_DOWNLOAD },
+      expiry: { idempotencyTtlMs: r.IDEMPOTENCY_TTL_MS, uploadTtlMs: r.UPLOAD_TTL_MS, sweepIntervalMs: r.EXPIRY_SWEEP_INTERVAL_MS },
     },
     wa: {
       websocketUrl: r.WA_WEBSOCKET_URL,

@@ -98,11 +98,14 @@ export interface MemoryStats {
 }
 
 export interface EventLoopStats {
-  /** Event loop delay percentiles since the previous `stats` call (or start), milliseconds. */
+  /**
+   * Event loop delay percentiles of the current window, milliseconds. The window runs from the shard's start or
+   * the last `stats` call with `resetWindow: true`; a plain `stats` call (a /metrics scrape) only reads it.
+   */
   lagP50Ms: number;
   lagP99Ms: number;
   lagMaxMs: number;
-  /** Fraction of time the loop was busy since the previous `stats` call (0..1). */
+  /** Fraction of time the loop was busy in the current window (0..1). */
   utilization: number;
 }
 
@@ -130,6 +133,8 @@ export interface ShardStats {
 export interface StatsParams {
   /** Run a full garbage collection first when the shard was started with --expose-gc (benchmarks). */
   gc?: boolean;
+  /** Start a new event-loop window after reading this one (a benchmark measuring one phase). Default: only read. */
+  resetWindow?: boolean;
 }
 
 export interface ShutdownParams {

@@ -52,6 +52,8 @@ export interface BlobStore {
   getStream(key: string): Promise<Readable | null>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
+  /** Keys under a prefix with their last write time (ms since the epoch), sorted by key (expiry sweeps). */
+  listModified(prefix: string): Promise<{ key: string; modifiedAt: number }[]>;
   delete(key: string): Promise<void>;
   /** Deletes every key under a prefix; returns how many were removed. */
   deletePrefix(prefix: string): Promise<number>;

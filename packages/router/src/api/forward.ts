@@ -2,17 +2,24 @@
  * Multi-host: a call for a session whose lease another host holds is proxied to that host's router (its
  * PUBLIC_URL from the host registry), so the backend never needs to know where a session lives. A forwarded
  * request carries `x-wagw-forwarded-by`; a router never forwards such a request again (no loops).
+ *
+ * The JSON body goes on as the client sent it (`ctx.state.rawBody`, read by the route layer): the owner
+ * validates it again and computes the same Idempotency-Key fingerprint. Credentials, `Idempotency-Key` and the
+ * request id pass; the owner's `Location`, `Retry-After`, `Idempotent-Replayed` and `Content-Disposition`
+ * come back.
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { GatewayError } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { AppContext } from '../app.ts';
+import type { SessionManager } from '../sessions/manager.ts';
 
 export const FORWARDED_HEADER = 'x-wagw-forwarded-by';
 const PASS_HEADERS = ['authorization', 'x-api-key', 'content-type', 'accept', 'x-request-id', 'idempotency-key'];
+const RETURN_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'content-disposition', 'cache-control'];
 
-export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string, body: unknown): Promise<void> {
+export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string): Promise<void> {
   if (ctx.get(FORWARDED_HEADER)) {
     throw new GatewayError('SHARD_UNAVAILABLE', `Session is owned by host ${hostId}, but this request was already forwarded once.`, { host: hostId });
   }
@@ -23,8 +30,10 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
     const v = ctx.get(h);
     if (v) headers[h] = v;
   }
+  const body = ctx.state.rawBody;
   const hasBody = body !== undefined && ctx.method !== 'GET' && ctx.method !== 'HEAD';
   if (hasBody) headers['content-type'] = 'application/json';
+  else delete headers['content-type'];
   const controller = new AbortController();
   ctx.req.once('close', () => controller.abort());
   let res: Response;
@@ -42,6 +51,10 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
   ctx.status = res.status;
   const type = res.headers.get('content-type');
   if (type) ctx.type = type;
+  for (const h of RETURN_HEADERS) {
+    const v = res.headers.get(h);
+    if (v !== null) ctx.set(h, v);
+  }
   ctx.set('x-wagw-served-by', hostId);
   if (type?.startsWith('text/event-stream') && res.body) {
     ctx.req.socket.setTimeout(0);
@@ -50,4 +63,16 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
   }
   const buf = Buffer.from(await res.arrayBuffer());
   ctx.body = type?.includes('json') ? (JSON.parse(buf.toString('utf8')) as unknown) : buf;
+}
+
+/** Proxies a session-scoped call when another host owns the session; true when it did (the response is set). */
+export type Forwarder = (ctx: AppContext, sessionId: string) => Promise<boolean>;
+
+export function createForwarder(manager: Pick<SessionManager, 'ownership' | 'hostId'>, hosts: HostRegistry): Forwarder {
+  return async (ctx, sessionId) => {
+    const own = await manager.ownership(sessionId);
+    if (own.kind !== 'foreign') return false;
+    await forwardToHost(ctx, hosts, own.hostId, manager.hostId);
+    return true;
+  };
 }

@@ -17,6 +17,7 @@ import {
   toErrorBody,
 } from '@wagw/shared';
 import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase } from '@wagw/shared';
+import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
 import type { AppContext } from '../app.ts';
@@ -24,6 +25,7 @@ import type { ShardSupervisor } from '../supervisor.ts';
 import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
 import { defineRoute } from './define-route.ts';
+import { createForwarder } from './forward.ts';
 import type { RouteDefinition } from './define-route.ts';
 import { errorSchema, idParams } from './schemas.ts';
 
@@ -36,6 +38,13 @@ export interface MessageRoutesDeps {
   /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
   uploadBytes?: number;
   metrics?: MessageMetrics;
+  /**
+   * Multi-host: the host registry. A call that needs the session's socket (send, read, edit, revoke,
+   * presence, number lookup, a media download) is proxied to the host that owns the session; history, single
+   * messages, stored media and uploads are served by any host from the shared PostgreSQL and blob store.
+   * Absent: such a call answers 409 SESSION_NOT_CONNECTED.
+   */
+  hosts?: HostRegistry;
 }
 
 interface UploadInfo {
@@ -118,8 +127,12 @@ function mediaKey(sessionId: string, messageId: string): string {
 export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const { manager, shards, blobs, messaging } = deps;
   const schemas = createMessageSchemas({ defaultCountry: messaging.defaultCountry, mediaMaxBytes: messaging.media.maxBytes });
-  const store = new MessageStore(deps.sql);
+  const store = new MessageStore(deps.sql, { idempotencyTtlMs: messaging.expiry.idempotencyTtlMs });
   const sendTimeoutMs = messaging.send.queueTimeoutMs + SEND_MARGIN_MS;
+  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts);
+  const location = (ctx: AppContext, id: string, msgId: string): void => {
+    ctx.set('location', `${SESSIONS}/${encodeURIComponent(id)}/messages/${encodeURIComponent(msgId)}`);
+  };
 
   const localShard = async (id: string): Promise<number> => {
     const own = await manager.ownership(id);
@@ -232,7 +245,8 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       method: 'post',
       path: `${SESSIONS}/:id/messages`,
       summary: 'Send a message (text, media, location, contact, reaction, poll); 201 after WhatsApp acknowledged it',
-      description: 'Optional `Idempotency-Key` header: a retry returns the first result and never sends twice (docs/messaging.md).',
+      description:
+        'Optional `Idempotency-Key` header: a retry returns the first result and never sends twice (docs/messaging.md). The 201 response carries `Location: /api/v1/sessions/{id}/messages/{msgId}`. A session owned by another host is sent through that host (the call is forwarded).',
       tags: ['messages'],
       auth: { scopes: ['messages:send'], sessionParam: 'id' },
       params: idParams,
@@ -253,11 +267,14 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const id = params.id;
         await manager.get(id); // 404 for an unknown session
         const key = parseIdempotencyKey(ctx.req.headers[IDEMPOTENCY_HEADER]);
+        // Another host owns the session: it sends (and handles the Idempotency-Key, whose record is shared).
+        if (await forwarded(ctx, id)) return;
         if (key === undefined) {
           try {
             const out = await send(id, body, undefined, ctx.state.reqId);
             ctx.status = out.status;
             ctx.body = out.body;
+            location(ctx, id, out.body.id);
           } catch (e) {
             setRetryAfter(ctx, e);
             throw e;
@@ -271,6 +288,8 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
           ctx.set('idempotent-replayed', 'true');
           ctx.status = decision.status;
           ctx.body = decision.body;
+          const sent = sendResponseSchema.safeParse(decision.body);
+          if (decision.status === 201 && sent.success) location(ctx, id, sent.data.id);
           return;
         }
         if (decision.action === 'reject') {
@@ -286,6 +305,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
             await store.completeIdempotent(id, key, 201, response);
             ctx.status = 201;
             ctx.body = response;
+            location(ctx, id, response.id);
             return;
           }
         }
@@ -294,6 +314,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
           await store.completeIdempotent(id, key, out.status, out.body);
           ctx.status = out.status;
           ctx.body = out.body;
+          location(ctx, id, out.body.id);
         } catch (e) {
           const errBody = toErrorBody(e);
           const status = e instanceof GatewayError ? e.status : 500;
@@ -356,6 +377,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       body: schemas.markRead,
       responses: { 200: { description: 'Read receipt sent', schema: okSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)'), 409: err('SESSION_NOT_CONNECTED') },
       handler: async (ctx, { params }) => {
+        if (await forwarded(ctx, params.id)) return;
         const ref = await refOf(params.id, params.msgId);
         await action(params.id, { type: 'read', ref }, ctx.state.reqId);
         ctx.body = { id: params.msgId, ok: true };
@@ -371,6 +393,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       body: schemas.editMessage,
       responses: { 200: { description: 'Edited', schema: okSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)'), 409: err('Not own message (CONFLICT), SESSION_NOT_CONNECTED') },
       handler: async (ctx, { params, body }) => {
+        if (await forwarded(ctx, params.id)) return;
         const ref = await refOf(params.id, params.msgId);
         if (!ref.fromMe) throw new GatewayError('CONFLICT', 'Only messages sent by this session can be edited.', { messageId: params.msgId });
         const r = await action(params.id, { type: 'edit', ref, text: body.text }, ctx.state.reqId);
@@ -387,6 +410,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       params: msgParams,
       responses: { 200: { description: 'Revoked', schema: okSchema }, 404: err('No such message (MESSAGE_NOT_FOUND)'), 409: err('SESSION_NOT_CONNECTED') },
       handler: async (ctx, { params }) => {
+        if (await forwarded(ctx, params.id)) return;
         const ref = await refOf(params.id, params.msgId);
         const r = await action(params.id, { type: 'revoke', ref }, ctx.state.reqId);
         await store.patchContent(params.id, params.msgId, { revoked: true });
@@ -404,6 +428,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       responses: { 200: { description: 'Sent', schema: okSchema }, 400: err('VALIDATION_FAILED'), 409: err('SESSION_NOT_CONNECTED') },
       handler: async (ctx, { params, body }) => {
         await manager.get(params.id);
+        if (await forwarded(ctx, params.id)) return;
         await action(params.id, { type: 'presence', state: body.state, ...(body.to === undefined ? {} : { to: body.to.jid }) }, ctx.state.reqId);
         ctx.body = { ok: true };
       },
@@ -422,6 +447,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       },
       handler: async (ctx, { params }) => {
         await manager.get(params.id);
+        if (await forwarded(ctx, params.id)) return;
         const r = await action(params.id, { type: 'exists', jid: params.phone.jid }, ctx.state.reqId);
         ctx.body = { phone: params.phone.phone ?? params.phone.jid, exists: r.exists === true, ...(r.jid === undefined ? {} : { jid: r.jid }) };
       },
@@ -474,6 +500,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         let stream = await blobs.getStream(key);
         if (stream === null && !m.fromMe) {
           // Not downloaded on arrival (lazy, or the eager download failed): the owning shard fetches it now.
+          if (await forwarded(ctx, params.id)) return;
           const ref = await refOf(params.id, params.msgId);
           await action(params.id, { type: 'download', ref, key }, ctx.state.reqId);
           stream = await blobs.getStream(key);

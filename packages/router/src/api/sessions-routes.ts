@@ -2,11 +2,10 @@
 import { GatewayError } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import { ANONYMOUS, assertSessionAllowed, sessionAllowed } from '../security/principal.ts';
-import type { AppContext } from '../app.ts';
 import type { SessionManager } from '../sessions/manager.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
-import { forwardToHost } from './forward.ts';
+import { createForwarder } from './forward.ts';
 import type { EventHub } from './sse.ts';
 import {
   createSessionBody,
@@ -52,18 +51,14 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
   const { manager, hub, hosts, checkWebhookUrl } = deps;
 
   /** True when the call was proxied to the host that owns the session. */
-  const forwarded = async (ctx: AppContext, id: string, body?: unknown): Promise<boolean> => {
-    const own = await manager.ownership(id);
-    if (own.kind !== 'foreign') return false;
-    await forwardToHost(ctx, hosts, own.hostId, manager.hostId, body);
-    return true;
-  };
+  const forwarded = createForwarder(manager, hosts);
 
   return [
     defineRoute({
       method: 'post',
       path: SESSIONS,
       summary: 'Create a session and start its socket (then fetch the QR or ask for a pairing code)',
+      description: 'The 201 response carries `Location: /api/v1/sessions/{id}`.',
       tags: ['sessions'],
       auth: { scopes: ['sessions:write'] },
       body: createSessionBody,
@@ -78,8 +73,10 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
         if (body.id !== undefined) input.id = body.id;
         if (body.webhookUrl !== undefined) input.webhookUrl = checkWebhookUrl === undefined ? body.webhookUrl : await checkWebhookUrl(body.webhookUrl);
         if (body.metadata !== undefined) input.metadata = body.metadata;
+        const created = await manager.create(input, ctx.state.reqId);
         ctx.status = 201;
-        ctx.body = await manager.create(input, ctx.state.reqId);
+        ctx.set('location', `${SESSIONS}/${encodeURIComponent(created.id)}`);
+        ctx.body = created;
       },
     }),
     defineRoute({
@@ -147,7 +144,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       body: pairingBody,
       responses: { 200: { description: 'The code', schema: pairingResponse }, 400: E400, 404: E404, 409: err('Connected, or not running') },
       handler: async (ctx, { params, body }) => {
-        if (await forwarded(ctx, params.id, body)) return;
+        if (await forwarded(ctx, params.id)) return;
         ctx.body = { code: await manager.pairingCode(params.id, body.phone.replace(/^\+/, ''), ctx.state.reqId) };
       },
     }),
@@ -202,7 +199,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       body: migrateBody,
       responses: { 200: { description: 'Migrated', schema: migrateResponse }, 400: E400, 404: E404, 503: E503 },
       handler: async (ctx, { params, body }) => {
-        if (await forwarded(ctx, params.id, body)) return;
+        if (await forwarded(ctx, params.id)) return;
         const target: { shard?: number; host?: string } = {};
         if (body.shard !== undefined) target.shard = body.shard;
         if (body.host !== undefined) target.host = body.host;

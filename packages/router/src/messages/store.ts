@@ -55,9 +55,12 @@ export function decodeBefore(value: string): { at: string; id: string } | undefi
 
 export class MessageStore {
   readonly #sql: SqlDatabase;
+  readonly #idempotencyTtlMs: number;
 
-  constructor(sql: SqlDatabase) {
+  /** `idempotencyTtlMs`: IDEMPOTENCY_TTL_MS (a completed key older than this is forgotten; default 24 h). */
+  constructor(sql: SqlDatabase, options: { idempotencyTtlMs?: number } = {}) {
     this.#sql = sql;
+    this.#idempotencyTtlMs = options.idempotencyTtlMs ?? IDEMPOTENCY_TTL_MS;
   }
 
   get sql(): SqlDatabase {
@@ -194,7 +197,7 @@ export class MessageStore {
       const row = r.rows[0];
       if (row === undefined) continue;
       const created = new Date(row['created_at'] as string | Date).getTime();
-      if (now - created > IDEMPOTENCY_TTL_MS) {
+      if (now - created > this.#idempotencyTtlMs) {
         await this.#sql.query(`DELETE FROM idempotency_keys WHERE session_id = $1 AND key = $2 AND created_at = $3`, [sessionId, key, row['created_at']]);
         continue;
       }

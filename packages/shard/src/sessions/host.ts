@@ -39,6 +39,7 @@ const DEFAULT_MESSAGING: MessagingConfig = {
   defaultCountry: 'ID',
   send: { ratePerSec: 1, burst: 5, perRecipientIntervalMs: 1000, queueMax: 100, queueTimeoutMs: 25_000 },
   media: { maxBytes: 64 * 1024 ** 2, fetchTimeoutMs: 30_000, inboundDownload: 'eager' },
+  expiry: { idempotencyTtlMs: 86_400_000, uploadTtlMs: 86_400_000, sweepIntervalMs: 600_000 },
 };
 
 interface Entry {

@@ -166,6 +166,18 @@ export class LocalBlobStore implements BlobStore {
     return keys.sort(compareKeys);
   }
 
+  async listModified(prefix: string): Promise<{ key: string; modifiedAt: number }[]> {
+    const out: { key: string; modifiedAt: number }[] = [];
+    for (const key of await this.list(prefix)) {
+      try {
+        out.push({ key, modifiedAt: (await stat(this.#path(key))).mtimeMs });
+      } catch (err) {
+        if (errCode(err) !== 'ENOENT') throw err; // deleted since the listing
+      }
+    }
+    return out;
+  }
+
   async delete(key: string): Promise<void> {
     const target = this.#path(key);
     try {

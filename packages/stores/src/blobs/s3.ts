@@ -154,6 +154,16 @@ export class S3BlobStore implements BlobStore {
     return keys.sort(compareKeys);
   }
 
+  async listModified(prefix: string): Promise<{ key: string; modifiedAt: number }[]> {
+    assertBlobPrefix(prefix);
+    const out: { key: string; modifiedAt: number }[] = [];
+    const stream = this.#client.listObjectsV2(this.bucket, prefix, true);
+    for await (const item of stream as AsyncIterable<{ name?: string; lastModified?: Date }>) {
+      if (typeof item.name === 'string') out.push({ key: item.name, modifiedAt: item.lastModified?.getTime() ?? 0 });
+    }
+    return out.sort((x, y) => compareKeys(x.key, y.key));
+  }
+
   async delete(key: string): Promise<void> {
     assertBlobKey(key);
     await this.#client.removeObject(this.bucket, key);

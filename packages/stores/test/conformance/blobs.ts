@@ -94,6 +94,20 @@ export function blobConformance(name: string, factory: BlobFactory): void {
       assert.deepEqual(await blobs.list(''), ['auth/s20/creds.json', 'media/s2/a']);
     });
 
+    test('listModified gives each key under a prefix with its write time', async (t) => {
+      const blobs = await factory(t);
+      const t0 = Date.now();
+      await blobs.put('uploads/s1/u_b', Buffer.from('b'));
+      await blobs.put('uploads/s1/u_a', Buffer.from('a'));
+      await blobs.put('uploads/s10/u_c', Buffer.from('c'));
+      const t1 = Date.now();
+      const listed = await blobs.listModified('uploads/s1/');
+      assert.deepEqual(listed.map((e) => e.key), ['uploads/s1/u_a', 'uploads/s1/u_b']);
+      // S3 keeps whole seconds: allow a second either side of the writes.
+      for (const e of listed) assert.ok(e.modifiedAt >= t0 - 1000 && e.modifiedAt <= t1 + 1000, `${e.key} at ${e.modifiedAt}, written ${t0}-${t1}`);
+      assert.deepEqual(await blobs.listModified('none/'), []);
+    });
+
     test('keys with unusual but valid characters round-trip', async (t) => {
       const blobs = await factory(t);
       const keys = ["auth/s1/app-state-sync-key-AAAA_b-=.json", 'auth/s1/sender-key-123@g.us--456@s.whatsapp.net', "x/(it's)~!*,:"];
