@@ -16,7 +16,7 @@ export function testConfig(overrides: Record<string, string> = {}): GatewayConfi
     PORT: '0',
     SHARD_COUNT: '2',
     WORKER_THREADS: '1',
-    SHARD_READY_TIMEOUT_MS: '5000',
+    SHARD_READY_TIMEOUT_MS: '20000',
     IPC_CALL_TIMEOUT_MS: '5000',
     SHARD_STOP_TIMEOUT_MS: '1000',
     SHARD_RESTART_BACKOFF_MS: '50',

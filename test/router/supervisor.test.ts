@@ -43,14 +43,14 @@ describe('a shard SIGKILLed under load', () => {
     const outcomes = await Promise.all(inFlight);
     const settledMs = performance.now() - t0;
     assert.deepEqual(new Set(outcomes), new Set(['SHARD_CRASHED']));
-    assert.ok(settledMs < 1000, `all 300 calls settled in ${settledMs.toFixed(1)} ms`);
+    assert.ok(settledMs < 5000, `all 300 calls settled in ${settledMs.toFixed(1)} ms`);
     assert.equal(sup.info(0)?.pending, 0);
     // The other shard is unaffected.
     const ok = await Promise.all(bystanders);
     assert.equal(ok.length, 50);
 
     // Restarted after the backoff, with a new pid.
-    const [restarted] = await sup.waitFor((l) => l[0]?.state === 'ready' && l[0].restarts === 1, 5000);
+    const [restarted] = await sup.waitFor((l) => l[0]?.state === 'ready' && l[0].restarts === 1, 20_000);
     assert.notEqual(restarted?.pid, pid);
     assert.equal(restarted?.lastExit?.signal, 'SIGKILL');
     assert.equal(restarted?.lastExit?.planned, false);
@@ -110,7 +110,7 @@ describe('a shard that crashes at start-up in a loop', () => {
       defaultMetrics: false,
     });
     try {
-      const shards = await router.supervisor.waitFor((l) => l.every((s) => s.state === 'failed'), 10_000);
+      const shards = await router.supervisor.waitFor((l) => l.every((s) => s.state === 'failed'), 30_000);
       for (const s of shards) {
         assert.equal(s.restarts, 2, 'two restarts, then the third crash hits the cap');
         assert.match(s.failureReason ?? '', /^crash loop: 3 crashes within 60000 ms; last: exited with code 3$/);
@@ -137,7 +137,7 @@ describe('handshake', () => {
     const sup = new ShardSupervisor({ config: testConfig({ SHARD_COUNT: '1' }), logger: testLogger('fatal'), protocolVersion: 999 });
     try {
       const [s] = await sup.start();
-      const [failed] = s?.state === 'failed' ? [s] : await sup.waitFor((l) => l[0]?.state === 'failed', 5000);
+      const [failed] = s?.state === 'failed' ? [s] : await sup.waitFor((l) => l[0]?.state === 'failed', 20_000);
       assert.equal(failed?.restarts, 0);
       assert.match(failed?.failureReason ?? '', new RegExp(`init failed: protocol version mismatch: router speaks 999, shard speaks ${PROTOCOL_VERSION}`));
       assert.equal(failed?.lastExit?.planned, false);
@@ -155,9 +155,9 @@ describe('handshake', () => {
     try {
       const t0 = performance.now();
       await sup.start();
-      const [failed] = await sup.waitFor((l) => l[0]?.state === 'failed', 5000);
+      const [failed] = await sup.waitFor((l) => l[0]?.state === 'failed', 20_000);
       const ms = performance.now() - t0;
-      assert.ok(ms >= 600 && ms < 3000, `two attempts of 300 ms, took ${ms.toFixed(0)} ms`);
+      assert.ok(ms >= 600 && ms < 10_000, `two attempts of 300 ms, took ${ms.toFixed(0)} ms`);
       assert.equal(failed?.restarts, 1);
       assert.match(failed?.failureReason ?? '', /crash loop: 2 crashes .*handshake timed out after 300 ms \(killed by SIGKILL\)/);
       assert.equal(failed?.lastExit?.signal, 'SIGKILL');
@@ -227,7 +227,7 @@ describe('planned stops and scaling', () => {
 
   it('escalates to SIGKILL when a shard ignores shutdown and SIGTERM', async () => {
     const sup = new ShardSupervisor({
-      config: testConfig({ SHARD_COUNT: '1', SHARD_READY_TIMEOUT_MS: '5000', SHARD_STOP_TIMEOUT_MS: '300' }),
+      config: testConfig({ SHARD_COUNT: '1', SHARD_READY_TIMEOUT_MS: '20000', SHARD_STOP_TIMEOUT_MS: '300' }),
       logger: testLogger('fatal'),
       entry: path.join(FIXTURES, 'hang-at-init.ts'),
       execArgv: ['--import', `data:text/javascript,process.on('SIGTERM', () => {})`],
@@ -240,6 +240,6 @@ describe('planned stops and scaling', () => {
     const ms = performance.now() - t0;
     const s = sup.info(0);
     assert.equal(s?.lastExit?.signal, 'SIGKILL');
-    assert.ok(ms >= 250 && ms < 2000, `SIGKILL after the stop timeout, took ${ms.toFixed(0)} ms`);
+    assert.ok(ms >= 250 && ms < 8000, `SIGKILL after the stop timeout, took ${ms.toFixed(0)} ms`);
   });
 });
