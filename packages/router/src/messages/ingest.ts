@@ -107,10 +107,17 @@ export class MessageIngest {
     const inserted = await this.#o.sql.transaction(async (tx) => {
       const out: WireMessage[] = [];
       for (const item of req.messages) {
-        const message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
+        let message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
         const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx);
         if (!ok) continue;
         if (message.type === 'reaction') await this.#store.applyReaction(sessionId, message, tx);
+        if (message.type === 'edit' || message.type === 'revoke') {
+          // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
+          const applied = message.type === 'edit' ? await this.#store.applyEdit(sessionId, message, tx) : await this.#store.applyRevoke(sessionId, message, tx);
+          const field = message.type;
+          message = { ...message, [field]: { ...(message[field] as Record<string, unknown>), applied } };
+          await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
+        }
         out.push(message);
         if (outbox !== undefined) {
           await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);

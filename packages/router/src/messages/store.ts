@@ -127,6 +127,69 @@ export class MessageStore {
     return true;
   }
 
+  /**
+   * The target of an edit or revoke: the stored message `targetId` in the same chat as `message` and by the
+   * same author (both this session's own, or both from the same sender JID or LID), locked for update.
+   */
+  async #sameAuthorTarget(sessionId: string, message: WireMessage, targetId: string, tx: SqlClient): Promise<{ type: string; content: WireMessage } | undefined> {
+    const chatLid = typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat;
+    const fromLid = typeof message['fromLid'] === 'string' ? message['fromLid'] : message.from;
+    const r = await tx.query<{ type: string; content: WireMessage | string }>(
+      `SELECT m.type, m.content FROM messages m
+         WHERE m.session_id = $1 AND m.id = $2 AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4))
+           AND m.type NOT IN ('edit', 'revoke', 'reaction', 'poll-vote')
+           AND ${message.fromMe ? 'm.from_me' : `NOT m.from_me AND (m.sender_jid IN ($5, $6) OR m.content->>'fromLid' IN ($5, $6))`}
+         FOR UPDATE`,
+      message.fromMe ? [sessionId, targetId, message.chat, chatLid] : [sessionId, targetId, message.chat, chatLid, message.from, fromLid],
+    );
+    const row = r.rows[0];
+    if (row === undefined) return undefined;
+    return { type: row.type, content: typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content };
+  }
+
+  /**
+   * A stored edit message (`edit: {messageId, text}`) -> its target's content: `text` (a text message) or
+   * `caption` (media) becomes the new text, `edited: true`, `editedAt` (the edit's time) and `editHistory`
+   * (`[{text, at}]`, the earlier versions, oldest first; `at` is when that version was written). Applied only to
+   * a target in the same chat by the same author that is not revoked; an edit older than the last one applied,
+   * or one that changes nothing, is ignored. True when the target changed.
+   * Call it once per edit row actually inserted (re-deliveries are not applied twice).
+   */
+  async applyEdit(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const edit = message['edit'] as { messageId?: unknown; text?: unknown } | undefined;
+    if (message.type !== 'edit' || typeof edit?.messageId !== 'string' || edit.messageId === '' || typeof edit.text !== 'string') return false;
+    const target = await this.#sameAuthorTarget(sessionId, message, edit.messageId, tx);
+    if (target === undefined || target.content['revoked'] === true) return false;
+    const c = target.content;
+    const editedAt = typeof c['editedAt'] === 'string' ? c['editedAt'] : undefined;
+    if (editedAt !== undefined && Date.parse(editedAt) > Date.parse(message.timestamp)) return false;
+    const field = target.type === 'text' ? 'text' : 'caption';
+    const previous = typeof c[field] === 'string' ? c[field] : '';
+    if (previous === edit.text) return false;
+    const history = Array.isArray(c['editHistory']) ? (c['editHistory'] as { text: string; at: string }[]) : [];
+    const patch = { [field]: edit.text, edited: true, editedAt: message.timestamp, editHistory: [...history, { text: previous, at: editedAt ?? c.timestamp }] };
+    await tx.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [sessionId, edit.messageId, JSON.stringify(patch)]);
+    return true;
+  }
+
+  /**
+   * A stored revoke message (`revoke: {messageId}`) -> its target's content gets `revoked: true` and
+   * `revokedAt` (the representation DELETE …/messages/:msgId writes); same chat and same author only, once.
+   * True when the target changed. Call it once per revoke row actually inserted.
+   */
+  async applyRevoke(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const revoke = message['revoke'] as { messageId?: unknown } | undefined;
+    if (message.type !== 'revoke' || typeof revoke?.messageId !== 'string' || revoke.messageId === '') return false;
+    const target = await this.#sameAuthorTarget(sessionId, message, revoke.messageId, tx);
+    if (target === undefined || target.content['revoked'] === true) return false;
+    await tx.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [
+      sessionId,
+      revoke.messageId,
+      JSON.stringify({ revoked: true, revokedAt: message.timestamp }),
+    ]);
+    return true;
+  }
+
   async get(sessionId: string, id: string): Promise<StoredMessageRow | undefined> {
     const r = await this.#sql.query<Record<string, unknown>>(`SELECT * FROM messages WHERE session_id = $1 AND id = $2`, [sessionId, id]);
     return r.rows[0] as StoredMessageRow | undefined;
@@ -140,11 +203,6 @@ export class MessageStore {
     if (row.raw !== null) ref.raw = row.raw;
     if (!row.from_me && row.sender_jid !== null && row.chat_jid.endsWith('@g.us')) ref.participant = row.sender_jid;
     return ref;
-  }
-
-  /** Merges fields into a stored message's content (edit, revoke). */
-  async patchContent(sessionId: string, id: string, patch: Record<string, unknown>): Promise<void> {
-    await this.#sql.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [sessionId, id, JSON.stringify(patch)]);
   }
 
   /**
