@@ -3,7 +3,9 @@
 // wrapper phones send), edits a media caption and revokes another message; GET .../messages/:id shows the new
 // text with its history, or `revoked`. The edit/revoke rows are pushed on SSE and the `messages` webhook with
 // `applied`. Forged ones (another author in the same chat, another chat) are stored but change nothing. The
-// API's own PATCH/DELETE write the same representation.
+// API's own PATCH/DELETE write the same representation. Poll votes: a phone votes (really encrypted with the poll's
+// messageSecret) on a poll the gateway sent and on its own poll; the shard decodes them and the poll row keeps the
+// current vote of each voter and the tally.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -31,12 +33,14 @@ interface Stored {
   revoked?: boolean;
   revokedAt?: string;
   edit?: { messageId: string; text?: string; applied?: boolean };
+  poll?: { name: string; options: string[]; votes?: { from: string; fromMe: boolean; options: string[] }[]; tally?: { option: string; count: number }[] };
+  pollVote?: { pollId: string; options?: string[] };
   revoke?: { messageId: string; applied?: boolean };
 }
 
 type Hit = Awaited<ReturnType<typeof startReceiver>>['hits'][number];
 
-describe('messaging: edits and revokes from a phone update their target', () => {
+describe('messaging: edits, revokes and poll votes from a phone update their target', () => {
   let gw: Gateway;
   let sim: WaSimulator;
   let owner: SimPhone;
@@ -215,5 +219,64 @@ describe('messaging: edits and revokes from a phone update their target', () => 
     const revoked = (await get(mine.body.id)).body;
     assert.equal(revoked.revoked, true);
     assert.ok(revoked.revokedAt !== undefined);
+  });
+  test('poll votes from a phone are decoded and tallied on the poll: newest vote per voter wins, [] takes it back', async () => {
+    const tallyOf = (p: Stored) => p.poll?.tally?.map((t) => [t.option, t.count]);
+    const votesOf = (p: Stored) => p.poll?.votes?.map((v) => [v.from, v.options]);
+    // A multi-select poll the gateway sends to Dewi; Dewi votes, then changes her vote.
+    const sent = await gw.api.call<{ id: string }>('POST', `/api/v1/sessions/${SESSION}/messages`, { to: dewi.jid, type: 'poll', name: 'Makan?', options: ['Nasi', 'Mie', 'Sate'], selectableCount: 0 });
+    assert.equal(sent.status, 201, sent.raw.toString());
+    const got = await dewi.waitForMessage((m) => m.id === sent.body.id, 10_000);
+    const pollMessage = got.message as NonNullable<typeof got.message>;
+    const v1 = await dewi.votePoll(owner.jid, { id: sent.body.id, creatorJid: owner.jid, message: pollMessage }, ['Nasi', 'Sate']);
+    const v1Row = await stored(v1.id);
+    assert.equal(v1Row.type, 'poll-vote');
+    assert.deepEqual(v1Row.pollVote, { pollId: sent.body.id, options: ['Nasi', 'Sate'] });
+    const afterV1 = await waitFor(
+      async () => {
+        const p = (await get(sent.body.id)).body;
+        return p.poll?.votes !== undefined ? p : null;
+      },
+      { what: 'the vote on its poll', timeoutMs: 5000, intervalMs: 50 },
+    );
+    assert.deepEqual(votesOf(afterV1), [[dewi.jid, ['Nasi', 'Sate']]]);
+    assert.deepEqual(tallyOf(afterV1), [
+      ['Nasi', 1],
+      ['Mie', 0],
+      ['Sate', 1],
+    ]);
+    const v2 = await dewi.votePoll(owner.jid, { id: sent.body.id, creatorJid: owner.jid, message: pollMessage }, ['Mie']);
+    assert.deepEqual((await stored(v2.id)).pollVote?.options, ['Mie']);
+    const afterV2 = (await get(sent.body.id)).body;
+    assert.deepEqual(votesOf(afterV2), [[dewi.jid, ['Mie']]]);
+    assert.deepEqual(tallyOf(afterV2), [
+      ['Nasi', 0],
+      ['Mie', 1],
+      ['Sate', 0],
+    ]);
+    // The SSE event and the webhook of a vote carry the decoded options.
+    await waitFor(() => sseOf(v2.id).length > 0 && hooksOf(v2.id).length > 0, { what: `SSE + webhook of ${v2.id}`, timeoutMs: 20_000, intervalMs: 50 });
+    assert.deepEqual((sseOf(v2.id)[0] as SseEvent).data['pollVote'], { pollId: sent.body.id, options: ['Mie'] });
+    assert.deepEqual(((hooksOf(v2.id)[0] as Hit).body['data'] as Stored).pollVote, { pollId: sent.body.id, options: ['Mie'] });
+
+    // Dewi's own poll: she votes, then takes her vote back.
+    const own = await dewi.sendContent(owner.jid, { poll: { name: 'Warna?', values: ['Merah', 'Biru'], selectableCount: 1 } });
+    await stored(own.id);
+    const o1 = await dewi.votePoll(owner.jid, { id: own.id, creatorJid: dewi.jid, message: own.message }, ['Biru']);
+    assert.deepEqual((await stored(o1.id)).pollVote?.options, ['Biru']);
+    assert.deepEqual(votesOf((await get(own.id)).body), [[dewi.jid, ['Biru']]]);
+    const o2 = await dewi.votePoll(owner.jid, { id: own.id, creatorJid: dewi.jid, message: own.message }, []);
+    assert.deepEqual((await stored(o2.id)).pollVote?.options, []);
+    const back = (await get(own.id)).body;
+    assert.deepEqual(back.poll?.votes, []);
+    assert.deepEqual(tallyOf(back), [
+      ['Merah', 0],
+      ['Biru', 0],
+    ]);
+
+    // A vote encrypted with another secret cannot be decoded: stored with the poll id only, the poll unchanged.
+    const forged = await dewi.votePoll(owner.jid, { id: sent.body.id, creatorJid: owner.jid, message: { messageContextInfo: { messageSecret: randomBytes(32) } } }, ['Nasi']);
+    assert.deepEqual((await stored(forged.id)).pollVote, { pollId: sent.body.id });
+    assert.deepEqual(votesOf((await get(sent.body.id)).body), [[dewi.jid, ['Mie']]]);
   });
 });

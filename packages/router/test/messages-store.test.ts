@@ -1,6 +1,6 @@
 // The router's message SQL on embedded PostgreSQL (PGlite) with the real migrations: idempotency records
 // (proceed, in progress, replay, reuse, takeover of an expired lock), insert-once, history pages, reactions
-// listed on their target, edits and revokes applied to their target (same chat, same author only).
+// listed on their target, edits and revokes applied to their target (same chat, same author only), decoded poll votes tallied on their poll.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -165,5 +165,47 @@ describe('MessageStore', () => {
     assert.equal(revoked['revokedAt'], at(40));
     assert.equal(await store.applyEdit('er', edit('XE', dewi, dewi, false, 'E1', 'after revoke', 50)), false);
     assert.equal(await store.applyEdit('er', edit('XF', dewi, dewi, false, 'NOPE', 'x', 50)), false);
+  });
+  test('poll votes on their poll: newest per voter wins, [] takes it back, undecoded votes and other chats ignored, tally', async () => {
+    await db.query(`INSERT INTO sessions (id, me) VALUES ('pv', $1::jsonb)`, [JSON.stringify({ jid: '6281111111111:4@s.whatsapp.net' })]);
+    const dewi = '6282222222222@s.whatsapp.net';
+    const eko = '6283333333333@s.whatsapp.net';
+    const at = (s: number) => new Date(Date.parse('2026-04-01T00:00:00Z') + s * 1000).toISOString();
+    const vote = (id: string, chat: string, fromMe: boolean, pollId: string, options: string[] | undefined, t: number) => ({
+      id,
+      chat,
+      from: chat,
+      fromMe,
+      timestamp: at(t),
+      type: 'poll-vote',
+      pollVote: options === undefined ? { pollId } : { pollId, options },
+    });
+    const pollOf = async (id: string) => {
+      const row = await store.get('pv', id);
+      const c = (typeof row?.content === 'string' ? JSON.parse(row.content) : row?.content) as { poll: { name: string; votes?: { from: string; options: string[] }[]; tally?: { option: string; count: number }[] } };
+      return { name: c.poll.name, votes: c.poll.votes?.map((v) => [v.from, v.options]), tally: c.poll.tally?.map((x) => [x.option, x.count]) };
+    };
+    await store.insert('pv', { id: 'P1', chat: dewi, from: dewi, fromMe: true, timestamp: at(0), type: 'poll', poll: { name: 'Q', options: ['A', 'B'], selectableCount: 0 } }, 'sent', undefined);
+    assert.equal(await store.applyPollVote('pv', vote('V1', dewi, false, 'P1', ['A', 'B'], 10)), true);
+    assert.equal(await store.applyPollVote('pv', vote('V2', dewi, true, 'P1', ['B'], 11)), true);
+    assert.deepEqual(await pollOf('P1'), {
+      name: 'Q',
+      votes: [
+        [dewi, ['A', 'B']],
+        ['6281111111111@s.whatsapp.net', ['B']],
+      ],
+      tally: [
+        ['A', 1],
+        ['B', 2],
+      ],
+    });
+    assert.equal(await store.applyPollVote('pv', vote('V0', dewi, false, 'P1', ['A'], 5)), false, 'older vote');
+    assert.equal(await store.applyPollVote('pv', vote('V3', dewi, false, 'P1', undefined, 20)), false, 'not decoded');
+    assert.equal(await store.applyPollVote('pv', vote('V4', eko, false, 'P1', ['A'], 20)), false, 'another chat');
+    assert.equal(await store.applyPollVote('pv', vote('V5', dewi, false, 'P1', [], 30)), true);
+    assert.deepEqual((await pollOf('P1')).tally, [
+      ['A', 0],
+      ['B', 1],
+    ]);
   });
 });

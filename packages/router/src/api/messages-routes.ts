@@ -95,7 +95,25 @@ export const storedMessageSchema = z
       .array(z.object({ from: z.string(), fromMe: z.boolean(), emoji: z.string(), at: z.string() }))
       .optional()
       .meta({ description: 'Current reactions to this message, one per reactor' }),
-    poll: z.object({ name: z.string(), options: z.array(z.string()), selectableCount: z.number() }).optional(),
+    poll: z
+      .object({
+        name: z.string(),
+        options: z.array(z.string()),
+        selectableCount: z.number(),
+        votes: z
+          .array(z.object({ from: z.string(), fromMe: z.boolean(), options: z.array(z.string()), at: z.string() }))
+          .optional()
+          .meta({ description: 'The current vote of each voter (decoded votes only)' }),
+        tally: z
+          .array(z.object({ option: z.string(), count: z.number() }))
+          .optional()
+          .meta({ description: 'Voters per option, in the poll order' }),
+      })
+      .optional(),
+    pollVote: z
+      .object({ pollId: z.string(), options: z.array(z.string()).optional() })
+      .optional()
+      .meta({ description: 'type poll-vote: the poll, and the options selected when the vote could be decoded ([] = vote taken back)' }),
     edited: z.boolean().optional().meta({ description: 'The text or caption was edited (by PATCH, or by its author on the phone)' }),
     editedAt: z.string().optional().meta({ description: 'Time of the edit that set the current text or caption' }),
     editHistory: z

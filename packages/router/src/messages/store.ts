@@ -29,6 +29,15 @@ export interface MessageReaction {
   at: string;
 }
 
+/** One voter's current vote on a poll (see `applyPollVote`). */
+export interface PollVote {
+  from: string;
+  fromMe: boolean;
+  options: string[];
+  /** ISO-8601 time of the vote message. */
+  at: string;
+}
+
 const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
 
 /** The API shape of a stored message: its normalized content with the stored status. */
@@ -186,6 +195,43 @@ export class MessageStore {
       sessionId,
       revoke.messageId,
       JSON.stringify({ revoked: true, revokedAt: message.timestamp }),
+    ]);
+    return true;
+  }
+
+  /**
+   * A stored poll vote whose options the shard decoded (`pollVote: {pollId, options}`) -> its poll's content:
+   * `poll.votes` (`[{from, fromMe, options, at}]`, the current vote of each voter: a newer vote replaces the
+   * voter's older one, an empty one takes it back, an older one changes nothing) and `poll.tally`
+   * (`[{option, count}]` in the poll's order). The poll must be stored in the same chat. True when it changed.
+   * Call it once per vote row actually inserted.
+   */
+  async applyPollVote(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const vote = message['pollVote'] as { pollId?: unknown; options?: unknown } | undefined;
+    if (message.type !== 'poll-vote' || typeof vote?.pollId !== 'string' || vote.pollId === '' || !Array.isArray(vote.options)) return false;
+    const selected = vote.options.filter((o): o is string => typeof o === 'string');
+    const target = await tx.query<{ poll: unknown; me: { jid?: unknown } | string | null }>(
+      `SELECT m.content->'poll' AS poll, (SELECT s.me FROM sessions s WHERE s.id = m.session_id) AS me
+         FROM messages m WHERE m.session_id = $1 AND m.id = $2 AND m.type = 'poll' AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4)) FOR UPDATE`,
+      [sessionId, vote.pollId, message.chat, typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat],
+    );
+    const row = target.rows[0];
+    if (row === undefined) return false;
+    const poll = (typeof row.poll === 'string' ? JSON.parse(row.poll) : row.poll) as { options?: unknown; votes?: PollVote[] } | null;
+    if (poll === null || typeof poll !== 'object') return false;
+    const me = typeof row.me === 'string' ? (JSON.parse(row.me) as { jid?: unknown } | null) : row.me;
+    const from = message.fromMe ? (typeof me?.jid === 'string' ? bareJid(me.jid) : 'me') : message.from;
+    const list = Array.isArray(poll.votes) ? poll.votes : [];
+    const previous = list.find((v) => v.fromMe === message.fromMe && (message.fromMe || v.from === from));
+    if (previous !== undefined && Date.parse(previous.at) > Date.parse(message.timestamp)) return false;
+    const votes = list.filter((v) => v !== previous);
+    if (selected.length > 0) votes.push({ from, fromMe: message.fromMe, options: selected, at: message.timestamp });
+    const options = Array.isArray(poll.options) ? poll.options.filter((o): o is string => typeof o === 'string') : [];
+    const tally = options.map((option) => ({ option, count: votes.filter((v) => v.options.includes(option)).length }));
+    await tx.query(`UPDATE messages SET content = jsonb_set(content, '{poll}', content->'poll' || $3::jsonb), updated_at = now() WHERE session_id = $1 AND id = $2`, [
+      sessionId,
+      vote.pollId,
+      JSON.stringify({ votes, tally }),
     ]);
     return true;
   }
