@@ -1,6 +1,6 @@
 // The router's message SQL on embedded PostgreSQL (PGlite) with the real migrations: idempotency records
 // (proceed, in progress, replay, reuse, takeover of an expired lock), insert-once, history pages, reactions
-// listed on their target.
+// listed on their target, edits and revokes applied to their target (same chat, same author only), decoded poll votes tallied on their poll.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -112,5 +112,100 @@ describe('MessageStore', () => {
     // An empty emoji removes the reactor's entry.
     assert.equal(await store.applyReaction('rs', react('R6', dewi, false, 'T1', '', 40)), true);
     assert.deepEqual(await reactionsOf('T1'), [['6281111111111@s.whatsapp.net', true, '🎉']]);
+  });
+  test('edits and revokes on their target: same chat and same author only, older edits ignored, history kept', async () => {
+    const dewi = '6282222222222@s.whatsapp.net';
+    const eko = '6283333333333@s.whatsapp.net';
+    const at = (s: number) => new Date(Date.parse('2026-03-01T00:00:00Z') + s * 1000).toISOString();
+    const msg = (id: string, chat: string, from: string, fromMe: boolean, extra: Record<string, unknown>, t: number) => ({ id, chat, from, fromMe, timestamp: at(t), type: 'text', ...extra });
+    const edit = (id: string, chat: string, from: string, fromMe: boolean, target: string, text: string, t: number) => msg(id, chat, from, fromMe, { type: 'edit', edit: { messageId: target, text } }, t);
+    const revoke = (id: string, chat: string, from: string, fromMe: boolean, target: string, t: number) => msg(id, chat, from, fromMe, { type: 'revoke', revoke: { messageId: target } }, t);
+    const content = async (id: string) => {
+      const row = await store.get('er', id);
+      return (typeof row?.content === 'string' ? JSON.parse(row.content) : row?.content) as Record<string, unknown>;
+    };
+    const group = '120363000000000001@g.us';
+    await store.insert('er', msg('E1', dewi, dewi, false, { text: 'v1' }, 0), 'received', undefined);
+    await store.insert('er', msg('E2', dewi, dewi, false, { type: 'image', caption: 'cap' }, 0), 'received', undefined);
+    await store.insert('er', msg('E3', dewi, dewi, true, { text: 'mine' }, 0), 'sent', undefined);
+    await store.insert('er', msg('G1', group, dewi, false, { text: 'in group' }, 0), 'received', undefined);
+
+    assert.equal(await store.applyEdit('er', edit('X1', dewi, dewi, false, 'E1', 'v2', 10)), true);
+    assert.equal(await store.applyEdit('er', edit('X2', dewi, dewi, false, 'E1', 'v3', 20)), true);
+    // An older edit arriving late, and an edit that changes nothing, are ignored.
+    assert.equal(await store.applyEdit('er', edit('X0', dewi, dewi, false, 'E1', 'v1.5', 15)), false);
+    assert.equal(await store.applyEdit('er', edit('X3', dewi, dewi, false, 'E1', 'v3', 25)), false);
+    const e1 = await content('E1');
+    assert.equal(e1['text'], 'v3');
+    assert.equal(e1['edited'], true);
+    assert.equal(e1['editedAt'], at(20));
+    assert.deepEqual(e1['editHistory'], [
+      { text: 'v1', at: at(0) },
+      { text: 'v2', at: at(10) },
+    ]);
+    // Media: the caption is edited.
+    assert.equal(await store.applyEdit('er', edit('X4', dewi, dewi, false, 'E2', 'new cap', 10)), true);
+    assert.equal((await content('E2'))['caption'], 'new cap');
+    // Forged: Dewi cannot edit this session's own message, Eko's chat cannot reach Dewi's message, in a group
+    // another participant cannot edit or revoke Dewi's message; this session edits its own.
+    assert.equal(await store.applyEdit('er', edit('X5', dewi, dewi, false, 'E3', 'hacked', 30)), false);
+    assert.equal(await store.applyEdit('er', edit('X6', eko, eko, false, 'E1', 'hacked', 30)), false);
+    assert.equal(await store.applyEdit('er', edit('X7', group, eko, false, 'G1', 'hacked', 30)), false);
+    assert.equal(await store.applyRevoke('er', revoke('X8', group, eko, false, 'G1', 30)), false);
+    assert.equal((await content('G1'))['text'], 'in group');
+    assert.equal(await store.applyEdit('er', edit('X9', dewi, dewi, true, 'E3', 'mine, edited', 30)), true);
+    assert.equal((await content('E3'))['text'], 'mine, edited');
+    assert.equal(await store.applyEdit('er', edit('XA', group, dewi, false, 'G1', 'group edited', 30)), true);
+    // Revoke: once, same author; a revoked message takes no more edits.
+    assert.equal(await store.applyRevoke('er', revoke('XB', dewi, dewi, true, 'E1', 40)), false);
+    assert.equal(await store.applyRevoke('er', revoke('XC', dewi, dewi, false, 'E1', 40)), true);
+    assert.equal(await store.applyRevoke('er', revoke('XD', dewi, dewi, false, 'E1', 41)), false);
+    const revoked = await content('E1');
+    assert.equal(revoked['revoked'], true);
+    assert.equal(revoked['revokedAt'], at(40));
+    assert.equal(await store.applyEdit('er', edit('XE', dewi, dewi, false, 'E1', 'after revoke', 50)), false);
+    assert.equal(await store.applyEdit('er', edit('XF', dewi, dewi, false, 'NOPE', 'x', 50)), false);
+  });
+  test('poll votes on their poll: newest per voter wins, [] takes it back, undecoded votes and other chats ignored, tally', async () => {
+    await db.query(`INSERT INTO sessions (id, me) VALUES ('pv', $1::jsonb)`, [JSON.stringify({ jid: '6281111111111:4@s.whatsapp.net' })]);
+    const dewi = '6282222222222@s.whatsapp.net';
+    const eko = '6283333333333@s.whatsapp.net';
+    const at = (s: number) => new Date(Date.parse('2026-04-01T00:00:00Z') + s * 1000).toISOString();
+    const vote = (id: string, chat: string, fromMe: boolean, pollId: string, options: string[] | undefined, t: number) => ({
+      id,
+      chat,
+      from: chat,
+      fromMe,
+      timestamp: at(t),
+      type: 'poll-vote',
+      pollVote: options === undefined ? { pollId } : { pollId, options },
+    });
+    const pollOf = async (id: string) => {
+      const row = await store.get('pv', id);
+      const c = (typeof row?.content === 'string' ? JSON.parse(row.content) : row?.content) as { poll: { name: string; votes?: { from: string; options: string[] }[]; tally?: { option: string; count: number }[] } };
+      return { name: c.poll.name, votes: c.poll.votes?.map((v) => [v.from, v.options]), tally: c.poll.tally?.map((x) => [x.option, x.count]) };
+    };
+    await store.insert('pv', { id: 'P1', chat: dewi, from: dewi, fromMe: true, timestamp: at(0), type: 'poll', poll: { name: 'Q', options: ['A', 'B'], selectableCount: 0 } }, 'sent', undefined);
+    assert.equal(await store.applyPollVote('pv', vote('V1', dewi, false, 'P1', ['A', 'B'], 10)), true);
+    assert.equal(await store.applyPollVote('pv', vote('V2', dewi, true, 'P1', ['B'], 11)), true);
+    assert.deepEqual(await pollOf('P1'), {
+      name: 'Q',
+      votes: [
+        [dewi, ['A', 'B']],
+        ['6281111111111@s.whatsapp.net', ['B']],
+      ],
+      tally: [
+        ['A', 1],
+        ['B', 2],
+      ],
+    });
+    assert.equal(await store.applyPollVote('pv', vote('V0', dewi, false, 'P1', ['A'], 5)), false, 'older vote');
+    assert.equal(await store.applyPollVote('pv', vote('V3', dewi, false, 'P1', undefined, 20)), false, 'not decoded');
+    assert.equal(await store.applyPollVote('pv', vote('V4', eko, false, 'P1', ['A'], 20)), false, 'another chat');
+    assert.equal(await store.applyPollVote('pv', vote('V5', dewi, false, 'P1', [], 30)), true);
+    assert.deepEqual((await pollOf('P1')).tally, [
+      ['A', 0],
+      ['B', 1],
+    ]);
   });
 });

@@ -343,7 +343,8 @@ export interface ShardRequestMap {
   /** Receipts of this session's sent messages: the stored status moves forward only (sent < delivered < read < played). */
   'message.status': { params: { sessionId: string; epoch: number; updates: MessageStatusWire[] }; result: { changed: number } };
   /** A stored message's raw proto for Baileys' `getMessage` (retry requests); absent when unknown. */
-  'message.get': { params: { sessionId: string; id: string }; result: { raw?: string } };
+  /** A stored message's proto (`raw`, base64) and its author: `fromMe`, else `from` (sender JID) and its `fromLid`. */
+  'message.get': { params: { sessionId: string; id: string }; result: { raw?: string; chat?: string; fromMe?: boolean; from?: string; fromLid?: string } };
 }
 
 export type ShardRequestKind = keyof ShardRequestMap;

@@ -7,4 +7,6 @@ export type { FaultSpec, ActiveFault } from './faults.ts';
 export type { StatsSnapshot } from './stats.ts';
 export type { Linked } from './pairing.ts';
 export { makeMemoryKeyStore } from './signal-peer.ts';
+export { encryptPollVote } from './poll.ts';
+export type { PollVoteInput } from './poll.ts';
 export { ROUTES as ADMIN_ROUTES } from './admin-http.ts';

@@ -11,6 +11,7 @@ import type { MediaStore } from './media.ts';
 import { beBytes, bytes as nodeBytes, child, childBytes, childrenOf, node, uintBE, unixNow } from './nodes.ts';
 import type { MessageRecord, Recipient, Relay } from './relay.ts';
 import { SignalPeer } from './signal-peer.ts';
+import { encryptPollVote } from './poll.ts';
 import type { BinaryNode, ReceiptType } from './types.ts';
 
 export interface ReceivedMessage {
@@ -174,6 +175,21 @@ export class SimPhone {
     this.outbox.set(id, sent);
     this.deps.relay.relay(this.device, { id, chatJid, lid: target.lid, type: messageTypeOf(message), recipient: target.account, t: unixNow() }, recipients);
     return sent;
+  }
+
+  /**
+   * Votes on a poll in the chat with `to` (a `pollUpdateMessage`, encrypted as WhatsApp clients do: poll.ts).
+   * `poll` is the poll creation message this phone sent or received (its messageSecret is needed) and the bare
+   * JID of its creator; `options` are option names ([] takes the vote back).
+   */
+  votePoll(to: string, poll: { id: string; creatorJid: string; message: proto.IMessage }, options: readonly string[]): Promise<SentMessage> {
+    const secret = poll.message.messageContextInfo?.messageSecret;
+    if (!secret || secret.length === 0) throw new Error(`poll ${poll.id} has no messageSecret`);
+    const chat = this.deps.registry.resolve(toJid(to));
+    if (!chat) throw new Error(`unknown recipient ${to}`);
+    const vote = encryptPollVote({ pollId: poll.id, secret, creatorJid: poll.creatorJid, voterJid: this.jid, options });
+    const key = { remoteJid: chat.account.pnJid, fromMe: poll.creatorJid === this.jid, id: poll.id };
+    return this.sendMessage(to, { pollUpdateMessage: { pollCreationMessageKey: key, vote, senderTimestampMs: Date.now() } });
   }
 
   /**

@@ -16,7 +16,7 @@ import {
   shouldStoreOutcome,
   toErrorBody,
 } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase } from '@wagw/shared';
+import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase, WireMessage } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
@@ -104,7 +104,41 @@ export const storedMessageSchema = z
       .array(z.object({ from: z.string(), fromMe: z.boolean(), emoji: z.string(), at: z.string() }))
       .optional()
       .meta({ description: 'Current reactions to this message, one per reactor' }),
-    poll: z.object({ name: z.string(), options: z.array(z.string()), selectableCount: z.number() }).optional(),
+    poll: z
+      .object({
+        name: z.string(),
+        options: z.array(z.string()),
+        selectableCount: z.number(),
+        votes: z
+          .array(z.object({ from: z.string(), fromMe: z.boolean(), options: z.array(z.string()), at: z.string() }))
+          .optional()
+          .meta({ description: 'The current vote of each voter (decoded votes only)' }),
+        tally: z
+          .array(z.object({ option: z.string(), count: z.number() }))
+          .optional()
+          .meta({ description: 'Voters per option, in the poll order' }),
+      })
+      .optional(),
+    pollVote: z
+      .object({ pollId: z.string(), options: z.array(z.string()).optional() })
+      .optional()
+      .meta({ description: 'type poll-vote: the poll, and the options selected when the vote could be decoded ([] = vote taken back)' }),
+    edited: z.boolean().optional().meta({ description: 'The text or caption was edited (by PATCH, or by its author on the phone)' }),
+    editedAt: z.string().optional().meta({ description: 'Time of the edit that set the current text or caption' }),
+    editHistory: z
+      .array(z.object({ text: z.string(), at: z.string() }))
+      .optional()
+      .meta({ description: 'Earlier versions of the text or caption, oldest first; `at` is when that version was written' }),
+    revoked: z.boolean().optional().meta({ description: 'Deleted for everyone (by DELETE, or by its author on the phone)' }),
+    revokedAt: z.string().optional(),
+    edit: z
+      .object({ messageId: z.string(), text: z.string().optional(), applied: z.boolean().optional() })
+      .optional()
+      .meta({ description: 'type edit: the message edited, its new text, and whether the stored target was changed (same chat, same author)' }),
+    revoke: z
+      .object({ messageId: z.string(), applied: z.boolean().optional() })
+      .optional()
+      .meta({ description: 'type revoke: the message deleted for everyone, and whether the stored target was marked revoked' }),
     quotedId: z.string().optional(),
     mentions: z.array(z.string()).optional(),
   })
@@ -185,6 +219,16 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
     const shard = await localShard(id);
     return await shards.call(shard, { kind: 'session.action', sessionId: id, action: act }, { requestId: reqId, timeoutMs: sendTimeoutMs });
   };
+
+  /** The edit/revoke this session just sent, as the stored shape `applyEdit`/`applyRevoke` read. */
+  const ownAction = (id: string, chat: string, fields: { type: 'edit' | 'revoke' } & Record<string, unknown>): WireMessage => ({
+    id,
+    chat,
+    from: '',
+    fromMe: true,
+    timestamp: new Date().toISOString(),
+    ...fields,
+  });
 
   const refOf = async (id: string, msgId: string): Promise<MessageRefWire> => {
     await manager.get(id);
@@ -397,7 +441,8 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const ref = await refOf(params.id, params.msgId);
         if (!ref.fromMe) throw new GatewayError('CONFLICT', 'Only messages sent by this session can be edited.', { messageId: params.msgId });
         const r = await action(params.id, { type: 'edit', ref, text: body.text }, ctx.state.reqId);
-        await store.patchContent(params.id, params.msgId, { text: body.text, edited: true });
+        // The same representation as an edit received from a phone (store.applyEdit): text or caption, editedAt, editHistory.
+        await store.applyEdit(params.id, ownAction(r.id ?? params.msgId, ref.chat, { type: 'edit', edit: { messageId: params.msgId, text: body.text } }));
         ctx.body = { id: r.id, ok: true };
       },
     }),
@@ -413,7 +458,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         if (await forwarded(ctx, params.id)) return;
         const ref = await refOf(params.id, params.msgId);
         const r = await action(params.id, { type: 'revoke', ref }, ctx.state.reqId);
-        await store.patchContent(params.id, params.msgId, { revoked: true });
+        await store.applyRevoke(params.id, ownAction(r.id ?? params.msgId, ref.chat, { type: 'revoke', revoke: { messageId: params.msgId } }));
         ctx.body = { id: r.id, ok: true };
       },
     }),

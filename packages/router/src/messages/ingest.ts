@@ -37,7 +37,12 @@ export class MessageIngest {
         return await this.#status(request.sessionId, request.updates);
       case 'message.get': {
         const row = await this.#store.get(request.sessionId, request.id);
-        return row?.raw === null || row?.raw === undefined ? {} : { raw: row.raw };
+        if (row?.raw === null || row?.raw === undefined) return {};
+        const content = typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content;
+        const out: { raw: string; chat: string; fromMe: boolean; from?: string; fromLid?: string } = { raw: row.raw, chat: row.chat_jid, fromMe: row.from_me };
+        if (row.sender_jid !== null) out.from = row.sender_jid;
+        if (typeof content['fromLid'] === 'string') out.fromLid = content['fromLid'];
+        return out;
       }
     }
   }
@@ -107,10 +112,18 @@ export class MessageIngest {
     const inserted = await this.#o.sql.transaction(async (tx) => {
       const out: WireMessage[] = [];
       for (const item of req.messages) {
-        const message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
+        let message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
         const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx);
         if (!ok) continue;
         if (message.type === 'reaction') await this.#store.applyReaction(sessionId, message, tx);
+        if (message.type === 'poll-vote') await this.#store.applyPollVote(sessionId, message, tx);
+        if (message.type === 'edit' || message.type === 'revoke') {
+          // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
+          const applied = message.type === 'edit' ? await this.#store.applyEdit(sessionId, message, tx) : await this.#store.applyRevoke(sessionId, message, tx);
+          const field = message.type;
+          message = { ...message, [field]: { ...(message[field] as Record<string, unknown>), applied } };
+          await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
+        }
         out.push(message);
         if (outbox !== undefined) {
           await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);

@@ -29,6 +29,15 @@ export interface MessageReaction {
   at: string;
 }
 
+/** One voter's current vote on a poll (see `applyPollVote`). */
+export interface PollVote {
+  from: string;
+  fromMe: boolean;
+  options: string[];
+  /** ISO-8601 time of the vote message. */
+  at: string;
+}
+
 const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
 
 /** The API shape of a stored message: its normalized content with the stored status. */
@@ -130,6 +139,106 @@ export class MessageStore {
     return true;
   }
 
+  /**
+   * The target of an edit or revoke: the stored message `targetId` in the same chat as `message` and by the
+   * same author (both this session's own, or both from the same sender JID or LID), locked for update.
+   */
+  async #sameAuthorTarget(sessionId: string, message: WireMessage, targetId: string, tx: SqlClient): Promise<{ type: string; content: WireMessage } | undefined> {
+    const chatLid = typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat;
+    const fromLid = typeof message['fromLid'] === 'string' ? message['fromLid'] : message.from;
+    const r = await tx.query<{ type: string; content: WireMessage | string }>(
+      `SELECT m.type, m.content FROM messages m
+         WHERE m.session_id = $1 AND m.id = $2 AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4))
+           AND m.type NOT IN ('edit', 'revoke', 'reaction', 'poll-vote')
+           AND ${message.fromMe ? 'm.from_me' : `NOT m.from_me AND (m.sender_jid IN ($5, $6) OR m.content->>'fromLid' IN ($5, $6))`}
+         FOR UPDATE`,
+      message.fromMe ? [sessionId, targetId, message.chat, chatLid] : [sessionId, targetId, message.chat, chatLid, message.from, fromLid],
+    );
+    const row = r.rows[0];
+    if (row === undefined) return undefined;
+    return { type: row.type, content: typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content };
+  }
+
+  /**
+   * A stored edit message (`edit: {messageId, text}`) -> its target's content: `text` (a text message) or
+   * `caption` (media) becomes the new text, `edited: true`, `editedAt` (the edit's time) and `editHistory`
+   * (`[{text, at}]`, the earlier versions, oldest first; `at` is when that version was written). Applied only to
+   * a target in the same chat by the same author that is not revoked; an edit older than the last one applied,
+   * or one that changes nothing, is ignored. True when the target changed.
+   * Call it once per edit row actually inserted (re-deliveries are not applied twice).
+   */
+  async applyEdit(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const edit = message['edit'] as { messageId?: unknown; text?: unknown } | undefined;
+    if (message.type !== 'edit' || typeof edit?.messageId !== 'string' || edit.messageId === '' || typeof edit.text !== 'string') return false;
+    const target = await this.#sameAuthorTarget(sessionId, message, edit.messageId, tx);
+    if (target === undefined || target.content['revoked'] === true) return false;
+    const c = target.content;
+    const editedAt = typeof c['editedAt'] === 'string' ? c['editedAt'] : undefined;
+    if (editedAt !== undefined && Date.parse(editedAt) > Date.parse(message.timestamp)) return false;
+    const field = target.type === 'text' ? 'text' : 'caption';
+    const previous = typeof c[field] === 'string' ? c[field] : '';
+    if (previous === edit.text) return false;
+    const history = Array.isArray(c['editHistory']) ? (c['editHistory'] as { text: string; at: string }[]) : [];
+    const patch = { [field]: edit.text, edited: true, editedAt: message.timestamp, editHistory: [...history, { text: previous, at: editedAt ?? c.timestamp }] };
+    await tx.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [sessionId, edit.messageId, JSON.stringify(patch)]);
+    return true;
+  }
+
+  /**
+   * A stored revoke message (`revoke: {messageId}`) -> its target's content gets `revoked: true` and
+   * `revokedAt` (the representation DELETE …/messages/:msgId writes); same chat and same author only, once.
+   * True when the target changed. Call it once per revoke row actually inserted.
+   */
+  async applyRevoke(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const revoke = message['revoke'] as { messageId?: unknown } | undefined;
+    if (message.type !== 'revoke' || typeof revoke?.messageId !== 'string' || revoke.messageId === '') return false;
+    const target = await this.#sameAuthorTarget(sessionId, message, revoke.messageId, tx);
+    if (target === undefined || target.content['revoked'] === true) return false;
+    await tx.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [
+      sessionId,
+      revoke.messageId,
+      JSON.stringify({ revoked: true, revokedAt: message.timestamp }),
+    ]);
+    return true;
+  }
+
+  /**
+   * A stored poll vote whose options the shard decoded (`pollVote: {pollId, options}`) -> its poll's content:
+   * `poll.votes` (`[{from, fromMe, options, at}]`, the current vote of each voter: a newer vote replaces the
+   * voter's older one, an empty one takes it back, an older one changes nothing) and `poll.tally`
+   * (`[{option, count}]` in the poll's order). The poll must be stored in the same chat. True when it changed.
+   * Call it once per vote row actually inserted.
+   */
+  async applyPollVote(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
+    const vote = message['pollVote'] as { pollId?: unknown; options?: unknown } | undefined;
+    if (message.type !== 'poll-vote' || typeof vote?.pollId !== 'string' || vote.pollId === '' || !Array.isArray(vote.options)) return false;
+    const selected = vote.options.filter((o): o is string => typeof o === 'string');
+    const target = await tx.query<{ poll: unknown; me: { jid?: unknown } | string | null }>(
+      `SELECT m.content->'poll' AS poll, (SELECT s.me FROM sessions s WHERE s.id = m.session_id) AS me
+         FROM messages m WHERE m.session_id = $1 AND m.id = $2 AND m.type = 'poll' AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4)) FOR UPDATE`,
+      [sessionId, vote.pollId, message.chat, typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat],
+    );
+    const row = target.rows[0];
+    if (row === undefined) return false;
+    const poll = (typeof row.poll === 'string' ? JSON.parse(row.poll) : row.poll) as { options?: unknown; votes?: PollVote[] } | null;
+    if (poll === null || typeof poll !== 'object') return false;
+    const me = typeof row.me === 'string' ? (JSON.parse(row.me) as { jid?: unknown } | null) : row.me;
+    const from = message.fromMe ? (typeof me?.jid === 'string' ? bareJid(me.jid) : 'me') : message.from;
+    const list = Array.isArray(poll.votes) ? poll.votes : [];
+    const previous = list.find((v) => v.fromMe === message.fromMe && (message.fromMe || v.from === from));
+    if (previous !== undefined && Date.parse(previous.at) > Date.parse(message.timestamp)) return false;
+    const votes = list.filter((v) => v !== previous);
+    if (selected.length > 0) votes.push({ from, fromMe: message.fromMe, options: selected, at: message.timestamp });
+    const options = Array.isArray(poll.options) ? poll.options.filter((o): o is string => typeof o === 'string') : [];
+    const tally = options.map((option) => ({ option, count: votes.filter((v) => v.options.includes(option)).length }));
+    await tx.query(`UPDATE messages SET content = jsonb_set(content, '{poll}', content->'poll' || $3::jsonb), updated_at = now() WHERE session_id = $1 AND id = $2`, [
+      sessionId,
+      vote.pollId,
+      JSON.stringify({ votes, tally }),
+    ]);
+    return true;
+  }
+
   async get(sessionId: string, id: string): Promise<StoredMessageRow | undefined> {
     const r = await this.#sql.query<Record<string, unknown>>(`SELECT * FROM messages WHERE session_id = $1 AND id = $2`, [sessionId, id]);
     return r.rows[0] as StoredMessageRow | undefined;
@@ -143,11 +252,6 @@ export class MessageStore {
     if (row.raw !== null) ref.raw = row.raw;
     if (!row.from_me && row.sender_jid !== null && row.chat_jid.endsWith('@g.us')) ref.participant = row.sender_jid;
     return ref;
-  }
-
-  /** Merges fields into a stored message's content (edit, revoke). */
-  async patchContent(sessionId: string, id: string, patch: Record<string, unknown>): Promise<void> {
-    await this.#sql.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [sessionId, id, JSON.stringify(patch)]);
   }
 
   /**

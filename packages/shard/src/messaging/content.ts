@@ -223,7 +223,8 @@ export interface NormalizedMessage {
   contacts?: { name: string; vcard: string; phone?: string }[];
   reaction?: { messageId: string; emoji: string; removed: boolean };
   poll?: { name: string; options: string[]; selectableCount: number };
-  pollVote?: { pollId: string };
+  /** `options`: the names the vote selects ([] = vote taken back), when the shard could decode it (poll.ts). */
+  pollVote?: { pollId: string; options?: string[] };
   quotedId?: string;
   mentions?: string[];
   edit?: { messageId: string; text?: string };

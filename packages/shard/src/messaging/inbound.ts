@@ -7,11 +7,12 @@
  * delivery receipt is sent only after the router committed the row, so a shard killed at any instant never
  * loses a message WhatsApp believes delivered. Their `messages.upsert` that follows is then skipped here.
  */
-import { downloadMediaMessage, proto } from '@whiskeysockets/baileys';
+import { downloadMediaMessage, normalizeMessageContent, proto } from '@whiskeysockets/baileys';
 import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
 import type { BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
 import { normalizeInbound } from './content.ts';
 import { createLidResolver } from './lid.ts';
+import { decodePollVote, jidCandidates, pollProto } from './poll.ts';
 
 /** Sends a request to the router and resolves with its reply (rejects with the router's error or a timeout). */
 export type ShardRequester = <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs?: number) => Promise<ShardRequestResult<K>>;
@@ -177,6 +178,10 @@ export class InboundForwarder {
       if (!m.key.id) continue;
       const normalized = await normalizeInbound(m, resolver);
       if (normalized === undefined) continue;
+      if (normalized.type === 'poll-vote' && normalized.pollVote !== undefined) {
+        const options = await this.#pollVote(sock, m, normalized.pollVote.pollId, normalized.from, normalized.fromLid);
+        if (options !== undefined) normalized.pollVote.options = options;
+      }
       const raw = m.message === null || m.message === undefined ? '' : Buffer.from(proto.Message.encode(m.message).finish()).toString('base64');
       const item: InboundMessageWire = { message: normalized as unknown as WireMessage, raw };
       if (normalized.media !== undefined && this.#o.mediaDownload === 'eager' && (normalized.media.size ?? 0) <= this.#o.mediaMaxBytes) {
@@ -193,6 +198,28 @@ export class InboundForwarder {
     }
     if (items.length === 0) return;
     await this.#retry(() => this.#o.request({ kind: 'message.received', sessionId: this.#o.sessionId, epoch: this.#o.epoch, upsert, messages: items }));
+  }
+
+  /**
+   * The option names a poll vote selects, decoded with the stored poll's messageSecret; undefined when the poll
+   * is not stored (or has no secret) or the vote does not decrypt. Creator and voter may be known by phone
+   * number or LID, so both forms are tried (poll.ts).
+   */
+  async #pollVote(sock: WASocket, m: WAMessage, pollId: string, from: string, fromLid: string | undefined): Promise<string[] | undefined> {
+    const update = normalizeMessageContent(m.message)?.pollUpdateMessage;
+    if (update === null || update === undefined || pollId === '') return undefined;
+    try {
+      const stored = await this.#o.request({ kind: 'message.get', sessionId: this.#o.sessionId, id: pollId }, 10_000);
+      const poll = pollProto(stored);
+      if (poll === undefined) return undefined;
+      const me = jidCandidates(sock.user?.id, sock.user?.lid);
+      const creators = stored.fromMe === true ? me : jidCandidates(stored.from, stored.fromLid);
+      const voters = m.key.fromMe === true ? me : jidCandidates(from, fromLid, m.key.participant, m.key.participantAlt, m.key.remoteJid, m.key.remoteJidAlt);
+      return decodePollVote(update, pollId, poll, creators, voters);
+    } catch (err) {
+      this.#o.logger.warn({ err, pollId }, 'poll vote could not be decoded');
+      return undefined;
+    }
   }
 }
 
