@@ -25,6 +25,7 @@ import type { SimCall, SimInfo, SimPair, SimReply } from './messages-sim.ts';
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -94,7 +95,7 @@ interface SimChild {
 }
 
 async function startSimChild(): Promise<SimChild> {
-  const child = fork(fileURLToPath(new URL('./messages-sim.ts', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('./messages-sim.ts', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let seq = 0;
   const ready = new Promise<void>((resolve, reject) => {
@@ -132,6 +133,58 @@ async function startSimChild(): Promise<SimChild> {
 }
 
 // ---------------- measurement helpers ----------------
+
+/** user + system CPU ms of a process (Linux /proc; 0 elsewhere). */
+function procCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function childPids(ppid: number | undefined): number[] {
+  if (ppid === undefined) return [];
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** CPU ms so far of named processes; `shards` are the router's children. */
+type CpuSnap = Record<string, number>;
+function cpuSnap(pids: { router?: number; sim?: number }): CpuSnap {
+  const self = process.cpuUsage();
+  const snap: CpuSnap = { bench: (self.user + self.system) / 1000, sim: procCpuMs(pids.sim) };
+  if (pids.router !== undefined) {
+    snap['router'] = procCpuMs(pids.router);
+    snap['shards'] = childPids(pids.router).reduce((n, p) => n + procCpuMs(p), 0);
+  }
+  return snap;
+}
+
+interface CpuPer {
+  /** CPU ms per message of every measured process together. */
+  total: number;
+  /** The same by process, e.g. "router 1.30, shards 2.93". */
+  text: string;
+}
+
+/** CPU ms per message by process between two snapshots. */
+function cpuPer(a: CpuSnap, b: CpuSnap, n: number): CpuPer {
+  const per = Object.keys(b).map((k) => [k, ((b[k] ?? 0) - (a[k] ?? 0)) / n] as const);
+  return { total: per.reduce((t, [, v]) => t + v, 0), text: per.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') };
+}
 
 interface Latencies {
   count: number;
@@ -227,7 +280,8 @@ interface SideResult {
   send: Latencies;
   low?: Latencies;
   inbound: { count: number; seconds: number; perSec: number };
-  cpu?: string;
+  sendCpu: CpuPer;
+  inboundCpu: CpuPer;
 }
 
 // ---------------- bare Baileys ----------------
@@ -337,13 +391,14 @@ async function runBare(lowRate: number | undefined): Promise<SideResult> {
       const { c, to } = target(i);
       await c.send(to, `warm-up ${i}`);
     });
-    const cpu0 = process.cpuUsage();
+    const pids = { sim: sim.pid };
+    const c0 = cpuSnap(pids);
     const send = await closedLoop(MESSAGES, CONCURRENCY, async (i) => {
       const { c, to } = target(i);
       await c.send(to, `bench message ${i}`);
     });
-    const cpu = process.cpuUsage(cpu0);
-    log(`bare send: ${fmtLat(send)}; socket process CPU ${((cpu.user + cpu.system) / 1000 / send.count).toFixed(2)} ms per send`);
+    const sendCpu = cpuPer(c0, cpuSnap(pids), send.count);
+    log(`bare send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the sockets)`);
     let low: Latencies | undefined;
     if (lowRate !== undefined) {
       low = await openLoop(lowRate, LOW_SECONDS, async (i) => {
@@ -353,9 +408,11 @@ async function runBare(lowRate: number | undefined): Promise<SideResult> {
       log(`bare open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}`);
     }
     await sleep(1000);
+    const c1 = cpuSnap(pids);
     const inbound = await measureInbound(sim, () => clients.reduce((n, c) => n + c.inbound, 0));
-    log(`bare inbound: ${inbound.count} in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s`);
-    return { pairSeconds, send, ...(low === undefined ? {} : { low }), inbound, cpu: `${((cpu.user + cpu.system) / 1000 / send.count).toFixed(2)} ms CPU per send in the socket process` };
+    const inboundCpu = cpuPer(c1, cpuSnap(pids), inbound.count);
+    log(`bare inbound: ${inbound.count} in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s; CPU ms per message: ${inboundCpu.text}`);
+    return { pairSeconds, send, ...(low === undefined ? {} : { low }), inbound, sendCpu, inboundCpu };
   } finally {
     for (const c of clients) c.end();
     await sim.close();
@@ -523,8 +580,20 @@ async function runGateway(): Promise<SideResult> {
       if (r.status !== 201) throw new Error(`send: ${r.status} ${r.body.slice(0, 300)}`);
     };
     await closedLoop(SESSIONS, Math.min(CONCURRENCY, SESSIONS), (i) => sendOne(i, `warm-up ${i}`));
+    const pids = { router: router.child.pid, sim: sim.pid };
+    // PostgreSQL: the backends serving this database (the router's pool and the row counter here).
+    const snap = async (): Promise<CpuSnap> => {
+      const s = cpuSnap(pids);
+      if (admin !== undefined) {
+        const { rows } = await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = $1`, [dbName]);
+        s['postgres'] = rows.reduce((n, r) => n + procCpuMs(Number(r.pid)), 0);
+      }
+      return s;
+    };
+    const c0 = await snap();
     const send = await closedLoop(MESSAGES, CONCURRENCY, (i) => sendOne(i, `bench message ${i}`));
-    log(`gateway send: ${fmtLat(send)}`);
+    const sendCpu = cpuPer(c0, await snap(), send.count);
+    log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client)`);
     const lowRate = Math.max(1, send.perSec * LOW_FRACTION);
     const low = await openLoop(lowRate, LOW_SECONDS, (i) => sendOne(i, `low ${i}`));
     log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}`);
@@ -543,9 +612,11 @@ async function runGateway(): Promise<SideResult> {
       }
       return n;
     };
+    const c1 = await snap();
     const inbound = await measureInbound(sim, countRows);
-    log(`gateway inbound: ${inbound.count} rows in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s`);
-    return { pairSeconds, send, low, inbound };
+    const inboundCpu = cpuPer(c1, await snap(), inbound.count);
+    log(`gateway inbound: ${inbound.count} rows in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s; CPU ms per message: ${inboundCpu.text}`);
+    return { pairSeconds, send, low, inbound, sendCpu, inboundCpu };
   } finally {
     agent.destroy();
     await router?.stop();
@@ -587,6 +658,10 @@ const rows = [
   `| send latency p50 / p99 below saturation (ms), open loop at ${gateway?.low ? f0(gateway.low.count / LOW_SECONDS) : '-'}/s | ${gateway?.low ? `${f1(gateway.low.p50)} / ${f1(gateway.low.p99)}` : '-'} | ${bare?.low ? `${f1(bare.low.p50)} / ${f1(bare.low.p99)}` : '-'} | |`,
   `| inbound messages/s stored (gateway: rows in \`messages\`; bare: \`messages.upsert\`) | ${gateway ? f0(gateway.inbound.perSec) : '-'} | ${bare ? f0(bare.inbound.perSec) : '-'} | ${ratio(gateway?.inbound.perSec, bare?.inbound.perSec)} |`,
   `| pairing ${SESSIONS} sessions (s) | ${gateway ? f1(gateway.pairSeconds) : '-'} | ${bare ? f1(bare.pairSeconds) : '-'} | |`,
+  `| CPU ms per send, by process | ${gateway?.sendCpu.text ?? '-'} | ${bare?.sendCpu.text ?? '-'} | |`,
+  `| CPU ms per inbound message, by process | ${gateway?.inboundCpu.text ?? '-'} | ${bare?.inboundCpu.text ?? '-'} | |`,
+  `| CPU-bound sends/s on ${cores} cores (${cores * 1000} / total CPU ms per send) | ${gateway ? f0((cores * 1000) / gateway.sendCpu.total) : '-'} | ${bare ? f0((cores * 1000) / bare.sendCpu.total) : '-'} | ${ratio(gateway ? 1 / gateway.sendCpu.total : undefined, bare ? 1 / bare.sendCpu.total : undefined)} |`,
+  `| CPU-bound inbound messages/s on ${cores} cores | ${gateway ? f0((cores * 1000) / gateway.inboundCpu.total) : '-'} | ${bare ? f0((cores * 1000) / bare.inboundCpu.total) : '-'} | ${ratio(gateway ? 1 / gateway.inboundCpu.total : undefined, bare ? 1 / bare.inboundCpu.total : undefined)} |`,
   `| send errors | ${gateway ? gateway.send.errors + (gateway.low?.errors ?? 0) : '-'} | ${bare ? bare.send.errors + (bare.low?.errors ?? 0) : '-'} | |`,
 ].join('\n');
 const goals: string[] = [];
