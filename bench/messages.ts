@@ -679,7 +679,8 @@ if (write && gateway && bare) {
   const body = [
     `\`${cmd}\` (options: \`--sessions 100\`, \`--messages 3000\`, \`--concurrency 64\`, \`--low-rate-fraction 0.5\`, \`--low-seconds 10\`, \`--shards 1\`, \`--pglite\`, \`--only gateway|bare\`, \`--quick\`, \`--no-write\`).`,
     'The simulator and its phones run in a child process (the same for both columns). **gateway**: the router process',
-    '(`packages/router/src/main.ts`) with its shard(s), send governor off (`SEND_RATE_PER_SEC=0`), messages in',
+    '(`packages/router/src/main.ts`) with its shard(s), send governor off (`SEND_RATE_PER_SEC=0`), standalone (no',
+    '`BACKEND_URL`, so no webhook rows), `LOG_LEVEL=warn` (no access-log line per request), messages in',
     'PostgreSQL; a send is `POST /api/v1/sessions/:id/messages` answered 201 (after the simulator\'s ack and the',
     'stored row), over keep-alive HTTP from this process to each session\'s own customer. **bare Baileys**: the same',
     'number of sockets in one process with in-memory keys; a send is `sendMessage` until the simulator\'s',
