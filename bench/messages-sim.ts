@@ -32,6 +32,11 @@ export interface SimReply {
   value?: unknown;
 }
 
+// libsignal reports replaced sessions on the console; the phones replace many (stderr stays for real errors).
+console.log = () => undefined;
+console.info = () => undefined;
+console.warn = () => undefined;
+
 const sim = await WaSimulator.create({ receiptDelayMs: Number(process.env['WA_SIM_RECEIPT_DELAY_MS'] ?? 300) });
 const businesses: SimPhone[] = [];
 const customers: SimPhone[] = [];
