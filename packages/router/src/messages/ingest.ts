@@ -106,11 +106,12 @@ export class MessageIngest {
 
   async #received(shard: number, req: MessagesReceivedParams): Promise<{ stored: number }> {
     const { sessionId } = req;
-    const hook = await this.#o.sql.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
-    const webhookUrl = hook.rows[0]?.webhook_url ?? null;
     const outbox = this.#o.outbox;
     const inserted = await this.#o.sql.transaction(async (tx) => {
       const out: WireMessage[] = [];
+      // The session's webhook URL, read once in this transaction and only when a row was inserted and there is an
+      // outbox (a re-delivery or the forwarded copy of an API send inserts nothing and needs no lookup).
+      let webhookUrl: string | null | undefined;
       for (const item of req.messages) {
         let message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
         const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx);
@@ -126,6 +127,10 @@ export class MessageIngest {
         }
         out.push(message);
         if (outbox !== undefined) {
+          if (webhookUrl === undefined) {
+            const hook = await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
+            webhookUrl = hook.rows[0]?.webhook_url ?? null;
+          }
           await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);
         }
       }
