@@ -151,3 +151,97 @@ for (const [name, makeStore] of Object.entries(factories)) {
   });
 }
 
+
+/** A blob store whose puts can be held back or made to fail, to observe what a write waits for. */
+function controllable(inner: BlobStore): { blobs: BlobStore; hold(): void; release(): void; failNext(count: number): void; puts: () => number } {
+  let gate: Promise<void> | undefined;
+  let open: (() => void) | undefined;
+  let failures = 0;
+  let puts = 0;
+  const put: BlobStore['put'] = async (key, data, contentType) => {
+    if (gate) await gate;
+    if (failures > 0) {
+      failures--;
+      throw new Error('injected blob store failure');
+    }
+    puts++;
+    return inner.put(key, data, contentType);
+  };
+  const blobs = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'put') return put;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return {
+    blobs,
+    hold: () => {
+      gate = new Promise((r) => (open = r));
+    },
+    release: () => {
+      gate = undefined;
+      open?.();
+    },
+    failNext: (count) => {
+      failures = count;
+    },
+    puts: () => puts,
+  };
+}
+
+describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
+  test('ratchet updates do not wait for the store and a burst becomes one write; new prekeys and creds still wait', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true });
+    ctl.hold();
+    const before = ctl.puts();
+    // Resolves while the store is held: Baileys is not waiting for the disk.
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('r1') } });
+    for (let i = 2; i <= 50; i++) await a.state.keys.set({ session: { 'x.0': Buffer.from(`r${i}`) }, 'pre-key': { [String(i)]: null } });
+    let prekeysDurable = false;
+    const prekeys = (a.state.keys.set(preKeys(5, 1000)) as Promise<void>).then(() => (prekeysDurable = true));
+    let credsDurable = false;
+    const creds = a.saveCreds().then(() => (credsDurable = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(prekeysDurable, false, 'new prekeys resolve only once stored');
+    assert.equal(credsDurable, false, 'creds resolve only once stored');
+    ctl.release();
+    await Promise.all([prekeys, creds]);
+    await a.flush();
+    assert.ok(ctl.puts() - before <= 2, `50 ratchet updates + prekeys + creds took ${ctl.puts() - before} writes`);
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('r50'));
+    assert.equal(Object.keys(await b.state.keys.get('pre-key', ['1000', '1004'])).length, 2);
+  });
+
+  test('a failing store is retried until the background batch lands', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const errors: unknown[] = [];
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, onBackgroundError: (e) => errors.push(e) });
+    ctl.failNext(2);
+    await a.state.keys.set({ session: { s: Buffer.from('kept') } });
+    await a.state.keys.set({ session: { t: Buffer.from('also') } });
+    await a.flush();
+    assert.equal(errors.length, 2);
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual(await b.state.keys.get('session', ['s', 't']), { s: Buffer.from('kept'), t: Buffer.from('also') });
+  });
+
+  test('a fenced-out background write stops writing: reported, flush rejects, nothing stored', async (t) => {
+    const blobs = await LocalBlobStore.create((await tempDir(t)).path);
+    const id = sid();
+    let current = true;
+    const errors: unknown[] = [];
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 4, isCurrent: async () => current, logger, writeBehind: true, onBackgroundError: (e) => errors.push(e) });
+    current = false;
+    await a.state.keys.set({ session: { s: Buffer.from('late') } });
+    await assert.rejects(a.flush(), { code: 'STALE_EPOCH' });
+    assert.equal((errors[0] as { code?: string }).code, 'STALE_EPOCH');
+    await assert.rejects(a.state.keys.set({ session: { s: Buffer.from('later') } }) as Promise<void>, { code: 'STALE_EPOCH' });
+    const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 5, isCurrent: always, logger });
+    assert.deepEqual(await b.state.keys.get('session', ['s']), {});
+  });
+});

@@ -78,6 +78,7 @@ export function shardSessionsConfig(config: GatewayConfig): ShardSessionsConfig 
     wa: config.wa,
     loginConcurrency: config.sessions.loginConcurrency,
     reconnect: config.sessions.reconnect,
+    keyWriteBehind: config.sessions.keyWriteBehind,
     messaging: config.messaging,
   };
 }

@@ -115,6 +115,11 @@ export const ENV_SPEC = {
   SESSION_RECONNECT_BASE_MS: { schema: int(10, 600_000), default: '1000', doc: 'First reconnect delay of a session after a dropped connection (doubles, with jitter).' },
   SESSION_RECONNECT_MAX_MS: { schema: int(10, 3_600_000), default: '60000', doc: 'Cap of the reconnect delay.' },
   SESSION_RECONNECT_MAX_ATTEMPTS: { schema: int(1, 10_000), default: '12', doc: 'Reconnect attempts in a row before a session is marked failed.' },
+  SESSION_KEY_WRITE_BEHIND: {
+    schema: bool,
+    default: 'true',
+    doc: "Store Signal ratchet updates in the background, group-committed, instead of making Baileys wait for each write (creds, new prekeys and app-state keys are always awaited). A crash can lose the last batch's ratchet steps, which retry receipts heal; `false` waits for every write.",
+  },
 } as const;
 
 const ALIASES: Readonly<Record<string, keyof typeof ENV_SPEC>> = {
@@ -172,7 +177,7 @@ export interface GatewayConfig {
   messaging: MessagingConfig;
   /** Where and how the shards' Baileys sockets connect. */
   wa: WaConfig;
-  sessions: { loginConcurrency: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number } };
+  sessions: { loginConcurrency: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number }; keyWriteBehind: boolean };
 }
 
 export interface WaConfig {
@@ -408,6 +413,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     sessions: {
       loginConcurrency: r.SESSION_LOGIN_CONCURRENCY,
       reconnect: { baseMs: r.SESSION_RECONNECT_BASE_MS, maxMs: r.SESSION_RECONNECT_MAX_MS, maxAttempts: r.SESSION_RECONNECT_MAX_ATTEMPTS },
+      keyWriteBehind: r.SESSION_KEY_WRITE_BEHIND,
     },
   } satisfies GatewayConfig);
 }

@@ -25,6 +25,8 @@ export interface ShardSessionsConfig {
   /** Logins/pairings at once in this shard. */
   loginConcurrency: number;
   reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
+  /** SESSION_KEY_WRITE_BEHIND: ratchet-only key writes are not awaited (absent: false). */
+  keyWriteBehind?: boolean;
   /** Send governor and media limits (docs/messaging.md); absent: defaults. */
   messaging?: MessagingConfig;
 }

@@ -9,8 +9,14 @@
  * snapshot of what it loaded before anything else, so a write that a fenced-out owner (lower epoch) lands
  * later sorts before that snapshot and is ignored by every later restore.
  *
- * Writes are group-committed: every `keys.set` and `saveCreds` Baileys awaits resolves only once its batch
- * (merged with whatever else was queued meanwhile) is durable, and each batch checks the lease epoch first.
+ * Writes are group-committed: a batch holds whatever was queued while the previous one was being written,
+ * and each batch checks the lease epoch first. `saveCreds`, and every `keys.set` in the durable mode, resolves
+ * only once its batch is durable. With `writeBehind`, the hot path does not wait: a `keys.set` that only moves
+ * Signal ratchets (sessions, sender keys, used prekeys, LID mappings, device lists...) resolves at once and is
+ * stored with the next batch, so a burst of messages costs one write instead of one per message. What Baileys
+ * must find again after a crash (creds, new prekeys it will upload, app-state keys) is still awaited. A crash
+ * can lose the last batch's ratchet steps; WhatsApp's retry receipts heal that (docs/sessions.md). A background
+ * write that fails is retried with backoff; a fencing failure stops (`onBackgroundError`, `flush` rejects).
  * Reads come from memory. A failed read is an error: this never falls back to fresh credentials unless the
  * store holds nothing at all for the session.
  */
@@ -40,7 +46,29 @@ export interface BlobAuthStateOptions {
   logger: Logger;
   /** Write a fresh snapshot (and drop the logs before it) after this many logs. */
   compactEvery?: number;
+  /** Do not make Baileys wait for ratchet-only key writes (see the class comment). Default false. */
+  writeBehind?: boolean;
+  /** A background (write-behind) batch failed: every failure, fencing ones (then writes stop) included. */
+  onBackgroundError?: (err: unknown) => void;
 }
+
+/** Key types whose new values must be durable before Baileys goes on (it uploads or relies on them). */
+const AWAITED_TYPES: ReadonlySet<string> = new Set(['pre-key', 'app-state-sync-key', 'app-state-sync-version']);
+
+/** True when a `keys.set` only moves ratchets: nothing in it must be durable before Baileys continues. */
+function ratchetOnly(data: SignalDataSet): boolean {
+  for (const [type, entries] of Object.entries(data) as [string, Record<string, unknown> | undefined][]) {
+    if (!entries || !AWAITED_TYPES.has(type)) continue;
+    // Deleting a used prekey may lag; a new prekey (about to be uploaded) may not.
+    if (Object.values(entries).some((v) => v !== null && v !== undefined)) return false;
+  }
+  return true;
+}
+
+const isFencing = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'STALE_EPOCH' || code === 'LEASE_LOST';
+};
 
 // Epochs are floored at the directory's clock (~1.7e12 today), so 16 digits keep the names sortable.
 const NAME = /^(\d{16})-(\d{16})-(snap|log)\.json$/;
@@ -92,6 +120,10 @@ export class BlobAuthState {
   private pending: Pending | undefined;
   private writing: Promise<void> | undefined;
   private closed = false;
+  private closing = false;
+  /** A fencing failure of a background write: writes stopped, `flush` rejects with it. */
+  private failed: unknown;
+  private failures = 0;
 
   private constructor(opts: BlobAuthStateOptions, creds: AuthenticationCreds, keys: KeyMap, seq: number, isNew: boolean) {
     this.opts = opts;
@@ -162,15 +194,20 @@ export class BlobAuthState {
     });
   }
 
-  /** Resolves once every write queued so far is durable. */
+  /** Resolves once every write queued so far is durable; rejects when background writes were fenced out. */
   async flush(): Promise<void> {
     while (this.writing || this.pending) await (this.writing ?? Promise.resolve());
+    if (this.failed !== undefined) throw this.failed;
   }
 
-  /** Stops accepting writes (after flushing what is queued). */
+  /** Stops accepting writes (after flushing what is queued; a failing store is retried a few times only). */
   async close(): Promise<void> {
-    await this.flush();
-    this.closed = true;
+    this.closing = true;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+    }
   }
 
   /** Deletes every stored byte of this session's auth state. */
@@ -198,18 +235,24 @@ export class BlobAuthState {
   }
 
   private set(data: SignalDataSet): Promise<void> {
+    if (this.closed) return Promise.reject(new GatewayError('LEASE_LOST', `auth state of ${this.opts.sessionId} is closed`));
+    if (this.failed !== undefined) return Promise.reject(this.failed);
     applyKeys(this.keys, data as Partial<Record<KeyType, Record<string, unknown>>>);
-    return this.enqueue((p) => {
+    const durable = this.enqueue((p) => {
       for (const [type, entries] of Object.entries(data) as [KeyType, Record<string, unknown> | undefined][]) {
         if (!entries) continue;
         const target = (p.keys[type] ??= {});
         Object.assign(target, entries);
       }
     });
+    if (!this.opts.writeBehind || !ratchetOnly(data)) return durable;
+    durable.catch(() => undefined); // reported through onBackgroundError / flush
+    return Promise.resolve();
   }
 
   private enqueue(fill: (p: Pending) => void): Promise<void> {
     if (this.closed) return Promise.reject(new GatewayError('LEASE_LOST', `auth state of ${this.opts.sessionId} is closed`));
+    if (this.failed !== undefined) return Promise.reject(this.failed);
     const p = (this.pending ??= { keys: {}, waiters: [] });
     fill(p);
     const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
@@ -224,9 +267,22 @@ export class BlobAuthState {
         this.pending = undefined;
         try {
           await this.writeLog(batch);
+          this.failures = 0;
           for (const w of batch.waiters) w.resolve();
         } catch (err) {
           for (const w of batch.waiters) w.reject(err);
+          if (!this.opts.writeBehind) continue;
+          // Changes nobody waits for must not be dropped: memory already holds them. Retry them under what
+          // was queued since (newer values win), unless the lease is gone or a closing store keeps failing.
+          this.failures++;
+          this.opts.onBackgroundError?.(err);
+          if (isFencing(err) || (this.closing && this.failures >= 3)) {
+            this.failed = err;
+            this.pending = undefined;
+            return;
+          }
+          this.pending = mergeBatches(batch, this.pending);
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6))));
         }
       }
     } finally {
@@ -263,6 +319,20 @@ export class BlobAuthState {
     await Promise.all(older.map((k) => this.opts.blobs.delete(k)));
     this.opts.logger.debug({ sessionId: this.opts.sessionId, seq, removed: older.length }, 'auth state snapshot written');
   }
+}
+
+/** `older` with `newer` applied over it (creds and each key), without `older`'s waiters (already answered). */
+function mergeBatches(older: Pending, newer: Pending | undefined): Pending {
+  const keys: Partial<Record<KeyType, Record<string, unknown>>> = {};
+  for (const source of [older.keys, newer?.keys ?? {}]) {
+    for (const [type, entries] of Object.entries(source) as [KeyType, Record<string, unknown> | undefined][]) {
+      if (entries) Object.assign((keys[type] ??= {}), entries);
+    }
+  }
+  const merged: Pending = { keys, waiters: newer?.waiters ?? [] };
+  const creds = newer?.creds ?? older.creds;
+  if (creds) merged.creds = creds;
+  return merged;
 }
 
 function applyKeys(target: KeyMap, data: Partial<Record<KeyType, Record<string, unknown> | undefined>>): void {

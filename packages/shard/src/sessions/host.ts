@@ -33,6 +33,8 @@ export interface SessionHostOptions {
   request?: ShardRequester;
   /** Longest wait for WhatsApp's ack of a send (default 20 s). */
   ackTimeoutMs?: number;
+  /** SESSION_KEY_WRITE_BEHIND (default false). */
+  keyWriteBehind?: boolean;
 }
 
 const DEFAULT_MESSAGING: MessagingConfig = {
@@ -101,6 +103,7 @@ export class SessionHost {
       wa: this.#opts.wa,
       gate: this.#opts.gate,
       reconnect: this.#opts.reconnect,
+      keyWriteBehind: this.#opts.keyWriteBehind === true,
       loginGateTimeoutMs: this.#opts.loginGateTimeoutMs ?? 30_000,
       isCurrent: async (id, e) => {
         const current = this.#entries.get(id);

@@ -47,6 +47,8 @@ export interface SessionRunnerDeps {
   /** Requests to the router: inbound messages are stored through it, getMessage is answered by it. */
   request?: ShardRequester;
   inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number };
+  /** Ratchet-only key writes are stored in the background (BlobAuthState `writeBehind`). */
+  keyWriteBehind?: boolean;
 }
 
 const FIRST_QR_TTL_MS = 60_000;
@@ -122,6 +124,8 @@ export class SessionRunner {
       epoch: this.epoch,
       isCurrent: (epoch) => this.deps.isCurrent(this.id, epoch),
       logger: this.log,
+      writeBehind: this.deps.keyWriteBehind === true,
+      onBackgroundError: (err) => this.onAuthWriteFailed(err),
     });
     this.me = meFromCreds(this.auth.state.creds.me);
     this.connect().catch((err: unknown) => this.fail(err));

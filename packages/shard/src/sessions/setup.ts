@@ -59,6 +59,7 @@ export async function createSessionHost(
     },
     gate: new Gate(sessions.loginConcurrency),
     reconnect: sessions.reconnect,
+    keyWriteBehind: sessions.keyWriteBehind === true,
     emit,
     maxSessions: init.config.maxSessions,
     ...(sessions.messaging === undefined ? {} : { messaging: sessions.messaging }),
