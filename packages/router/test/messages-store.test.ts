@@ -75,6 +75,21 @@ describe('MessageStore', () => {
     assert.equal(await store.ref('h', 'nope'), undefined);
   });
 
+  test("the request id of a send: recorded by whichever insert comes first, added once to an echo stored without it, never replaced", async () => {
+    const m = { id: 'R1', chat: 'a@s.whatsapp.net', from: '', fromMe: true, type: 'text', text: 'x', timestamp: new Date().toISOString() };
+    const reqOf = async (id: string) => (await db.query<{ request_id: string | null }>(`SELECT request_id FROM messages WHERE session_id = 'r' AND id = $1`, [id])).rows[0]?.request_id;
+    assert.equal(await store.insert('r', m, 'sent', undefined), true); // an echo without the request id
+    assert.equal(await reqOf('R1'), null);
+    assert.equal(await store.insert('r', m, 'sent', undefined, undefined, 'req-a'), false);
+    assert.equal(await reqOf('R1'), 'req-a');
+    assert.equal(await store.insert('r', m, 'sent', undefined, undefined, 'req-b'), false);
+    assert.equal(await reqOf('R1'), 'req-a');
+    const m2 = { ...m, id: 'R2' };
+    assert.equal(await store.insert('r', m2, 'sent', undefined, undefined, 'req-c'), true);
+    assert.equal(await store.insert('r', m2, 'sent', undefined), false);
+    assert.equal(await reqOf('R2'), 'req-c');
+  });
+
   test('reactions on their target: one per reactor, newest wins, empty removes, other chats and unknown targets ignored', async () => {
     await db.query(`INSERT INTO sessions (id, me) VALUES ('rs', $1::jsonb)`, [JSON.stringify({ jid: '6281111111111:4@s.whatsapp.net', phone: '+6281111111111' })]);
     const dewi = '6282222222222@s.whatsapp.net';

@@ -360,7 +360,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       case 'qr.render':
         return await renderQr(req);
       case 'message.send':
-        return await host().send(req);
+        return await host().send(req, req.reqId);
       case 'session.action':
         return await host().action(req.sessionId, req.action);
       default:

@@ -316,6 +316,8 @@ export interface InboundMessageWire {
   raw: string;
   /** Blob key of the media, when downloaded on arrival (INBOUND_MEDIA_DOWNLOAD=eager). */
   mediaKey?: string;
+  /** The session's own send through the API: the `x-request-id` of that call (stored as the correlation id). */
+  requestId?: string;
 }
 
 export interface MessagesReceivedParams {

@@ -114,7 +114,7 @@ export class MessageIngest {
       let webhookUrl: string | null | undefined;
       for (const item of req.messages) {
         let message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
-        const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx);
+        const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId);
         if (!ok) continue;
         if (message.type === 'reaction') await this.#store.applyReaction(sessionId, message, tx);
         if (message.type === 'poll-vote') await this.#store.applyPollVote(sessionId, message, tx);

@@ -79,14 +79,21 @@ export class MessageStore {
   /**
    * Inserts a message once (primary key session_id, id); true when this call inserted it. `requestId` is the
    * API request that sent it (the correlation id its receipts' webhooks carry); a send whose own echo was
-   * stored first still records it.
+   * stored first without it still records it. A row that exists with its request id writes nothing (no row
+   * lock, no WAL): the usual case, since the shard's echo of an API send carries the id and lands first.
    */
   async insert(sessionId: string, message: WireMessage, status: string, raw: string | undefined, tx: SqlClient = this.#sql, requestId?: string): Promise<boolean> {
     const r = await tx.query<{ inserted: boolean }>(
-      `INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
-       ON CONFLICT (session_id, id) DO ${requestId === undefined ? 'NOTHING' : 'UPDATE SET request_id = coalesce(messages.request_id, EXCLUDED.request_id) WHERE messages.request_id IS NULL'}
-       RETURNING (xmax = 0) AS inserted`,
+      `WITH ins AS (
+         INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
+         ON CONFLICT (session_id, id) DO NOTHING RETURNING 1
+       ), upd AS (
+         UPDATE messages SET request_id = $13
+          WHERE session_id = $1 AND id = $2 AND request_id IS NULL AND $13::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ins)
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM ins) AS inserted`,
       [
         sessionId,
         message.id,

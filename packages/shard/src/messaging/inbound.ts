@@ -64,6 +64,8 @@ export class InboundForwarder {
   readonly #queue: Batch[] = [];
   /** Ids stored by `persist` whose `messages.upsert` has not been seen yet (it follows at once). */
   readonly #persisted = new Set<string>();
+  /** Ids of sends through the API -> their request id, until Baileys' own upsert of the sent message. */
+  readonly #apiSends = new Map<string, string>();
 
   constructor(options: InboundOptions) {
     this.#o = options;
@@ -137,6 +139,12 @@ export class InboundForwarder {
     }
   }
 
+  /** An API send is about to go out with this id: its upsert carries the request id to the router. */
+  noteApiSend(messageId: string, requestId: string): void {
+    if (this.#apiSends.size >= 10_000) this.#apiSends.clear();
+    this.#apiSends.set(messageId, requestId);
+  }
+
   /** Queues the receipts among `messages.update` (status changes of this session's own messages). */
   pushStatus(updates: readonly WAMessageUpdate[]): void {
     const wire: MessageStatusWire[] = [];
@@ -184,6 +192,11 @@ export class InboundForwarder {
       }
       const raw = m.message === null || m.message === undefined ? '' : Buffer.from(proto.Message.encode(m.message).finish()).toString('base64');
       const item: InboundMessageWire = { message: normalized as unknown as WireMessage, raw };
+      const requestId = m.key.fromMe === true ? this.#apiSends.get(m.key.id) : undefined;
+      if (requestId !== undefined) {
+        this.#apiSends.delete(m.key.id);
+        item.requestId = requestId;
+      }
       if (normalized.media !== undefined && this.#o.mediaDownload === 'eager' && (normalized.media.size ?? 0) <= this.#o.mediaMaxBytes) {
         try {
           const data = await downloadMediaMessage(m, 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: this.#o.logger });

@@ -108,6 +108,8 @@ export interface SendDeps {
   blobs: BlobStore;
   media: MediaLimits;
   ackTimeoutMs: number;
+  /** Told the message id before the send goes out (the runner tags Baileys' echo with the request id). */
+  noteSent?: (messageId: string) => void;
 }
 
 function refToMessage(ref: MessageRefWire): WAMessage {
@@ -151,6 +153,7 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   };
   const sock0 = deps.socket();
   const messageId = params.messageId ?? generateMessageIDV2(sock0?.user?.id);
+  deps.noteSent?.(messageId);
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
   const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions);

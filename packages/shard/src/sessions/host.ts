@@ -178,8 +178,11 @@ export class SessionHost {
   }
 
   /** Sends a message of a running session through its governor (IPC `message.send`). */
-  async send(params: MessageSendParams): Promise<MessageSendResult> {
-    return await sendOne(params, this.#sendDeps(params.sessionId));
+  async send(params: MessageSendParams, requestId?: string): Promise<MessageSendResult> {
+    const deps = this.#sendDeps(params.sessionId);
+    const runner = this.#entries.get(params.sessionId)?.runner;
+    if (requestId !== undefined && runner !== undefined) deps.noteSent = (id) => runner.noteApiSend(id, requestId);
+    return await sendOne(params, deps);
   }
 
   /** Read, edit, revoke, presence, number lookup (IPC `session.action`). */

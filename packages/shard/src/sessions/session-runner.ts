@@ -371,6 +371,11 @@ export class SessionRunner {
     this.setState('logged_out', reason);
   }
 
+  /** The API is sending `messageId` for request `requestId` (its echo then carries the correlation id). */
+  noteApiSend(messageId: string, requestId: string): void {
+    this.inbound?.noteApiSend(messageId, requestId);
+  }
+
   private onAuthWriteFailed(err: unknown): void {
     const code = (err as { code?: unknown }).code;
     if (code === 'STALE_EPOCH' || code === 'LEASE_LOST') this.abort('lease lost while writing auth state');
