@@ -8,14 +8,14 @@
 // current vote of each voter and the tally.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { proto } from '@whiskeysockets/baileys';
-import type { SimPhone, WaSimulator } from '@wagw/wa-sim';
-import { tempDir, waitFor } from '../harness/index.ts';
-import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from '../sessions/helpers.ts';
+import type { SimPhone } from '@wagw/wa-sim';
+import { waitFor } from '../harness/index.ts';
 import type { Gateway, SseEvent } from '../sessions/helpers.ts';
+import { messagingSuite } from './fixture.ts';
+import type { Hit } from './fixture.ts';
 
-const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const SESSION = 'upd';
 
 interface Stored {
@@ -38,52 +38,17 @@ interface Stored {
   revoke?: { messageId: string; applied?: boolean };
 }
 
-type Hit = Awaited<ReturnType<typeof startReceiver>>['hits'][number];
-
 describe('messaging: edits, revokes and poll votes from a phone update their target', () => {
   let gw: Gateway;
-  let sim: WaSimulator;
   let owner: SimPhone;
   let dewi: SimPhone;
   let eka: SimPhone;
   let sse: { events: SseEvent[] };
   let hits: Hit[];
-  const cleanups: (() => Promise<void>)[] = [];
-  const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
-
-  before(async () => {
-    const dir = await tempDir(t0);
-    const s = await startSim(t0, dir.path);
-    sim = s.sim;
-    sim.receiptDelayMs = 0;
-    const receiver = await startReceiver(t0);
-    hits = receiver.hits;
-    gw = await startGateway(t0, {
-      env: sessionTestEnv(dir.path, {
-        ...s.env,
-        SHARD_COUNT: '1',
-        SEND_RATE_PER_SEC: '50',
-        SEND_BURST: '50',
-        SEND_PER_RECIPIENT_INTERVAL_MS: '0',
-        WEBHOOK_SECRET: SECRET,
-        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
-        WEBHOOK_POLL_INTERVAL_MS: '100',
-      }),
-      webhooks: true,
-    });
-    owner = sim.createPhone({ number: '6281234567851', name: 'Owner' });
-    dewi = sim.createPhone({ number: '6281234567852', name: 'Dewi' });
-    eka = sim.createPhone({ number: '6281234567853', name: 'Eka' });
-    const created = await gw.api.post('/api/v1/sessions', { id: SESSION, webhookUrl: receiver.url });
-    assert.equal(created.status, 201, created.raw.toString());
-    await sim.scanQr(owner, await gw.api.waitQr(SESSION));
-    await gw.api.waitStatus(SESSION, 'connected');
-    sse = openSse(t0, `${gw.url}/api/v1/sessions/${SESSION}/events`);
-    await waitFor(() => sse.events.length > 0, { what: 'the SSE stream to open', timeoutMs: 5000 });
-  });
-
-  after(async () => {
-    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  const suite = messagingSuite(SESSION, [{ number: '6281234567851', name: 'Owner' }, { number: '6281234567852', name: 'Dewi' }, { number: '6281234567853', name: 'Eka' }]);
+  before(() => {
+    ({ gw, sse, hits } = suite);
+    [owner, dewi, eka] = suite.phones as [SimPhone, SimPhone, SimPhone];
   });
 
   const get = (id: string) => gw.api.get<Stored>(`/api/v1/sessions/${SESSION}/messages/${id}`);

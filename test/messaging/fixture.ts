@@ -1,0 +1,64 @@
+// One gateway for a whole messaging suite: the simulator (receipts without delay), a gateway with one shard,
+// the governor wide open, signed webhooks to a local receiver, one session paired by QR to the first phone and
+// an SSE stream on it. Call inside `describe`: it registers the suite's before/after hooks and fills the
+// returned object in `before`.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
+import type { SimPhone, WaSimulator } from '@wagw/wa-sim';
+import { tempDir, waitFor } from '../harness/index.ts';
+import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from '../sessions/helpers.ts';
+import type { Gateway, SseEvent } from '../sessions/helpers.ts';
+
+export type Hit = Awaited<ReturnType<typeof startReceiver>>['hits'][number];
+
+export interface MessagingSuite {
+  gw: Gateway;
+  sim: WaSimulator;
+  /** The phones in the order given; the first one owns the session. */
+  phones: SimPhone[];
+  sse: { events: SseEvent[] };
+  /** Webhook deliveries the receiver got (the session's webhookUrl). */
+  hits: Hit[];
+  /** The WEBHOOK_SECRET the deliveries are signed with. */
+  secret: string;
+}
+
+export function messagingSuite(session: string, phones: readonly { number: string; name: string }[]): MessagingSuite {
+  const suite = { secret: `whsec_${randomBytes(32).toString('base64')}` } as MessagingSuite;
+  const cleanups: (() => Promise<void>)[] = [];
+  const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
+  before(async () => {
+    const dir = await tempDir(t0);
+    const s = await startSim(t0, dir.path);
+    s.sim.receiptDelayMs = 0;
+    const receiver = await startReceiver(t0);
+    const gw = await startGateway(t0, {
+      env: sessionTestEnv(dir.path, {
+        ...s.env,
+        SHARD_COUNT: '1',
+        SEND_RATE_PER_SEC: '50',
+        SEND_BURST: '50',
+        SEND_PER_RECIPIENT_INTERVAL_MS: '0',
+        WEBHOOK_SECRET: suite.secret,
+        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+        WEBHOOK_POLL_INTERVAL_MS: '100',
+      }),
+      webhooks: true,
+    });
+    const created = phones.map((p) => s.sim.createPhone(p));
+    const owner = created[0];
+    assert.ok(owner, 'a suite needs at least the phone that owns the session');
+    const res = await gw.api.post('/api/v1/sessions', { id: session, webhookUrl: receiver.url });
+    assert.equal(res.status, 201, res.raw.toString());
+    await s.sim.scanQr(owner, await gw.api.waitQr(session));
+    await gw.api.waitStatus(session, 'connected');
+    const sse = openSse(t0, `${gw.url}/api/v1/sessions/${session}/events`);
+    await waitFor(() => sse.events.length > 0, { what: 'the SSE stream to open', timeoutMs: 5000 });
+    Object.assign(suite, { gw, sim: s.sim, phones: created, sse, hits: receiver.hits });
+  });
+  after(async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  });
+  return suite;
+}
