@@ -56,26 +56,17 @@ describe('messaging: content types both ways', () => {
   let gw: Gateway;
   let owner: SimPhone;
   let dewi: SimPhone;
-  let sse: { events: SseEvent[] };
-  let hits: Hit[];
   const suite = messagingSuite(SESSION, [{ number: '6281234567841', name: 'Owner' }, { number: '6281234567842', name: 'Dewi' }]);
   before(() => {
-    ({ gw, sse, hits } = suite);
+    gw = suite.gw;
     [owner, dewi] = suite.phones as [SimPhone, SimPhone];
   });
 
   const send = (body: Record<string, unknown>) => gw.api.call<Sent>('POST', `/api/v1/sessions/${SESSION}/messages`, { to: dewi.jid, ...body });
   const get = (id: string) => gw.api.get<Stored>(`/api/v1/sessions/${SESSION}/messages/${id}`);
-  const stored = (id: string): Promise<Stored> =>
-    waitFor(
-      async () => {
-        const r = await get(id);
-        return r.status === 200 ? r.body : null;
-      },
-      { what: `message ${id} stored`, timeoutMs: 20_000, intervalMs: 100 },
-    );
-  const sseOf = (id: string) => sse.events.filter((e) => e.type === 'message' && e.data['id'] === id);
-  const hooksOf = (id: string) => hits.filter((h) => h.body['type'] === 'messages' && (h.body['data'] as { id?: string } | undefined)?.id === id);
+  const stored = (id: string): Promise<Stored> => suite.stored<Stored>(id);
+  const sseOf = (id: string) => suite.sseOf(id);
+  const hooksOf = (id: string) => suite.hooksOf(id);
   /** The SSE event and the webhook of an inbound message (waited for), each checked to carry its type. */
   const emitted = async (id: string, type: string): Promise<{ event: SseEvent; hook: Hit }> => {
     await waitFor(() => sseOf(id).length > 0 && hooksOf(id).length > 0, { what: `SSE + webhook of ${id}`, timeoutMs: 20_000, intervalMs: 50 });

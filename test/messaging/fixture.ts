@@ -22,10 +22,28 @@ export interface MessagingSuite {
   hits: Hit[];
   /** The WEBHOOK_SECRET the deliveries are signed with. */
   secret: string;
+  /** GET .../messages/:id once it answers 200 (waited for). */
+  stored<T>(id: string): Promise<T>;
+  /** SSE `message` events of a message id. */
+  sseOf(id: string): SseEvent[];
+  /** `messages` webhooks of a message id. */
+  hooksOf(id: string): Hit[];
 }
 
 export function messagingSuite(session: string, phones: readonly { number: string; name: string }[]): MessagingSuite {
-  const suite = { secret: `whsec_${randomBytes(32).toString('base64')}` } as MessagingSuite;
+  const suite = {
+    secret: `whsec_${randomBytes(32).toString('base64')}`,
+    stored: <T>(id: string): Promise<T> =>
+      waitFor(
+        async () => {
+          const r = await suite.gw.api.get<T>(`/api/v1/sessions/${session}/messages/${id}`);
+          return r.status === 200 ? r.body : null;
+        },
+        { what: `message ${id} stored`, timeoutMs: 20_000, intervalMs: 100 },
+      ),
+    sseOf: (id: string) => suite.sse.events.filter((e) => e.type === 'message' && e.data['id'] === id),
+    hooksOf: (id: string) => suite.hits.filter((h) => h.body['type'] === 'messages' && (h.body['data'] as { id?: string } | undefined)?.id === id),
+  } as MessagingSuite;
   const cleanups: (() => Promise<void>)[] = [];
   const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
   before(async () => {

@@ -43,25 +43,16 @@ describe('messaging: edits, revokes and poll votes from a phone update their tar
   let owner: SimPhone;
   let dewi: SimPhone;
   let eka: SimPhone;
-  let sse: { events: SseEvent[] };
-  let hits: Hit[];
   const suite = messagingSuite(SESSION, [{ number: '6281234567851', name: 'Owner' }, { number: '6281234567852', name: 'Dewi' }, { number: '6281234567853', name: 'Eka' }]);
   before(() => {
-    ({ gw, sse, hits } = suite);
+    gw = suite.gw;
     [owner, dewi, eka] = suite.phones as [SimPhone, SimPhone, SimPhone];
   });
 
   const get = (id: string) => gw.api.get<Stored>(`/api/v1/sessions/${SESSION}/messages/${id}`);
-  const stored = (id: string): Promise<Stored> =>
-    waitFor(
-      async () => {
-        const r = await get(id);
-        return r.status === 200 ? r.body : null;
-      },
-      { what: `message ${id} stored`, timeoutMs: 20_000, intervalMs: 100 },
-    );
-  const sseOf = (id: string) => sse.events.filter((e) => e.type === 'message' && e.data['id'] === id);
-  const hooksOf = (id: string) => hits.filter((h) => h.body['type'] === 'messages' && (h.body['data'] as { id?: string } | undefined)?.id === id);
+  const stored = (id: string): Promise<Stored> => suite.stored<Stored>(id);
+  const sseOf = (id: string) => suite.sseOf(id);
+  const hooksOf = (id: string) => suite.hooksOf(id);
   /** The edit/revoke row's SSE event and webhook (waited for, exactly one each): its `edit`/`revoke` object. */
   const emitted = async (id: string, type: 'edit' | 'revoke'): Promise<Record<string, unknown>> => {
     await waitFor(() => sseOf(id).length > 0 && hooksOf(id).length > 0, { what: `SSE + webhook of ${id}`, timeoutMs: 20_000, intervalMs: 50 });
