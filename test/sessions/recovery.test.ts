@@ -39,6 +39,7 @@ describe('crash recovery', () => {
     for (const [i, id] of ids.entries()) assert.equal((await gw.api.session(id)).me?.jid, phones[i]!.jid);
     const after = sim.snapshot();
     assert.equal(after.pairings, before.pairings, 'no session paired again (no QR scan)');
+    t.diagnostic(`violations before the kill ${before.concurrentLoginViolations}, after ${after.concurrentLoginViolations}`);
     assert.equal(after.concurrentLoginViolations, 0, JSON.stringify(after.violationsByDevice));
     // Live sockets: exactly one per session device.
     await waitFor(() => sim.devices().filter((d) => d.kind === 'companion' && d.live === 1).length === 20, { what: 'one live socket per device', timeoutMs: 10_000 });

@@ -61,6 +61,8 @@ export class SessionRunner {
   private readonly log: Logger;
   private auth: BlobAuthState | undefined;
   private sock: WASocket | undefined;
+  /** The previous socket, between Baileys' `close` event and its WebSocket actually closing. */
+  private closing: WASocket | undefined;
   private state: SessionState = 'starting';
   private me: SessionMe | undefined;
   private attempts = 0;
@@ -230,6 +232,15 @@ export class SessionRunner {
 
   private async connect(): Promise<void> {
     if (this.stopped || !this.auth) return;
+    // Baileys reports `close` when it starts closing; the server may still count that socket as live. Never
+    // log in again before it is gone (two live sockets for one device is what WhatsApp punishes).
+    const closing = this.closing;
+    if (closing !== undefined) {
+      await waitClosed(closing, 2000);
+      if (!closing.ws.isClosed) terminate(closing);
+      this.closing = undefined;
+      if (this.stopped) return;
+    }
     this.releaseGate = await this.deps.gate.acquire();
     this.gateTimer = setTimeout(() => this.releaseLoginGate(), this.deps.loginGateTimeoutMs);
     if (this.stopped) {
@@ -310,6 +321,7 @@ export class SessionRunner {
       } else if (update.connection === 'close') {
         this.releaseLoginGate();
         this.sock = undefined;
+        this.closing = sock;
         this.onClose(statusCodeOf(update.lastDisconnect?.error));
       }
     });
