@@ -2,8 +2,12 @@
 // (Baileys' `beforeReceipt` hook, patches/). While PostgreSQL holds the router's insert back, the phone sees no
 // receipt; the owning shard is then SIGKILLed with the message decrypted but not stored, and after recovery
 // WhatsApp's re-delivery stores it exactly once and the receipt follows. `npm run test:chaos` is the load
-// version (200 messages).
+// version (200 messages). Eager media is fetched after the commit: a download that hangs delays neither the
+// receipt nor the next message.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { tempDir, waitFor } from '../harness/index.ts';
@@ -61,5 +65,45 @@ describe('messaging: receive durability', () => {
     const rows = await gw.stores.sql.query<{ id: string; content: { text?: string } }>(`SELECT id, content FROM messages WHERE session_id = 'dur' AND from_me = false ORDER BY sent_at, id`);
     assert.deepEqual(rows.rows.map((r) => r.id).sort(), [first.id, second.id].sort());
     assert.equal(rows.rows.find((r) => r.id === second.id)?.content.text, 'two');
+  });
+
+  test('an eager media download that hangs holds back neither the receipt nor the next message', async (t) => {
+    const dir = await tempDir(t);
+    const { sim, env } = await startSim(t, dir.path);
+    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', INBOUND_MEDIA_DOWNLOAD: 'eager', MEDIA_FETCH_TIMEOUT_MS: '60000' }) });
+    const owner = sim.createPhone({ number: '6281234567863', name: 'Owner' });
+    const fajar = sim.createPhone({ number: '6281234567864', name: 'Fajar' });
+    await pairByQr(gw.api, sim, owner, 'slow');
+    // A media host that accepts the connection and never answers (not even the TLS handshake).
+    const open = new Set<net.Socket>();
+    let accepted = 0;
+    let firstClosed = false;
+    const hang = net.createServer((sock) => {
+      if (accepted++ === 0) sock.on('close', () => (firstClosed = true));
+      open.add(sock);
+      sock.on('close', () => open.delete(sock));
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    t.after(() => {
+      for (const sock of open) sock.destroy();
+      return new Promise<void>((r) => hang.close(() => r()));
+    });
+    const { port } = hang.address() as AddressInfo;
+    const directPath = '/v/t62.7118-24/slow.enc';
+    const image = await fajar.sendMessage(owner.jid, {
+      imageMessage: { url: `https://127.0.0.1:${port}${directPath}`, directPath, mediaKey: randomBytes(32), mimetype: 'image/jpeg', fileSha256: randomBytes(32), fileEncSha256: randomBytes(32), fileLength: 1000, caption: 'slow' },
+    });
+    await waitFor(() => accepted > 0, { what: 'the media download to start', timeoutMs: 20_000, intervalMs: 20 });
+    const next = await fajar.sendText(owner.jid, 'after the slow image');
+    const stored = async (id: string): Promise<boolean> => (await gw.api.get(`/api/v1/sessions/slow/messages/${id}`)).status === 200;
+    // The stalled TLS handshake ends only with undici's 10 s connect timeout: a download on the receipt's path
+    // could not let these rows in before it. (MEDIA_FETCH_TIMEOUT_MS is longer still.)
+    await waitFor(async () => (await stored(next.id)) && (await stored(image.id)), { what: 'both messages stored while the download hangs', timeoutMs: 8_000, intervalMs: 50 });
+    const downloadStillOpen = !firstClosed;
+    const companion = owner.linkedDevices()[0];
+    assert.ok(companion);
+    await waitFor(() => !companion.pending.has(`message:${image.id}`) && !companion.pending.has(`message:${next.id}`), { what: 'both receipts', timeoutMs: 10_000, intervalMs: 20 });
+    assert.ok(downloadStillOpen, 'the media download ended before both messages were stored: they waited for it');
   });
 });

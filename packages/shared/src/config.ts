@@ -101,7 +101,7 @@ export const ENV_SPEC = {
   SEND_QUEUE_MAX: { schema: int(1, 100_000), default: '100', doc: 'Sends waiting per session; more, or a projected wait beyond SEND_QUEUE_TIMEOUT_MS, answer 429 QUEUE_FULL with Retry-After.' },
   SEND_QUEUE_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '25000', doc: 'Longest a queued send may wait to start; then it fails with QUEUE_TIMEOUT and nothing is sent.' },
   MEDIA_MAX_BYTES: { schema: int(1024, 2 * 1024 ** 3), default: String(64 * 1024 ** 2), doc: 'Largest media file accepted for sending (upload, base64 or URL) in bytes.' },
-  MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'Deadline for downloading a media URL given in a send request.' },
+  MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: "Deadline for downloading media: a URL given in a send request, and an inbound message's media (served lazily after it)." },
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },

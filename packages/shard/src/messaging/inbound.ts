@@ -30,6 +30,8 @@ export interface InboundOptions {
   logger: Logger;
   mediaDownload: 'eager' | 'lazy';
   mediaMaxBytes: number;
+  /** Longest wait for an inbound media download (MEDIA_FETCH_TIMEOUT_MS); it is served lazily after that. */
+  mediaFetchTimeoutMs?: number;
 }
 
 const RETRIES = 5;
@@ -45,6 +47,8 @@ interface Batch {
   messages: WAMessage[];
   /** `persist` callers of messages in this batch (their receipts wait for the commit). */
   waiters: Waiter[];
+  /** Eager media is fetched after the commit, so the receipt never waits for a download (`persist` batches). */
+  deferMedia: boolean;
 }
 
 /** proto.WebMessageInfo.Status -> the stored status (PENDING and SERVER_ACK before the send returned are skipped). */
@@ -66,6 +70,8 @@ export class InboundForwarder {
   readonly #persisted = new Set<string>();
   /** Ids of sends through the API -> their request id, until Baileys' own upsert of the sent message. */
   readonly #apiSends = new Map<string, string>();
+  /** Media fetches started after a `persist` batch committed. */
+  readonly #background = new Set<Promise<void>>();
 
   constructor(options: InboundOptions) {
     this.#o = options;
@@ -82,7 +88,7 @@ export class InboundForwarder {
    */
   push(sock: WASocket, messages: readonly WAMessage[], upsert: string): void {
     const fresh = messages.filter((m) => !(m.key.id && this.#persisted.delete(m.key.id)));
-    if (fresh.length > 0) this.#enqueue(sock, fresh, upsert);
+    if (fresh.length > 0) this.#enqueue(sock, fresh, upsert, false);
   }
 
   /**
@@ -92,7 +98,7 @@ export class InboundForwarder {
    */
   persist(sock: WASocket, message: WAMessage, upsert: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#enqueue(sock, [message], upsert, {
+      this.#enqueue(sock, [message], upsert, true, {
         resolve: () => {
           if (message.key.id) {
             if (this.#persisted.size >= 10_000) this.#persisted.clear();
@@ -105,14 +111,14 @@ export class InboundForwarder {
     });
   }
 
-  #enqueue(sock: WASocket, messages: readonly WAMessage[], upsert: string, waiter?: Waiter): void {
+  #enqueue(sock: WASocket, messages: readonly WAMessage[], upsert: string, deferMedia: boolean, waiter?: Waiter): void {
     this.#pending += messages.length;
     const last = this.#queue.at(-1);
-    if (last !== undefined && last.sock === sock && last.upsert === upsert) {
+    if (last !== undefined && last.sock === sock && last.upsert === upsert && last.deferMedia === deferMedia) {
       last.messages.push(...messages);
       if (waiter !== undefined) last.waiters.push(waiter);
     } else {
-      this.#queue.push({ sock, upsert, messages: [...messages], waiters: waiter === undefined ? [] : [waiter] });
+      this.#queue.push({ sock, upsert, messages: [...messages], waiters: waiter === undefined ? [] : [waiter], deferMedia });
     }
     if (this.#draining) return;
     this.#draining = true;
@@ -125,7 +131,7 @@ export class InboundForwarder {
         const batch = this.#queue.shift();
         if (batch === undefined) return;
         try {
-          await this.#forward(batch.sock, batch.messages, batch.upsert);
+          await this.#forward(batch.sock, batch.messages, batch.upsert, batch.deferMedia);
           for (const w of batch.waiters) w.resolve();
         } catch (err) {
           this.#o.logger.error({ err, sessionId: this.#o.sessionId, count: batch.messages.length }, 'inbound messages could not be handed to the router');
@@ -174,14 +180,16 @@ export class InboundForwarder {
     }
   }
 
-  /** Resolves when every queued batch was acknowledged (or given up). */
+  /** Resolves when every queued batch was acknowledged (or given up) and every deferred media fetch ended. */
   async idle(): Promise<void> {
     await this.#chain;
+    await Promise.all(this.#background);
   }
 
-  async #forward(sock: WASocket, messages: readonly WAMessage[], upsert: string): Promise<void> {
+  async #forward(sock: WASocket, messages: readonly WAMessage[], upsert: string, deferMedia: boolean): Promise<void> {
     const resolver = createLidResolver(sock.signalRepository.lidMapping);
     const items: InboundMessageWire[] = [];
+    const later: { m: WAMessage; id: string; mimetype: string | undefined }[] = [];
     for (const m of messages) {
       if (!m.key.id) continue;
       const normalized = await normalizeInbound(m, resolver);
@@ -198,19 +206,41 @@ export class InboundForwarder {
         item.requestId = requestId;
       }
       if (normalized.media !== undefined && this.#o.mediaDownload === 'eager' && (normalized.media.size ?? 0) <= this.#o.mediaMaxBytes) {
-        try {
-          const data = await downloadMediaMessage(m, 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: this.#o.logger });
-          const key = mediaBlobKey(this.#o.sessionId, normalized.id);
-          await this.#o.blobs.put(key, data, normalized.media.mimetype);
-          item.mediaKey = key;
-        } catch (err) {
-          this.#o.logger.warn({ err, messageId: normalized.id }, 'inbound media download failed; served lazily');
-        }
+        if (deferMedia) later.push({ m, id: normalized.id, mimetype: normalized.media.mimetype });
+        else if (await this.#fetchMedia(sock, m, normalized.id, normalized.media.mimetype)) item.mediaKey = mediaBlobKey(this.#o.sessionId, normalized.id);
       }
       items.push(item);
     }
     if (items.length === 0) return;
     await this.#retry(() => this.#o.request({ kind: 'message.received', sessionId: this.#o.sessionId, epoch: this.#o.epoch, upsert, messages: items }));
+    if (later.length === 0) return;
+    // Stored and about to be receipted: fetch the media now, off the receipt's path (GET .../media finds the
+    // blob at the same key, or has the shard fetch it when this has not finished or failed).
+    const job = (async () => {
+      for (const l of later) await this.#fetchMedia(sock, l.m, l.id, l.mimetype);
+    })();
+    this.#background.add(job);
+    void job.finally(() => this.#background.delete(job));
+  }
+
+  /** Downloads a message's media into the blob store; false (logged) when it failed: it is then served lazily. */
+  async #fetchMedia(sock: WASocket, m: WAMessage, id: string, mimetype: string | undefined): Promise<boolean> {
+    try {
+      // Baileys' fetch takes no signal: bound the wait (the request itself ends with undici's own timeouts).
+      let timer: NodeJS.Timeout | undefined;
+      const timeoutMs = this.#o.mediaFetchTimeoutMs ?? 30_000;
+      const data = await Promise.race([
+        downloadMediaMessage(m, 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: this.#o.logger }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`media download took longer than ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      await this.#o.blobs.put(mediaBlobKey(this.#o.sessionId, id), data, mimetype);
+      return true;
+    } catch (err) {
+      this.#o.logger.warn({ err, messageId: id }, 'inbound media download failed; served lazily');
+      return false;
+    }
   }
 
   /**

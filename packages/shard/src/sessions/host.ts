@@ -111,7 +111,7 @@ export class SessionHost {
       },
       emit: (event) => this.#emit(event),
       ...(this.#opts.request === undefined ? {} : { request: this.#opts.request }),
-      inboundMedia: { download: this.#messaging.media.inboundDownload, maxBytes: this.#messaging.media.maxBytes },
+      inboundMedia: { download: this.#messaging.media.inboundDownload, maxBytes: this.#messaging.media.maxBytes, fetchTimeoutMs: this.#messaging.media.fetchTimeoutMs },
     });
     const send = this.#messaging.send;
     const governor = new SendGovernor({

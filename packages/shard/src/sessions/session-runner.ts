@@ -46,7 +46,7 @@ export interface SessionRunnerDeps {
   loginGateTimeoutMs: number;
   /** Requests to the router: inbound messages are stored through it, getMessage is answered by it. */
   request?: ShardRequester;
-  inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number };
+  inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number; fetchTimeoutMs?: number };
   /** Ratchet-only key writes are stored in the background (BlobAuthState `writeBehind`). */
   keyWriteBehind?: boolean;
 }
@@ -95,6 +95,7 @@ export class SessionRunner {
             logger: this.log,
             mediaDownload: deps.inboundMedia?.download ?? 'eager',
             mediaMaxBytes: deps.inboundMedia?.maxBytes ?? 64 * 1024 ** 2,
+            mediaFetchTimeoutMs: deps.inboundMedia?.fetchTimeoutMs ?? 30_000,
           });
   }
 
