@@ -67,6 +67,39 @@ describe('messaging: receive durability', () => {
     assert.equal(rows.rows.find((r) => r.id === second.id)?.content.text, 'two');
   });
 
+  test('a message decrypted (ratchet step saved) but never stored is asked for again after a crash, not dropped', async (t) => {
+    const dir = await tempDir(t);
+    const { sim, env } = await startSim(t, dir.path);
+    const prod = await productionStores(t);
+    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, ...prod.env, SHARD_COUNT: '1' }), redisPrefix: prod.redisPrefix });
+    const owner = sim.createPhone({ number: '6281234567865', name: 'Owner' });
+    const gita = sim.createPhone({ number: '6281234567866', name: 'Gita' });
+    await pairByQr(gw.api, sim, owner, 'lost');
+    const warm = await gita.sendText(owner.jid, 'warm-up');
+    await gita.waitForStatus(warm.id, 'delivered', 20_000);
+    // The store refuses this one message: the shard decrypts it (its ratchet step goes to the auth state), the
+    // router cannot insert it, so no receipt; then the shard dies.
+    await gw.stores.sql.query(`CREATE FUNCTION refuse_lost() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql`);
+    await gw.stores.sql.query(`CREATE TRIGGER refuse_lost BEFORE INSERT ON messages FOR EACH ROW WHEN (NEW.content->>'text' = 'refused once') EXECUTE FUNCTION refuse_lost()`);
+    const retriesBefore = sim.stats.retriesToPhones;
+    const lost = await gita.sendText(owner.jid, 'refused once');
+    const companion = owner.linkedDevices()[0];
+    assert.ok(companion);
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.ok(companion.pending.has(`message:${lost.id}`), 'receipted although it was not stored');
+    const pid = gw.router.supervisor.info(0)?.pid;
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    await gw.stores.sql.query(`DROP TRIGGER refuse_lost ON messages`);
+    // Re-delivered at the next login: its key was used already, so Baileys sends a retry receipt (patched: it
+    // used to nack, and the server dropped the message) and the phone encrypts it again.
+    await waitFor(async () => (await gw.api.get(`/api/v1/sessions/lost/messages/${lost.id}`)).status === 200, { what: 'the refused message stored after the crash', timeoutMs: 30_000, intervalMs: 100 });
+    assert.ok(sim.stats.retriesToPhones > retriesBefore, 'the re-delivery decrypted without a retry: the ratchet step was not saved, so this did not test the retry path');
+    await waitFor(() => !companion.pending.has(`message:${lost.id}`), { what: 'its receipt', timeoutMs: 10_000, intervalMs: 50 });
+    const rows = await gw.stores.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages WHERE session_id = 'lost' AND id = $1`, [lost.id]);
+    assert.equal(rows.rows[0]?.n, 1);
+  });
+
   test('an eager media download that hangs holds back neither the receipt nor the next message', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
