@@ -11,7 +11,7 @@ import type { SimPhone } from '@wagw/wa-sim';
 import { waitFor } from '../harness/index.ts';
 import type { Gateway, SseEvent } from '../sessions/helpers.ts';
 import { messagingSuite } from './fixture.ts';
-import type { Hit } from './fixture.ts';
+import type { Hit, StoredMessage } from './fixture.ts';
 
 const SESSION = 'ct';
 
@@ -34,14 +34,7 @@ interface StoredMedia {
   gifPlayback?: boolean;
 }
 
-interface Stored {
-  id: string;
-  type: string;
-  status: string;
-  fromMe: boolean;
-  chat: string;
-  text?: string;
-  caption?: string;
+interface Stored extends StoredMessage {
   media?: StoredMedia;
   location?: { latitude: number; longitude: number; name?: string; address?: string };
   contacts?: { name: string; vcard: string; phone?: string }[];

@@ -12,6 +12,17 @@ import type { Gateway, SseEvent } from '../sessions/helpers.ts';
 
 export type Hit = Awaited<ReturnType<typeof startReceiver>>['hits'][number];
 
+/** The fields every stored message has in GET .../messages/:id (suites extend it with what they check). */
+export interface StoredMessage {
+  id: string;
+  type: string;
+  status: string;
+  fromMe: boolean;
+  chat: string;
+  text?: string;
+  caption?: string;
+}
+
 export interface MessagingSuite {
   gw: Gateway;
   sim: WaSimulator;

@@ -14,19 +14,12 @@ import type { SimPhone } from '@wagw/wa-sim';
 import { waitFor } from '../harness/index.ts';
 import type { Gateway, SseEvent } from '../sessions/helpers.ts';
 import { messagingSuite } from './fixture.ts';
-import type { Hit } from './fixture.ts';
+import type { Hit, StoredMessage } from './fixture.ts';
 
 const SESSION = 'upd';
 
-interface Stored {
-  id: string;
-  type: string;
-  status: string;
-  fromMe: boolean;
-  chat: string;
+interface Stored extends StoredMessage {
   timestamp: string;
-  text?: string;
-  caption?: string;
   edited?: boolean;
   editedAt?: string;
   editHistory?: { text: string; at: string }[];
