@@ -8,7 +8,7 @@ import Koa from 'koa';
 import type { Context, Middleware, Next } from 'koa';
 import { Router } from '@koa/router';
 import helmet from 'koa-helmet';
-import { ERRORS, GatewayError, isErrorCode } from '@wagw/shared';
+import { ERRORS, GatewayError, isErrorCode, withTimeout } from '@wagw/shared';
 import type { DependencyHealth, ErrorCode, IpcRequestBody, IpcResult, Logger, RequestKind } from '@wagw/shared';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
@@ -167,16 +167,6 @@ export function errorResponse(err: unknown): ErrorResponse {
   return { status: spec.status, body: { error } };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 export interface ShardHealth {
   index: number;
   state: ShardState;
@@ -284,14 +274,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     const extra = Object.entries(deps.healthChecks ?? {});
     const [shards, dependencies, checks] = await Promise.all([
       Promise.all(deps.shards.list().map(probe)),
-      withTimeout(deps.dependencies(), healthTimeoutMs, 'dependency check').catch(
+      withTimeout(deps.dependencies(), healthTimeoutMs, () => new Error(`dependency check timed out after ${healthTimeoutMs} ms`)).catch(
         (err: unknown): Record<string, DependencyHealth> => ({
           stores: { ok: false, kind: 'unknown', latencyMs: healthTimeoutMs, error: err instanceof Error ? err.message : String(err) },
         }),
       ),
       Promise.all(
         extra.map(([name, check]) =>
-          withTimeout(check(), healthTimeoutMs, `${name} check`)
+          withTimeout(check(), healthTimeoutMs, () => new Error(`${name} check timed out after ${healthTimeoutMs} ms`))
             .catch((err: unknown) => ({ ok: false, error: err instanceof Error ? err.message : String(err) }))
             .then((result) => [name, result] as const),
         ),

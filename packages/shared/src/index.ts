@@ -10,3 +10,4 @@ export * from './webhooks.ts';
 export * from './phone.ts';
 export * from './api/messages.ts';
 export * from './api/idempotency.ts';
+export * from './timeout.ts';

@@ -1,4 +1,4 @@
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, withTimeout } from '@wagw/shared';
 
 export type DependencyName = 'Redis' | 'PostgreSQL' | 'S3' | 'PGlite' | 'Local storage';
 
@@ -42,18 +42,6 @@ export function dependencyUnavailable(name: DependencyName, url: string, err: un
   );
 }
 
-/** Rejects with `onTimeout()` when `promise` has not settled within `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Measures one health probe. */
 export async function probe(kind: string, ping: () => Promise<void>, timeoutMs = 2000): Promise<{ ok: boolean; kind: string; latencyMs: number; error?: string }> {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
+import { withTimeout } from '@wagw/shared';
 import type { Logger } from '@wagw/shared';
-import { dependencyUnavailable, withTimeout } from './dependency.ts';
+import { dependencyUnavailable } from './dependency.ts';
 
 export interface RedisConnectOptions {
   logger: Logger;

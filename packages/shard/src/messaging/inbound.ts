@@ -9,6 +9,7 @@
  */
 import { downloadMediaMessage, normalizeMessageContent, proto } from '@whiskeysockets/baileys';
 import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
+import { withTimeout } from '@wagw/shared';
 import type { BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
 import { normalizeInbound } from './content.ts';
 import { createLidResolver } from './lid.ts';
@@ -227,14 +228,12 @@ export class InboundForwarder {
   async #fetchMedia(sock: WASocket, m: WAMessage, id: string, mimetype: string | undefined): Promise<boolean> {
     try {
       // Baileys' fetch takes no signal: bound the wait (the request itself ends with undici's own timeouts).
-      let timer: NodeJS.Timeout | undefined;
       const timeoutMs = this.#o.mediaFetchTimeoutMs ?? 30_000;
-      const data = await Promise.race([
+      const data = await withTimeout(
         downloadMediaMessage(m, 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: this.#o.logger }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`media download took longer than ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
+        timeoutMs,
+        () => new Error(`media download took longer than ${timeoutMs} ms`),
+      );
       await this.#o.blobs.put(mediaBlobKey(this.#o.sessionId, id), data, mimetype);
       return true;
     } catch (err) {

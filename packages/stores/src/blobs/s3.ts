@@ -2,8 +2,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { Client } from 'minio';
+import { withTimeout } from '@wagw/shared';
 import type { BlobStore, Logger, S3Config } from '@wagw/shared';
-import { dependencyUnavailable, withTimeout } from '../dependency.ts';
+import { dependencyUnavailable } from '../dependency.ts';
 import { assertBlobKey, assertBlobPrefix, BlobKeyError, compareKeys } from './keys.ts';
 
 /** Largest body putStream sends as a single PUT (bigger ones go multipart). */
