@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
 import type { SimPhone, WaSimulator } from '@wagw/wa-sim';
 import { tempDir, waitFor } from '../harness/index.ts';
+import type { Cleanup } from '../harness/index.ts';
 import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from '../sessions/helpers.ts';
 import type { Gateway, SseEvent } from '../sessions/helpers.ts';
 
@@ -41,9 +42,27 @@ export interface MessagingSuite {
   hooksOf(id: string): Hit[];
 }
 
+/**
+ * The simulator, a local webhook receiver and a gateway (one shard) that signs webhooks with a fresh secret and
+ * may deliver to the receiver's private address; `overrides` adds to the gateway's environment.
+ */
+export async function startWebhookGateway(
+  t: Cleanup,
+  overrides: Record<string, string> = {},
+): Promise<{ sim: WaSimulator; gw: Gateway; receiver: Awaited<ReturnType<typeof startReceiver>>; secret: string }> {
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const dir = await tempDir(t);
+  const { sim, env } = await startSim(t, dir.path);
+  const receiver = await startReceiver(t);
+  const gw = await startGateway(t, {
+    env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', WEBHOOK_SECRET: secret, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_POLL_INTERVAL_MS: '100', ...overrides }),
+    webhooks: true,
+  });
+  return { sim, gw, receiver, secret };
+}
+
 export function messagingSuite(session: string, phones: readonly { number: string; name: string }[]): MessagingSuite {
   const suite = {
-    secret: `whsec_${randomBytes(32).toString('base64')}`,
     stored: <T>(id: string): Promise<T> =>
       waitFor(
         async () => {
@@ -58,33 +77,18 @@ export function messagingSuite(session: string, phones: readonly { number: strin
   const cleanups: (() => Promise<void>)[] = [];
   const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
   before(async () => {
-    const dir = await tempDir(t0);
-    const s = await startSim(t0, dir.path);
-    s.sim.receiptDelayMs = 0;
-    const receiver = await startReceiver(t0);
-    const gw = await startGateway(t0, {
-      env: sessionTestEnv(dir.path, {
-        ...s.env,
-        SHARD_COUNT: '1',
-        SEND_RATE_PER_SEC: '50',
-        SEND_BURST: '50',
-        SEND_PER_RECIPIENT_INTERVAL_MS: '0',
-        WEBHOOK_SECRET: suite.secret,
-        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
-        WEBHOOK_POLL_INTERVAL_MS: '100',
-      }),
-      webhooks: true,
-    });
-    const created = phones.map((p) => s.sim.createPhone(p));
+    const { sim, gw, receiver, secret } = await startWebhookGateway(t0, { SEND_RATE_PER_SEC: '50', SEND_BURST: '50', SEND_PER_RECIPIENT_INTERVAL_MS: '0' });
+    sim.receiptDelayMs = 0;
+    const created = phones.map((p) => sim.createPhone(p));
     const owner = created[0];
     assert.ok(owner, 'a suite needs at least the phone that owns the session');
     const res = await gw.api.post('/api/v1/sessions', { id: session, webhookUrl: receiver.url });
     assert.equal(res.status, 201, res.raw.toString());
-    await s.sim.scanQr(owner, await gw.api.waitQr(session));
+    await sim.scanQr(owner, await gw.api.waitQr(session));
     await gw.api.waitStatus(session, 'connected');
     const sse = openSse(t0, `${gw.url}/api/v1/sessions/${session}/events`);
     await waitFor(() => sse.events.length > 0, { what: 'the SSE stream to open', timeoutMs: 5000 });
-    Object.assign(suite, { gw, sim: s.sim, phones: created, sse, hits: receiver.hits });
+    Object.assign(suite, { gw, sim, secret, phones: created, sse, hits: receiver.hits });
   });
   after(async () => {
     for (const fn of cleanups.reverse()) await fn().catch(() => undefined);

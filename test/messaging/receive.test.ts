@@ -5,19 +5,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { tempDir, waitFor } from '../harness/index.ts';
-import { openSse, pairByQr, sessionTestEnv, startGateway, startReceiver, startSim } from '../sessions/helpers.ts';
-
-const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+import { openSse, pairByQr, sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
+import { startWebhookGateway } from './fixture.ts';
 
 describe('messaging: receive', () => {
   test('text + image from a phone: stored once, on SSE and the messages webhook, media via the API', async (t) => {
-    const dir = await tempDir(t);
-    const { sim, env } = await startSim(t, dir.path);
-    const receiver = await startReceiver(t);
-    const gw = await startGateway(t, {
-      env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_POLL_INTERVAL_MS: '100' }),
-      webhooks: true,
-    });
+    const { sim, gw, receiver } = await startWebhookGateway(t);
     const owner = sim.createPhone({ number: '6281234567811', name: 'Owner' });
     const citra = sim.createPhone({ number: '6281234567812', name: 'Citra' });
     const created = await gw.api.post('/api/v1/sessions', { id: 'rx', webhookUrl: receiver.url });

@@ -5,20 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { tempDir, waitFor } from '../harness/index.ts';
-import { openSse, sessionTestEnv, startGateway, startReceiver, startSim } from '../sessions/helpers.ts';
-
-const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+import { waitFor } from '../harness/index.ts';
+import { openSse } from '../sessions/helpers.ts';
+import { startWebhookGateway } from './fixture.ts';
 
 describe('messaging: status', () => {
   test('delivered, read and played receipts: stored status, message-status webhooks and SSE, never backwards, with correlation ids', async (t) => {
-    const dir = await tempDir(t);
-    const { sim, env } = await startSim(t, dir.path);
-    const receiver = await startReceiver(t);
-    const gw = await startGateway(t, {
-      env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_POLL_INTERVAL_MS: '100' }),
-      webhooks: true,
-    });
+    const { sim, gw, receiver } = await startWebhookGateway(t);
     const owner = sim.createPhone({ number: '6281234567831', name: 'Owner' });
     const dewi = sim.createPhone({ number: '6281234567832', name: 'Dewi' });
     const created = await gw.api.call('POST', '/api/v1/sessions', { id: 'st', webhookUrl: receiver.url }, { 'x-request-id': 'req-create-st' });
