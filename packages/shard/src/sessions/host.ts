@@ -179,10 +179,7 @@ export class SessionHost {
 
   /** Sends a message of a running session through its governor (IPC `message.send`). */
   async send(params: MessageSendParams, requestId?: string): Promise<MessageSendResult> {
-    const deps = this.#sendDeps(params.sessionId);
-    const runner = this.#entries.get(params.sessionId)?.runner;
-    if (requestId !== undefined && runner !== undefined) deps.noteSent = (id) => runner.noteApiSend(id, requestId);
-    return await sendOne(params, deps);
+    return await sendOne(params, this.#sendDeps(params.sessionId, requestId));
   }
 
   /** Read, edit, revoke, presence, number lookup (IPC `session.action`). */
@@ -190,7 +187,8 @@ export class SessionHost {
     return await runAction(action, this.#sendDeps(sessionId));
   }
 
-  #sendDeps(sessionId: string): SendDeps {
+  /** `requestId`: the API call behind a send (Baileys' echo of the sent message then carries it). */
+  #sendDeps(sessionId: string, requestId?: string): SendDeps {
     const entry = this.#entries.get(sessionId);
     if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${sessionId} does not run on this shard.`);
     const runner = entry.runner;
@@ -203,6 +201,7 @@ export class SessionHost {
       blobs: this.#opts.blobs,
       media: this.#messaging.media,
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
+      ...(requestId === undefined ? {} : { noteSent: (id: string) => runner.noteApiSend(id, requestId) }),
     };
   }
 
