@@ -234,9 +234,16 @@ export class BlobAuthState {
     return out;
   }
 
+  /** Why no write is taken any more (closed, or background writes fenced out); undefined while open. */
+  private refusal(): unknown {
+    if (this.closed) return new GatewayError('LEASE_LOST', `auth state of ${this.opts.sessionId} is closed`);
+    return this.failed;
+  }
+
   private set(data: SignalDataSet): Promise<void> {
-    if (this.closed) return Promise.reject(new GatewayError('LEASE_LOST', `auth state of ${this.opts.sessionId} is closed`));
-    if (this.failed !== undefined) return Promise.reject(this.failed);
+    // Checked before the write-behind path below swallows the rejection.
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
     applyKeys(this.keys, data as Partial<Record<KeyType, Record<string, unknown>>>);
     const durable = this.enqueue((p) => {
       for (const [type, entries] of Object.entries(data) as [KeyType, Record<string, unknown> | undefined][]) {
@@ -251,8 +258,8 @@ export class BlobAuthState {
   }
 
   private enqueue(fill: (p: Pending) => void): Promise<void> {
-    if (this.closed) return Promise.reject(new GatewayError('LEASE_LOST', `auth state of ${this.opts.sessionId} is closed`));
-    if (this.failed !== undefined) return Promise.reject(this.failed);
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
     const p = (this.pending ??= { keys: {}, waiters: [] });
     fill(p);
     const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
