@@ -359,7 +359,7 @@ export class SimPhone {
             const keyId = childBytes(key, 'id');
             const keyValue = childBytes(key, 'value');
             await this.peer.injectSession(from.pnJid, {
-              registrationId: uintBE(childBytes({ tag: 'x', attrs: {}, content }, 'registration')),
+              registrationId: uintBE(nodeBytes(content.find(c => c.tag === 'registration'))),
               identityKey: identity,
               signedPreKey: { id: uintBE(skeyId), public: skeyValue, signature },
               preKey: keyId && keyValue ? { id: uintBE(keyId), public: keyValue } : undefined,
