@@ -226,6 +226,9 @@ export class SessionRunner {
     this.sock = undefined;
     if (sock) {
       sock.ev.removeAllListeners('connection.update');
+      // At once means the TCP connection, not a close handshake the server may finish late: until it does, the
+      // server still counts this socket, and the session's next owner may already be logging in.
+      terminate(sock);
       sock.end(new Error(reason)).catch(() => undefined);
     }
     this.setState('disconnected', reason);
