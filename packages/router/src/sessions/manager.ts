@@ -77,6 +77,12 @@ interface LocalSession {
   /** Planned stop in progress (migration, restart, shutdown): its `disconnected` is not a status change. */
   quiet: boolean;
   /**
+   * Claimed but `session.start` not answered yet: the shard may not know the session, so renewals keep its lease
+   * (and `validUntil`, read when the start is sent) but send it no `leases.extend`, whose "unknown" would read as
+   * "the shard lost it" and re-place a session whose start is still on its way (two sockets; placement-race test).
+   */
+  starting: boolean;
+  /**
    * The id of the API request that started this epoch (create, restart, migrate), carried as the correlation
    * id of the events it causes (`qr`, `connecting`, `connected`, a failure) until the session first connects or
    * ends; later events (network drops, reconnects) were not caused by a request and carry none.
@@ -528,11 +534,14 @@ export class SessionManager {
       throw new GatewayError('CONFLICT', `Session ${id} is held by ${claim.holder.owner}.`, { owner: claim.holder.owner });
     }
     const epoch = claim.lease.epoch;
-    const local: LocalSession = { shard, epoch, owner, validUntil: this.#validUntil(sentAt), quiet: false, cause: reqId };
+    const local: LocalSession = { shard, epoch, owner, validUntil: this.#validUntil(sentAt), quiet: false, starting: true, cause: reqId };
     this.#local.set(id, local);
     try {
       await this.store.placed(id, this.#o.hostId, shard, epoch);
+      // The lease may have been lost (renewal) while the row was written: then this epoch must not start at all.
+      if (this.#local.get(id) !== local) throw new GatewayError('LEASE_LOST', `The lease of ${id} was lost before its start.`, { epoch });
       await this.#o.shards.call(shard, { kind: 'session.start', sessionId: id, epoch, validUntil: local.validUntil, reason }, { requestId: reqId });
+      local.starting = false;
     } catch (err) {
       if (this.#local.get(id) === local) this.#local.delete(id);
       await this.#o.shards.call(shard, { kind: 'session.abort', sessionId: id, reason: 'start failed' }).catch(() => undefined);
@@ -676,7 +685,7 @@ export class SessionManager {
           if (!l || l.epoch !== ref.epoch) continue;
           if (lostSet.has(ref.sessionId)) continue;
           l.validUntil = validUntil;
-          grants.push({ sessionId: ref.sessionId, epoch: ref.epoch, validUntil });
+          if (!l.starting) grants.push({ sessionId: ref.sessionId, epoch: ref.epoch, validUntil });
         }
         for (const id of lost) this.#onLeaseLost(id, g.shard, g.refs.find((r) => r.sessionId === id)?.epoch);
         if (grants.length === 0) return;
