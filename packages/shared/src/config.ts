@@ -49,6 +49,7 @@ export const ENV_SPEC = {
   LEASE_RENEW_INTERVAL_MS: { schema: int(100, 300_000), default: '5000', doc: 'How often the router renews the leases of its host\'s sessions (in one batch).' },
   DATABASE_URL: { schema: urlWith(['postgres', 'postgresql']).optional(), default: undefined, doc: 'PostgreSQL for messages and the webhook outbox. Unset: embedded PGlite under DATA_DIR.' },
   DATABASE_POOL_MAX: { schema: int(1, 200), default: '10', doc: 'pg pool size per process (embedded mode always uses 1).' },
+  DATABASE_QUERY_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'A PostgreSQL query without an answer in this time fails with DEPENDENCY_UNAVAILABLE (a partitioned server must not hang API calls or the outbox).' },
   PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Port of the embedded PGlite wire server (0 picks a free one).' },
   S3_ENDPOINT: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'S3/MinIO endpoint URL (alias MINIO_ENDPOINT). Unset: blobs under DATA_DIR.' },
   S3_ACCESS_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'S3 access key (alias MINIO_ACCESS_KEY).' },
@@ -163,7 +164,7 @@ export interface GatewayConfig {
   shutdownTimeoutMs: number;
   redis: { url: string } | undefined;
   lease: { ttlMs: number; renewIntervalMs: number };
-  database: { url: string; poolMax: number } | undefined;
+  database: { url: string; poolMax: number; queryTimeoutMs?: number } | undefined;
   pglitePort: number;
   s3: S3Config | undefined;
   /** The backend (worker registry, webhooks); undefined in standalone mode. */
@@ -350,7 +351,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     shutdownTimeoutMs: r.SHUTDOWN_TIMEOUT_MS,
     redis: r.REDIS_URL === undefined ? undefined : { url: r.REDIS_URL },
     lease: { ttlMs: r.LEASE_TTL_MS, renewIntervalMs: r.LEASE_RENEW_INTERVAL_MS },
-    database: r.DATABASE_URL === undefined ? undefined : { url: r.DATABASE_URL, poolMax: r.DATABASE_POOL_MAX },
+    database: r.DATABASE_URL === undefined ? undefined : { url: r.DATABASE_URL, poolMax: r.DATABASE_POOL_MAX, queryTimeoutMs: r.DATABASE_QUERY_TIMEOUT_MS },
     pglitePort: r.PGLITE_PORT,
     s3:
       r.S3_ENDPOINT === undefined || r.S3_ACCESS_KEY === undefined || r.S3_SECRET_KEY === undefined

@@ -64,6 +64,7 @@ export interface SqlTarget {
   url: string;
   kind?: 'postgres' | 'pglite';
   poolMax?: number;
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -75,6 +76,7 @@ export async function openSql(target: SqlTarget, logger: Logger, options: OpenOp
     logger,
     kind: target.kind ?? 'postgres',
     poolMax: target.poolMax,
+    queryTimeoutMs: target.queryTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs,
   });
 }
@@ -85,7 +87,7 @@ export async function openSql(target: SqlTarget, logger: Logger, options: OpenOp
  */
 export async function openDatabase(config: Pick<StoresConfig, 'database' | 'dataDir' | 'pglitePort'>, logger: Logger, options: OpenOptions = {}): Promise<SqlDatabase> {
   if (config.database !== undefined) {
-    return openSql({ url: config.database.url, kind: 'postgres', poolMax: config.database.poolMax }, logger, options);
+    return openSql({ url: config.database.url, kind: 'postgres', poolMax: config.database.poolMax, queryTimeoutMs: config.database.queryTimeoutMs }, logger, options);
   }
   return PgliteDatabase.open({ dataDir: path.join(config.dataDir, 'pglite'), port: config.pglitePort, logger });
 }

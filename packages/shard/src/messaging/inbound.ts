@@ -14,6 +14,7 @@ import type { BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatu
 import { normalizeInbound } from './content.ts';
 import { createLidResolver } from './lid.ts';
 import { decodePollVote, jidCandidates, pollProto } from './poll.ts';
+import { backoffDelay } from '../sessions/disconnect.ts';
 
 /** Sends a request to the router and resolves with its reply (rejects with the router's error or a timeout). */
 export type ShardRequester = <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs?: number) => Promise<ShardRequestResult<K>>;
@@ -33,9 +34,21 @@ export interface InboundOptions {
   mediaMaxBytes: number;
   /** Longest wait for an inbound media download (MEDIA_FETCH_TIMEOUT_MS); it is served lazily after that. */
   mediaFetchTimeoutMs?: number;
+  /** How long a store outage is waited out before a message is left for WhatsApp to deliver again. */
+  storeDeadlineMs?: number;
 }
 
+/** Attempts for an answer that is not a transient outage (a bug or a refusal: retrying will not help much). */
 const RETRIES = 5;
+/**
+ * Router answers that mean "the store is down or slow right now": waited out with backoff (equal jitter, capped)
+ * until STORE_DEADLINE_MS. Meanwhile the receipts of these messages wait too, so WhatsApp keeps them; past the
+ * deadline the hook rejects, no receipt goes out, and WhatsApp delivers them again at the next login.
+ */
+const TRANSIENT = new Set(['DEPENDENCY_UNAVAILABLE', 'IPC_TIMEOUT']);
+const STORE_DEADLINE_MS = 120_000;
+const RETRY_BASE_MS = 200;
+const RETRY_MAX_MS = 5_000;
 
 interface Waiter {
   resolve: () => void;
@@ -170,13 +183,17 @@ export class InboundForwarder {
   }
 
   async #retry(fn: () => Promise<unknown>): Promise<void> {
+    const deadline = Date.now() + (this.#o.storeDeadlineMs ?? STORE_DEADLINE_MS);
     for (let attempt = 1; ; attempt++) {
       try {
         await fn();
         return;
       } catch (err) {
-        if (attempt >= RETRIES) throw err;
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        const code = (err as { code?: unknown }).code;
+        const delay = backoffDelay(attempt, RETRY_BASE_MS, RETRY_MAX_MS);
+        if (typeof code === 'string' && TRANSIENT.has(code) ? Date.now() + delay >= deadline : attempt >= RETRIES) throw err;
+        if (attempt === 1 || attempt % 10 === 0) this.#o.logger.warn({ sessionId: this.#o.sessionId, attempt, err: code ?? String(err) }, 'router could not take inbound facts; retrying');
+        await new Promise((r) => setTimeout(r, delay));
       }
     }
   }

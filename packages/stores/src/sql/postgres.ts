@@ -2,7 +2,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger, SqlClient, SqlDatabase, SqlResult } from '@wagw/shared';
-import { dependencyUnavailable } from '../dependency.ts';
+import { GatewayError } from '@wagw/shared';
+import { dependencyUnavailable, describeFailure } from '../dependency.ts';
 import type { DependencyName } from '../dependency.ts';
 
 /**
@@ -22,6 +23,8 @@ export interface PostgresOptions {
   poolMax?: number;
   /** Time to open a connection, at start-up and later. Default 3000 ms. */
   connectTimeoutMs?: number;
+  /** A query without an answer in this time fails (client side: a partitioned server sends nothing). Default 10000 ms. */
+  queryTimeoutMs?: number;
   /** 'pglite' when the URL points at the embedded server (changes only `kind` and error wording). */
   kind?: 'postgres' | 'pglite';
   /** application_name shown in pg_stat_activity. */
@@ -34,13 +37,26 @@ function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/**
+ * A failure of the connection rather than of the SQL (refused, reset, timed out, terminated): the server is
+ * unreachable, which callers see as DEPENDENCY_UNAVAILABLE (503), not as a bug (500). An SQL error from the
+ * server (pg.DatabaseError) stays as it is.
+ */
+function isConnectionFailure(err: unknown): boolean {
+  return err instanceof Error && !(err instanceof pg.DatabaseError) && (err as { code?: unknown }).code !== 'DEPENDENCY_UNAVAILABLE';
+}
+
 /** A client that refuses use once its transaction has ended (a leaked `tx` would run outside it). */
-function scopedClient(client: pg.PoolClient, isOpen: () => boolean): SqlClient {
+function scopedClient(client: pg.PoolClient, isOpen: () => boolean, unavailable: (err: unknown) => Error): SqlClient {
   return {
     async query<R extends Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
       if (!isOpen()) throw new Error('This transaction has ended; its client cannot be used any more');
-      const result = await client.query<R>(text, params === undefined ? undefined : ([...params] as Params));
-      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+      try {
+        const result = await client.query<R>(text, params === undefined ? undefined : ([...params] as Params));
+        return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+      } catch (err) {
+        throw isConnectionFailure(err) ? unavailable(err) : err;
+      }
     },
   };
 }
@@ -53,14 +69,20 @@ function scopedClient(client: pg.PoolClient, isOpen: () => boolean): SqlClient {
 export class PostgresDatabase implements SqlDatabase {
   readonly kind: 'postgres' | 'pglite';
   readonly #pool: pg.Pool;
+  readonly #name: DependencyName;
   /** Set while a transaction callback of this database runs: using `db` there instead of `tx` is a bug. */
   readonly #inTransaction = new AsyncLocalStorage<true>();
   #closed = false;
 
-  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite') {
+  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite', name: DependencyName) {
     this.#pool = pool;
     this.kind = kind;
+    this.#name = name;
   }
+
+  /** At run time the message names the dependency and the failure, not its URL (it reaches API callers). */
+  readonly #unavailable = (err: unknown): Error =>
+    new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} is unreachable: ${describeFailure(err)}`, { dependency: this.#name }, { cause: err });
 
   static async connect(url: string, options: PostgresOptions): Promise<PostgresDatabase> {
     const kind = options.kind ?? 'postgres';
@@ -70,6 +92,9 @@ export class PostgresDatabase implements SqlDatabase {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
       application_name: options.applicationName ?? 'wagw',
       idleTimeoutMillis: kind === 'pglite' ? 0 : 30_000,
+      // Client side: a server cut off by a partition answers nothing, and nothing else would end the wait.
+      query_timeout: options.queryTimeoutMs ?? 10_000,
+      keepAlive: true,
       types,
     });
     const name: DependencyName = kind === 'pglite' ? 'PGlite' : 'PostgreSQL';
@@ -82,7 +107,7 @@ export class PostgresDatabase implements SqlDatabase {
       await pool.end().catch(() => {});
       throw dependencyUnavailable(name, url, err);
     }
-    return new PostgresDatabase(pool, kind);
+    return new PostgresDatabase(pool, kind, name);
   }
 
   #guard(): void {
@@ -102,7 +127,7 @@ export class PostgresDatabase implements SqlDatabase {
       try {
         return await this.#pool.connect();
       } catch (err) {
-        if (this.kind !== 'pglite' || attempt >= 5 || this.#closed) throw err;
+        if (this.kind !== 'pglite' || attempt >= 5 || this.#closed) throw this.#unavailable(err);
         await sleep(20 * attempt);
       }
     }
@@ -118,7 +143,7 @@ export class PostgresDatabase implements SqlDatabase {
     } catch (err) {
       // An SQL error leaves the connection usable (pg.Pool#query would discard it); anything else does not.
       client.release(err instanceof pg.DatabaseError ? undefined : toError(err));
-      throw err;
+      throw isConnectionFailure(err) ? this.#unavailable(err) : err;
     }
   }
 
@@ -127,16 +152,22 @@ export class PostgresDatabase implements SqlDatabase {
     const client = await this.#acquire();
     let open = true;
     let broken: Error | undefined;
+    const tx = scopedClient(client, () => open, this.#unavailable);
     try {
-      await client.query('BEGIN');
-      const result = await this.#inTransaction.run(true, () => fn(scopedClient(client, () => open)));
-      await client.query('COMMIT');
+      await tx.query('BEGIN');
+      const result = await this.#inTransaction.run(true, () => fn(tx));
+      await tx.query('COMMIT');
       return result;
     } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackError) {
-        broken = toError(rollbackError);
+      if ((err as { code?: unknown }).code === 'DEPENDENCY_UNAVAILABLE') {
+        // The connection itself failed: a ROLLBACK would only wait out another timeout. Discard it.
+        broken = toError(err);
+      } else {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = toError(rollbackError);
+        }
       }
       throw err;
     } finally {
