@@ -1,7 +1,23 @@
 import { Redis } from 'ioredis';
-import { withTimeout } from '@wagw/shared';
+import { GatewayError, withTimeout } from '@wagw/shared';
 import type { Logger } from '@wagw/shared';
-import { dependencyUnavailable } from './dependency.ts';
+import { dependencyUnavailable, describeFailure } from './dependency.ts';
+
+/**
+ * A Redis command's promise with connection-level failures (timed out, connection closed, retries exhausted)
+ * turned into DEPENDENCY_UNAVAILABLE (503 to API callers, a known outage to the lease agent). An error reply of
+ * the server (ReplyError: a script or type bug) stays as it is.
+ */
+export async function redisCall<T>(command: Promise<T>): Promise<T> {
+  try {
+    return await command;
+  } catch (err) {
+    if (err instanceof Error && err.name !== 'ReplyError') {
+      throw new GatewayError('DEPENDENCY_UNAVAILABLE', `Redis is unreachable: ${describeFailure(err)}`, { dependency: 'Redis' }, { cause: err });
+    }
+    throw err;
+  }
+}
 
 export interface RedisConnectOptions {
   logger: Logger;

@@ -184,6 +184,12 @@ export class SessionManager {
     return this.#local.size;
   }
 
+  /** The shard and lease epoch a session runs under on this host, if it runs here. */
+  leaseOf(id: string): { shard: number; epoch: number } | undefined {
+    const l = this.#local.get(id);
+    return l === undefined ? undefined : { shard: l.shard, epoch: l.epoch };
+  }
+
   /** Starts the renewal/announce timer and restores every session that should run (in the background). */
   start(): Promise<void> {
     const tick = (): void => {

@@ -2,7 +2,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import type { ClaimResult, Lease, LeaseRef, SessionDirectory } from '@wagw/shared';
 import { redisKeys } from '../redis-keys.ts';
 import type { RedisKeys } from '../redis-keys.ts';
-import { connectRedis } from '../redis-client.ts';
+import { connectRedis, redisCall } from '../redis-client.ts';
 import type { RedisConnectOptions } from '../redis-client.ts';
 import { CLAIM, LIST_BY_OWNER, RELEASE, RENEW } from './lua.ts';
 import { assertSessionId, assertTtl } from './validate.ts';
@@ -69,7 +69,7 @@ export class RedisDirectory implements SessionDirectory {
     assertSessionId(sessionId);
     assertTtl(ttlMs);
     const k = this.keys;
-    const reply = await this.#redis.wagwLeaseClaim(k.lease(sessionId), k.epoch(sessionId), k.owner(owner), owner, ttlMs, sessionId);
+    const reply = await redisCall(this.#redis.wagwLeaseClaim(k.lease(sessionId), k.epoch(sessionId), k.owner(owner), owner, ttlMs, sessionId));
     if (!Array.isArray(reply)) throw new Error('Unexpected reply from the claim script');
     if (reply[0] === 1) {
       return { ok: true, lease: { sessionId, owner, epoch: toNumber(reply[1], 'epoch'), expiresAt: toNumber(reply[2], 'expiresAt') } };
@@ -90,7 +90,7 @@ export class RedisDirectory implements SessionDirectory {
       const keys = [this.keys.owner(owner), ...chunk.map((l) => this.keys.lease(l.sessionId))];
       pipeline.wagwLeaseRenew(keys.length, ...keys, owner, ttlMs, ...chunk.map((l) => String(l.epoch)), ...chunk.map((l) => l.sessionId));
     }
-    const results = await pipeline.exec();
+    const results = await redisCall(pipeline.exec());
     if (results === null) throw new Error('Lease renewal pipeline was aborted');
     const lost: string[] = [];
     results.forEach(([err, reply], c) => {
@@ -106,25 +106,25 @@ export class RedisDirectory implements SessionDirectory {
   }
 
   async release(sessionId: string, owner: string, epoch: number): Promise<boolean> {
-    const reply = await this.#redis.wagwLeaseRelease(this.keys.lease(sessionId), this.keys.owner(owner), owner, epoch, sessionId);
+    const reply = await redisCall(this.#redis.wagwLeaseRelease(this.keys.lease(sessionId), this.keys.owner(owner), owner, epoch, sessionId));
     return reply === 1;
   }
 
   async get(sessionId: string): Promise<Lease | null> {
-    const [owner, epoch, expiresAt] = await this.#redis.hmget(this.keys.lease(sessionId), 'owner', 'epoch', 'expiresAt');
+    const [owner, epoch, expiresAt] = await redisCall(this.#redis.hmget(this.keys.lease(sessionId), 'owner', 'epoch', 'expiresAt'));
     if (owner === null || owner === undefined) return null;
     return { sessionId, owner, epoch: toNumber(epoch, 'epoch'), expiresAt: toNumber(expiresAt, 'expiresAt') };
   }
 
   async isCurrent(sessionId: string, epoch: number): Promise<boolean> {
     // One read is atomic; an expired hash reads as absent.
-    const current = await this.#redis.hget(this.keys.lease(sessionId), 'epoch');
+    const current = await redisCall(this.#redis.hget(this.keys.lease(sessionId), 'epoch'));
     return current !== null && current === String(epoch);
   }
 
   async listByOwner(owner: string): Promise<Lease[]> {
     const [leasePrefix, leaseSuffix] = this.keys.leaseKeyParts;
-    const reply = await this.#redis.wagwLeaseList(this.keys.owner(owner), owner, leasePrefix, leaseSuffix);
+    const reply = await redisCall(this.#redis.wagwLeaseList(this.keys.owner(owner), owner, leasePrefix, leaseSuffix));
     if (!Array.isArray(reply)) throw new Error('Unexpected reply from the list script');
     const leases = reply.map((row: unknown): Lease => {
       if (!Array.isArray(row)) throw new Error('Unexpected row from the list script');
@@ -134,7 +134,7 @@ export class RedisDirectory implements SessionDirectory {
   }
 
   async ping(): Promise<void> {
-    await this.#redis.ping();
+    await redisCall(this.#redis.ping());
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redisCall } from '../redis-client.ts';
 
 /** One router of the cluster, as it announces itself. */
 export interface HostRecord {
@@ -60,11 +61,11 @@ export class RedisHostRegistry implements HostRegistry {
 
   async announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void> {
     const full: HostRecord = { ...record, updatedAt: new Date().toISOString(), expiresAt: Date.now() + ttlMs };
-    await this.#redis.hset(this.#key, record.hostId, JSON.stringify(full));
+    await redisCall(this.#redis.hset(this.#key, record.hostId, JSON.stringify(full)));
   }
 
   async list(): Promise<HostRecord[]> {
-    const all = await this.#redis.hgetall(this.#key);
+    const all = await redisCall(this.#redis.hgetall(this.#key));
     const now = Date.now();
     const out: HostRecord[] = [];
     const stale: string[] = [];
@@ -73,18 +74,18 @@ export class RedisHostRegistry implements HostRegistry {
       if (rec && rec.expiresAt > now) out.push(rec);
       else if (rec && rec.expiresAt < now - 3_600_000) stale.push(id);
     }
-    if (stale.length > 0) await this.#redis.hdel(this.#key, ...stale);
+    if (stale.length > 0) await redisCall(this.#redis.hdel(this.#key, ...stale));
     return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1));
   }
 
   async get(hostId: string): Promise<HostRecord | null> {
-    const raw = await this.#redis.hget(this.#key, hostId);
+    const raw = await redisCall(this.#redis.hget(this.#key, hostId));
     const rec = raw === null ? null : parse(raw);
     return rec && rec.expiresAt > Date.now() ? rec : null;
   }
 
   async remove(hostId: string): Promise<void> {
-    await this.#redis.hdel(this.#key, hostId);
+    await redisCall(this.#redis.hdel(this.#key, hostId));
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redisCall } from '../redis-client.ts';
 import type { CachedQr, QrCache } from './types.ts';
 
 /** QR codes in Redis under `{prefix}qr:{sessionId}` with PX expiry (shared by every router of the cluster). */
@@ -14,11 +15,11 @@ export class RedisQrCache implements QrCache {
 
   async set(sessionId: string, entry: CachedQr, ttlMs: number): Promise<void> {
     if (!(ttlMs > 0)) throw new RangeError('ttlMs must be positive');
-    await this.#redis.set(this.#key(sessionId), JSON.stringify(entry), 'PX', Math.ceil(ttlMs));
+    await redisCall(this.#redis.set(this.#key(sessionId), JSON.stringify(entry), 'PX', Math.ceil(ttlMs)));
   }
 
   async get(sessionId: string): Promise<CachedQr | null> {
-    const raw = await this.#redis.get(this.#key(sessionId));
+    const raw = await redisCall(this.#redis.get(this.#key(sessionId)));
     if (raw === null) return null;
     const v = JSON.parse(raw) as Partial<CachedQr>;
     if (typeof v.qr !== 'string' || typeof v.epoch !== 'number' || typeof v.index !== 'number' || typeof v.expiresAt !== 'number') return null;
@@ -26,6 +27,6 @@ export class RedisQrCache implements QrCache {
   }
 
   async delete(sessionId: string): Promise<void> {
-    await this.#redis.del(this.#key(sessionId));
+    await redisCall(this.#redis.del(this.#key(sessionId)));
   }
 }
