@@ -1,0 +1,355 @@
+/**
+ * The chaos campaign (`npm run chaos -- --minutes 30 [--seed N] [--sessions 8] [--write]`), separate from
+ * `npm test`. A real router process (with its shards) runs on Redis, PostgreSQL and an S3 endpoint, each behind
+ * a TCP proxy this script controls, against the WhatsApp simulator, while phones send messages to every session,
+ * the API sends with Idempotency-Keys and webhooks go to a local receiver. At random (seeded) intervals it
+ * injects one fault at a time: SIGKILL a shard or the router (restarted like a supervisor would), restart Redis
+ * (its data lost), pause PostgreSQL, fail the blob store, or a simulator fault (stream restart 515, replaced 440,
+ * dropped TCP, rate limits, latency, every socket dropped at once). A checker samples the invariant all along and
+ * at the end counts: two live sockets for one device, inbound messages lost, sends doubled per Idempotency-Key,
+ * sessions paired again, webhook events never delivered, and the time until every session is connected after
+ * the last fault. It prints the table and, with --write, puts it in docs/reliability.md with the seed.
+ * Everything listens on 127.0.0.1 only.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { WaSimulator } from '@wagw/wa-sim';
+import type { SimPhone } from '@wagw/wa-sim';
+import { createTestDatabase, startPrivateRedis, startS3, tempDir, waitFor } from '../harness/index.ts';
+import { startTcpProxy } from '../harness/tcp-proxy.ts';
+import type { TcpProxy } from '../harness/tcp-proxy.ts';
+import { Api, sessionTestEnv, startReceiver, startRouterProcess } from '../sessions/helpers.ts';
+import type { RouterProcess } from '../sessions/helpers.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '3' },
+    seed: { type: 'string' },
+    sessions: { type: 'string', default: '6' },
+    write: { type: 'boolean', default: false },
+    'recovery-bound-ms': { type: 'string', default: '90000' },
+  },
+});
+const minutes = Number(args.minutes);
+const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
+const sessionCount = Number(args.sessions);
+const recoveryBoundMs = Number(args['recovery-bound-ms']);
+
+/** mulberry32: a small seeded PRNG, so a run replays with --seed. */
+function prng(a: number): () => number {
+  return () => {
+    a |= 0;
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = prng(seed);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+const between = (lo: number, hi: number): number => Math.round(lo + rand() * (hi - lo));
+
+const cleanups: (() => Promise<void>)[] = [];
+const t = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
+const log = (msg: string): void => void process.stdout.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+// libsignal (in the simulator's phones, in this process) prints whole session records on console.log/info when
+// it replaces a session, which every re-login after a fault causes: keep the campaign's own output readable.
+console.log = () => undefined;
+console.info = () => undefined;
+
+async function main(): Promise<void> {
+  log(`seed ${seed}, ${minutes} min, ${sessionCount} sessions`);
+  const dir = await tempDir(t);
+  const sim = await WaSimulator.create();
+  t.after(() => sim.close());
+  sim.receiptDelayMs = 0;
+  const caFile = `${dir.path}/wa-sim-ca.pem`;
+  await writeFile(caFile, sim.mediaCaPem);
+  const [redis, db, s3] = await Promise.all([startPrivateRedis(t), createTestDatabase(t), startS3(t)]);
+  const pgTarget = new URL(db.url);
+  const s3Target = new URL(s3.endpoint);
+  const proxies: Record<'redis' | 'pg' | 's3', TcpProxy> = {
+    redis: await startTcpProxy(t, { host: '127.0.0.1', port: redis.port }),
+    pg: await startTcpProxy(t, { host: pgTarget.hostname, port: Number(pgTarget.port || 5432) }),
+    s3: await startTcpProxy(t, { host: s3Target.hostname, port: Number(s3Target.port) }),
+  };
+  const pgViaProxy = new URL(db.url);
+  pgViaProxy.port = String(proxies.pg.port);
+  const receiver = await startReceiver(t);
+  const env = sessionTestEnv(`${dir.path}/data`, {
+    LOG_LEVEL: process.env['WAGW_CHAOS_LOG'] ?? 'error',
+    WA_WEBSOCKET_URL: sim.urls.ws,
+    WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
+    WA_EXTRA_CA_FILE: caFile,
+    SHARD_COUNT: '2',
+    REDIS_URL: `redis://127.0.0.1:${proxies.redis.port}`,
+    DATABASE_URL: pgViaProxy.toString(),
+    DATABASE_QUERY_TIMEOUT_MS: '5000',
+    S3_ENDPOINT: `http://127.0.0.1:${proxies.s3.port}`,
+    S3_ACCESS_KEY: s3.accessKey,
+    S3_SECRET_KEY: s3.secretKey,
+    S3_BUCKET: s3.bucket,
+    WEBHOOK_SECRET: 'whsec_Y2hhb3NjaGFvc2NoYW9zY2hhb3NjaGFvc2NoYW9z',
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    WEBHOOK_POLL_INTERVAL_MS: '200',
+    SEND_RATE_PER_SEC: '50',
+    SEND_BURST: '50',
+    SEND_PER_RECIPIENT_INTERVAL_MS: '0',
+    SESSION_RECONNECT_MAX_ATTEMPTS: '1000',
+  });
+  let router: RouterProcess;
+  let api: Api;
+  let killing = false;
+  let crashes = 0;
+  const launch = async (port: string): Promise<void> => {
+    router = await startRouterProcess(t, { ...env, PORT: port });
+    api = new Api(router.url);
+    const child = router.child;
+    const proc = router;
+    child.once('exit', (code, signal) => {
+      if (killing || stopping) return;
+      // A router that ends by itself is a finding: report it, then restart it as a supervisor would.
+      crashes++;
+      log(`router exited by itself (code ${code}, signal ${signal}); stderr tail: ${proc.stderr().slice(-2000)}; last log lines: ${proc.stdout().split('\n').slice(-15).join('\n')}`);
+      void launch(new URL(proc.url).port).catch((err: unknown) => log(`router restart failed: ${String(err)}`));
+    });
+  };
+  let stopping = false;
+  t.after(async () => {
+    stopping = true;
+  });
+  await launch('0');
+  const restartRouter = async (): Promise<void> => {
+    killing = true;
+    try {
+      await router.stop('SIGKILL');
+    } finally {
+      killing = false;
+    }
+    await sleep(200);
+    await launch(new URL(router.url).port);
+  };
+
+  // Sessions, each paired once by QR.
+  const ids = Array.from({ length: sessionCount }, (_, i) => `chaos-${i}`);
+  const owners = ids.map((id) => sim.createPhone({ name: id }));
+  const friends = Array.from({ length: 3 }, (_, i) => sim.createPhone({ name: `friend-${i}` }));
+  for (const [i, id] of ids.entries()) {
+    const r = await api.post('/api/v1/sessions', { id, webhookUrl: receiver.url });
+    if (r.status !== 201) throw new Error(`create ${id}: ${r.status} ${r.raw.toString()}`);
+    await sim.scanQr(owners[i] as SimPhone, await api.waitQr(id, 60_000));
+    await api.waitStatus(id, 'connected', 60_000);
+  }
+  const pairings = sim.snapshot().pairings;
+  log(`${ids.length} sessions paired`);
+
+  // Traffic.
+  let stopTraffic = false;
+  const inbound: { session: string; id: string }[] = [];
+  const sends = new Map<string, { session: string; to: SimPhone; acked: string | null; attempts: number }>();
+  const inboundLoop = (async () => {
+    while (!stopTraffic) {
+      const k = Math.floor(rand() * ids.length);
+      const from = pick(friends);
+      try {
+        inbound.push({ session: ids[k] as string, id: (await from.sendText((owners[k] as SimPhone).jid, `in ${inbound.length}`)).id });
+      } catch {
+        // the simulator refused (its own fault injection): not a message WhatsApp accepted
+      }
+      await sleep(between(50, 250));
+    }
+  })();
+  const trySend = async (key: string): Promise<void> => {
+    const s = sends.get(key);
+    if (!s || s.acked !== null) return;
+    s.attempts++;
+    try {
+      const res = await fetch(`${api.base}/api/v1/sessions/${s.session}/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ to: s.to.jid, type: 'text', text: `send ${key}` }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const body = (await res.json().catch(() => ({}))) as { id?: string };
+      if (res.status === 201 && typeof body.id === 'string') s.acked = body.id;
+    } catch {
+      // router down or restarting: retried with the same key
+    }
+  };
+  const sendLoop = (async () => {
+    while (!stopTraffic) {
+      const key = `k-${randomUUID()}`;
+      sends.set(key, { session: pick(ids), to: pick(friends), acked: null, attempts: 0 });
+      void trySend(key);
+      for (const [k, s] of sends) if (s.acked === null && s.attempts > 0 && rand() < 0.3) void trySend(k);
+      await sleep(between(200, 600));
+    }
+  })();
+
+  // The invariant, sampled all along.
+  let maxViolations = 0;
+  const sampler = setInterval(() => {
+    maxViolations = Math.max(maxViolations, sim.snapshot().concurrentLoginViolations);
+  }, 250);
+
+  // Faults.
+  type Fault = { name: string; run: () => Promise<void> };
+  const shardPid = async (): Promise<number | undefined> => {
+    const r = await api.get<{ shards: { index: number; pid: number | null; state: string }[] }>('/api/v1/admin/shards').catch(() => null);
+    const ready = r?.body.shards?.filter((s) => s.state === 'ready' && s.pid !== null) ?? [];
+    return ready.length === 0 ? undefined : (pick(ready).pid ?? undefined);
+  };
+  const outage = async (p: TcpProxy, mode: 'refuse' | 'blackhole', ms: number): Promise<void> => {
+    p.set(mode);
+    await sleep(ms);
+    p.set('pass');
+  };
+  const anyDevice = (): string | undefined => pick(sim.devices().filter((d) => d.kind === 'companion' && d.live > 0)).jid;
+  const faults: Fault[] = [
+    { name: 'SIGKILL a shard', run: async () => { const pid = await shardPid(); if (pid !== undefined) process.kill(pid, 'SIGKILL'); } },
+    { name: 'SIGKILL the router (restarted)', run: restartRouter },
+    { name: 'Redis restarted, data lost', run: () => redis.restart() },
+    { name: 'Redis unreachable', run: () => outage(proxies.redis, 'blackhole', between(2_000, 10_000)) },
+    { name: 'PostgreSQL paused', run: () => outage(proxies.pg, 'blackhole', between(2_000, 10_000)) },
+    { name: 'PostgreSQL refusing', run: () => outage(proxies.pg, 'refuse', between(2_000, 10_000)) },
+    { name: 'blob store failing', run: () => outage(proxies.s3, 'refuse', between(2_000, 10_000)) },
+    { name: 'blob store timing out', run: () => outage(proxies.s3, 'blackhole', between(2_000, 10_000)) },
+    { name: 'WhatsApp 515 restart', run: async () => { const d = anyDevice(); if (d) sim.kickDevice(d, 'restart'); } },
+    { name: 'WhatsApp 440 replaced', run: async () => { const d = anyDevice(); if (d) sim.kickDevice(d, 'replaced'); } },
+    { name: 'WhatsApp TCP drop', run: async () => { const d = anyDevice(); if (d) sim.kickDevice(d, 'terminate'); } },
+    { name: 'WhatsApp drops every socket', run: async () => { for (const d of sim.devices()) if (d.kind === 'companion' && d.live > 0) sim.kickDevice(d.jid, 'terminate'); } },
+    { name: 'WhatsApp rate limits', run: async () => { const id = sim.injectFault({ kind: 'rate-limit', count: 20 }); await sleep(3_000); sim.clearFault(id); } },
+    { name: 'WhatsApp latency 500 ms', run: async () => { const id = sim.injectFault({ kind: 'latency', ms: 500 }); await sleep(between(2_000, 6_000)); sim.clearFault(id); } },
+  ];
+  const injected = new Map<string, number>();
+  const end = Date.now() + minutes * 60_000;
+  let lastFaultEnd = Date.now();
+  while (Date.now() < end) {
+    await sleep(between(2_000, 12_000));
+    if (Date.now() >= end) break;
+    const f = pick(faults);
+    injected.set(f.name, (injected.get(f.name) ?? 0) + 1);
+    log(`fault: ${f.name}`);
+    try {
+      await f.run();
+    } catch (err) {
+      log(`fault ${f.name} could not be injected fully: ${String(err)}`);
+    }
+    lastFaultEnd = Date.now();
+  }
+
+  // Recovery: every session connected again, every acknowledged or retried send settled.
+  log('faults over; waiting for recovery');
+  for (const p of Object.values(proxies)) p.set('pass');
+  const recoveredMs = await waitFor(
+    async () => {
+      for (const id of ids) if ((await api.session(id)).status !== 'connected') return null;
+      return Date.now() - lastFaultEnd;
+    },
+    { what: 'every session connected again', timeoutMs: recoveryBoundMs * 2, intervalMs: 500 },
+  ).catch(() => Infinity);
+  stopTraffic = true;
+  await Promise.all([inboundLoop, sendLoop]);
+  await waitFor(
+    async () => {
+      await Promise.all([...sends.keys()].map((k) => trySend(k)));
+      return [...sends.values()].every((s) => s.acked !== null);
+    },
+    { what: 'every send acknowledged after retries', timeoutMs: 120_000, intervalMs: 1_000 },
+  ).catch(() => undefined);
+  await sleep(5_000); // receipts, echoes and the last webhooks
+  clearInterval(sampler);
+
+  // The checker.
+  const direct = new pg.Client({ connectionString: db.url });
+  await direct.connect();
+  t.after(() => direct.end());
+  const stored = await waitFor(
+    async () => {
+      const r = await direct.query<{ session_id: string; id: string }>('SELECT session_id, id FROM messages WHERE from_me = false');
+      const have = new Set(r.rows.map((x) => `${x.session_id}/${x.id}`));
+      return inbound.every((m) => have.has(`${m.session}/${m.id}`)) ? have : null;
+    },
+    { what: 'every inbound message stored', timeoutMs: 120_000, intervalMs: 1_000 },
+  ).catch(async () => new Set((await direct.query<{ session_id: string; id: string }>('SELECT session_id, id FROM messages WHERE from_me = false')).rows.map((x) => `${x.session_id}/${x.id}`)));
+  const inboundLost = inbound.filter((m) => !stored.has(`${m.session}/${m.id}`)).length;
+  const textOf = (m: { message?: { conversation?: string | null; extendedTextMessage?: { text?: string | null } | null } | null }): string | undefined =>
+    m.message?.conversation ?? m.message?.extendedTextMessage?.text ?? undefined;
+  const delivered = new Map<string, number>();
+  for (const f of friends) for (const m of f.received()) {
+    const text = textOf(m as never);
+    if (text?.startsWith('send ')) delivered.set(text.slice(5), (delivered.get(text.slice(5)) ?? 0) + 1);
+  }
+  const doubled = [...delivered.values()].filter((n) => n > 1).length;
+  const ackedNotDelivered = [...sends].filter(([k, s]) => s.acked !== null && !delivered.has(k)).length;
+  const unacked = [...sends.values()].filter((s) => s.acked === null).length;
+  const events = await waitFor(
+    async () => {
+      const r = await direct.query<{ event_id: string; status: string }>('SELECT DISTINCT event_id, status FROM webhook_outbox');
+      const seen = new Set(receiver.hits.map((h) => String(h.headers['webhook-id'])));
+      const missing = r.rows.filter((x) => !seen.has(x.event_id));
+      return missing.length === 0 ? { total: r.rows.length, missing: 0 } : null;
+    },
+    { what: 'every outbox event delivered', timeoutMs: 120_000, intervalMs: 1_000 },
+  ).catch(async () => {
+    const r = await direct.query<{ event_id: string }>('SELECT DISTINCT event_id FROM webhook_outbox');
+    const seen = new Set(receiver.hits.map((h) => String(h.headers['webhook-id'])));
+    return { total: r.rows.length, missing: r.rows.filter((x) => !seen.has(x.event_id)).length };
+  });
+  const snap = sim.snapshot();
+  maxViolations = Math.max(maxViolations, snap.concurrentLoginViolations);
+  const rePaired = snap.pairings - pairings;
+  const totalFaults = [...injected.values()].reduce((a, b) => a + b, 0);
+
+  stopping = true;
+  const outcome = {
+    'routers that ended by themselves': crashes,
+    'two live sockets (violations)': maxViolations,
+    'inbound messages lost': inboundLost,
+    'sends doubled per Idempotency-Key': doubled,
+    'sends acknowledged but never delivered': ackedNotDelivered,
+    'sessions re-paired': rePaired,
+    'webhook events never delivered': events.missing,
+  };
+  const lines = [
+    `Run of ${new Date().toISOString().slice(0, 16)}Z: \`npm run chaos -- --minutes ${minutes} --seed ${seed} --sessions ${sessionCount}\` (one host, 2 shards;`,
+    `Redis, PostgreSQL and s3rver behind TCP proxies; ${inbound.length} inbound messages, ${sends.size} API sends, ${events.total} webhook events).`,
+    '',
+    '| fault injected | count |',
+    '|---|---|',
+    ...[...injected].sort((a, b) => b[1] - a[1]).map(([k, v]) => `| ${k} | ${v} |`),
+    `| **total** | **${totalFaults}** |`,
+    '',
+    '| outcome | count |',
+    '|---|---|',
+    ...Object.entries(outcome).map(([k, v]) => `| ${k} | ${v} |`),
+    `| sends still unacknowledged at the end (retried for 2 min) | ${unacked} |`,
+    `| every session connected again after the last fault | ${Number.isFinite(recoveredMs) ? `${(recoveredMs / 1000).toFixed(1)} s` : `not within ${recoveryBoundMs * 2} ms`} (bound ${recoveryBoundMs / 1000} s) |`,
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+  const ok = Object.values(outcome).every((v) => v === 0) && unacked === 0 && recoveredMs <= recoveryBoundMs;
+  if (args.write) {
+    const file = new URL('../../docs/reliability.md', import.meta.url);
+    const doc = await readFile(file, 'utf8');
+    const begin = '<!-- chaos:begin -->';
+    const stop = '<!-- chaos:end -->';
+    const section = `${begin}\n${lines.join('\n')}\n${stop}`;
+    const next = doc.includes(begin) ? doc.replace(new RegExp(`${begin}[\\s\\S]*${stop}`), section) : `${doc.trimEnd()}\n\n${section}\n`;
+    await writeFile(file, next);
+    log('docs/reliability.md updated');
+  }
+  log(ok ? 'PASS: every outcome at zero' : 'FAIL: see the table');
+  process.exitCode = ok ? 0 : 1;
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+}
