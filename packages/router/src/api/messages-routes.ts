@@ -504,6 +504,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       tags: ['messages'],
       auth: SEND,
       params: idParams,
+      multipart: { fileField: 'file', description: 'One file part (any field name; `file` by convention), streamed to storage; at most the media size limit.' },
       responses: {
         201: {
           description: 'Stored',
