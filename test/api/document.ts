@@ -1,6 +1,7 @@
 // The gateway's OpenAPI document as a client sees it: a real GatewayRouter (embedded stores, webhooks on, one
 // shard, the simulator for the WhatsApp endpoint) serving GET /openapi.json. Shared by the lint, client and
 // response-checking tests so they all judge the same document.
+import { ERRORS, isErrorCode } from '@wagw/shared';
 import type { Cleanup } from '../harness/index.ts';
 import { tempDir } from '../harness/index.ts';
 import { sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
@@ -29,4 +30,30 @@ export async function gatewayWithDocument(t: Cleanup, env: Record<string, string
   const res = await gw.api.get<OpenApiDocument>('/openapi.json');
   if (res.status !== 200) throw new Error(`GET /openapi.json -> ${res.status}`);
   return { gw, doc: res.body };
+}
+
+/**
+ * Whether an answer is one the document promises for `method` `template` (`:param` form): its status is listed
+ * for the operation, and an error status carries the Error schema's body with a registered code. Returns the
+ * problem, or undefined when the answer matches (or the request names no operation of the document).
+ */
+export function responseProblem(doc: OpenApiDocument, method: string, template: string, status: number, body: string): string | undefined {
+  const op = doc.paths[template.replace(/:([A-Za-z0-9_]+)/g, '{$1}')]?.[method.toLowerCase()];
+  if (op === undefined) return undefined;
+  const listed = op.responses[String(status)];
+  if (listed === undefined) return `status ${status} is not listed for ${op.operationId ?? method} (lists ${Object.keys(op.responses).join(', ')})`;
+  if (status < 400 || method === 'HEAD') return undefined;
+  if (listed.content?.['application/json'] === undefined) return `the listed ${status} has no JSON error body`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return 'the error body is not JSON';
+  }
+  const error = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } }).error;
+  if (typeof error?.code !== 'string' || !isErrorCode(error.code)) return `the error code ${String(error?.code)} is not in the registry`;
+  if (ERRORS[error.code].status !== status) return `${error.code} is a ${ERRORS[error.code].status}, answered as ${status}`;
+  if (typeof error.message !== 'string' || error.message.length === 0) return 'the error has no message';
+  if (error.details !== undefined && (typeof error.details !== 'object' || error.details === null || Array.isArray(error.details))) return 'error.details is not an object';
+  return undefined;
 }
