@@ -94,15 +94,21 @@ export interface ValidationProblem {
   location: 'params' | 'query' | 'body';
   /** Dotted path of the field (`body.metadata.x`), or the location itself for the whole part. */
   field: string;
+  /** One short sentence; lists (accepted formats, ...) are in the fields below. */
   message: string;
+  /** A schema's own check names its code (e.g. INVALID_PHONE) and data such as `reason`, `accepted`. */
+  code?: string;
+  [more: string]: unknown;
 }
 
 function problemsOf(location: ValidationProblem['location'], error: z.ZodError): ValidationProblem[] {
-  return error.issues.map((issue) => ({
-    location,
-    field: [location, ...issue.path.map(String)].join('.'),
-    message: issue.message,
-  }));
+  return error.issues.map((issue) => {
+    const problem: ValidationProblem = { location, field: [location, ...issue.path.map(String)].join('.'), message: issue.message };
+    if (issue.code === 'custom' && issue.params !== undefined) {
+      for (const [k, v] of Object.entries(issue.params)) if (!(k in problem) && v !== undefined) problem[k] = v;
+    }
+    return problem;
+  });
 }
 
 function parsePart<T extends ZodType>(location: ValidationProblem['location'], schema: T | undefined, value: unknown, problems: ValidationProblem[]): z.output<T> | undefined {
@@ -113,8 +119,18 @@ function parsePart<T extends ZodType>(location: ValidationProblem['location'], s
   return undefined;
 }
 
+/**
+ * 400 naming every bad field. INVALID_PHONE when every problem is a recipient that is not a phone number or JID
+ * (its formats in `details.accepted` and in each field), else VALIDATION_FAILED.
+ */
 function validationError(problems: ValidationProblem[]): GatewayError {
   const text = problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+  const phone = problems.every((p) => p.code === 'INVALID_PHONE');
+  if (phone) {
+    // The formats once, in details.accepted (each field keeps its reason).
+    const fields = problems.map(({ accepted: _accepted, ...rest }) => rest);
+    return new GatewayError('INVALID_PHONE', `Invalid request: ${text}`, { fields, accepted: problems[0]?.['accepted'] });
+  }
   return new GatewayError('VALIDATION_FAILED', `Invalid request: ${text}`, { fields: problems });
 }
 
