@@ -2,7 +2,10 @@
  * The route-definition layer: one `defineRoute({...})` per endpoint declares its method, path, auth, zod
  * schemas for params/query/body and its responses. `mountRoutes` registers each on the Koa router with
  * request validation (400 VALIDATION_FAILED naming each bad field) AND in the OpenAPI registry, so the
- * document at /openapi.json cannot drift from the routes (a test checks every Koa route is documented).
+ * document at /openapi.json cannot drift from the routes (a test checks every Koa route is documented). The
+ * document lists every status an operation can answer: the declared ones plus those the route layer gives
+ * (`derivedResponses`: auth, rate limits, validation, body reading), so a generated client knows them all;
+ * the route fuzz fails on any answer whose status its operation does not list (test/security/gateway-fuzz.test.ts).
  */
 import type { Middleware } from 'koa';
 import type { Router } from '@koa/router';
