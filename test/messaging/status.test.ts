@@ -1,5 +1,6 @@
-// Receipts from the phone move a sent message's stored status forward (sent -> delivered -> read -> played,
-// never back) and fire `message-status` webhooks and SSE events. Every delivery carries, as `x-request-id`, the id
+// A send is `sent` when WhatsApp acked it (the event is in the outbox when the API answers 201); receipts from
+// the phone move its stored status forward (sent -> delivered -> read -> played, never back). Each step fires one
+// `message-status` webhook (deterministic id `mst_{session}_{message}_{status}`, in order) and SSE event. Every delivery carries, as `x-request-id`, the id
 // of the API request that caused it (the create behind qr/connected, the send behind its receipts); an inbound
 // message, which no request caused, carries none.
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { openSse } from '../sessions/helpers.ts';
 import { startWebhookGateway } from './fixture.ts';
 
 describe('messaging: status', () => {
-  test('delivered, read and played receipts: stored status, message-status webhooks and SSE, never backwards, with correlation ids', async (t) => {
+  test('sent, delivered, read and played: stored status, message-status webhooks in order and SSE, never backwards, with correlation ids', async (t) => {
     const { sim, gw, receiver } = await startWebhookGateway(t);
     const owner = sim.createPhone({ number: '6281234567831', name: 'Owner' });
     const dewi = sim.createPhone({ number: '6281234567832', name: 'Dewi' });
@@ -24,6 +25,9 @@ describe('messaging: status', () => {
     const sent = await gw.api.call<{ id: string }>('POST', '/api/v1/sessions/st/messages', { to: dewi.jid, type: 'text', text: 'status please' }, { 'x-request-id': 'req-send-st' });
     assert.equal(sent.status, 201, sent.raw.toString());
     const id = sent.body.id;
+    // `sent` is written with the row, before the 201: already in the outbox now.
+    const queued = await gw.stores.sql.query<{ event_id: string }>(`SELECT event_id FROM webhook_outbox WHERE event_id LIKE $1`, [`mst_st_${id}_%`]);
+    assert.deepEqual(queued.rows.map((r) => r.event_id), [`mst_st_${id}_sent`]);
     const statusOf = async (): Promise<string> => (await gw.api.get<{ status: string }>(`/api/v1/sessions/st/messages/${id}`)).body.status;
     await dewi.waitForMessage((m) => m.id === id, 10_000);
     await waitFor(async () => (await statusOf()) === 'delivered', { what: 'delivered', timeoutMs: 15_000, intervalMs: 100 });
@@ -35,7 +39,12 @@ describe('messaging: status', () => {
         .filter((h) => (h.body['data'] as { messageId?: string } | undefined)?.messageId === id)
         .map((h) => String((h.body['data'] as { status: string }).status));
     await waitFor(() => hookStatuses().includes('delivered') && hookStatuses().includes('read'), { what: 'message-status webhooks', timeoutMs: 15_000, intervalMs: 100 });
-    await waitFor(() => sse.events.filter((e) => e.type === 'message-status' && e.data['messageId'] === id).length >= 2, { what: 'message-status on SSE', timeoutMs: 10_000 });
+    // The whole sequence, in order (one ordered stream per message), each under its deterministic id.
+    assert.deepEqual(hookStatuses(), ['sent', 'delivered', 'read']);
+    const statusHookIds = receiver.hits.filter((h) => (h.body['data'] as { messageId?: string } | undefined)?.messageId === id).map((h) => h.body['id']);
+    assert.deepEqual(statusHookIds, ['sent', 'delivered', 'read'].map((s) => `mst_st_${id}_${s}`));
+    await waitFor(() => sse.events.filter((e) => e.type === 'message-status' && e.data['messageId'] === id).length >= 3, { what: 'message-status on SSE', timeoutMs: 10_000 });
+    assert.deepEqual(sse.events.filter((e) => e.type === 'message-status' && e.data['messageId'] === id).map((e) => e.data['status']), ['sent', 'delivered', 'read']);
 
     // A late delivery receipt does not move read back.
     const store = gw.stores.sql;
@@ -44,8 +53,8 @@ describe('messaging: status', () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await statusOf(), 'read');
     const events = await store.query<{ status: string }>(`SELECT status FROM message_status_events WHERE session_id = 'st' AND message_id = $1 ORDER BY id`, [id]);
-    assert.deepEqual(events.rows.map((r) => r.status), ['delivered', 'read']);
-    assert.deepEqual(hookStatuses().sort(), ['delivered', 'read']);
+    assert.deepEqual(events.rows.map((r) => r.status), ['sent', 'delivered', 'read']);
+    assert.deepEqual(hookStatuses(), ['sent', 'delivered', 'read']);
 
     // A voice note goes one step further: played.
     const voice = await gw.api.post<{ id: string }>('/api/v1/sessions/st/messages', { to: dewi.jid, type: 'audio', media: { base64: randomBytes(2000).toString('base64') } });
@@ -65,7 +74,7 @@ describe('messaging: status', () => {
     // Correlation ids: the send's request id on its receipts, the create's on the statuses it caused.
     const hooksOf = (pred: (b: Record<string, unknown>) => boolean) => receiver.hits.filter((h) => pred(h.body));
     const receipts = hooksOf((b) => b['type'] === 'message-status' && (b['data'] as { messageId?: string }).messageId === id);
-    assert.equal(receipts.length, 2);
+    assert.equal(receipts.length, 3);
     for (const h of receipts) assert.equal(h.headers['x-request-id'], 'req-send-st');
     const statusHooks = (status: string) => hooksOf((b) => b['type'] === 'session-status' && (b['data'] as { status?: string }).status === status);
     assert.ok(statusHooks('qr').length >= 1);

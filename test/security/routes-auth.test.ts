@@ -128,7 +128,9 @@ describe('routes behind authentication (JWT + API keys)', () => {
     assert.deepEqual(scopesOf('/api/v1/sessions', 'post'), [{ bearerAuth: ['sessions:write'] }, { apiKey: ['sessions:write'] }]);
     assert.deepEqual(scopesOf('/api/v1/sessions/{id}', 'get'), [{ bearerAuth: ['sessions:read'] }, { apiKey: ['sessions:read'] }]);
     assert.deepEqual(scopesOf('/api/v1/admin/shards', 'put'), [{ bearerAuth: ['admin'] }, { apiKey: ['admin'] }]);
-    assert.equal(scopesOf('/health', 'get'), undefined);
+    // A global requirement (bearer or API key) with public operations opting out explicitly.
+    assert.deepEqual((r.body as { security?: unknown }).security, [{ bearerAuth: [] }, { apiKey: [] }]);
+    assert.deepEqual(scopesOf('/health', 'get'), []);
     for (const [path, item] of Object.entries(r.body.paths)) {
       if (!path.startsWith('/api/')) continue;
       for (const [method, op] of Object.entries(item)) assert.ok((op.security?.length ?? 0) > 0, `${method} ${path} declares its security`);

@@ -16,6 +16,7 @@ import type { RouterMetrics } from './metrics.ts';
 import { mountRoutes } from './api/define-route.ts';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { createOpenApiRegistry, mountOpenApi } from './api/openapi.ts';
+import { errorSchema } from './api/schemas.ts';
 import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
 import type { Authenticator } from './security/auth.ts';
 import type { BodyLimits } from './security/limits.ts';
@@ -338,9 +339,19 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 function registerPublicRoutes(registry: OpenAPIRegistry): void {
   const json = (description: string) => ({ description, content: { 'application/json': { schema: z.object({}).passthrough() } } });
   const text = (description: string, type: string) => ({ description, content: { [type]: { schema: { type: 'string' as const } } } });
-  registry.registerPath({ method: 'get', path: '/health', summary: 'Liveness and dependency checks (shards, redis, postgres, storage)', tags: ['operations'], responses: { 200: json('Healthy'), 503: json('Unhealthy') } });
-  registry.registerPath({ method: 'get', path: '/ready', summary: 'Readiness: 200 while accepting traffic', tags: ['operations'], responses: { 200: json('Ready'), 503: json('Starting or stopping') } });
-  registry.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', tags: ['operations'], responses: { 200: text('Prometheus text format', 'text/plain') } });
-  registry.registerPath({ method: 'get', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', tags: ['operations'], responses: { 200: json('The document') } });
-  registry.registerPath({ method: 'get', path: '/docs', summary: 'A small API documentation page', tags: ['operations'], responses: { 200: text('HTML page', 'text/html') } });
+  const error = { description: 'Error', content: { 'application/json': { schema: errorSchema } } };
+  const base = { tags: ['operations'], security: [] };
+  registry.registerPath({ ...base, method: 'get', path: '/health', operationId: 'getHealth', summary: 'Liveness and dependency checks (shards, redis, postgres, storage)', responses: { 200: json('Healthy'), 503: json('Unhealthy') } });
+  registry.registerPath({ ...base, method: 'get', path: '/ready', operationId: 'getReady', summary: 'Readiness: 200 while accepting traffic', responses: { 200: json('Ready'), 503: { ...error, description: 'Starting or stopping (SHARD_UNAVAILABLE, SHUTTING_DOWN)' } } });
+  registry.registerPath({
+    ...base,
+    method: 'get',
+    path: '/metrics',
+    operationId: 'getMetrics',
+    summary: 'Prometheus metrics',
+    description: 'Public unless METRICS_TOKEN is set; then it needs `Authorization: Bearer <METRICS_TOKEN>` (not an API credential).',
+    responses: { 200: text('Prometheus text format', 'text/plain'), 401: { ...error, description: 'METRICS_TOKEN is set and the request does not carry it (UNAUTHORIZED)' } },
+  });
+  registry.registerPath({ ...base, method: 'get', path: '/openapi.json', operationId: 'getOpenApiDocument', summary: 'This document (OpenAPI 3.1)', responses: { 200: json('The document') } });
+  registry.registerPath({ ...base, method: 'get', path: '/docs', operationId: 'getDocsPage', summary: 'A small API documentation page', responses: { 200: text('HTML page', 'text/html') } });
 }

@@ -203,6 +203,8 @@ export class GatewayRouter {
           uploadBytes: options.config.limits.uploadBytes,
           metrics: messageMetrics,
           hosts: s.hosts,
+          hub: this.hub,
+          ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
         }),
       );
     }

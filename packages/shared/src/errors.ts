@@ -45,7 +45,7 @@ export const ERRORS = {
   SHARD_UNAVAILABLE: { status: 503, message: 'The shard owning this session is unavailable.', expose: true },
   SHARD_CRASHED: { status: 503, message: 'The shard exited while handling the call.', expose: true },
   NO_CAPACITY: { status: 503, message: 'No shard has room for another session.', expose: true },
-  QUEUE_CLOSED: { status: 503, message: 'The session send queue closed (session stopping); the send was not made.', expose: true },
+  QUEUE_CLOSED: { status: 503, message: 'The send was not made: the session is stopping and its send queue closed.', expose: true },
   SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down.', expose: true },
   DEPENDENCY_UNAVAILABLE: { status: 503, message: 'A backing service is unavailable.', expose: true },
   LEASE_LOST: { status: 503, message: 'This process no longer holds the session lease.', expose: true },

@@ -26,7 +26,7 @@ export interface NormalizeOptions {
   allow?: readonly RecipientKind[];
 }
 
-/** Human-readable list of accepted formats, used in every INVALID_PHONE message. */
+/** Human-readable list of accepted formats: `details.accepted` of every INVALID_PHONE (the message stays one sentence). */
 export const ACCEPTED_RECIPIENT_FORMATS = [
   '+6287733760363 (international, with +)',
   '6287733760363 (international, without +)',
@@ -53,7 +53,7 @@ function invalid(input: unknown, reason: string, allow: readonly RecipientKind[]
   const shown = typeof input === 'string' ? JSON.stringify(input.length > MAX_INPUT ? `${input.slice(0, MAX_INPUT)}…` : input) : typeof input;
   return new GatewayError(
     'INVALID_PHONE',
-    `${shown} is not a recipient: ${reason}. Accepted formats: ${accepted.join('; ')}`,
+    `${shown} is not a recipient: ${reason}.`,
     { input: typeof input === 'string' ? input.slice(0, MAX_INPUT) : null, reason, accepted },
   );
 }
@@ -97,7 +97,7 @@ function parsePhone(input: string, defaultCountry: CountryCode): { e164: string 
 
 /**
  * Normalizes a recipient (`to`, a mention, a contact card's phone) into the JID to send to.
- * Throws GatewayError INVALID_PHONE whose message lists the accepted formats.
+ * Throws GatewayError INVALID_PHONE: one sentence with the reason, `details.accepted` lists the accepted formats.
  * A device suffix (`…:3@s.whatsapp.net`) is accepted and dropped: messages go to a user, not one device.
  */
 export function normalizeRecipient(input: unknown, options: NormalizeOptions): Recipient {

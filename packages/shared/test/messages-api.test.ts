@@ -92,8 +92,8 @@ test('messages are clear: unknown type lists the types, a bad phone lists the fo
   assert.match(fails({ to: '087733760363', type: 'fax' }).message, /type: type must be one of text, image, video, audio, document, sticker, location, contact, reaction, poll/);
   const phone = fails({ to: 'bob', type: 'text', text: 'x' });
   assert.equal(phone.code, 'INVALID_PHONE');
-  assert.match(phone.message, /^Invalid message: to: "bob" is not a recipient: it contains letters\. Accepted formats: \+6287733760363/);
-  assert.ok(Array.isArray(phone.details?.['accepted']));
+  assert.equal(phone.message, 'Invalid message: to: "bob" is not a recipient: it contains letters.');
+  assert.ok(Array.isArray(phone.details?.['accepted']) && (phone.details['accepted'] as string[]).includes('+6287733760363 (international, with +)'));
   assert.match(fails({ to: '087733760363', type: 'text', text: 'x', captoin: 'typo' }).message, /unknown field\(s\): captoin/);
   // a bad phone beside another problem is a plain validation failure that still names both
   const both = fails({ to: 'bob', type: 'text', text: '' });

@@ -16,7 +16,7 @@ import {
   shouldStoreOutcome,
   toErrorBody,
 } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase, WireMessage } from '@wagw/shared';
+import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
@@ -24,6 +24,8 @@ import type { AppContext } from '../app.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
 import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
+import { recordSentStatus } from '../messages/ingest.ts';
+import type { EventHub } from './sse.ts';
 import { defineRoute } from './define-route.ts';
 import { createForwarder } from './forward.ts';
 import type { RouteDefinition } from './define-route.ts';
@@ -45,6 +47,10 @@ export interface MessageRoutesDeps {
    * Absent: such a call answers 409 SESSION_NOT_CONNECTED.
    */
   hosts?: HostRegistry;
+  /** The webhook outbox: a send's `message-status` `sent` event is written with its row (docs/webhooks.md). */
+  outbox?: WebhookOutbox;
+  /** SSE: the `message-status` `sent` of a send is published there too, like every later status. */
+  hub?: Pick<EventHub, 'publish'>;
 }
 
 interface UploadInfo {
@@ -201,7 +207,12 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         { kind: 'message.send', sessionId: id, request: req, ...(messageId === undefined ? {} : { messageId }), ...(refs.length === 0 ? {} : { refs }) },
         { requestId: reqId, timeoutMs: sendTimeoutMs },
       );
-      await store.insert(id, result.message, 'sent', result.raw, undefined, reqId);
+      // The row and its `sent` status in one transaction; when the socket's echo of this send stored the row
+      // first, that transaction already wrote `sent` (with this request id, set on the row just now).
+      const sent = await deps.sql.transaction(async (tx) =>
+        (await store.insert(id, result.message, 'sent', result.raw, tx, reqId)) ? await recordSentStatus(tx, deps.outbox, id, result.message, reqId) : undefined,
+      );
+      if (sent !== undefined) deps.hub?.publish(id, { type: 'message-status', data: { sessionId: id, ...sent } });
       deps.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
       // A sent reaction is listed on its target too. Applying it again is harmless (same reactor, emoji and
       // time), so it does not matter whether the socket's own echo stored the row first.
@@ -504,6 +515,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       tags: ['messages'],
       auth: SEND,
       params: idParams,
+      multipart: { fileField: 'file', description: 'One file part (any field name; `file` by convention), streamed to storage; at most the media size limit.' },
       responses: {
         201: {
           description: 'Stored',

@@ -14,7 +14,21 @@ export function buildOpenApiDocument(registry: OpenAPIRegistry, version = '1.0.0
   const generator = new OpenApiGeneratorV31(registry.definitions);
   return generator.generateDocument({
     openapi: '3.1.0',
-    info: { title: 'WhatsApp gateway', version, description: 'Router REST API: sessions, messages, operators. Errors: {"error":{"code","message","details?"}}.' },
+    info: {
+      title: 'WhatsApp gateway',
+      version,
+      description: 'Router REST API: sessions, messages, operators. Errors: {"error":{"code","message","details?"}}; the codes are in docs/errors.md.',
+    },
+    // Relative: the host that serves this document serves the API (every router of the cluster does).
+    servers: [{ url: '/', description: 'The gateway serving this document' }],
+    // Every operation that needs no credentials says `security: []`.
+    security: [{ bearerAuth: [] }, { apiKey: [] }],
+    tags: [
+      { name: 'sessions', description: 'Session lifecycle: create, pair (QR or code), status events, restart, migrate, delete' },
+      { name: 'messages', description: 'Send, history, receipts, edits, media uploads and downloads' },
+      { name: 'admin', description: 'Operators: shards, hosts, webhook deliveries (scope admin)' },
+      { name: 'operations', description: 'Health, readiness, metrics and this document (no API credentials)' },
+    ],
   }) as unknown as Record<string, unknown>;
 }
 

@@ -4,7 +4,7 @@
  * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
  * requests from the stored raw proto (a miss is an empty answer, never an empty message).
  */
-import type { Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestBody, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestBody, SqlClient, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
@@ -15,6 +15,35 @@ export interface MessageIngestOptions {
   outbox?: WebhookOutbox;
   metrics?: MessageMetrics;
   logger: Logger;
+}
+
+/** The `message-status` event id of `status` for a message: one per status, so a retry or a second writer is a no-op. */
+export function messageStatusEventId(sessionId: string, messageId: string, status: MessageStatusWire['status']): string {
+  return `mst_${sessionId}_${messageId}_${status}`;
+}
+
+/**
+ * The `sent` status of an own message, in the transaction that first stores its row (the API send once WhatsApp
+ * acked it, or the socket's echo of an own message, whichever stores it first): its history row and its
+ * `message-status` webhook. In that transaction because a receipt's `delivered` waits for the row, so `sent`
+ * is always enqueued before it in the message's ordered stream (docs/webhooks.md).
+ */
+export async function recordSentStatus(
+  tx: SqlClient,
+  outbox: WebhookOutbox | undefined,
+  sessionId: string,
+  message: Pick<WireMessage, 'id' | 'chat' | 'timestamp'>,
+  requestId: string | undefined,
+  webhookUrl?: string | null,
+): Promise<{ messageId: string; chat: string; status: 'sent'; at: string }> {
+  const data = { messageId: message.id, chat: message.chat, status: 'sent' as const, at: message.timestamp };
+  await tx.query(`INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at) VALUES ($1, $2, 'sent', $3, $4)`, [sessionId, message.id, message.chat, message.timestamp]);
+  if (outbox !== undefined) {
+    const url = webhookUrl !== undefined ? webhookUrl : ((await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId])).rows[0]?.webhook_url ?? null);
+    const event = { id: messageStatusEventId(sessionId, message.id, 'sent'), topic: 'message-status' as const, sessionId, occurredAt: message.timestamp, data };
+    await outbox.enqueue(tx, requestId === undefined ? event : { ...event, requestId }, url);
+  }
+  return data;
 }
 
 /** Order of the statuses of a sent message; `failed` ranks above all so it is only set from pending/sent (checked in SQL). */
@@ -94,7 +123,7 @@ export class MessageIngest {
       ]);
       const data = { messageId: u.id, chat: row.chat_jid, status: u.status, at: u.at };
       if (outbox !== undefined) {
-        const event = { id: `mst_${sessionId}_${u.id}_${u.status}`, topic: 'message-status' as const, sessionId, occurredAt: u.at, data };
+        const event = { id: messageStatusEventId(sessionId, u.id, u.status), topic: 'message-status' as const, sessionId, occurredAt: u.at, data };
         await outbox.enqueue(tx, row.request_id === null ? event : { ...event, requestId: row.request_id }, row.webhook_url);
       }
       return data;
@@ -107,6 +136,7 @@ export class MessageIngest {
   async #received(shard: number, req: MessagesReceivedParams): Promise<{ stored: number }> {
     const { sessionId } = req;
     const outbox = this.#o.outbox;
+    const sent: { messageId: string; chat: string; status: 'sent'; at: string }[] = [];
     const inserted = await this.#o.sql.transaction(async (tx) => {
       const out: WireMessage[] = [];
       // The session's webhook URL, read once in this transaction and only when a row was inserted and there is an
@@ -133,6 +163,7 @@ export class MessageIngest {
           }
           await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);
         }
+        if (message.fromMe) sent.push(await recordSentStatus(tx, outbox, sessionId, message, item.requestId, webhookUrl));
       }
       return out;
     });
@@ -140,6 +171,7 @@ export class MessageIngest {
       this.#o.metrics?.received.inc();
       this.#o.hub.publish(sessionId, { type: 'message', data: { sessionId, shard, epoch: req.epoch, upsert: req.upsert, ...m } });
     }
+    for (const data of sent) this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...data } });
     return { stored: inserted.length };
   }
 }

@@ -369,9 +369,10 @@ function describe(content: proto.IMessage, out: NormalizedMessage): void {
  * A Baileys `WAMessage` (from `messages.upsert`) -> the normalized shape stored in PostgreSQL and sent on the
  * `messages` webhook/SSE. LIDs are replaced by phone-number JIDs when `key.*Alt` or the resolver knows them
  * (the LID stays in `chatLid`/`fromLid`). Returns undefined for messages without content (stubs, key
- * distribution), which are not stored.
+ * distribution), which are not stored. `own` is the session's account (`sock.user`): an own message's `from`
+ * is that account (its phone JID, `fromPhone`, `fromLid`), never the chat it was sent to nor a group's JID.
  */
-export async function normalizeInbound(msg: WAMessage, resolver?: LidResolver): Promise<NormalizedMessage | undefined> {
+export async function normalizeInbound(msg: WAMessage, resolver?: LidResolver, own?: OwnAccount): Promise<NormalizedMessage | undefined> {
   const raw = msg.message;
   if (raw === null || raw === undefined) return undefined;
   const content = normalizeMessageContent(raw);
@@ -383,7 +384,8 @@ export async function normalizeInbound(msg: WAMessage, resolver?: LidResolver): 
   const remote = key.remoteJid ?? '';
   const isGroup = remote.endsWith('@g.us') || remote.endsWith('@broadcast');
   const chat = await resolveSide(remote, key.remoteJidAlt, resolver);
-  const author = isGroup ? await resolveSide(key.participant ?? remote, key.participantAlt, resolver) : chat;
+  const self = key.fromMe === true && own !== undefined ? await ownSide(own, resolver) : undefined;
+  const author = self ?? (isGroup ? await resolveSide(key.participant ?? remote, key.participantAlt, resolver) : chat);
   const ts = num(msg.messageTimestamp as number | Long | null | undefined) ?? 0;
   const out: NormalizedMessage = {
     id: key.id ?? '',
@@ -401,6 +403,18 @@ export async function normalizeInbound(msg: WAMessage, resolver?: LidResolver): 
   if (raw.viewOnceMessage != null || raw.viewOnceMessageV2 != null || raw.viewOnceMessageV2Extension != null) out.viewOnce = true;
   describe(extracted, out);
   return out;
+}
+
+/** The session's own account as Baileys has it on the socket (`sock.user`): `id` with a device part, `lid`. */
+export interface OwnAccount {
+  id?: string | null;
+  lid?: string | null;
+}
+
+async function ownSide(own: OwnAccount, resolver: LidResolver | undefined): Promise<{ jid: string; phone?: string; lid?: string } | undefined> {
+  if (typeof own.id !== 'string' || own.id === '') return undefined;
+  const side = await resolveJid(own.id, resolver);
+  return typeof own.lid === 'string' && own.lid !== '' && side.lid === undefined ? { ...side, lid: bareJid(own.lid) } : side;
 }
 
 async function resolveSide(jid: string, alt: string | undefined, resolver: LidResolver | undefined): Promise<{ jid: string; phone?: string; lid?: string }> {

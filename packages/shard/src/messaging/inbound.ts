@@ -210,7 +210,7 @@ export class InboundForwarder {
     const later: { m: WAMessage; id: string; mimetype: string | undefined }[] = [];
     for (const m of messages) {
       if (!m.key.id) continue;
-      const normalized = await normalizeInbound(m, resolver);
+      const normalized = await normalizeInbound(m, resolver, sock.user);
       if (normalized === undefined) continue;
       if (normalized.type === 'poll-vote' && normalized.pollVote !== undefined) {
         const options = await this.#pollVote(sock, m, normalized.pollVote.pollId, normalized.from, normalized.fromLid);

@@ -5,7 +5,7 @@
  */
 import { downloadMediaMessage, generateMessageIDV2, generateWAMessage, proto } from '@whiskeysockets/baileys';
 import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WASocket } from '@whiskeysockets/baileys';
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, bareJid } from '@wagw/shared';
 import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, SessionAction, SessionActionResult, WireMessage } from '@wagw/shared';
 import { applyPollMentions, buildEditContent, buildRevokeContent, buildSendContent, normalizeInbound } from './content.ts';
 import type { ContentDeps, ResolvedMedia } from './content.ts';
@@ -157,8 +157,9 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
   const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions);
-  const normalized = await normalizeInbound(sent);
-  const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
+  const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
+  const ownJid = deps.socket()?.user?.id;
+  const message = (normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
   return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
 }
 

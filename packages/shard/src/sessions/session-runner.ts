@@ -8,6 +8,7 @@ import type { WAMessage, WASocket, WAVersion, proto } from '@whiskeysockets/bail
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, Logger, SessionMe, SessionMessageRef, SessionState } from '@wagw/shared';
 import { BlobAuthState } from '../auth/blob-auth-state.ts';
+import { sessionBaileysLogger } from './baileys-logger.ts';
 import { AckTracker } from '../messaging/send.ts';
 import { InboundForwarder, getMessageFromRouter } from '../messaging/inbound.ts';
 import type { ShardRequester } from '../messaging/inbound.ts';
@@ -265,7 +266,7 @@ export class SessionRunner {
           },
         },
       },
-      logger: this.deps.baileysLogger,
+      logger: sessionBaileysLogger(this.deps.baileysLogger, this.log),
       browser: Browsers.ubuntu('Chrome'),
       markOnlineOnConnect: false,
       syncFullHistory: false,
@@ -340,7 +341,11 @@ export class SessionRunner {
         this.finishLoggedOut(`logged out by WhatsApp (${statusCode})`).catch((err: unknown) => this.log.error({ err }, 'wipe after logout failed'));
         return;
       case 'reconnect-now':
-        this.setState('reconnecting', `restart required (${statusCode})`);
+        // Right after a pairing (the socket never opened: state qr or pairing) WhatsApp always asks for this
+        // restart: it is part of connecting, so the status stays until `connected` (a backend alerting on
+        // `reconnecting` is not paged for every new customer). On a socket that was up it is a real drop.
+        if (this.state === 'qr' || this.state === 'pairing') this.log.info({ statusCode }, 'paired; reconnecting as WhatsApp asks');
+        else this.setState('reconnecting', `restart required (${statusCode})`);
         this.connect().catch((err: unknown) => this.fail(err));
         return;
       case 'replaced':

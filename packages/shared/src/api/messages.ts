@@ -41,13 +41,14 @@ export const messageIdSchema = z
 export function recipientSchema(options: NormalizeOptions) {
   const accepted = acceptedFormats(options.allow);
   return z
-    .string({ error: `must be a string: one of ${accepted.join('; ')}` })
+    .string({ error: 'must be a phone number or JID as a string, e.g. +6287733760363' })
     .transform((value, ctx) => {
       try {
         return normalizeRecipient(value, options);
       } catch (err) {
         const details = err instanceof GatewayError ? err.details : undefined;
-        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err), input: value, params: { code: 'INVALID_PHONE', reason: details?.['reason'] } });
+        // The message is one sentence; the accepted formats travel as data (details of the 400).
+        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err), input: value, params: { code: 'INVALID_PHONE', reason: details?.['reason'], accepted } });
         return z.NEVER;
       }
     })
