@@ -100,8 +100,8 @@ async function main(): Promise<void> {
     SEND_PER_RECIPIENT_INTERVAL_MS: '0',
     SESSION_RECONNECT_MAX_ATTEMPTS: '1000',
   });
-  let router: RouterProcess;
-  let api: Api;
+  let router!: RouterProcess;
+  let api!: Api;
   let killing = false;
   let crashes = 0;
   const launch = async (port: string): Promise<void> => {
