@@ -16,6 +16,7 @@ import type { RouterMetrics } from './metrics.ts';
 import { mountRoutes } from './api/define-route.ts';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { createOpenApiRegistry, mountOpenApi } from './api/openapi.ts';
+import { mountConsolePages } from './api/console-routes.ts';
 import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
 import type { Authenticator } from './security/auth.ts';
 import type { BodyLimits } from './security/limits.ts';
@@ -74,6 +75,8 @@ export interface AppDeps {
   healthChecks?: Record<string, () => Promise<{ ok: boolean }>>;
   /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
   inspect?: (router: Router<AppState>, registry: OpenAPIRegistry) => void;
+  /** The web console at /console (docs/console.md): `simulator` shows its simulated-phone button. */
+  console?: { simulator: boolean };
 }
 
 export interface AppState {
@@ -327,6 +330,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const limits = deps.bodyLimits ?? { bodyBytes: 1024 * 1024, jsonMaxDepth: 32 };
   mountRoutes(router, deps.routes ?? [], authHook === undefined ? { registry, limits } : { registry, limits, auth: authHook });
   mountOpenApi(router, registry);
+  mountConsolePages(router, registry, { logger: deps.logger, simulator: deps.console?.simulator ?? false });
   deps.inspect?.(router, registry);
 
   app.use(router.routes());
@@ -342,5 +346,4 @@ function registerPublicRoutes(registry: OpenAPIRegistry): void {
   registry.registerPath({ method: 'get', path: '/ready', summary: 'Readiness: 200 while accepting traffic', tags: ['operations'], responses: { 200: json('Ready'), 503: json('Starting or stopping') } });
   registry.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', tags: ['operations'], responses: { 200: text('Prometheus text format', 'text/plain') } });
   registry.registerPath({ method: 'get', path: '/openapi.json', summary: 'This document (OpenAPI 3.1)', tags: ['operations'], responses: { 200: json('The document') } });
-  registry.registerPath({ method: 'get', path: '/docs', summary: 'A small API documentation page', tags: ['operations'], responses: { 200: text('HTML page', 'text/html') } });
 }
