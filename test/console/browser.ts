@@ -86,7 +86,8 @@ export async function axeSerious(page: Page): Promise<AxeViolation[]> {
   await page.evaluate(src);
   const violations = await page.evaluate(async () => {
     const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: AxeViolation[] }> } }).axe;
-    const r = await axe.run(document, { resultTypes: ['violations'] });
+    const doc = (globalThis as unknown as { document: unknown }).document;
+    const r = await axe.run(doc, { resultTypes: ['violations'] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }));
   });
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
