@@ -1,6 +1,7 @@
 // Real Chromium for the console tests (Debian's `chromium` through playwright-core), loopback only: a fresh
 // profile per launch, background networking, sync, component updates and QUIC off, and every request the
 // page makes to a host other than 127.0.0.1 aborted and recorded (the test fails on any).
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
@@ -33,6 +34,9 @@ export interface Browser {
 }
 
 export async function launchChromium(t: Cleanup): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install chromium\` (npm test's bootstrap does it as root) or set CHROMIUM_PATH`);
+  }
   const profile = await tempDir(t, 'wagw-chromium-');
   const context = await chromium.launchPersistentContext(profile.path, {
     executablePath: CHROMIUM,
