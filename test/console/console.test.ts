@@ -165,6 +165,14 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
   test('cluster, webhooks, events and API reference pages', async () => {
     await page.getByRole('link', { name: 'Cluster' }).click();
     await page.getByRole('table', { name: /Shards of host/ }).waitFor();
+    // Memory and event-loop lag come from the shard itself (stats over IPC).
+    await page.locator('tr[data-shard="0"]').filter({ hasText: /\d+ MiB \/ \d+ MiB/ }).waitFor();
+    // Grow this host from one shard to two.
+    await page.getByRole('spinbutton', { name: 'Shard count of this host' }).fill('2');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('status').filter({ hasText: 'Shard count changed.' }).waitFor({ timeout: 30_000 });
+    await page.locator('tr[data-shard="1"]').filter({ hasText: 'ready' }).waitFor();
+    assert.equal(gw.router.supervisor.list().length, 2);
     await check('cluster');
 
     await page.getByRole('link', { name: 'Webhooks' }).click();

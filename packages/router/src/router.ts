@@ -214,7 +214,7 @@ export class GatewayRouter {
       );
     }
     if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));
-    routes.push(...consoleRoutes({ hub: this.hub }));
+    routes.push(...consoleRoutes({ hub: this.hub, shards: this.supervisor }));
     if (options.simulator !== undefined) routes.push(...simulatorRoutes(options.simulator));
     routes.push(...(options.routes ?? []));
     const webhooks = options.webhooks;

@@ -26,11 +26,22 @@ interface ShardHealth {
   responsive: boolean;
   rttMs: number | null;
 }
+interface ShardStats {
+  index: number;
+  ok: boolean;
+  rssBytes?: number;
+  heapUsedBytes?: number;
+  lagP99Ms?: number;
+  loopUtilization?: number;
+}
+
+const mib = (n: number | undefined): string => (n === undefined ? '—' : `${(n / 1024 / 1024).toFixed(0)} MiB`);
 
 export function ClusterPage(props: { ctx: Ctx }) {
   const [hosts, setHosts] = useState<Host[]>([]);
   const [shards, setShards] = useState<{ hostId: string; shards: Shard[] } | null>(null);
   const [health, setHealth] = useState<Map<number, ShardHealth>>(new Map());
+  const [stats, setStats] = useState<Map<number, ShardStats>>(new Map());
   const [count, setCount] = useState('');
   const [note, setNote] = useState('');
   const [tick, setTick] = useState(0);
@@ -38,15 +49,17 @@ export function ClusterPage(props: { ctx: Ctx }) {
     let gone = false;
     const load = async (): Promise<void> => {
       try {
-        const [h, s, hl] = await Promise.all([
+        const [h, s, st, hl] = await Promise.all([
           api<{ hosts: Host[] }>('GET', '/api/v1/admin/hosts'),
           api<{ hostId: string; shards: Shard[] }>('GET', '/api/v1/admin/shards'),
+          api<{ shards: ShardStats[] }>('GET', '/api/v1/admin/shards/stats'),
           // /health answers 503 when unhealthy: its body is still the report.
           fetch('/health').then((r) => r.json() as Promise<{ shards?: ShardHealth[] }>),
         ]);
         if (gone) return;
         setHosts(h.hosts);
         setShards(s);
+        setStats(new Map(st.shards.map((x) => [x.index, x])));
         setHealth(new Map((hl.shards ?? []).map((x) => [x.index, x])));
       } catch (err) {
         if (!gone) setNote(errorText(err));
@@ -81,11 +94,14 @@ export function ClusterPage(props: { ctx: Ctx }) {
     ${shards
       ? html`<table>
           <caption>Shards of host ${shards.hostId}</caption>
-          <thead><tr><th scope="col">Shard</th><th scope="col">State</th><th scope="col">PID</th><th scope="col">Sessions</th><th scope="col">Restarts</th><th scope="col">Ping</th></tr></thead>
+          <thead><tr><th scope="col">Shard</th><th scope="col">State</th><th scope="col">PID</th><th scope="col">Sessions</th><th scope="col">Restarts</th><th scope="col">Memory (RSS / heap)</th><th scope="col">Event-loop lag p99</th><th scope="col">Loop busy</th><th scope="col">Ping</th></tr></thead>
           <tbody>
             ${shards.shards.map((s) => {
               const hl = health.get(s.index);
-              return html`<tr data-shard=${s.index}><th scope="row">${s.index}</th><td>${s.state}${s.draining ? ' (draining)' : ''}</td><td>${s.pid ?? '—'}</td><td>${s.sessions} / ${s.maxSessions}</td><td>${s.restarts}</td><td>${hl?.responsive ? `${hl.rttMs ?? '?'} ms` : 'no answer'}</td></tr>`;
+              const st = stats.get(s.index);
+              return html`<tr data-shard=${s.index}><th scope="row">${s.index}</th><td>${s.state}${s.draining ? ' (draining)' : ''}</td><td>${s.pid ?? '—'}</td><td>${s.sessions} / ${s.maxSessions}</td><td>${s.restarts}</td>
+                <td>${mib(st?.rssBytes)} / ${mib(st?.heapUsedBytes)}</td><td>${st?.lagP99Ms === undefined ? '—' : `${st.lagP99Ms.toFixed(1)} ms`}</td>
+                <td>${st?.loopUtilization === undefined ? '—' : `${Math.round(st.loopUtilization * 100)} %`}</td><td>${hl?.responsive ? `${hl.rttMs ?? '?'} ms` : 'no answer'}</td></tr>`;
             })}
           </tbody>
         </table>

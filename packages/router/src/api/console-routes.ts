@@ -16,7 +16,7 @@ import type { ConsoleBundle } from '@wagw/console';
 import { GatewayError } from '@wagw/shared';
 import type { Logger } from '@wagw/shared';
 import { z } from 'zod';
-import type { AppContext, AppState } from '../app.ts';
+import type { AppContext, AppState, ShardsView } from '../app.ts';
 import { ANONYMOUS, sessionAllowed } from '../security/principal.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
@@ -187,11 +187,64 @@ const meSchema = z
 
 export interface ConsoleRoutesDeps {
   hub: EventHub;
+  /** The host's shards: `/api/v1/admin/shards/stats` asks each ready one for its `stats`. */
+  shards: ShardsView;
 }
 
-/** `/api/v1/me` and `/api/v1/events`: what the console needs to show only what the credential allows. */
+const shardStatsSchema = z
+  .object({
+    index: z.number().int(),
+    ok: z.boolean(),
+    error: z.string().optional(),
+    uptimeMs: z.number().optional(),
+    sessions: z.number().int().optional(),
+    rssBytes: z.number().optional(),
+    heapUsedBytes: z.number().optional(),
+    lagP99Ms: z.number().optional(),
+    lagMaxMs: z.number().optional(),
+    loopUtilization: z.number().optional(),
+  })
+  .meta({ id: 'ShardStats' });
+
+/**
+ * `/api/v1/me`, `/api/v1/events` and `/api/v1/admin/shards/stats`: what the console needs to show only what
+ * the credential allows, live, and each shard's memory and event-loop lag.
+ */
 export function consoleRoutes(deps: ConsoleRoutesDeps): RouteDefinition[] {
   return [
+    defineRoute({
+      method: 'get',
+      path: '/api/v1/admin/shards/stats',
+      summary: "This host's shards: memory, event-loop lag (window since the shard started) and uptime, asked of each ready shard",
+      tags: ['admin'],
+      auth: { scopes: ['admin'] },
+      responses: { 200: { description: 'Per shard (ok: false when it did not answer within 2 s)', schema: z.object({ shards: z.array(shardStatsSchema) }) } },
+      handler: async (ctx) => {
+        const shards = await Promise.all(
+          deps.shards.list().map(async (s): Promise<z.output<typeof shardStatsSchema>> => {
+            if (s.state !== 'ready') return { index: s.index, ok: false, error: s.state };
+            try {
+              const st = await deps.shards.call(s.index, { kind: 'stats' }, { timeoutMs: 2000, requestId: ctx.state.reqId });
+              return {
+                index: s.index,
+                ok: true,
+                uptimeMs: st.uptimeMs,
+                sessions: st.sessions,
+                rssBytes: st.memory.rss,
+                heapUsedBytes: st.memory.heapUsed,
+                lagP99Ms: st.eventLoop.lagP99Ms,
+                lagMaxMs: st.eventLoop.lagMaxMs,
+                loopUtilization: st.eventLoop.utilization,
+              };
+            } catch (err) {
+              const code = (err as { code?: unknown }).code;
+              return { index: s.index, ok: false, error: typeof code === 'string' ? code : 'INTERNAL' };
+            }
+          }),
+        );
+        ctx.body = { shards };
+      },
+    }),
     defineRoute({
       method: 'get',
       path: '/api/v1/me',
