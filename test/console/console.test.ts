@@ -6,11 +6,14 @@
 // test-artifacts/console/ (copies in docs/console/).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
+import { SignJWT } from 'jose';
 import QRCode from 'qrcode';
 import { DemoPeople, answerText } from '@wagw/wa-sim';
 import { createTestDatabase, tempDir, waitFor } from '../harness/index.ts';
@@ -29,6 +32,7 @@ const KEYS = {
 };
 const sha = (k: string): string => createHash('sha256').update(k).digest('hex');
 const ALICE = { number: '6281200000001', name: 'Alice' };
+const JWT = { secret: 'console-test-jwt-secret-0123456789abcdef', issuer: 'console-test', audience: 'wagw' };
 
 describe('web console in Chromium', { timeout: 180_000 }, () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -37,6 +41,8 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
   let people: DemoPeople;
   let browser: Browser;
   let page: Page;
+  /** A webhook receiver that always answers 500: its deliveries end dead (WEBHOOK_MAX_AGE_MS is 1 s here). */
+  let failingHook: string;
 
   before(async () => {
     const dir = await tempDir(t);
@@ -52,6 +58,13 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
         { name: 'readonly', sha256: sha(KEYS.readonly), scopes: ['sessions:read', 'messages:read'] },
       ]),
     );
+    const receiver = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(500).end('receiver down'));
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => receiver.close(() => r())));
+    failingHook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     gw = await startGateway(t, {
       env: sessionTestEnv(dir.path, {
         ...env,
@@ -60,6 +73,16 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
         AUTH_API_KEYS_FILE: keysFile,
         WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
         SEND_PER_RECIPIENT_INTERVAL_MS: '0',
+        AUTH_JWT_SECRET: JWT.secret,
+        AUTH_JWT_ISSUER: JWT.issuer,
+        AUTH_JWT_AUDIENCE: JWT.audience,
+        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+        WEBHOOK_MAX_AGE_MS: '1000',
+        WEBHOOK_BACKOFF_BASE_MS: '10',
+        WEBHOOK_BACKOFF_MAX_MS: '100',
+        WEBHOOK_POLL_INTERVAL_MS: '50',
+        // An open breaker defers rows without an attempt, and only an attempt past the max age makes a row dead.
+        WEBHOOK_BREAKER_THRESHOLD: '10000',
       }),
       webhooks: true,
       simulator: people,
@@ -177,7 +200,6 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
 
     await page.getByRole('link', { name: 'Webhooks' }).click();
     await page.getByLabel('Show deliveries').waitFor();
-    await check('webhooks');
 
     await page.getByRole('link', { name: 'Events' }).click();
     await page.locator('ol.events li[data-type="status"]').first().waitFor();
@@ -241,6 +263,40 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       ];
     }, KEYS.readonly);
     assert.deepEqual(statuses, [403, 403, 403, 403]);
+    await signOut();
+  });
+
+  test('a JWT limited to one session: sign-in with the bearer token, live stream read with the Authorization header', async () => {
+    const token = await new SignJWT({ scope: 'sessions:read messages:read', sessions: ['other'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('jwt-operator')
+      .setIssuer(JWT.issuer)
+      .setAudience(JWT.audience)
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode(JWT.secret));
+    await page.goto(`${gw.url}/console/`);
+    await page.getByRole('radio', { name: 'JWT (bearer token)' }).check();
+    await page.getByRole('textbox', { name: 'Token' }).fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Signed in as jwt-operator').waitFor();
+    await page.getByRole('status').filter({ hasText: 'Live updates on' }).waitFor();
+    await page.locator('tr[data-session="other"]').waitFor();
+    assert.equal(await page.locator('tr[data-session]').count(), 1);
+    await signOut();
+  });
+
+  test('webhooks: a dead delivery with its last error, replayed from the console', async () => {
+    await signIn(KEYS.admin);
+    const created = await gw.api.call('POST', '/api/v1/sessions', { id: 'hooked', webhookUrl: failingHook }, { 'x-api-key': KEYS.admin });
+    assert.equal(created.status, 201);
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByLabel('Show deliveries').selectOption('dead');
+    const row = page.locator('table.deliveries tbody tr').filter({ hasText: failingHook }).first();
+    await row.waitFor({ timeout: 30_000 });
+    assert.match((await row.textContent()) ?? '', /500/, 'the last error names the receiver status');
+    await check('webhooks');
+    await row.getByRole('button', { name: /^Replay delivery \d+$/ }).click();
+    await page.getByRole('status').filter({ hasText: /^1 deliveries pending again\.$/ }).waitFor();
   });
 
   test('nothing left loopback and no CSP violation or script error', () => {

@@ -93,7 +93,7 @@ export function WebhooksPage(_props: { ctx: Ctx }) {
       <thead><tr><th scope="col">Endpoint</th><th scope="col">Deliveries</th></tr></thead>
       <tbody>${[...byEndpoint].map(([e, n]) => html`<tr><th scope="row">${e}</th><td>${n}</td></tr>`)}</tbody>
     </table>
-    <table>
+    <table class="deliveries">
       <caption>${rows.length} ${filter} deliveries, newest first</caption>
       <thead><tr><th scope="col">Id</th><th scope="col">Topic</th><th scope="col">Session</th><th scope="col">Endpoint</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Created</th><th scope="col">Replay</th></tr></thead>
       <tbody>
