@@ -180,6 +180,20 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     const bytes = await alice.downloadMedia(got.message ?? {});
     assert.deepEqual(bytes, png, 'the very bytes uploaded in the browser');
     await page.locator('li.msg.them').filter({ hasText: `Hi, ${ALICE.name} here. Thanks for "A picture"!` }).waitFor({ timeout: 20_000 });
+    // Reply to Alice's first answer and react to it: both reach her phone referring to that message.
+    const answerItem = page.locator('li.msg.them').filter({ hasText: answer });
+    const answerId = (await answerItem.getAttribute('data-message')) ?? '';
+    assert.notEqual(answerId, '');
+    await answerItem.getByRole('button', { name: `Reply to message ${answerId}` }).click();
+    await page.getByText(`Replying to “${answer.slice(0, 60)}”`).waitFor();
+    await page.getByRole('textbox', { name: 'Message' }).fill('This is a reply');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const reply = await waitFor(() => alice.received().find((m) => m.message?.extendedTextMessage?.text === 'This is a reply'), { what: 'Alice to receive the reply', timeoutMs: 20_000 });
+    assert.equal(reply.message?.extendedTextMessage?.contextInfo?.stanzaId, answerId);
+    await page.locator('li.msg.me').filter({ hasText: 'This is a reply' }).getByText(`Reply to “${answer.slice(0, 60)}”`).waitFor();
+    await answerItem.getByRole('button', { name: `React with thumbs up to message ${answerId}` }).click();
+    const reaction = await waitFor(() => alice.received().find((m) => m.message?.reactionMessage?.key?.id === answerId), { what: 'Alice to receive the reaction', timeoutMs: 20_000 });
+    assert.equal(reaction.message?.reactionMessage?.text, '👍');
     // Statuses of the sent messages are shown (sent, then delivered/read as receipts arrive).
     await page.locator('li.msg.me .status').first().waitFor();
     await check('chats');
@@ -217,8 +231,15 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
   });
 
-  test('logout from the console unlinks the session', async () => {
+  test('migrate to the other shard, then logout from the console unlinks the session', async () => {
     await page.goto(`${gw.url}/console/#/sessions/demo-1`);
+    const from = (await gw.api.call<{ shard: number }>('GET', '/api/v1/sessions/demo-1', undefined, { 'x-api-key': KEYS.admin })).body.shard;
+    const to = from === 0 ? 1 : 0;
+    await page.getByRole('spinbutton', { name: 'Migrate to shard' }).fill(String(to));
+    await page.getByRole('button', { name: 'Migrate' }).click();
+    await page.getByRole('status').filter({ hasText: 'Migrate: done.' }).waitFor({ timeout: 30_000 });
+    await page.getByText(`test-host / shard ${to}`).waitFor();
+    await page.getByTestId('session-status').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
     await page.getByRole('button', { name: 'Logout' }).click();
     await page.getByTestId('session-status').filter({ hasText: 'logged out' }).waitFor({ timeout: 30_000 });
     const s = await gw.api.call<{ status: string }>('GET', '/api/v1/sessions/demo-1', undefined, { 'x-api-key': KEYS.admin });
@@ -297,6 +318,18 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await check('webhooks');
     await row.getByRole('button', { name: /^Replay delivery \d+$/ }).click();
     await page.getByRole('status').filter({ hasText: /^1 deliveries pending again\.$/ }).waitFor();
+  });
+
+  test('delete asks for confirmation first', async () => {
+    await page.goto(`${gw.url}/console/#/sessions/hooked`);
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await gw.api.call('GET', '/api/v1/sessions/hooked', undefined, { 'x-api-key': KEYS.admin })).status, 200, 'cancel keeps it');
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('group', { name: 'Confirm delete' }).getByRole('button', { name: 'Confirm delete' }).click();
+    await page.getByRole('heading', { name: 'Sessions' }).waitFor();
+    await page.locator('tr[data-session="hooked"]').waitFor({ state: 'detached' });
+    assert.equal((await gw.api.call('GET', '/api/v1/sessions/hooked', undefined, { 'x-api-key': KEYS.admin })).status, 404);
   });
 
   test('nothing left loopback and no CSP violation or script error', () => {

@@ -19,7 +19,7 @@ interface Message {
   media?: { mimetype?: string; fileName?: string };
   reaction?: { messageId: string; emoji: string; removed: boolean };
   reactions?: { from: string; fromMe: boolean; emoji: string; at: string }[];
-  quoted?: { id?: string };
+  quotedId?: string;
 }
 
 const MEDIA = new Set(['image', 'sticker']);
@@ -27,6 +27,13 @@ const MEDIA = new Set(['image', 'sticker']);
 function chatLabel(jid: string): string {
   const user = jid.split('@')[0] ?? jid;
   return jid.endsWith('@g.us') ? `Group ${user}` : `+${user.split(':')[0] ?? user}`;
+}
+
+/** The quoted message's text when it is in view, else its id. */
+function quotedText(messages: readonly Message[], id: string): string {
+  const q = messages.find((x) => x.id === id);
+  const text = q?.text ?? q?.caption;
+  return text === undefined ? id : `“${text.slice(0, 60)}”`;
 }
 
 function Preview(props: { session: string; message: Message }) {
@@ -127,7 +134,7 @@ function Conversation(props: { ctx: Ctx; session: string; chat: string }) {
       ${shown.map(
         (m) => html`<li class=${m.fromMe ? 'msg me' : 'msg them'} data-message=${m.id}>
           <p class="meta">${m.fromMe ? 'You' : chatLabel(m.from ?? chat)} · ${time(m.timestamp)} · <span class="status" data-status=${m.status}>${m.status}</span></p>
-          ${m.quoted?.id ? html`<p class="quoted">Reply to ${m.quoted.id}</p>` : null}
+          ${m.quotedId ? html`<p class="quoted">Reply to ${quotedText(shown, m.quotedId)}</p>` : null}
           ${MEDIA.has(m.type) ? html`<${Preview} session=${session} message=${m} />` : m.media ? html`<span class="media-note">[${m.type}]</span>` : null}
           ${m.text ?? m.caption ? html`<p class="text">${m.text ?? m.caption}</p>` : null}
           ${m.reactions && m.reactions.length > 0 ? html`<p class="reactions" aria-label="Reactions">${m.reactions.map((r) => r.emoji).join(' ')}</p>` : null}
