@@ -16,6 +16,7 @@ import type { Page } from 'playwright-core';
 import { SignJWT } from 'jose';
 import QRCode from 'qrcode';
 import { DemoPeople, answerText } from '@wagw/wa-sim';
+import type { WaSimulator } from '@wagw/wa-sim';
 import { createTestDatabase, tempDir, waitFor } from '../harness/index.ts';
 import { sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
 import type { Gateway } from '../sessions/helpers.ts';
@@ -39,6 +40,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
   const t = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
   let gw: Gateway;
   let people: DemoPeople;
+  let sim: WaSimulator;
   let browser: Browser;
   let page: Page;
   /** A webhook receiver that always answers 500: its deliveries end dead (WEBHOOK_MAX_AGE_MS is 1 s here). */
@@ -46,7 +48,9 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
 
   before(async () => {
     const dir = await tempDir(t);
-    const [{ sim, env }, db] = await Promise.all([startSim(t, dir.path), createTestDatabase(t)]);
+    const [started, db] = await Promise.all([startSim(t, dir.path), createTestDatabase(t)]);
+    sim = started.sim;
+    const env = started.env;
     people = new DemoPeople(sim, { contacts: [ALICE], pollMs: 100 });
     t.after(() => people.stop());
     const keysFile = path.join(dir.path, 'keys.json');
@@ -330,6 +334,21 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('heading', { name: 'Sessions' }).waitFor();
     await page.locator('tr[data-session="hooked"]').waitFor({ state: 'detached' });
     assert.equal((await gw.api.call('GET', '/api/v1/sessions/hooked', undefined, { 'x-api-key': KEYS.admin })).status, 404);
+  });
+
+  test('link by pairing code: the console shows the code, the phone enters it, connected', async () => {
+    const phone = sim.createPhone({ name: 'Pairing phone' });
+    await page.goto(`${gw.url}/console/#/sessions`);
+    await page.getByLabel('Session id (optional)').fill('paired');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await page.getByRole('heading', { name: 'Session paired' }).waitFor();
+    await page.getByLabel('Phone for a pairing code').fill(`+${phone.number}`);
+    await page.getByRole('button', { name: 'Get pairing code' }).click();
+    const code = (await page.getByLabel('Pairing code', { exact: true }).textContent()) ?? '';
+    assert.match(code, /^[A-Z0-9]{8}$/);
+    await sim.enterPairingCode(phone, code);
+    await page.getByTestId('session-status').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
+    await page.getByText(`+${phone.number}`).first().waitFor();
   });
 
   test('nothing left loopback and no CSP violation or script error', () => {
