@@ -230,6 +230,8 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.goto(`${gw.url}/docs`);
     await page.locator('.swagger-ui .opblock').first().waitFor({ timeout: 30_000 });
     assert.ok((await page.locator('.swagger-ui .opblock').count()) > 20, 'the operations of /openapi.json are rendered');
+    // "Try it out" calls with the console's credential: Swagger UI is pre-authorised from sessionStorage.
+    await page.locator('.swagger-ui .btn.authorize.locked').waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'api-reference.png') });
     await page.goto(`${gw.url}/console/`);
     await page.getByRole('navigation', { name: 'Main' }).waitFor();

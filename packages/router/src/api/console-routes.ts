@@ -60,12 +60,19 @@ credential is used by "Try it out".</p>
  * It reuses the console's credential (same origin, sessionStorage) so "Try it out" calls as the signed-in user.
  */
 const DOCS_INIT = `window.addEventListener('DOMContentLoaded', function () {
-  var ui = window.SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger', deepLinking: true, tryItOutEnabled: false });
-  try {
-    var c = JSON.parse(sessionStorage.getItem('wagw.credential') || 'null');
-    if (c && c.kind === 'api-key') ui.preauthorizeApiKey('apiKey', c.value);
-    if (c && c.kind === 'jwt') ui.preauthorizeApiKey('bearerAuth', c.value);
-  } catch (e) { /* no credential: Authorize by hand */ }
+  var ui = window.SwaggerUIBundle({
+    url: '/openapi.json',
+    dom_id: '#swagger',
+    deepLinking: true,
+    // Pre-authorising works once the document is loaded, hence onComplete.
+    onComplete: function () {
+      try {
+        var c = JSON.parse(sessionStorage.getItem('wagw.credential') || 'null');
+        if (c && c.kind === 'api-key') ui.preauthorizeApiKey('apiKey', c.value);
+        if (c && c.kind === 'jwt') ui.preauthorizeApiKey('bearerAuth', c.value);
+      } catch (e) { /* no credential: Authorize by hand */ }
+    },
+  });
 });
 `;
 
