@@ -52,7 +52,7 @@ const config = loadConfig({
   WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
   SEND_PER_RECIPIENT_INTERVAL_MS: '0',
 });
-const logger = createRootLogger({ proc: 'demo', level: config.logLevel });
+const logger = createRootLogger({ proc: 'router', level: config.logLevel });
 const stores = await openStores(config, logger);
 const webhooks = webhookSystem.createWebhookSystem({ sql: stores.sql, config, logger });
 const router = await GatewayRouter.create({
