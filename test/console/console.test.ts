@@ -35,7 +35,7 @@ const sha = (k: string): string => createHash('sha256').update(k).digest('hex');
 const ALICE = { number: '6281200000001', name: 'Alice' };
 const JWT = { secret: 'console-test-jwt-secret-0123456789abcdef', issuer: 'console-test', audience: 'wagw' };
 
-describe('web console in Chromium', { timeout: 180_000 }, () => {
+describe('web console in Chromium', { timeout: 300_000 }, () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   const t = { after: (fn: () => Promise<void> | void) => cleanups.push(fn) };
   let gw: Gateway;
@@ -184,6 +184,11 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     const bytes = await alice.downloadMedia(got.message ?? {});
     assert.deepEqual(bytes, png, 'the very bytes uploaded in the browser');
     await page.locator('li.msg.them').filter({ hasText: `Hi, ${ALICE.name} here. Thanks for "A picture"!` }).waitFor({ timeout: 20_000 });
+    // The picture is previewed from the gateway's media route (fetched with the credential, shown as a blob: URL).
+    const preview = page.getByRole('img', { name: 'Image: A picture' });
+    await preview.waitFor();
+    assert.match((await preview.getAttribute('src')) ?? '', /^blob:/);
+    assert.ok(await preview.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0), 'the preview decoded');
     // Reply to Alice's first answer and react to it: both reach her phone referring to that message.
     const answerItem = page.locator('li.msg.them').filter({ hasText: answer });
     const answerId = (await answerItem.getAttribute('data-message')) ?? '';
@@ -269,6 +274,13 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await signIn(KEYS.readonly);
     await page.locator('tr[data-session="demo-1"]').waitFor();
     assert.equal(await page.getByRole('button', { name: 'Create session' }).count(), 0);
+    // Search and status filter narrow the list.
+    await page.getByRole('searchbox', { name: 'Search' }).fill('oth');
+    assert.deepEqual(await page.locator('tr[data-session]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-session'))), ['other']);
+    await page.getByRole('searchbox', { name: 'Search' }).fill('');
+    await page.getByLabel('Status').selectOption('logged_out');
+    assert.deepEqual(await page.locator('tr[data-session]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-session'))), ['demo-1']);
+    await page.getByLabel('Status').selectOption('');
     await page.goto(`${gw.url}/console/#/sessions/other`);
     await page.getByRole('heading', { name: 'Session other' }).waitFor();
     for (const name of ['Restart', 'Logout', 'Delete…', 'Migrate', 'Scan with simulated phone']) {
