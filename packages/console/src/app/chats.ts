@@ -177,7 +177,8 @@ export function ChatsPage(props: { ctx: Ctx; session: string | undefined; chat: 
       (page) => {
         if (gone) return;
         const latest = new Map<string, Message>();
-        for (const m of page.data) if (!latest.has(m.chat)) latest.set(m.chat, m);
+        // Protocol traffic the gateway stores as `unsupported` (key shares, app-state syncs) makes no chat.
+        for (const m of page.data) if (m.type !== 'unsupported' && !latest.has(m.chat)) latest.set(m.chat, m);
         setChats([...latest.entries()].map(([chat, last]) => ({ chat, last })));
         setError('');
       },
