@@ -16,6 +16,7 @@ COPY packages/shared/package.json packages/shared/
 COPY packages/stores/package.json packages/stores/
 COPY packages/shard/package.json packages/shard/
 COPY packages/router/package.json packages/router/
+COPY packages/console/package.json packages/console/
 COPY packages/wa-sim/package.json packages/wa-sim/
 COPY test/package.json test/
 COPY bench/package.json bench/
@@ -34,6 +35,8 @@ COPY --chown=node:node packages/stores/src packages/stores/src
 COPY --chown=node:node packages/stores/migrations packages/stores/migrations
 COPY --chown=node:node packages/shard/src packages/shard/src
 COPY --chown=node:node packages/router/src packages/router/src
+# The web console's sources: the router bundles them with esbuild at the first /console request.
+COPY --chown=node:node packages/console/src packages/console/src
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

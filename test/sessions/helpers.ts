@@ -110,6 +110,8 @@ export interface GatewayOptions {
   webhooks?: boolean;
   logger?: Logger;
   inspect?: GatewayRouterOptions['inspect'];
+  /** The console's simulated-phone control (wa-sim's DemoPeople): mounts /api/v1/simulator/*. */
+  simulator?: GatewayRouterOptions['simulator'];
 }
 
 export async function startGateway(t: Cleanup, options: GatewayOptions): Promise<Gateway> {
@@ -142,6 +144,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
       defaultMetrics: false,
       ...(webhooks === undefined ? {} : { webhooks }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
+      ...(options.simulator === undefined ? {} : { simulator: options.simulator }),
     });
   } catch (err) {
     await stores.close();

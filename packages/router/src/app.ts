@@ -17,6 +17,7 @@ import { mountRoutes } from './api/define-route.ts';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { createOpenApiRegistry, mountOpenApi } from './api/openapi.ts';
 import { errorSchema } from './api/schemas.ts';
+import { mountConsolePages } from './api/console-routes.ts';
 import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
 import type { Authenticator } from './security/auth.ts';
 import type { BodyLimits } from './security/limits.ts';
@@ -75,6 +76,8 @@ export interface AppDeps {
   healthChecks?: Record<string, () => Promise<{ ok: boolean }>>;
   /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
   inspect?: (router: Router<AppState>, registry: OpenAPIRegistry) => void;
+  /** The web console at /console (docs/console.md): `simulator` shows its simulated-phone button. */
+  console?: { simulator: boolean };
 }
 
 export interface AppState {
@@ -328,6 +331,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const limits = deps.bodyLimits ?? { bodyBytes: 1024 * 1024, jsonMaxDepth: 32 };
   mountRoutes(router, deps.routes ?? [], authHook === undefined ? { registry, limits } : { registry, limits, auth: authHook });
   mountOpenApi(router, registry);
+  mountConsolePages(router, registry, { logger: deps.logger, simulator: deps.console?.simulator ?? false });
   deps.inspect?.(router, registry);
 
   app.use(router.routes());
@@ -353,5 +357,5 @@ function registerPublicRoutes(registry: OpenAPIRegistry): void {
     responses: { 200: text('Prometheus text format', 'text/plain'), 401: { ...error, description: 'METRICS_TOKEN is set and the request does not carry it (UNAUTHORIZED)' } },
   });
   registry.registerPath({ ...base, method: 'get', path: '/openapi.json', operationId: 'getOpenApiDocument', summary: 'This document (OpenAPI 3.1)', responses: { 200: json('The document') } });
-  registry.registerPath({ ...base, method: 'get', path: '/docs', operationId: 'getDocsPage', summary: 'A small API documentation page', responses: { 200: text('HTML page', 'text/html') } });
+  registry.registerPath({ ...base, method: 'get', path: '/docs', operationId: 'getDocsPage', summary: 'API reference (Swagger UI over this document)', responses: { 200: text('HTML page', 'text/html') } });
 }

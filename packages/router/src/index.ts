@@ -23,3 +23,5 @@ export { RouterMetrics } from './metrics.ts';
 export type { RouterMetricsOptions, ShardSource } from './metrics.ts';
 export { ExpirySweeper } from './messages/expiry.ts';
 export type { ExpirySweeperOptions, SweepResult } from './messages/expiry.ts';
+export { CONSOLE_CSP, consoleRoutes, simulatorRoutes } from './api/console-routes.ts';
+export type { SimulatorControl } from './api/console-routes.ts';

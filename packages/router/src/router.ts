@@ -23,6 +23,8 @@ import { Lifecycle, createApp } from './app.ts';
 import type { AppDeps, AppSecurity, DependencyCheck } from './app.ts';
 import { RouterMetrics } from './metrics.ts';
 import { ExpirySweeper } from './messages/expiry.ts';
+import { consoleRoutes, simulatorRoutes } from './api/console-routes.ts';
+import type { SimulatorControl } from './api/console-routes.ts';
 import { ShardSupervisor } from './supervisor.ts';
 import type { ShardSupervisorOptions, SupervisorHooks } from './supervisor.ts';
 
@@ -69,6 +71,11 @@ export interface GatewayRouterOptions {
   webhooks?: Pick<WebhookSystem, 'admin' | 'health'>;
   /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
   inspect?: AppDeps['inspect'];
+  /**
+   * A WhatsApp simulator's phone control (the demo and the browser tests only): mounts /api/v1/simulator/* and
+   * shows the console's "scan with a simulated phone" button. Never set by main.ts.
+   */
+  simulator?: SimulatorControl;
 }
 
 /** The shards' session settings: the same blob store as the router's, WhatsApp endpoint, login cap. */
@@ -209,6 +216,8 @@ export class GatewayRouter {
       );
     }
     if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));
+    routes.push(...consoleRoutes({ hub: this.hub, shards: this.supervisor }));
+    if (options.simulator !== undefined) routes.push(...simulatorRoutes(options.simulator));
     routes.push(...(options.routes ?? []));
     const webhooks = options.webhooks;
     const app = (this.app = createApp({
@@ -219,6 +228,7 @@ export class GatewayRouter {
       ...(webhooks === undefined ? {} : { healthChecks: { webhooks: () => webhooks.health() } }),
       ...(options.auth === undefined ? {} : { auth: options.auth }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
+      console: { simulator: options.simulator !== undefined },
       logger: options.logger,
       shards: this.supervisor,
       dependencies: options.stores.health,

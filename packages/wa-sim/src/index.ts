@@ -10,3 +10,5 @@ export { makeMemoryKeyStore } from './signal-peer.ts';
 export { encryptPollVote } from './poll.ts';
 export type { PollVoteInput } from './poll.ts';
 export { ROUTES as ADMIN_ROUTES } from './admin-http.ts';
+export { DemoPeople, answerText, describeMessage } from './demo.ts';
+export type { DemoContact, DemoPeopleOptions } from './demo.ts';

@@ -25,6 +25,12 @@ interface Client {
   topic: string;
 }
 
+/** A client of every topic it may see (the console's all-sessions stream); `sees` filters by topic. */
+interface WideClient {
+  stream: PassThrough;
+  sees: (topic: string) => boolean;
+}
+
 export function formatSse(event: HubEvent): string {
   const lines = [`event: ${event.type}`];
   if (event.id !== undefined) lines.push(`id: ${event.id}`);
@@ -34,6 +40,7 @@ export function formatSse(event: HubEvent): string {
 
 export class EventHub {
   readonly #topics = new Map<string, Set<Client>>();
+  readonly #wide = new Set<WideClient>();
   readonly #heartbeatMs: number;
   readonly #maxBuffered: number;
   readonly #maxClients: number;
@@ -49,7 +56,7 @@ export class EventHub {
   get clientCount(): number {
     let n = 0;
     for (const set of this.#topics.values()) n += set.size;
-    return n;
+    return n + this.#wide.size;
   }
 
   /**
@@ -77,11 +84,32 @@ export class EventHub {
     return stream;
   }
 
+  /**
+   * A stream of every topic `sees` allows (a principal limited to some sessions sees only those). Capped like a
+   * topic: null past `maxClientsPerTopic` wide clients.
+   */
+  subscribeAll(sees: (topic: string) => boolean): PassThrough | null {
+    if (this.#closed || this.#wide.size >= this.#maxClients) return null;
+    const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
+    const client: WideClient = { stream, sees };
+    this.#wide.add(client);
+    const remove = (): void => {
+      this.#wide.delete(client);
+    };
+    stream.once('close', remove);
+    stream.once('error', remove);
+    stream.write(': connected\n\n');
+    this.#ensureHeartbeat();
+    return stream;
+  }
+
   publish(topic: string, event: HubEvent): void {
     const set = this.#topics.get(topic);
-    if (!set || set.size === 0) return;
+    const wide = [...this.#wide].filter((c) => c.sees(topic));
+    if ((!set || set.size === 0) && wide.length === 0) return;
     const text = formatSse(event);
-    for (const c of [...set]) this.#write(c, text);
+    for (const c of [...(set ?? [])]) this.#write(c, text);
+    for (const c of wide) this.#write(c, text);
   }
 
   /** Ends every stream (router shutdown). */
@@ -89,10 +117,12 @@ export class EventHub {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const set of this.#topics.values()) for (const c of set) c.stream.end();
+    for (const c of this.#wide) c.stream.end();
     this.#topics.clear();
+    this.#wide.clear();
   }
 
-  #write(client: Client, text: string): void {
+  #write(client: { stream: PassThrough }, text: string): void {
     if (client.stream.destroyed) return;
     if (client.stream.writableLength + text.length > this.#maxBuffered) {
       // A slow consumer: drop it (it reconnects and gets the current state first) instead of buffering.
@@ -106,12 +136,13 @@ export class EventHub {
   #ensureHeartbeat(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
-      if (this.#topics.size === 0) {
+      if (this.#topics.size === 0 && this.#wide.size === 0) {
         clearInterval(this.#timer);
         this.#timer = undefined;
         return;
       }
       for (const set of this.#topics.values()) for (const c of set) this.#write(c, ': heartbeat\n\n');
+      for (const c of this.#wide) this.#write(c, ': heartbeat\n\n');
     }, this.#heartbeatMs);
     this.#timer.unref();
   }

@@ -15,11 +15,14 @@ import { constantTimeEqual } from './api-keys.ts';
 import { ANONYMOUS, assertScopes, assertSessionAllowed, isScope } from './principal.ts';
 import type { Principal, SecurityState } from './principal.ts';
 
-/** Paths that never need credentials (`/metrics` needs METRICS_TOKEN when that is set). */
-export const PUBLIC_PATHS: readonly string[] = ['/health', '/ready', '/metrics', '/openapi.json', '/docs'];
+/**
+ * Paths that never need credentials (`/metrics` needs METRICS_TOKEN when that is set). The console's and the
+ * docs' files are static and hold no data: every API call they make carries the user's own credential.
+ */
+export const PUBLIC_PATHS: readonly string[] = ['/health', '/ready', '/metrics', '/openapi.json', '/docs', '/console'];
 
 export function isPublicPath(path: string): boolean {
-  return PUBLIC_PATHS.includes(path) || path.startsWith('/docs/');
+  return PUBLIC_PATHS.includes(path) || path.startsWith('/docs/') || path.startsWith('/console/');
 }
 
 /** Longest bearer token or API key looked at; longer ones are refused without any crypto. */
