@@ -42,6 +42,8 @@ export async function startSim(t: Cleanup, dir?: string): Promise<Sim> {
       WA_WEBSOCKET_URL: sim.urls.ws,
       WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
       WA_EXTRA_CA_FILE: caFile,
+      // Inbound media is fetched only from WhatsApp's hosts and, in simulator mode, this exact host:port.
+      WA_MEDIA_HOST: sim.media.hostPort,
     },
   };
 }

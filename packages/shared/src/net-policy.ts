@@ -101,9 +101,10 @@ const systemLookup: BaseLookup = (hostname, callback) => dns.lookup(hostname, { 
 /**
  * A `lookup` for net/http/https that resolves through `base` (tests inject one) and fails, before any
  * connection, when any address of the name is non-public (one bad address is enough: a resolver could
- * answer differently at connect time). `hint` goes into the refusal message (which setting allows it).
+ * answer differently at connect time). `hint` goes into the refusal message (which setting allows it);
+ * `refused` is the address table (tests stand a loopback address in for a public one with it).
  */
-export function publicOnlyLookup(base: BaseLookup = systemLookup, hint = ''): LookupFunction {
+export function publicOnlyLookup(base: BaseLookup = systemLookup, hint = '', refused: (address: string) => boolean = isNonPublicAddress): LookupFunction {
   return (hostname, options, callback) => {
     base(hostname, (err, found) => {
       if (err !== null) {
@@ -111,7 +112,7 @@ export function publicOnlyLookup(base: BaseLookup = systemLookup, hint = ''): Lo
         return;
       }
       const list = options.family === 4 || options.family === 6 ? found.filter((a) => a.family === options.family) : found;
-      if (list.some((a) => isNonPublicAddress(a.address))) {
+      if (list.some((a) => refused(a.address))) {
         callback(addressRefused(`${hostname} resolves to a non-public address${hint}`), '', 0);
         return;
       }
@@ -130,8 +131,8 @@ export function publicOnlyLookup(base: BaseLookup = systemLookup, hint = ''): Lo
  * Throws ADDRESS_REFUSED for a URL whose host is an IP literal that is not public, or a loopback name
  * (Node skips `lookup` for IP literals, so they are judged here, before the request).
  */
-export function assertPublicUrlHost(url: URL, hint = ''): void {
+export function assertPublicUrlHost(url: URL, hint = '', refused: (address: string) => boolean = isNonPublicAddress): void {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (isLoopbackName(host)) throw addressRefused(`${host} is a loopback name${hint}`);
-  if (net.isIP(host) !== 0 && isNonPublicAddress(host)) throw addressRefused(`${host} is a non-public address${hint}`);
+  if (net.isIP(host) !== 0 && refused(host)) throw addressRefused(`${host} is a non-public address${hint}`);
 }
