@@ -112,6 +112,8 @@ export interface GatewayOptions {
   webhooks?: boolean;
   logger?: Logger;
   inspect?: GatewayRouterOptions['inspect'];
+  /** Shard entry file (a test fixture wrapping `@wagw/shard/main`); default the real one. */
+  shardEntry?: string;
 }
 
 export async function startGateway(t: Cleanup, options: GatewayOptions): Promise<Gateway> {
@@ -142,6 +144,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
         ...(webhooks === undefined ? {} : { validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url) }),
       },
       defaultMetrics: false,
+      ...(options.shardEntry === undefined ? {} : { supervisor: { entry: options.shardEntry } }),
       ...(webhooks === undefined ? {} : { webhooks }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
     });
