@@ -2,15 +2,17 @@
 // A loopback "internal" server of this test stands for the network behind the gateway. A simulated contact sends
 // an image whose `url` points at it: the server is never contacted, the message is still stored and its media
 // is unavailable (404). A send whose media.url points at it directly, by a name that resolves there (the shard
-// runs with a DNS table, fixtures/shard-test-dns.ts), or by an IPv4-mapped literal gets one uniform 400.
+// runs with a DNS table, fixtures/shard-test-dns.ts), or by an IPv4-mapped literal gets one uniform 400. An
+// image whose declared size is smaller than its file is not downloaded past the declared size.
 // Redirects to it are covered hop by hop in packages/shard/test/messaging/media-fetch.test.ts: a redirect needs
 // a first hop the policy calls public, and every server a test may open is on loopback.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { generateWAMessageContent } from '@whiskeysockets/baileys';
 import { tempDir, waitFor } from '../harness/index.ts';
 import { pairByQr, sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
 
@@ -67,6 +69,15 @@ describe('security: media URLs reach no internal host', () => {
       },
       { what: 'the real image served', timeoutMs: 20_000, intervalMs: 200 },
     );
+
+    // A real file on the simulator's host whose message declares 10 bytes: the download stops at the declared
+    // size (plus padding and MAC) instead of buffering whatever the server sends; stored, media unavailable.
+    const big = await generateWAMessageContent({ image: randomBytes(64 * 1024), mimetype: 'image/png' }, { upload: sim.media.upload } as Parameters<typeof generateWAMessageContent>[1]);
+    assert.ok(big.imageMessage);
+    big.imageMessage.fileLength = 10;
+    const liar = await eve.sendMessage(owner.jid, big);
+    await waitFor(async () => (await gw.api.get(`/api/v1/sessions/ssrf/messages/${liar.id}`)).status === 200, { what: 'the liar stored', timeoutMs: 20_000, intervalMs: 100 });
+    assert.equal((await gw.api.get(`/api/v1/sessions/ssrf/messages/${liar.id}/media`)).status, 404);
 
     const answers = new Set<string>();
     for (const url of [`http://127.0.0.1:${port}/report.pdf`, `http://internal.test:${port}/report.pdf`, `http://mapped.test:${port}/report.pdf`, `http://[::ffff:7f00:1]:${port}/report.pdf`, `http://[::7f00:1]:${port}/report.pdf`]) {
