@@ -10,6 +10,7 @@ import type { BaseLookup, GatewayError, MessageSendParams } from '@wagw/shared';
 import type { WASocket } from '@whiskeysockets/baileys';
 import { ByteBudget } from '../../src/messaging/byte-budget.ts';
 import { SendGovernor } from '../../src/messaging/governor.ts';
+import { FetchFailure, publicGet } from '../../src/messaging/public-http.ts';
 import { AckTracker, fetchMedia, sendOne } from '../../src/messaging/send.ts';
 import type { MediaLimits, SendDeps } from '../../src/messaging/send.ts';
 
@@ -146,6 +147,17 @@ describe('media.url: the public-only client (issue #10 item 1)', () => {
   it('MEDIA_URL_ALLOW_PRIVATE=true lets a loopback URL through (tests, private deployments)', async () => {
     const got = await fetchMedia(`http://127.0.0.1:${internal.port}/secret`, limits({ allowPrivate: true }));
     assert.equal(got.data.toString(), 'internal secret');
+    // The injected lookup is the one used: the same name is fetched when private addresses are allowed...
+    assert.equal((await fetchMedia(`http://internal.test:${internal.port}/secret`, limits({ allowPrivate: true }))).data.toString(), 'internal secret');
+  });
+
+  it('a name resolving inside is refused by the policy at lookup, before the connection (not a DNS failure)', async () => {
+    const connections = internal.connections;
+    const opts = { maxBytes: 100, timeoutMs: 2000, allowPrivate: false, lookup, refusedAddress: limits().refusedAddress };
+    await assert.rejects(publicGet(`http://internal.test:${internal.port}/secret`, opts), (e: FetchFailure) => e.reason === 'refused' && /non-public/.test(e.message));
+    await assert.rejects(publicGet(`http://cdn.test:${pub.port}/to-internal-name`, opts), (e: FetchFailure) => e.reason === 'refused');
+    await assert.rejects(publicGet(`http://nowhere.test/`, opts), (e: FetchFailure) => e.reason === 'failed');
+    assert.equal(internal.connections, connections);
   });
 });
 
