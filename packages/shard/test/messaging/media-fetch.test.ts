@@ -10,7 +10,8 @@ import type { BaseLookup, GatewayError, MessageSendParams } from '@wagw/shared';
 import type { WASocket } from '@whiskeysockets/baileys';
 import { ByteBudget } from '../../src/messaging/byte-budget.ts';
 import { SendGovernor } from '../../src/messaging/governor.ts';
-import { FetchFailure, publicGet } from '../../src/messaging/public-http.ts';
+import { publicGet } from '../../src/messaging/public-http.ts';
+import type { FetchFailure } from '../../src/messaging/public-http.ts';
 import { AckTracker, fetchMedia, sendOne } from '../../src/messaging/send.ts';
 import type { MediaLimits, SendDeps } from '../../src/messaging/send.ts';
 
