@@ -77,7 +77,8 @@ export function messagingSuite(session: string, phones: readonly { number: strin
   const cleanups: (() => Promise<void>)[] = [];
   const t0 = { after: (fn: () => Promise<void>) => cleanups.push(fn) };
   before(async () => {
-    const { sim, gw, receiver, secret } = await startWebhookGateway(t0, { SEND_RATE_PER_SEC: '50', SEND_BURST: '50', SEND_PER_RECIPIENT_INTERVAL_MS: '0' });
+    // MEDIA_URL_ALLOW_PRIVATE: the suites' media.url files are served by loopback servers of the test.
+    const { sim, gw, receiver, secret } = await startWebhookGateway(t0, { SEND_RATE_PER_SEC: '50', SEND_BURST: '50', SEND_PER_RECIPIENT_INTERVAL_MS: '0', MEDIA_URL_ALLOW_PRIVATE: 'true' });
     sim.receiptDelayMs = 0;
     const created = phones.map((p) => sim.createPhone(p));
     const owner = created[0];

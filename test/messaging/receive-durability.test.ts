@@ -103,10 +103,6 @@ describe('messaging: receive durability', () => {
   test('an eager media download that hangs holds back neither the receipt nor the next message', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
-    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', INBOUND_MEDIA_DOWNLOAD: 'eager', MEDIA_FETCH_TIMEOUT_MS: '60000' }) });
-    const owner = sim.createPhone({ number: '6281234567863', name: 'Owner' });
-    const fajar = sim.createPhone({ number: '6281234567864', name: 'Fajar' });
-    await pairByQr(gw.api, sim, owner, 'slow');
     // A media host that accepts the connection and never answers (not even the TLS handshake).
     const open = new Set<net.Socket>();
     let accepted = 0;
@@ -123,6 +119,11 @@ describe('messaging: receive durability', () => {
       return new Promise<void>((r) => hang.close(() => r()));
     });
     const { port } = hang.address() as AddressInfo;
+    // The hanging host stands in for the simulator's media host: inbound media is fetched from nowhere else.
+    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, WA_MEDIA_HOST: `127.0.0.1:${port}`, SHARD_COUNT: '1', INBOUND_MEDIA_DOWNLOAD: 'eager', MEDIA_FETCH_TIMEOUT_MS: '60000' }) });
+    const owner = sim.createPhone({ number: '6281234567863', name: 'Owner' });
+    const fajar = sim.createPhone({ number: '6281234567864', name: 'Fajar' });
+    await pairByQr(gw.api, sim, owner, 'slow');
     const directPath = '/v/t62.7118-24/slow.enc';
     const image = await fajar.sendMessage(owner.jid, {
       imageMessage: { url: `https://127.0.0.1:${port}${directPath}`, directPath, mediaKey: randomBytes(32), mimetype: 'image/jpeg', fileSha256: randomBytes(32), fileEncSha256: randomBytes(32), fileLength: 1000, caption: 'slow' },
@@ -130,8 +131,8 @@ describe('messaging: receive durability', () => {
     await waitFor(() => accepted > 0, { what: 'the media download to start', timeoutMs: 20_000, intervalMs: 20 });
     const next = await fajar.sendText(owner.jid, 'after the slow image');
     const stored = async (id: string): Promise<boolean> => (await gw.api.get(`/api/v1/sessions/slow/messages/${id}`)).status === 200;
-    // The stalled TLS handshake ends only with undici's 10 s connect timeout: a download on the receipt's path
-    // could not let these rows in before it. (MEDIA_FETCH_TIMEOUT_MS is longer still.)
+    // The stalled TLS handshake ends only with MEDIA_FETCH_TIMEOUT_MS (60 s): a download on the receipt's path
+    // could not let these rows in before it.
     await waitFor(async () => (await stored(next.id)) && (await stored(image.id)), { what: 'both messages stored while the download hangs', timeoutMs: 8_000, intervalMs: 50 });
     const downloadStillOpen = !firstClosed;
     const companion = owner.linkedDevices()[0];

@@ -33,7 +33,8 @@ describe('messaging: send', () => {
     const dir = await tempDir(t0);
     const s = await startSim(t0, dir.path);
     sim = s.sim;
-    gw = await startGateway(t0, { env: sessionTestEnv(dir.path, { ...s.env, SHARD_COUNT: '1', SEND_RATE_PER_SEC: '50', SEND_BURST: '50', SEND_PER_RECIPIENT_INTERVAL_MS: '0', MEDIA_FETCH_TIMEOUT_MS: '3000' }) });
+    // MEDIA_URL_ALLOW_PRIVATE: the document by URL is served by a loopback server of this test.
+    gw = await startGateway(t0, { env: sessionTestEnv(dir.path, { ...s.env, SHARD_COUNT: '1', SEND_RATE_PER_SEC: '50', SEND_BURST: '50', SEND_PER_RECIPIENT_INTERVAL_MS: '0', MEDIA_FETCH_TIMEOUT_MS: '3000', MEDIA_URL_ALLOW_PRIVATE: 'true' }) });
     ana = sim.createPhone({ number: '6281234567801', name: 'Ana' });
     budi = sim.createPhone({ number: '6281234567802', name: 'Budi' });
     await pairByQr(gw.api, sim, ana, 'ana');

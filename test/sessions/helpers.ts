@@ -42,6 +42,8 @@ export async function startSim(t: Cleanup, dir?: string): Promise<Sim> {
       WA_WEBSOCKET_URL: sim.urls.ws,
       WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
       WA_EXTRA_CA_FILE: caFile,
+      // Inbound media is fetched only from WhatsApp's hosts and, in simulator mode, this exact host:port.
+      WA_MEDIA_HOST: sim.media.hostPort,
     },
   };
 }
@@ -112,6 +114,8 @@ export interface GatewayOptions {
   inspect?: GatewayRouterOptions['inspect'];
   /** The console's simulated-phone control (wa-sim's DemoPeople): mounts /api/v1/simulator/*. */
   simulator?: GatewayRouterOptions['simulator'];
+  /** Shard entry file (a test fixture wrapping `@wagw/shard/main`); default the real one. */
+  shardEntry?: string;
 }
 
 export async function startGateway(t: Cleanup, options: GatewayOptions): Promise<Gateway> {
@@ -142,6 +146,7 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
         ...(webhooks === undefined ? {} : { validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url) }),
       },
       defaultMetrics: false,
+      ...(options.shardEntry === undefined ? {} : { supervisor: { entry: options.shardEntry } }),
       ...(webhooks === undefined ? {} : { webhooks }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
       ...(options.simulator === undefined ? {} : { simulator: options.simulator }),

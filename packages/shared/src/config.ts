@@ -102,6 +102,8 @@ export const ENV_SPEC = {
   SEND_QUEUE_MAX: { schema: int(1, 100_000), default: '100', doc: 'Sends waiting per session; more, or a projected wait beyond SEND_QUEUE_TIMEOUT_MS, answer 429 QUEUE_FULL with Retry-After.' },
   SEND_QUEUE_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '25000', doc: 'Longest a queued send may wait to start; then it fails with QUEUE_TIMEOUT and nothing is sent.' },
   MEDIA_MAX_BYTES: { schema: int(1024, 2 * 1024 ** 3), default: String(64 * 1024 ** 2), doc: 'Largest media file accepted for sending (upload, base64 or URL) in bytes.' },
+  MEDIA_URL_ALLOW_PRIVATE: { schema: bool, default: 'false', doc: 'Let a send\'s media.url reach loopback, private and link-local addresses (tests, private deployments). Off: such URLs, names resolving there and redirects there get one uniform 400 before any connection.' },
+  MEDIA_DOWNLOAD_BUDGET_BYTES: { schema: int(1024, 64 * 1024 ** 3).optional(), default: undefined, doc: 'Media bytes all sends of one shard may hold in memory at once (URL downloads and uploads, counted as they arrive); past it a send answers 429 QUEUE_FULL. Unset: 4 x MEDIA_MAX_BYTES.' },
   MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: "Deadline for downloading media: a URL given in a send request, and an inbound message's media (served lazily after it)." },
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
@@ -110,6 +112,7 @@ export const ENV_SPEC = {
   WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
   WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
   WA_ROOT_PUBLIC_KEY: { schema: z.string().refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+=*$/.test(v), 'must be 32 bytes in base64').optional(), default: undefined, doc: 'Base64 root key of the Noise certificate chain (the simulator\'s). Refused in production unless WA_SIMULATOR=true.' },
+  WA_MEDIA_HOST: { schema: z.string().regex(/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/, 'must be host:port').optional(), default: undefined, doc: 'host:port of the simulator\'s media server: inbound media is fetched only from WhatsApp\'s media hosts (https, *.whatsapp.net) and, with WA_ROOT_PUBLIC_KEY set, from this one host. Requires WA_ROOT_PUBLIC_KEY.' },
   WA_SIMULATOR: { schema: bool, default: 'false', doc: 'Explicitly allow simulator settings (WA_ROOT_PUBLIC_KEY) when NODE_ENV=production (demos).' },
   WA_EXTRA_CA_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'PEM file added to the shards\' trusted CAs (the simulator\'s media certificate).' },
   SESSION_LOGIN_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'Logins/pairings one shard runs at once (each costs CPU for key generation).' },
@@ -189,6 +192,8 @@ export interface WaConfig {
   rootPublicKey: string | undefined;
   /** PEM file added to the default CAs (simulator media). */
   extraCaFile: string | undefined;
+  /** WA_MEDIA_HOST: the simulator's media `host:port` (only with rootPublicKey). */
+  mediaHost?: string;
   simulator: boolean;
 }
 
@@ -197,7 +202,15 @@ export interface MessagingConfig {
   defaultCountry: string;
   /** The per-session send governor; `ratePerSec: 0` turns it off. */
   send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number };
-  media: { maxBytes: number; fetchTimeoutMs: number; inboundDownload: 'eager' | 'lazy' };
+  media: {
+    maxBytes: number;
+    fetchTimeoutMs: number;
+    inboundDownload: 'eager' | 'lazy';
+    /** MEDIA_URL_ALLOW_PRIVATE (absent: false). */
+    allowPrivate?: boolean;
+    /** MEDIA_DOWNLOAD_BUDGET_BYTES, per shard (absent: 4 x maxBytes). */
+    downloadBudgetBytes?: number;
+  };
   /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
   expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
 }
@@ -303,6 +316,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (r.WA_ROOT_PUBLIC_KEY !== undefined && r.NODE_ENV === 'production' && !r.WA_SIMULATOR) {
       problems.push('WA_ROOT_PUBLIC_KEY: refused when NODE_ENV=production (it replaces WhatsApp\'s root key); set WA_SIMULATOR=true for a simulator demo');
     }
+    if (r.WA_MEDIA_HOST !== undefined && r.WA_ROOT_PUBLIC_KEY === undefined) {
+      problems.push('WA_MEDIA_HOST: only for the simulator; set WA_ROOT_PUBLIC_KEY too (real WhatsApp media comes from *.whatsapp.net only)');
+    }
+    if (r.MEDIA_DOWNLOAD_BUDGET_BYTES !== undefined && r.MEDIA_DOWNLOAD_BUDGET_BYTES < r.MEDIA_MAX_BYTES) {
+      problems.push('MEDIA_DOWNLOAD_BUDGET_BYTES: must be at least MEDIA_MAX_BYTES, or no send of the largest media could ever run');
+    }
     if (r.SESSION_RECONNECT_MAX_MS < r.SESSION_RECONNECT_BASE_MS) {
       problems.push('SESSION_RECONNECT_MAX_MS: must not be below SESSION_RECONNECT_BASE_MS');
     }
@@ -401,7 +420,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         queueMax: r.SEND_QUEUE_MAX,
         queueTimeoutMs: r.SEND_QUEUE_TIMEOUT_MS,
       },
-      media: { maxBytes: r.MEDIA_MAX_BYTES, fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS, inboundDownload: r.INBOUND_MEDIA_DOWNLOAD },
+      media: {
+        maxBytes: r.MEDIA_MAX_BYTES,
+        fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS,
+        inboundDownload: r.INBOUND_MEDIA_DOWNLOAD,
+        allowPrivate: r.MEDIA_URL_ALLOW_PRIVATE,
+        downloadBudgetBytes: r.MEDIA_DOWNLOAD_BUDGET_BYTES ?? 4 * r.MEDIA_MAX_BYTES,
+      },
       expiry: { idempotencyTtlMs: r.IDEMPOTENCY_TTL_MS, uploadTtlMs: r.UPLOAD_TTL_MS, sweepIntervalMs: r.EXPIRY_SWEEP_INTERVAL_MS },
     },
     wa: {
@@ -409,6 +434,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       version: r.WA_VERSION === undefined ? undefined : (r.WA_VERSION.split('.').map(Number) as [number, number, number]),
       rootPublicKey: r.WA_ROOT_PUBLIC_KEY,
       extraCaFile: r.WA_EXTRA_CA_FILE === undefined ? undefined : path.resolve(r.WA_EXTRA_CA_FILE),
+      ...(r.WA_MEDIA_HOST === undefined ? {} : { mediaHost: r.WA_MEDIA_HOST }),
       simulator: r.WA_SIMULATOR,
     },
     sessions: {

@@ -11,3 +11,4 @@ export * from './phone.ts';
 export * from './api/messages.ts';
 export * from './api/idempotency.ts';
 export * from './timeout.ts';
+export * from './net-policy.ts';

@@ -6,6 +6,7 @@ export type { PhonePresence, ReceivedMessage, SentMessage } from './phone.ts';
 export type { FaultSpec, ActiveFault } from './faults.ts';
 export type { StatsSnapshot } from './stats.ts';
 export type { Linked } from './pairing.ts';
+export type { NoiseCertFault } from './noise.ts';
 export { makeMemoryKeyStore } from './signal-peer.ts';
 export { encryptPollVote } from './poll.ts';
 export type { PollVoteInput } from './poll.ts';

@@ -32,9 +32,17 @@ const gcmDecrypt = (key: Uint8Array, counter: number, aad: Uint8Array, ciphertex
   return Buffer.concat([d.update(ciphertext.subarray(0, ciphertext.length - 16)), d.final()]);
 };
 
+/**
+ * A broken certificate chain for tests of the client's check: `bad-leaf-signature` (the leaf is not signed by
+ * the intermediate), `bad-intermediate-signature` (the intermediate is not signed by the root),
+ * `foreign-leaf` (valid signatures, but the leaf certifies another server's static key).
+ */
+export type NoiseCertFault = 'bad-leaf-signature' | 'bad-intermediate-signature' | 'foreign-leaf';
+
 /** Builds the certificate chain the server presents: root -> intermediate -> leaf (= server static key). */
-export const buildCertChain = (root: KeyPair, serverStaticPublic: Uint8Array): Uint8Array => {
+export const buildCertChain = (root: KeyPair, serverStaticPublic: Uint8Array, fault?: NoiseCertFault): Uint8Array => {
   const intermediate = Curve.generateKeyPair();
+  const stranger = Curve.generateKeyPair();
   const now = Math.floor(Date.now() / 1000);
   const interDetails = proto.CertChain.NoiseCertificate.Details.encode({
     serial: 1,
@@ -46,13 +54,13 @@ export const buildCertChain = (root: KeyPair, serverStaticPublic: Uint8Array): U
   const leafDetails = proto.CertChain.NoiseCertificate.Details.encode({
     serial: 2,
     issuerSerial: 1,
-    key: serverStaticPublic,
+    key: fault === 'foreign-leaf' ? Curve.generateKeyPair().public : serverStaticPublic,
     notBefore: now - 86_400,
     notAfter: now + 10 * 365 * 86_400,
   }).finish();
   return proto.CertChain.encode({
-    intermediate: { details: interDetails, signature: Curve.sign(root.private, interDetails) },
-    leaf: { details: leafDetails, signature: Curve.sign(intermediate.private, leafDetails) },
+    intermediate: { details: interDetails, signature: Curve.sign(fault === 'bad-intermediate-signature' ? stranger.private : root.private, interDetails) },
+    leaf: { details: leafDetails, signature: Curve.sign(fault === 'bad-leaf-signature' ? stranger.private : intermediate.private, leafDetails) },
   }).finish();
 };
 

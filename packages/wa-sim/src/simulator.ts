@@ -16,6 +16,7 @@ import type { ActiveFault, FaultSpec } from './faults.ts';
 import { handleIq } from './iq.ts';
 import { MediaStore } from './media.ts';
 import { buildCertChain } from './noise.ts';
+import type { NoiseCertFault } from './noise.ts';
 import { children, node, unixNow } from './nodes.ts';
 import { Pairing } from './pairing.ts';
 import type { Linked } from './pairing.ts';
@@ -48,6 +49,8 @@ export interface WaSimulatorOptions {
   readonly autoDeliveryReceipt?: boolean;
   /** QR refs per pairing attempt (default 6: 60 s + 5 x 20 s in Baileys). */
   readonly qrRefs?: number;
+  /** Present a broken Noise certificate chain (tests of the client's check; also settable at run time). */
+  readonly noiseCertFault?: NoiseCertFault;
 }
 
 export type KickMode = 'close' | 'terminate' | 'replaced' | 'unlink' | 'restart';
@@ -92,6 +95,9 @@ export class WaSimulator {
   /** PEM of the media endpoint's self-signed certificate (the CA a client must trust). */
   readonly mediaCaPem: string;
   receiptDelayMs: number;
+  /** Present a broken Noise certificate chain to connections opened from now on (tests of the client's check). */
+  noiseCertFault: NoiseCertFault | undefined;
+  private readonly root: KeyPair;
   private readonly opts: WaSimulatorOptions;
   private readonly serverStatic: KeyPair;
   private readonly certChain: Uint8Array;
@@ -106,6 +112,8 @@ export class WaSimulator {
     this.opts = opts;
     this.logger = logger;
     this.receiptDelayMs = opts.receiptDelayMs ?? 300;
+    this.noiseCertFault = opts.noiseCertFault;
+    this.root = root;
     this.rootPublicKey = Buffer.from(root.public);
     this.mediaCaPem = cert.certPem;
     this.serverStatic = newKeyPair();
@@ -316,7 +324,7 @@ export class WaSimulator {
     this.stats.socketOpened();
     const conn = new Connection(ws, {
       serverStatic: this.serverStatic,
-      certChain: this.certChain,
+      certChain: this.noiseCertFault === undefined ? this.certChain : buildCertChain(this.root, this.serverStatic.public, this.noiseCertFault),
       logger: this.logger,
       latencyFor: c => this.faults.latency(c.device?.pnJid, c.device?.account.number),
       onAuth: (c, clientStatic, payload) => this.onAuth(c, clientStatic, payload),

@@ -3,11 +3,9 @@
  * private-address guard applied when connecting (after DNS, so a public name that resolves to 10.0.0.1 is
  * refused too). The backend URL is the operator's and is never subject to the guard.
  */
-import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { GatewayError } from '@wagw/shared';
-import { isNonPublicAddress } from '../security/addresses.ts';
+import { ADDRESS_REFUSED, GatewayError, assertPublicUrlHost, isNonPublicAddress, publicOnlyLookup as sharedPublicOnlyLookup } from '@wagw/shared';
 
 /**
  * True for loopback, private, link-local, CGNAT, multicast, reserved and documentation addresses (IPv4-mapped,
@@ -20,38 +18,30 @@ export function isPrivateAddress(address: string): boolean {
 /** Error code carried by a refused target (a permanent failure: the row goes dead at once). */
 export const TARGET_FORBIDDEN = 'WEBHOOK_TARGET_FORBIDDEN';
 
-function forbidden(message: string): Error {
-  return Object.assign(new Error(message), { code: TARGET_FORBIDDEN });
+const HINT = ' (private addresses need WEBHOOK_ALLOW_PRIVATE_TARGETS=true)';
+
+/** The shared policy's refusal (net-policy.ts) as this module's TARGET_FORBIDDEN. */
+function recode(err: unknown): unknown {
+  if ((err as { code?: unknown } | null)?.code === ADDRESS_REFUSED) Object.assign(err as object, { code: TARGET_FORBIDDEN });
+  return err;
 }
 
-/** A `lookup` for http.Agent that refuses names resolving to private addresses. */
+const sharedLookup = sharedPublicOnlyLookup(undefined, HINT);
+
+/** A `lookup` for http.Agent that refuses names resolving to private addresses (the shared net policy). */
 export const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
-  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err !== null) {
-      callback(err, '', 0);
-      return;
-    }
-    const list = addresses;
-    const bad = list.find((a) => isPrivateAddress(a.address));
-    if (bad !== undefined) {
-      callback(forbidden(`${hostname} resolves to the private address ${bad.address} (set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow)`), '', 0);
-      return;
-    }
-    if (options.all === true) {
-      callback(null, list);
-      return;
-    }
-    const first = list[0];
-    if (first === undefined) callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0);
-    else callback(null, first.address, first.family);
-  });
+  sharedLookup(hostname, options, ((err: NodeJS.ErrnoException | null, ...rest: unknown[]) => {
+    (callback as (...args: unknown[]) => void)(err === null ? null : recode(err), ...rest);
+  }) as Parameters<LookupFunction>[2]);
 };
 
 /** Checks a literal-IP host before connecting (Node skips `lookup` for IP literals). */
 export function assertPublicHost(url: URL): void {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (host === 'localhost' || host.endsWith('.localhost')) throw forbidden(`${host} is a loopback name (set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow)`);
-  if (net.isIP(host) !== 0 && isPrivateAddress(host)) throw forbidden(`${host} is a private address (set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow)`);
+  try {
+    assertPublicUrlHost(url, HINT);
+  } catch (err) {
+    throw recode(err);
+  }
 }
 
 export interface WebhookUrlPolicy {

@@ -49,6 +49,15 @@ export interface GovernorOptions {
   onWait?: (waitMs: number) => void;
 }
 
+/** A place in the queue taken by `reserve()`; `release()` is idempotent. */
+export interface Reservation {
+  release(): void;
+}
+
+function closedError(): GatewayError {
+  return new GatewayError('QUEUE_CLOSED', 'The session send queue is closed (session stopping); the message was not sent.');
+}
+
 export interface GovernorStats {
   enabled: boolean;
   /** Sends waiting to start. */
@@ -91,6 +100,8 @@ export class SendGovernor {
   #tokens: number;
   #refilledAt: number;
   #depth = 0;
+  /** Places held by `reserve()` for sends still fetching their media. */
+  #reserved = 0;
   #inFlight = 0;
   #seq = 0;
   #timer: unknown = undefined;
@@ -118,28 +129,18 @@ export class SendGovernor {
    * Runs `send` when the session's pace and `recipient`'s pace allow. Resolves or rejects with what `send`
    * does; rejects QUEUE_FULL (at once), QUEUE_TIMEOUT or QUEUE_CLOSED without calling `send`.
    */
-  submit<T>(recipient: string, send: () => Promise<T>): Promise<T> {
+  submit<T>(recipient: string, send: () => Promise<T>, reservation?: Reservation): Promise<T> {
+    // The send's own place, held while its media was fetched, is given back before it is counted again.
+    reservation?.release();
     this.#stats.submitted++;
     if (this.#closed) {
       this.#stats.closed++;
-      return Promise.reject(new GatewayError('QUEUE_CLOSED', 'The session send queue is closed (session stopping); the message was not sent.'));
+      return Promise.reject(closedError());
     }
     if (!this.#opts.enabled) return this.#start(send, 0);
     const now = this.#clock.now();
-    this.#refill(now);
-    const projectedMs = this.#projectedWaitMs(this.#depth);
-    if (this.#depth >= this.#opts.queueMax || projectedMs > this.#opts.queueTimeoutMs) {
-      this.#stats.rejectedFull++;
-      const perToken = 1000 / this.#opts.ratePerSec;
-      const overDepth = Math.max(0, this.#depth - this.#opts.queueMax + 1) * perToken;
-      const retryAfterMs = Math.ceil(Math.max(perToken, projectedMs - this.#opts.queueTimeoutMs, overDepth));
-      return Promise.reject(
-        new GatewayError('QUEUE_FULL', `The session send queue is full (${this.#depth} waiting); retry in ${Math.ceil(retryAfterMs / 1000)} s.`, {
-          retryAfterMs,
-          depth: this.#depth,
-        }),
-      );
-    }
+    const full = this.#refusal(now);
+    if (full !== undefined) return Promise.reject(full);
     return new Promise<T>((resolve, reject) => {
       const item: Item = {
         seq: this.#seq++,
@@ -162,6 +163,41 @@ export class SendGovernor {
       this.#depth++;
       this.#pump();
     });
+  }
+
+  /**
+   * Admission before the send does anything costly (docs/messaging.md "Send governor"): refuses QUEUE_FULL
+   * or QUEUE_CLOSED exactly as `submit` would, else holds a place in the queue (it counts in the admission
+   * checks of other sends) until it is handed to `submit` or released. A send fetches its media only after
+   * this, so a full queue never buffers media it will refuse.
+   */
+  reserve(): Reservation {
+    if (this.#closed) throw closedError();
+    if (!this.#opts.enabled) return { release: () => undefined };
+    const full = this.#refusal(this.#clock.now());
+    if (full !== undefined) throw full;
+    this.#reserved++;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.#reserved--;
+      },
+    };
+  }
+
+  /** QUEUE_FULL when the queue (with the places reserved) is full or the projected wait too long. */
+  #refusal(now: number): GatewayError | undefined {
+    this.#refill(now);
+    const ahead = this.#depth + this.#reserved;
+    const projectedMs = this.#projectedWaitMs(ahead);
+    if (ahead < this.#opts.queueMax && projectedMs <= this.#opts.queueTimeoutMs) return undefined;
+    this.#stats.rejectedFull++;
+    const perToken = 1000 / this.#opts.ratePerSec;
+    const overDepth = Math.max(0, ahead - this.#opts.queueMax + 1) * perToken;
+    const retryAfterMs = Math.ceil(Math.max(perToken, projectedMs - this.#opts.queueTimeoutMs, overDepth));
+    return new GatewayError('QUEUE_FULL', `The session send queue is full (${ahead} waiting); retry in ${Math.ceil(retryAfterMs / 1000)} s.`, { retryAfterMs, depth: ahead });
   }
 
   /** Fails every waiting send with QUEUE_CLOSED and refuses new ones; resolves when in-flight sends finished. */

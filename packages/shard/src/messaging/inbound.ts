@@ -7,11 +7,11 @@
  * delivery receipt is sent only after the router committed the row, so a shard killed at any instant never
  * loses a message WhatsApp believes delivered. Their `messages.upsert` that follows is then skipped here.
  */
-import { downloadMediaMessage, normalizeMessageContent, proto } from '@whiskeysockets/baileys';
+import { normalizeMessageContent, proto } from '@whiskeysockets/baileys';
 import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
-import { withTimeout } from '@wagw/shared';
-import type { BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
+import type { BaseLookup, BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
 import { normalizeInbound } from './content.ts';
+import { downloadInboundMedia } from './inbound-media.ts';
 import { createLidResolver } from './lid.ts';
 import { decodePollVote, jidCandidates, pollProto } from './poll.ts';
 import { backoffDelay } from '../sessions/disconnect.ts';
@@ -34,8 +34,15 @@ export interface InboundOptions {
   mediaMaxBytes: number;
   /** Longest wait for an inbound media download (MEDIA_FETCH_TIMEOUT_MS); it is served lazily after that. */
   mediaFetchTimeoutMs?: number;
+<<<<<<< HEAD
   /** How long a store outage is waited out before a message is left for WhatsApp to deliver again. */
   storeDeadlineMs?: number;
+=======
+  /** WA_MEDIA_HOST in simulator mode: the one non-WhatsApp host media is fetched from (inbound-media.ts). */
+  mediaSimulatorHost?: string;
+  /** DNS resolution of media hosts (tests); default dns.lookup. */
+  mediaLookup?: BaseLookup;
+>>>>>>> h-sec-shard
 }
 
 /** Attempts for an answer that is not a transient outage (a bug or a refusal: retrying will not help much). */
@@ -242,15 +249,15 @@ export class InboundForwarder {
   }
 
   /** Downloads a message's media into the blob store; false (logged) when it failed: it is then served lazily. */
-  async #fetchMedia(sock: WASocket, m: WAMessage, id: string, mimetype: string | undefined): Promise<boolean> {
+  async #fetchMedia(_sock: WASocket, m: WAMessage, id: string, mimetype: string | undefined): Promise<boolean> {
     try {
-      // Baileys' fetch takes no signal: bound the wait (the request itself ends with undici's own timeouts).
-      const timeoutMs = this.#o.mediaFetchTimeoutMs ?? 30_000;
-      const data = await withTimeout(
-        downloadMediaMessage(m, 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: this.#o.logger }),
-        timeoutMs,
-        () => new Error(`media download took longer than ${timeoutMs} ms`),
-      );
+      // Only from WhatsApp's media hosts, bounded in bytes and time and really aborted (inbound-media.ts).
+      const data = await downloadInboundMedia(m, {
+        maxBytes: this.#o.mediaMaxBytes,
+        timeoutMs: this.#o.mediaFetchTimeoutMs ?? 30_000,
+        ...(this.#o.mediaSimulatorHost === undefined ? {} : { simulatorHost: this.#o.mediaSimulatorHost }),
+        ...(this.#o.mediaLookup === undefined ? {} : { lookup: this.#o.mediaLookup }),
+      });
       await this.#o.blobs.put(mediaBlobKey(this.#o.sessionId, id), data, mimetype);
       return true;
     } catch (err) {

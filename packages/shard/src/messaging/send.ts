@@ -3,13 +3,19 @@
  * `buildSendContent` -> `sock.sendMessage(jid, content, {messageId})` -> WhatsApp's server ack.
  * Media bytes come from the blob store (uploads and router-decoded base64) or a bounded URL fetch.
  */
-import { downloadMediaMessage, generateMessageIDV2, generateWAMessage, proto } from '@whiskeysockets/baileys';
+import { generateMessageIDV2, generateWAMessage, proto } from '@whiskeysockets/baileys';
 import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError, bareJid } from '@wagw/shared';
 import type { BlobStore, MediaSource, MessageRefWire, MessageSendParams, MessageSendResult, SessionAction, SessionActionResult, WireMessage } from '@wagw/shared';
 import { applyPollMentions, buildEditContent, buildRevokeContent, buildSendContent, normalizeInbound } from './content.ts';
 import type { ContentDeps, ResolvedMedia } from './content.ts';
-import type { SendGovernor } from './governor.ts';
+import type { BaseLookup } from '@wagw/shared';
+import type { BudgetAccount, ByteBudget } from './byte-budget.ts';
+import type { Reservation, SendGovernor } from './governor.ts';
+import { downloadInboundMedia } from './inbound-media.ts';
+import type { InboundMediaPolicy } from './inbound-media.ts';
+import { FetchFailure, publicGet } from './public-http.ts';
+import type { PublicGetResult } from './public-http.ts';
 
 /** Blob key of an upload (multipart or router-decoded base64) of a session. */
 export function uploadBlobKey(sessionId: string, uploadId: string): string {
@@ -57,45 +63,72 @@ export class AckTracker {
 export interface MediaLimits {
   maxBytes: number;
   fetchTimeoutMs: number;
+  /** MEDIA_URL_ALLOW_PRIVATE: media URLs may point at loopback/private addresses (tests, private deployments). */
+  allowPrivate?: boolean;
+  /** DNS resolution of media hosts (tests inject one); default dns.lookup. */
+  lookup?: BaseLookup;
+  /** Test hook of the HTTP client: called before each connection attempt. */
+  onConnect?: (url: URL) => void;
+  /** The address table (tests stand a loopback address in for a public one); default isNonPublicAddress. */
+  refusedAddress?: (address: string) => boolean;
 }
 
-/** Downloads a media URL within the size and time limits; failures are 400s naming the URL. */
-export async function fetchMedia(url: string, limits: MediaLimits): Promise<ResolvedMedia> {
-  let res: Response;
+/**
+ * The one answer to a media.url that could not be fetched, whatever the reason (refused address, closed port,
+ * timeout, HTTP error, bad redirect): it names the rules and carries no cause, so the send API is no oracle
+ * into the network (docs/security.md, "Outbound requests").
+ */
+export function mediaUrlRefused(limits: MediaLimits): GatewayError {
+  return new GatewayError(
+    'VALIDATION_FAILED',
+    `media.url could not be fetched: it must be a public http(s) URL without credentials that answers 200 within ${limits.fetchTimeoutMs} ms (at most 3 redirects).`,
+    { field: 'media.url' },
+  );
+}
+
+/** The last path segment of a URL as a file name; a malformed %-escape is kept as written, never a 500. */
+export function fileNameOf(url: URL): string | undefined {
+  const name = url.pathname.split('/').at(-1);
+  if (name === undefined || name === '') return undefined;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(limits.fetchTimeoutMs), redirect: 'follow' });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-    throw new GatewayError('VALIDATION_FAILED', `media.url could not be fetched (${cause}): ${url}`, { url, reason: cause });
+    return decodeURIComponent(name);
+  } catch {
+    return name;
   }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new GatewayError('VALIDATION_FAILED', `media.url answered HTTP ${res.status}: ${url}`, { url, status: res.status });
-  }
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > limits.maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new GatewayError('PAYLOAD_TOO_LARGE', `media.url is larger than ${limits.maxBytes} bytes`, { url, maxBytes: limits.maxBytes });
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
+}
+
+/**
+ * Downloads a media URL through the public-only client (public-http.ts) within the size and time limits;
+ * `onBytes` counts the bytes against the shard's budget. Any failure is `mediaUrlRefused`, except a body
+ * over MEDIA_MAX_BYTES (413) and the budget's own QUEUE_FULL.
+ */
+export async function fetchMedia(input: string, limits: MediaLimits, onBytes?: (bytes: number) => void): Promise<ResolvedMedia> {
+  let url: URL;
   try {
-    if (res.body !== null) {
-      for await (const chunk of res.body) {
-        size += (chunk as Uint8Array).byteLength;
-        if (size > limits.maxBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `media.url is larger than ${limits.maxBytes} bytes`, { url, maxBytes: limits.maxBytes });
-        chunks.push(Buffer.from(chunk as Uint8Array));
-      }
-    }
-  } catch (err) {
-    if (err instanceof GatewayError) throw err;
-    throw new GatewayError('VALIDATION_FAILED', `media.url download failed (${(err as Error).name}): ${url}`, { url });
+    url = new URL(input);
+  } catch {
+    throw mediaUrlRefused(limits);
   }
-  const out: ResolvedMedia = { data: Buffer.concat(chunks) };
-  const type = res.headers.get('content-type');
-  if (type !== null && type !== '') out.mimetype = type;
-  const name = new URL(url).pathname.split('/').at(-1);
-  if (name !== undefined && name !== '') out.fileName = decodeURIComponent(name);
+  let got: PublicGetResult;
+  try {
+    got = await publicGet(url, {
+      maxBytes: limits.maxBytes,
+      timeoutMs: limits.fetchTimeoutMs,
+      allowPrivate: limits.allowPrivate === true,
+      ...(limits.lookup === undefined ? {} : { lookup: limits.lookup }),
+      ...(limits.onConnect === undefined ? {} : { onConnect: limits.onConnect }),
+      ...(limits.refusedAddress === undefined ? {} : { refusedAddress: limits.refusedAddress }),
+      ...(onBytes === undefined ? {} : { onBytes }),
+    });
+  } catch (err) {
+    if (err instanceof FetchFailure && err.reason === 'too-large') throw new GatewayError('PAYLOAD_TOO_LARGE', `media.url is larger than ${limits.maxBytes} bytes`, { field: 'media.url', maxBytes: limits.maxBytes });
+    if ((err as { code?: unknown }).code === 'QUEUE_FULL') throw err;
+    throw mediaUrlRefused(limits);
+  }
+  const out: ResolvedMedia = { data: got.data };
+  if (got.contentType !== undefined) out.mimetype = got.contentType;
+  const name = fileNameOf(url);
+  if (name !== undefined) out.fileName = name;
   return out;
 }
 
@@ -107,6 +140,10 @@ export interface SendDeps {
   governor: SendGovernor;
   blobs: BlobStore;
   media: MediaLimits;
+  /** The shard's budget of media bytes held by sends (MEDIA_DOWNLOAD_BUDGET_BYTES); absent: unbounded. */
+  mediaBudget?: ByteBudget;
+  /** How a stored message's media is downloaded (lazy GET of …/media), as inbound media on arrival. */
+  inboundMedia?: InboundMediaPolicy;
   ackTimeoutMs: number;
   /** Told the message id before the send goes out (the runner tags Baileys' echo with the request id). */
   noteSent?: (messageId: string) => void;
@@ -128,13 +165,27 @@ function ackError(code: string, id: string): GatewayError {
 
 export async function sendOne(params: MessageSendParams, deps: SendDeps): Promise<MessageSendResult> {
   if (!deps.connected() || deps.socket() === undefined) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
+  // Admitted first (queue depth), then the media is fetched, counted against the shard's byte budget until
+  // the send finished: a full queue or a spent budget refuses before any more bytes are buffered.
+  const reservation = deps.governor.reserve();
+  const account = deps.mediaBudget?.open();
+  try {
+    return await admittedSend(params, deps, reservation, account);
+  } finally {
+    reservation.release();
+    account?.release();
+  }
+}
+
+async function admittedSend(params: MessageSendParams, deps: SendDeps, reservation: Reservation, account: BudgetAccount | undefined): Promise<MessageSendResult> {
   const refs = params.refs ?? [];
   const contentDeps: ContentDeps = {
     resolveMedia: async (source: MediaSource) => {
-      if ('url' in source) return await fetchMedia(source.url, deps.media);
+      if ('url' in source) return await fetchMedia(source.url, deps.media, account === undefined ? undefined : (n) => account.take(n));
       if ('upload' in source) {
         const data = await deps.blobs.get(uploadBlobKey(deps.sessionId, source.upload));
         if (data === null) throw new GatewayError('VALIDATION_FAILED', `media.upload ${source.upload} is unknown (uploads are per session).`, { upload: source.upload });
+        account?.take(data.byteLength);
         const out: ResolvedMedia = { data };
         const meta = await deps.blobs.get(`${uploadBlobKey(deps.sessionId, source.upload)}.meta`).catch(() => null);
         if (meta !== null) {
@@ -156,10 +207,16 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   deps.noteSent?.(messageId);
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
+<<<<<<< HEAD
   const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions);
   const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
   const ownJid = deps.socket()?.user?.id;
   const message = (normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
+=======
+  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
+  const normalized = await normalizeInbound(sent);
+  const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
+>>>>>>> h-sec-shard
   return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
 }
 
@@ -186,6 +243,7 @@ async function governedSend(
   options: MiscMessageGenerationOptions,
   messageId: string,
   pollMentions?: readonly string[],
+  reservation?: Reservation,
 ): Promise<{ sent: WAMessage; waitMs: number }> {
   const queuedAt = Date.now();
   return await deps.governor.submit(jid, async () => {
@@ -207,7 +265,7 @@ async function governedSend(
     if (result.error !== undefined) throw ackError(result.error, messageId);
     if (sent === undefined) throw new GatewayError('INTERNAL', 'Baileys returned no message.');
     return { sent, waitMs };
-  });
+  }, reservation);
 }
 
 /** IPC `session.action`: read receipts, edit, revoke, presence, number lookup. */
@@ -236,7 +294,14 @@ export async function runAction(action: SessionAction, deps: SendDeps): Promise<
       return {};
     case 'download': {
       if (action.ref.raw === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${action.ref.id} has no stored content.`);
-      const data = await downloadMediaMessage(refToMessage(action.ref), 'buffer', {}, { reuploadRequest: sock.updateMediaMessage, logger: sock.logger });
+      let data: Buffer;
+      try {
+        data = await downloadInboundMedia(refToMessage(action.ref), deps.inboundMedia ?? { maxBytes: deps.media.maxBytes, timeoutMs: deps.media.fetchTimeoutMs });
+      } catch (err) {
+        // Refused (not a WhatsApp media host, too large), expired or undecryptable: the media is unavailable, a 404.
+        sock.logger.warn({ err, messageId: action.ref.id }, 'media download failed');
+        throw new GatewayError('MESSAGE_NOT_FOUND', `The media of message ${action.ref.id} is unavailable (it could not be downloaded from WhatsApp).`, { messageId: action.ref.id });
+      }
       await deps.blobs.put(action.key, data);
       return {};
     }

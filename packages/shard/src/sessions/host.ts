@@ -7,6 +7,7 @@
  */
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import { ByteBudget } from '../messaging/byte-budget.ts';
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
 import { runAction, sendOne } from '../messaging/send.ts';
@@ -35,6 +36,8 @@ export interface SessionHostOptions {
   ackTimeoutMs?: number;
   /** SESSION_KEY_WRITE_BEHIND (default false). */
   keyWriteBehind?: boolean;
+  /** WA_MEDIA_HOST, passed only in simulator mode (setup.ts): the one non-WhatsApp host of inbound media. */
+  mediaSimulatorHost?: string;
 }
 
 const DEFAULT_MESSAGING: MessagingConfig = {
@@ -62,10 +65,13 @@ export class SessionHost {
   readonly #entries = new Map<string, Entry>();
 
   readonly #messaging: MessagingConfig;
+  /** Media bytes held by the sends of all sessions of this shard (MEDIA_DOWNLOAD_BUDGET_BYTES). */
+  readonly #mediaBudget: ByteBudget;
 
   constructor(options: SessionHostOptions) {
     this.#opts = options;
     this.#messaging = options.messaging ?? DEFAULT_MESSAGING;
+    this.#mediaBudget = new ByteBudget(this.#messaging.media.downloadBudgetBytes ?? 4 * this.#messaging.media.maxBytes);
     this.#log = options.logger.child({ component: 'sessions' });
     this.#now = options.now ?? Date.now;
   }
@@ -111,7 +117,12 @@ export class SessionHost {
       },
       emit: (event) => this.#emit(event),
       ...(this.#opts.request === undefined ? {} : { request: this.#opts.request }),
-      inboundMedia: { download: this.#messaging.media.inboundDownload, maxBytes: this.#messaging.media.maxBytes, fetchTimeoutMs: this.#messaging.media.fetchTimeoutMs },
+      inboundMedia: {
+        download: this.#messaging.media.inboundDownload,
+        maxBytes: this.#messaging.media.maxBytes,
+        fetchTimeoutMs: this.#messaging.media.fetchTimeoutMs,
+        ...(this.#opts.mediaSimulatorHost === undefined ? {} : { simulatorHost: this.#opts.mediaSimulatorHost }),
+      },
     });
     const send = this.#messaging.send;
     const governor = new SendGovernor({
@@ -200,6 +211,12 @@ export class SessionHost {
       governor: entry.governor,
       blobs: this.#opts.blobs,
       media: this.#messaging.media,
+      mediaBudget: this.#mediaBudget,
+      inboundMedia: {
+        maxBytes: this.#messaging.media.maxBytes,
+        timeoutMs: this.#messaging.media.fetchTimeoutMs,
+        ...(this.#opts.mediaSimulatorHost === undefined ? {} : { simulatorHost: this.#opts.mediaSimulatorHost }),
+      },
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
       ...(requestId === undefined ? {} : { noteSent: (id: string) => runner.noteApiSend(id, requestId) }),
     };

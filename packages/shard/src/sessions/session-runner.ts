@@ -47,7 +47,8 @@ export interface SessionRunnerDeps {
   loginGateTimeoutMs: number;
   /** Requests to the router: inbound messages are stored through it, getMessage is answered by it. */
   request?: ShardRequester;
-  inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number; fetchTimeoutMs?: number };
+  /** `simulatorHost`: WA_MEDIA_HOST in simulator mode (the one non-WhatsApp media host, inbound-media.ts). */
+  inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number; fetchTimeoutMs?: number; simulatorHost?: string };
   /** Ratchet-only key writes are stored in the background (BlobAuthState `writeBehind`). */
   keyWriteBehind?: boolean;
 }
@@ -97,6 +98,7 @@ export class SessionRunner {
             mediaDownload: deps.inboundMedia?.download ?? 'eager',
             mediaMaxBytes: deps.inboundMedia?.maxBytes ?? 64 * 1024 ** 2,
             mediaFetchTimeoutMs: deps.inboundMedia?.fetchTimeoutMs ?? 30_000,
+            ...(deps.inboundMedia?.simulatorHost === undefined ? {} : { mediaSimulatorHost: deps.inboundMedia.simulatorHost }),
           });
   }
 

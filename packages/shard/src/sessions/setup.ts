@@ -64,6 +64,8 @@ export async function createSessionHost(
     maxSessions: init.config.maxSessions,
     ...(sessions.messaging === undefined ? {} : { messaging: sessions.messaging }),
     ...(request === undefined ? {} : { request }),
+    // The simulator's media host is trusted only in simulator mode (config.ts also refuses it without the key).
+    ...(sessions.wa.rootPublicKey !== undefined && sessions.wa.mediaHost !== undefined ? { mediaSimulatorHost: sessions.wa.mediaHost } : {}),
   });
   return {
     host,

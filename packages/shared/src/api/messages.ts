@@ -64,7 +64,7 @@ export function mediaSourceSchema(mediaMaxBytes: number) {
         url: z
           .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
           .max(4096)
-          .meta({ description: 'http(s) URL the gateway downloads (size and time limited)', example: 'https://example.com/cat.jpg' }),
+          .meta({ description: 'http(s) URL the gateway downloads: public addresses only (unless MEDIA_URL_ALLOW_PRIVATE), no user:password, at most 3 redirects, MEDIA_MAX_BYTES and MEDIA_FETCH_TIMEOUT_MS; any failure is one 400', example: 'https://example.com/cat.jpg' }),
       }),
       z.strictObject({
         base64: z
