@@ -47,6 +47,7 @@ const config = loadConfig({
   WA_WEBSOCKET_URL: sim.urls.ws,
   WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
   WA_EXTRA_CA_FILE: caFile,
+  WA_MEDIA_HOST: sim.media.hostPort,
   AUTH_API_KEYS: `demo:${createHash('sha256').update(apiKey).digest('hex')}:admin`,
   // The outbox runs (the console's Webhooks page has data); with no BACKEND_URL only session webhookUrls get events.
   WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,

@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     WA_WEBSOCKET_URL: sim.urls.ws,
     WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
     WA_EXTRA_CA_FILE: caFile,
+    WA_MEDIA_HOST: sim.media.hostPort,
     SHARD_COUNT: '2',
     REDIS_URL: `redis://127.0.0.1:${proxies.redis.port}`,
     DATABASE_URL: pgViaProxy.toString(),

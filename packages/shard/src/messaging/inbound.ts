@@ -34,15 +34,12 @@ export interface InboundOptions {
   mediaMaxBytes: number;
   /** Longest wait for an inbound media download (MEDIA_FETCH_TIMEOUT_MS); it is served lazily after that. */
   mediaFetchTimeoutMs?: number;
-<<<<<<< HEAD
   /** How long a store outage is waited out before a message is left for WhatsApp to deliver again. */
   storeDeadlineMs?: number;
-=======
   /** WA_MEDIA_HOST in simulator mode: the one non-WhatsApp host media is fetched from (inbound-media.ts). */
   mediaSimulatorHost?: string;
   /** DNS resolution of media hosts (tests); default dns.lookup. */
   mediaLookup?: BaseLookup;
->>>>>>> h-sec-shard
 }
 
 /** Attempts for an answer that is not a transient outage (a bug or a refusal: retrying will not help much). */

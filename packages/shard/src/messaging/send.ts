@@ -207,16 +207,10 @@ async function admittedSend(params: MessageSendParams, deps: SendDeps, reservati
   deps.noteSent?.(messageId);
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
-<<<<<<< HEAD
-  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions);
+  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
   const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
   const ownJid = deps.socket()?.user?.id;
   const message = (normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
-=======
-  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
-  const normalized = await normalizeInbound(sent);
-  const message = (normalized ?? { id: messageId, chat: jid, from: '', fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
->>>>>>> h-sec-shard
   return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
 }
 
