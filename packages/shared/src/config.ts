@@ -122,6 +122,21 @@ export const ENV_SPEC = {
   },
 } as const;
 
+/** Variables whose value a configuration error never echoes (only its length); docs/security.md. */
+export const SECRET_VARIABLES: ReadonlySet<keyof typeof ENV_SPEC> = new Set(['WEBHOOK_SECRET', 'AUTH_JWT_SECRET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'BACKEND_API_KEY', 'METRICS_TOKEN']);
+
+/**
+ * A rejected value as a configuration error shows it: a secret variable only by its length; anything else with
+ * URL user info and password-like query parameters masked, since a URL that failed to parse may still carry
+ * a password (everything up to the last `@` goes, so a password holding `/` or `@` does not leak either).
+ */
+export function describeRejected(name: string, given: string | undefined): string {
+  if (given === undefined) return 'unset';
+  if ((SECRET_VARIABLES as ReadonlySet<string>).has(name)) return `a value of ${given.length} characters, not shown`;
+  const masked = given.replace(/^([^@]*?:\/\/)?[^]*@/, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`).replace(/([?&][^=&#]*(?:pass|pwd|secret|token|key|cred|sig|auth)[^=&#]*=)[^&#]*/gi, '$1***');
+  return JSON.stringify(masked);
+}
+
 const ALIASES: Readonly<Record<string, keyof typeof ENV_SPEC>> = {
   MINIO_ENDPOINT: 'S3_ENDPOINT',
   MINIO_ACCESS_KEY: 'S3_ACCESS_KEY',
@@ -288,7 +303,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     const input = given === undefined || given === '' ? spec.default : given.trim();
     const result = spec.schema.safeParse(input);
     if (result.success) raw[name] = result.data;
-    else problems.push(`${name}: ${result.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(given)})`);
+    else problems.push(`${name}: ${result.error.issues.map((i) => i.message).join('; ')} (got ${describeRejected(name, given)})`);
   }
   const r = raw as Raw;
   if (problems.length === 0) {
