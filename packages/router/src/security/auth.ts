@@ -12,7 +12,7 @@ import { ConfigError, GatewayError } from '@wagw/shared';
 import type { AuthConfig, AuthScope, ErrorCode, GatewayConfig, Logger } from '@wagw/shared';
 import { ApiKeyStore } from './api-keys.ts';
 import { constantTimeEqual } from './api-keys.ts';
-import { ANONYMOUS, assertScopes, assertSessionAllowed, isScope } from './principal.ts';
+import { ANONYMOUS, assertScopes, assertSessionAllowed, hasScope, isScope } from './principal.ts';
 import type { Principal, SecurityState } from './principal.ts';
 
 /** Paths that never need credentials (`/metrics` needs METRICS_TOKEN when that is set). */
@@ -145,7 +145,7 @@ export class Authenticator {
   authenticate(): Middleware<SecurityState> {
     return async (ctx, next) => {
       if (isPublicPath(ctx.path)) {
-        if (ctx.path === '/metrics') this.#checkMetricsToken(ctx);
+        if (ctx.path === '/metrics') this.checkMetricsToken(ctx);
         return next();
       }
       await this.#attach(ctx);
@@ -289,7 +289,27 @@ export class Authenticator {
     }
   }
 
-  #checkMetricsToken(ctx: Ctx): void {
+  /**
+   * Whether a caller of a public route may see its operational details (`/health`: shards, pids, dependency
+   * errors): METRICS_TOKEN as the bearer token, or credentials with the admin scope (so everyone in anonymous
+   * or disabled mode). Never throws and leaves no challenge header: a caller without them gets the summary.
+   */
+  async mayReadDetails(ctx: Ctx): Promise<boolean> {
+    if (this.#metricsDigest !== undefined) {
+      const given = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'))?.[1];
+      if (given !== undefined && constantTimeEqual(createHash('sha256').update(given).digest(), this.#metricsDigest)) return true;
+    }
+    if (this.mode !== 'anonymous' && this.mode !== 'disabled' && ctx.get('authorization') === '' && ctx.get('x-api-key') === '') return false;
+    try {
+      return hasScope(await this.#resolve(ctx), 'admin');
+    } catch {
+      ctx.remove('WWW-Authenticate');
+      return false;
+    }
+  }
+
+  /** Throws 401 unless METRICS_TOKEN is unset or presented; called by the /metrics route itself as well. */
+  checkMetricsToken(ctx: Ctx): void {
     if (this.#metricsDigest === undefined) return;
     const match = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
     const given = match?.[1];
