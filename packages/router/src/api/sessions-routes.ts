@@ -88,9 +88,14 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       query: listQuery,
       responses: { 200: { description: 'Sessions', schema: sessionListSchema }, 400: E400 },
       handler: async (ctx, { query }) => {
-        const page = await manager.list(query.after === undefined ? { limit: query.limit } : { limit: query.limit, after: query.after });
-        // A principal limited to some sessions sees only those (the cursor still pages over the whole list).
+        // A principal limited to some sessions pages over those only: a cursor taken from the whole table would
+        // name the next foreign session id, and paging would walk them all.
         const principal = ctx.state.principal ?? ANONYMOUS;
+        const page = await manager.list({
+          limit: query.limit,
+          ...(query.after === undefined ? {} : { after: query.after }),
+          ...(principal.sessions === undefined ? {} : { ids: principal.sessions }),
+        });
         const data = page.filter((s) => sessionAllowed(principal, s.id));
         ctx.body = { data, nextCursor: page.length === query.limit ? (page.at(-1)?.id ?? null) : null };
       },
