@@ -105,6 +105,8 @@ export const ENV_SPEC = {
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
+  SSE_MAX_STREAMS: { schema: int(1, 1_000_000), default: '1024', doc: 'Event streams (GET .../events) one router serves at once; more answer 429 TOO_MANY_STREAMS. Each session takes at most 32, one credential at most 8 of a session.' },
+  SSE_MAX_STREAMS_PER_PRINCIPAL: { schema: int(1, 1_000_000), default: '256', doc: 'Event streams one token subject or API key (or all anonymous callers together) holds at once on one router.' },
   INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
   WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
   WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
@@ -193,6 +195,8 @@ export interface GatewayConfig {
   /** Where and how the shards' Baileys sockets connect. */
   wa: WaConfig;
   sessions: { loginConcurrency: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number }; keyWriteBehind: boolean };
+  /** SSE_MAX_STREAMS and SSE_MAX_STREAMS_PER_PRINCIPAL: the event stream caps. */
+  sse: { maxStreams: number; maxStreamsPerPrincipal: number };
 }
 
 export interface WaConfig {
@@ -430,6 +434,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       reconnect: { baseMs: r.SESSION_RECONNECT_BASE_MS, maxMs: r.SESSION_RECONNECT_MAX_MS, maxAttempts: r.SESSION_RECONNECT_MAX_ATTEMPTS },
       keyWriteBehind: r.SESSION_KEY_WRITE_BEHIND,
     },
+    sse: { maxStreams: r.SSE_MAX_STREAMS, maxStreamsPerPrincipal: r.SSE_MAX_STREAMS_PER_PRINCIPAL },
   } satisfies GatewayConfig);
 }
 

@@ -218,16 +218,18 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       tags: ['sessions'],
       auth: READ,
       params: idParams,
-      responses: { 200: { description: 'An event stream', contentTypes: { 'text/event-stream': 'event: status|qr|message|deleted, data: JSON' } }, 404: E404, 503: E503 },
+      responses: {
+        200: { description: 'An event stream', contentTypes: { 'text/event-stream': 'event: status|qr|message|deleted, data: JSON' } },
+        404: E404,
+        429: err('Too many event streams: of this session, of these credentials on it, of these credentials, or in all (TOO_MANY_STREAMS; details.limit says which)'),
+        503: E503,
+      },
       handler: async (ctx, { params }) => {
         if (await forwarded(ctx, params.id)) return;
         const initial = await manager.initialEvents(params.id);
-        const stream = hub.subscribe(params.id, initial);
-        if (stream === null) {
-          ctx.status = 503;
-          ctx.body = { error: { code: 'SHUTTING_DOWN', message: 'No more event streams for this session now.' } };
-          return;
-        }
+        // Capped per session, per credential on the session, per credential and in total: 429 TOO_MANY_STREAMS.
+        const principal = ctx.state.principal ?? ANONYMOUS;
+        const stream = hub.subscribe(params.id, initial, `${principal.kind}:${principal.subject}`);
         ctx.req.socket.setTimeout(0);
         ctx.req.socket.setNoDelay(true);
         ctx.req.once('close', () => stream.destroy());
