@@ -49,7 +49,7 @@ export const ENV_SPEC = {
   LEASE_RENEW_INTERVAL_MS: { schema: int(100, 300_000), default: '5000', doc: 'How often the router renews the leases of its host\'s sessions (in one batch).' },
   DATABASE_URL: { schema: urlWith(['postgres', 'postgresql']).optional(), default: undefined, doc: 'PostgreSQL for messages and the webhook outbox. Unset: embedded PGlite under DATA_DIR.' },
   DATABASE_POOL_MAX: { schema: int(1, 200), default: '10', doc: 'pg pool size per process (embedded mode always uses 1).' },
-  PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Port of the embedded PGlite wire server (0 picks a free one).' },
+  PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded PGlite wire server: 0 serves it on a Unix socket in a private 0700 directory (only this OS user can connect; PGlite checks no password); a port N serves it on 127.0.0.1:N without a password, for debugging on a single-user machine.' },
   S3_ENDPOINT: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'S3/MinIO endpoint URL (alias MINIO_ENDPOINT). Unset: blobs under DATA_DIR.' },
   S3_ACCESS_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'S3 access key (alias MINIO_ACCESS_KEY).' },
   S3_SECRET_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'S3 secret key (alias MINIO_SECRET_KEY).' },
