@@ -59,8 +59,9 @@ export function contentDisposition(contentType: string, fileName: unknown): stri
   const essence = contentType.split(';')[0]?.trim() ?? '';
   const kind = INLINE_TYPES.has(essence) ? 'inline' : 'attachment';
   if (typeof fileName !== 'string') return kind;
-  // Control characters go first; a lone surrogate would make encodeURIComponent throw (toWellFormed fixes it).
-  const name = [...fileName.toWellFormed().replace(/[\x00-\x1f\x7f]/g, '')].slice(0, MAX_NAME).join('').trim();
+  // Control characters go first; a lone surrogate would make encodeURIComponent throw, so it becomes U+FFFD.
+  const wellFormed = fileName.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const name = [...wellFormed.replace(/[\x00-\x1f\x7f]/g, '')].slice(0, MAX_NAME).join('').trim();
   if (name === '') return kind;
   const ascii = name.replace(/[^\x20-\x7e]|["\\%]/gu, '_');
   return ascii === name ? `${kind}; filename="${ascii}"` : `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeExtValue(name)}`;

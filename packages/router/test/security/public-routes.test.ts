@@ -95,12 +95,14 @@ describe('public routes behind the security edge', () => {
     assert.equal(anonymous.status, 503);
     assert.deepEqual(JSON.parse(anonymous.text), { status: 'unavailable' });
     assert.equal(anonymous.headers.get('www-authenticate'), null);
-    for (const headers of [{ 'x-api-key': READ_KEY }, { 'x-api-key': 'wagw_wrong' }, { authorization: 'Bearer not-the-token-0123456789' }]) {
+    const others: Record<string, string>[] = [{ 'x-api-key': READ_KEY }, { 'x-api-key': 'wagw_wrong' }, { authorization: 'Bearer not-the-token-0123456789' }];
+    for (const headers of others) {
       const r = await get('/health', headers);
       assert.deepEqual(JSON.parse(r.text), { status: 'unavailable' }, JSON.stringify(headers));
       assert.equal(r.headers.get('www-authenticate'), null, 'a public route sets no challenge');
     }
-    for (const headers of [{ authorization: `Bearer ${METRICS_TOKEN}` }, { 'x-api-key': ADMIN_KEY }]) {
+    const privileged: Record<string, string>[] = [{ authorization: `Bearer ${METRICS_TOKEN}` }, { 'x-api-key': ADMIN_KEY }];
+    for (const headers of privileged) {
       const r = await get('/health', headers);
       assert.equal(r.status, 503);
       const body = JSON.parse(r.text) as { shards: { pid: number }[]; dependencies: { sql: { error: string } } };
