@@ -118,6 +118,27 @@ describe('routes behind authentication (JWT + API keys)', () => {
     assert.deepEqual(limited.body.data?.map((s) => s.id), ['a']);
   });
 
+  test('a session-limited token pages over its own sessions only: no cursor names a foreign id (issue 10 item 3)', async () => {
+    const seen: string[] = [];
+    const cursors: string[] = [];
+    let after: string | null = '';
+    for (let i = 0; i < 5 && after !== null; i++) {
+      const r: { status: number; raw: Buffer; body: { data: { id: string }[]; nextCursor: string | null } } = await gw.api.call<{ data: { id: string }[]; nextCursor: string | null }>('GET', `/api/v1/sessions?limit=1${after ? `&after=${encodeURIComponent(after)}` : ''}`, undefined, { authorization: bearer['readA'] ?? '' });
+      assert.equal(r.status, 200, r.raw.toString());
+      seen.push(...r.body.data.map((s: { id: string }) => s.id));
+      if (r.body.nextCursor !== null) cursors.push(r.body.nextCursor);
+      after = r.body.nextCursor;
+    }
+    assert.deepEqual(seen, ['a']);
+    assert.deepEqual(cursors.filter((c) => c !== 'a'), [], `cursors: ${cursors.join(', ')}`);
+    // Starting after its last session (or anywhere) never reveals what follows in the whole table.
+    const past = await gw.api.call<{ data: unknown[]; nextCursor: string | null }>('GET', '/api/v1/sessions?limit=1&after=a', undefined, { authorization: bearer['readA'] ?? '' });
+    assert.deepEqual([past.body.data, past.body.nextCursor], [[], null]);
+    // An unlimited token still pages over everything.
+    const admin = await gw.api.call<{ data: { id: string }[]; nextCursor: string | null }>('GET', '/api/v1/sessions?limit=1&after=a', undefined, { authorization: bearer['admin'] ?? '' });
+    assert.deepEqual([admin.body.data.map((s) => s.id), admin.body.nextCursor], [['b'], 'b']);
+  });
+
   test('the OpenAPI document declares bearer JWT and X-Api-Key and the scopes of each route', async () => {
     const r = await gw.api.get<{ components: { securitySchemes: Record<string, Record<string, string>> }; paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>> }>('/openapi.json');
     assert.equal(r.status, 200);

@@ -59,6 +59,13 @@ export interface AppDeps {
   hostId: string;
   /** Deadline of each health probe (shard ping, dependency check). Default 2000. */
   healthTimeoutMs?: number;
+  /**
+   * How long one /health probe round (a ping per shard, the dependency checks, `healthChecks`) answers every
+   * caller; concurrent callers share the round in flight. Default 1000: the public route costs at most one
+   * round per second however often it is called. `now` is the clock (tests).
+   */
+  healthCacheMs?: number;
+  now?: () => number;
   /** API routes (sessions, admin, ...), each validated and documented in /openapi.json. */
   routes?: readonly RouteDefinition[];
   /**
@@ -249,9 +256,12 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     app.use(deps.security.limits.perPrincipal as Middleware<AppState>);
   }
 
-  const router = new Router<AppState>();
+  // Strict and case-sensitive: `/metrics/` or `/METRICS` must not reach a route whose public-path check
+  // (isPublicPath) compares exact paths.
+  const router = new Router<AppState>({ strict: true, sensitive: true });
 
-  router.get('/health', async (ctx) => {
+  /** One probe round; never rejects (every failure becomes an entry of the report). */
+  const probeHealth = async (reqId: string): Promise<{ ok: boolean; details: Record<string, unknown> }> => {
     const probe = async (s: ShardInfo): Promise<ShardHealth> => {
       const base: ShardHealth = {
         index: s.index,
@@ -268,7 +278,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       if (s.state !== 'ready') return base;
       const t0 = performance.now();
       try {
-        await deps.shards.call(s.index, { kind: 'ping' }, { timeoutMs: healthTimeoutMs, requestId: ctx.state.reqId });
+        await deps.shards.call(s.index, { kind: 'ping' }, { timeoutMs: healthTimeoutMs, requestId: reqId });
         return { ...base, responsive: true, rttMs: Math.round((performance.now() - t0) * 1000) / 1000 };
       } catch (err) {
         const code = (err as { code?: unknown }).code;
@@ -293,17 +303,32 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     ]);
     const depsOk = Object.values(dependencies).every((d) => d.ok) && checks.every(([, c]) => c.ok);
     const shardsOk = shards.some((s) => s.responsive);
-    const ok = depsOk && shardsOk && deps.lifecycle.phase !== 'stopping';
+    return { ok: depsOk && shardsOk, details: { shards, dependencies, ...Object.fromEntries(checks) } };
+  };
+  const healthCacheMs = deps.healthCacheMs ?? 1000;
+  const now = deps.now ?? Date.now;
+  let lastRound: { report: ReturnType<typeof probeHealth>; settledAt: number | undefined } | undefined;
+  const healthReport = (reqId: string): ReturnType<typeof probeHealth> => {
+    if (lastRound !== undefined && (lastRound.settledAt === undefined || now() - lastRound.settledAt < healthCacheMs)) return lastRound.report;
+    const round: NonNullable<typeof lastRound> = { report: probeHealth(reqId), settledAt: undefined };
+    void round.report.then(() => {
+      round.settledAt = now();
+    });
+    lastRound = round;
+    return round.report;
+  };
+
+  // Public: status only. Shards (pids, exits), dependency errors and check results go to METRICS_TOKEN or an
+  // admin (everyone when the app has no authentication), since they map the deployment for an attacker.
+  router.get('/health', async (ctx) => {
+    const { ok: healthy, details } = await healthReport(ctx.state.reqId);
+    const ok = healthy && deps.lifecycle.phase !== 'stopping';
+    const detailed = deps.security === undefined || (await deps.security.auth.mayReadDetails(ctx));
     ctx.status = ok ? 200 : 503;
-    ctx.body = {
-      status: ok ? 'ok' : 'unavailable',
-      hostId: deps.hostId,
-      phase: deps.lifecycle.phase,
-      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      shards,
-      dependencies,
-      ...Object.fromEntries(checks),
-    };
+    ctx.set('cache-control', 'no-store');
+    ctx.body = detailed
+      ? { status: ok ? 'ok' : 'unavailable', hostId: deps.hostId, phase: deps.lifecycle.phase, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), ...details }
+      : { status: ok ? 'ok' : 'unavailable' };
   });
 
   router.get('/ready', (ctx) => {
@@ -321,6 +346,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   });
 
   router.get('/metrics', async (ctx) => {
+    // Checked here as well as in authenticate(): the route is what serves the data, whatever path reached it.
+    deps.security?.auth.checkMetricsToken(ctx);
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();
   });
@@ -345,7 +372,7 @@ function registerPublicRoutes(registry: OpenAPIRegistry): void {
   const text = (description: string, type: string) => ({ description, content: { [type]: { schema: { type: 'string' as const } } } });
   const error = { description: 'Error', content: { 'application/json': { schema: errorSchema } } };
   const base = { tags: ['operations'], security: [] };
-  registry.registerPath({ ...base, method: 'get', path: '/health', operationId: 'getHealth', summary: 'Liveness and dependency checks (shards, redis, postgres, storage)', responses: { 200: json('Healthy'), 503: json('Unhealthy') } });
+  registry.registerPath({ ...base, method: 'get', path: '/health', operationId: 'getHealth', summary: 'Liveness: `{status}`; shards and dependency checks only with METRICS_TOKEN or the admin scope (cached ~1 s)', responses: { 200: json('Healthy'), 503: json('Unhealthy') } });
   registry.registerPath({ ...base, method: 'get', path: '/ready', operationId: 'getReady', summary: 'Readiness: 200 while accepting traffic', responses: { 200: json('Ready'), 503: { ...error, description: 'Starting or stopping (SHARD_UNAVAILABLE, SHUTTING_DOWN)' } } });
   registry.registerPath({
     ...base,

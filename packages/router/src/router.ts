@@ -117,7 +117,7 @@ export class GatewayRouter {
     this.#stores = options.stores;
     this.metrics = new RouterMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.lifecycle = new Lifecycle();
-    this.hub = new EventHub();
+    this.hub = new EventHub({ maxClients: options.config.sse.maxStreams, maxClientsPerOwner: options.config.sse.maxStreamsPerPrincipal });
     const hooks = options.hooks ?? {};
     const manager = (): SessionManager | undefined => this.sessions;
     const messageMetrics = new MessageMetrics(this.metrics.registry, async () => {

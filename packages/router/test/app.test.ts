@@ -63,6 +63,7 @@ async function setup(extra?: (app: ReturnType<typeof createApp>) => void): Promi
     metrics,
     hostId: 'h1',
     healthTimeoutMs: 200,
+    healthCacheMs: 0, // these tests change the shards and dependencies between calls
     dependencies: async () => {
       if (deps instanceof Error) throw deps;
       return deps;

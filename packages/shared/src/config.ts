@@ -50,7 +50,7 @@ export const ENV_SPEC = {
   DATABASE_URL: { schema: urlWith(['postgres', 'postgresql']).optional(), default: undefined, doc: 'PostgreSQL for messages and the webhook outbox. Unset: embedded PGlite under DATA_DIR.' },
   DATABASE_POOL_MAX: { schema: int(1, 200), default: '10', doc: 'pg pool size per process (embedded mode always uses 1).' },
   DATABASE_QUERY_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'A PostgreSQL query without an answer in this time fails with DEPENDENCY_UNAVAILABLE (a partitioned server must not hang API calls or the outbox).' },
-  PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Port of the embedded PGlite wire server (0 picks a free one).' },
+  PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded PGlite wire server: 0 serves it on a Unix socket in a private 0700 directory (only this OS user can connect; PGlite checks no password); a port N serves it on 127.0.0.1:N without a password, for debugging on a single-user machine.' },
   S3_ENDPOINT: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'S3/MinIO endpoint URL (alias MINIO_ENDPOINT). Unset: blobs under DATA_DIR.' },
   S3_ACCESS_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'S3 access key (alias MINIO_ACCESS_KEY).' },
   S3_SECRET_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'S3 secret key (alias MINIO_SECRET_KEY).' },
@@ -108,6 +108,8 @@ export const ENV_SPEC = {
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
+  SSE_MAX_STREAMS: { schema: int(1, 1_000_000), default: '1024', doc: 'Event streams (GET .../events) one router serves at once; more answer 429 TOO_MANY_STREAMS. Each session takes at most 32, one credential at most 8 of a session.' },
+  SSE_MAX_STREAMS_PER_PRINCIPAL: { schema: int(1, 1_000_000), default: '256', doc: 'Event streams one token subject or API key (or all anonymous callers together) holds at once on one router.' },
   INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
   WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
   WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
@@ -125,6 +127,21 @@ export const ENV_SPEC = {
     doc: "Store Signal ratchet updates in the background, group-committed, instead of making Baileys wait for each write (creds, new prekeys and app-state keys are always awaited). A crash can lose the last batch's ratchet steps, which retry receipts heal; `false` waits for every write.",
   },
 } as const;
+
+/** Variables whose value a configuration error never echoes (only its length); docs/security.md. */
+export const SECRET_VARIABLES: ReadonlySet<keyof typeof ENV_SPEC> = new Set(['WEBHOOK_SECRET', 'AUTH_JWT_SECRET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'BACKEND_API_KEY', 'METRICS_TOKEN']);
+
+/**
+ * A rejected value as a configuration error shows it: a secret variable only by its length; anything else with
+ * URL user info and password-like query parameters masked, since a URL that failed to parse may still carry
+ * a password (everything up to the last `@` goes, so a password holding `/` or `@` does not leak either).
+ */
+export function describeRejected(name: string, given: string | undefined): string {
+  if (given === undefined) return 'unset';
+  if ((SECRET_VARIABLES as ReadonlySet<string>).has(name)) return `a value of ${given.length} characters, not shown`;
+  const masked = given.replace(/^([^@]*?:\/\/)?[^]*@/, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`).replace(/([?&][^=&#]*(?:pass|pwd|secret|token|key|cred|sig|auth)[^=&#]*=)[^&#]*/gi, '$1***');
+  return JSON.stringify(masked);
+}
 
 const ALIASES: Readonly<Record<string, keyof typeof ENV_SPEC>> = {
   MINIO_ENDPOINT: 'S3_ENDPOINT',
@@ -182,6 +199,8 @@ export interface GatewayConfig {
   /** Where and how the shards' Baileys sockets connect. */
   wa: WaConfig;
   sessions: { loginConcurrency: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number }; keyWriteBehind: boolean };
+  /** SSE_MAX_STREAMS and SSE_MAX_STREAMS_PER_PRINCIPAL: the event stream caps. */
+  sse: { maxStreams: number; maxStreamsPerPrincipal: number };
 }
 
 export interface WaConfig {
@@ -302,7 +321,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     const input = given === undefined || given === '' ? spec.default : given.trim();
     const result = spec.schema.safeParse(input);
     if (result.success) raw[name] = result.data;
-    else problems.push(`${name}: ${result.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(given)})`);
+    else problems.push(`${name}: ${result.error.issues.map((i) => i.message).join('; ')} (got ${describeRejected(name, given)})`);
   }
   const r = raw as Raw;
   if (problems.length === 0) {
@@ -442,6 +461,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       reconnect: { baseMs: r.SESSION_RECONNECT_BASE_MS, maxMs: r.SESSION_RECONNECT_MAX_MS, maxAttempts: r.SESSION_RECONNECT_MAX_ATTEMPTS },
       keyWriteBehind: r.SESSION_KEY_WRITE_BEHIND,
     },
+    sse: { maxStreams: r.SSE_MAX_STREAMS, maxStreamsPerPrincipal: r.SSE_MAX_STREAMS_PER_PRINCIPAL },
   } satisfies GatewayConfig);
 }
 

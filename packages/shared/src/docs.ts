@@ -1,5 +1,5 @@
 /** Renders the reference docs that tests keep in step with the code (docs/configuration.md, docs/errors.md). */
-import { ENV_SPEC } from './config.ts';
+import { ENV_SPEC, SECRET_VARIABLES } from './config.ts';
 import { ERRORS } from './errors.ts';
 
 export function renderConfigurationDoc(): string {
@@ -14,6 +14,9 @@ export function renderConfigurationDoc(): string {
     'and the code disagree. Only the config module reads `process.env`. Every variable is validated at start and',
     'all problems are reported at once, each with its variable name; the process then exits with status 1.',
     'Durations are milliseconds (`..._MS`).',
+    '',
+    `A problem never echoes a secret: ${[...SECRET_VARIABLES].map((n) => `\`${n}\``).join(', ')} are shown by their length only,`,
+    'and in any other value URL user info and password-like query parameters are masked (`postgres://***@db/gw`).',
     '',
     'Aliases: `MINIO_ENDPOINT`, `MINIO_ACCESS_KEY`, `MINIO_SECRET_KEY`, `MINIO_BUCKET`, `MINIO_REGION` may be used',
     'for the `S3_*` variables of the same name.',

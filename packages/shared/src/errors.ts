@@ -38,6 +38,7 @@ export const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The content type is not supported.', expose: true },
   RATE_LIMITED: { status: 429, message: 'Too many requests.', expose: true },
   QUEUE_FULL: { status: 429, message: 'The session send queue is full.', expose: true },
+  TOO_MANY_STREAMS: { status: 429, message: 'Too many event streams.', expose: true },
   QUEUE_TIMEOUT: { status: 429, message: 'The send waited too long in the session send queue and was not sent.', expose: true },
   WA_RATE_LIMITED: { status: 429, message: 'WhatsApp refused the send as rate limited.', expose: true },
   INTERNAL: { status: 500, message: 'Internal error.', expose: false },

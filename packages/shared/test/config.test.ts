@@ -45,3 +45,29 @@ test('rate limiting follows the seed rule: production and not explicitly false',
 test('lease renewal must fit twice into the lease TTL', () => {
   assert.throws(() => loadConfig({ LEASE_TTL_MS: '4000', LEASE_RENEW_INTERVAL_MS: '3000' }), /LEASE_RENEW_INTERVAL_MS/);
 });
+
+test('a rejected secret or URL is never echoed whole: secrets by length only, URL user info masked (issue 10 item 9)', () => {
+  const password = 'Sup3r-Secret-Pw';
+  const webhookSecret = `whsec_${password}`;
+  let caught: unknown;
+  try {
+    loadConfig({
+      // A malformed URL (a space in the host; mysql scheme) still carries its password; so does one whose password holds '/' and '@'.
+      DATABASE_URL: `postgres://gateway:${password}@db host:5432/gw`,
+      REDIS_URL: `http://:${password}/x@redis:6379`,
+      S3_ENDPOINT: `ftp://minio:9000/?X-Amz-Credential=${password}&token=${password}`,
+      WEBHOOK_SECRET: webhookSecret,
+      METRICS_TOKEN: undefined,
+    });
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ConfigError);
+  assert.equal(caught.problems.length, 4, caught.message);
+  assert.doesNotMatch(caught.message, new RegExp(password), caught.message);
+  // Still useful: the variable names, what was wrong and the parts of the URL that are not secret.
+  assert.match(caught.message, /DATABASE_URL: .*got "postgres:\/\/\*\*\*@db host:5432\/gw"/);
+  assert.match(caught.message, /REDIS_URL: .*got "http:\/\/\*\*\*@redis:6379"/);
+  assert.match(caught.message, /S3_ENDPOINT: .*token=\*\*\*/);
+  assert.match(caught.message, /WEBHOOK_SECRET: .*got a value of 21 characters, not shown/);
+});

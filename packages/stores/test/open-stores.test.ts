@@ -14,7 +14,7 @@ test('openStores with nothing configured: in-process directory, local blobs, PGl
     assert.equal(stores.directory.kind, 'memory');
     assert.equal(stores.blobs.kind, 'local');
     assert.equal(stores.sql.kind, 'pglite');
-    assert.match(stores.embeddedSqlUrl ?? '', /^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+    assert.match(stores.embeddedSqlUrl ?? '', /^postgres:\/\/postgres@localhost\/postgres\?host=%2F.+wagw-pg-/, 'a private Unix socket (pglite-socket.test.ts)');
     const health = await stores.health();
     assert.deepEqual(
       Object.fromEntries(Object.entries(health).map(([k, v]) => [k, [v.ok, v.kind]])),

@@ -279,12 +279,12 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteDefinition[] {
       auth: { scopes: ['sessions:read'] },
       responses: {
         200: { description: 'An event stream', contentTypes: { 'text/event-stream': 'event: status|qr|message|message-status|deleted, data: JSON' } },
-        503: { description: 'Too many streams (SHUTTING_DOWN)', schema: errorSchema },
+        429: { description: 'Too many event streams (TOO_MANY_STREAMS)', schema: errorSchema },
+        503: { description: 'The gateway is shutting down (SHUTTING_DOWN)', schema: errorSchema },
       },
       handler: (ctx) => {
         const principal = ctx.state.principal ?? ANONYMOUS;
-        const stream = deps.hub.subscribeAll((topic) => sessionAllowed(principal, topic));
-        if (stream === null) throw new GatewayError('SHUTTING_DOWN', 'No more event streams on this host now.');
+        const stream = deps.hub.subscribeAll((topic) => sessionAllowed(principal, topic), `${principal.kind}:${principal.subject}`);
         ctx.req.socket.setTimeout(0);
         ctx.req.socket.setNoDelay(true);
         ctx.req.once('close', () => stream.destroy());

@@ -28,6 +28,7 @@ import { recordSentStatus } from '../messages/ingest.ts';
 import type { EventHub } from './sse.ts';
 import { defineRoute } from './define-route.ts';
 import { createForwarder } from './forward.ts';
+import { mediaHeaders } from './media-headers.ts';
 import type { RouteDefinition } from './define-route.ts';
 import { errorSchema, idParams } from './schemas.ts';
 
@@ -551,8 +552,10 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const row = await store.get(params.id, params.msgId);
         if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
         const m = toApiMessage(row);
-        const media = m['media'] as { mimetype?: string; fileName?: string } | undefined;
+        const media = m['media'] as { mimetype?: unknown; fileName?: unknown } | undefined;
         if (media === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no media.`, { messageId: params.msgId });
+        // Computed before any blob stream is opened: nothing below can throw with a stream left open.
+        const headers = mediaHeaders(media);
         const key = mediaKey(params.id, params.msgId);
         let stream = await blobs.getStream(key);
         if (stream === null && !m.fromMe) {
@@ -563,9 +566,14 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
           stream = await blobs.getStream(key);
         }
         if (stream === null) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no stored media.`, { messageId: params.msgId });
-        ctx.type = media.mimetype ?? 'application/octet-stream';
-        if (media.fileName !== undefined) ctx.set('content-disposition', `attachment; filename="${media.fileName.replace(/["\\\r\n]/g, '_')}"`);
-        ctx.body = stream;
+        try {
+          ctx.set('content-type', headers.contentType);
+          ctx.set('content-disposition', headers.contentDisposition);
+          ctx.body = stream; // from here Koa destroys the stream when the response ends or the client goes away
+        } catch (err) {
+          stream.destroy();
+          throw err;
+        }
       },
     }),
   ];

@@ -88,9 +88,14 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       query: listQuery,
       responses: { 200: { description: 'Sessions', schema: sessionListSchema }, 400: E400 },
       handler: async (ctx, { query }) => {
-        const page = await manager.list(query.after === undefined ? { limit: query.limit } : { limit: query.limit, after: query.after });
-        // A principal limited to some sessions sees only those (the cursor still pages over the whole list).
+        // A principal limited to some sessions pages over those only: a cursor taken from the whole table would
+        // name the next foreign session id, and paging would walk them all.
         const principal = ctx.state.principal ?? ANONYMOUS;
+        const page = await manager.list({
+          limit: query.limit,
+          ...(query.after === undefined ? {} : { after: query.after }),
+          ...(principal.sessions === undefined ? {} : { ids: principal.sessions }),
+        });
         const data = page.filter((s) => sessionAllowed(principal, s.id));
         ctx.body = { data, nextCursor: page.length === query.limit ? (page.at(-1)?.id ?? null) : null };
       },
@@ -213,16 +218,18 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       tags: ['sessions'],
       auth: READ,
       params: idParams,
-      responses: { 200: { description: 'An event stream', contentTypes: { 'text/event-stream': 'event: status|qr|message|deleted, data: JSON' } }, 404: E404, 503: E503 },
+      responses: {
+        200: { description: 'An event stream', contentTypes: { 'text/event-stream': 'event: status|qr|message|deleted, data: JSON' } },
+        404: E404,
+        429: err('Too many event streams: of this session, of these credentials on it, of these credentials, or in all (TOO_MANY_STREAMS; details.limit says which)'),
+        503: E503,
+      },
       handler: async (ctx, { params }) => {
         if (await forwarded(ctx, params.id)) return;
         const initial = await manager.initialEvents(params.id);
-        const stream = hub.subscribe(params.id, initial);
-        if (stream === null) {
-          ctx.status = 503;
-          ctx.body = { error: { code: 'SHUTTING_DOWN', message: 'No more event streams for this session now.' } };
-          return;
-        }
+        // Capped per session, per credential on the session, per credential and in total: 429 TOO_MANY_STREAMS.
+        const principal = ctx.state.principal ?? ANONYMOUS;
+        const stream = hub.subscribe(params.id, initial, `${principal.kind}:${principal.subject}`);
         ctx.req.socket.setTimeout(0);
         ctx.req.socket.setNoDelay(true);
         ctx.req.once('close', () => stream.destroy());

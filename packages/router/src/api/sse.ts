@@ -2,8 +2,11 @@
  * A generic Server-Sent-Events hub: topics (session ids) -> clients. Each client has a bounded buffer: a
  * client that cannot keep up is disconnected rather than buffered without limit. Heartbeat comments keep
  * proxies from closing idle streams. Event types are free strings (qr, status, message, message-status, ...).
+ * Streams are capped per topic, per owner (the caller's principal) on one topic, per owner and in total, so one
+ * credential cannot take every slot (docs/security.md).
  */
 import { PassThrough } from 'node:stream';
+import { GatewayError } from '@wagw/shared';
 
 export interface HubEvent {
   type: string;
@@ -16,13 +19,20 @@ export interface EventHubOptions {
   heartbeatMs?: number;
   /** Bytes a client may have queued before it is dropped. */
   maxBufferedBytes?: number;
-  /** Clients per topic. */
+  /** Clients per topic. Default 32. */
   maxClientsPerTopic?: number;
+  /** Clients of one owner on one topic. Default 8: one caller cannot take a session's every slot. */
+  maxClientsPerOwnerTopic?: number;
+  /** Clients of one owner on all topics (SSE_MAX_STREAMS_PER_PRINCIPAL). Default 256. */
+  maxClientsPerOwner?: number;
+  /** Clients in all (SSE_MAX_STREAMS). Default 1024. */
+  maxClients?: number;
 }
 
 interface Client {
   stream: PassThrough;
   topic: string;
+  owner: string;
 }
 
 /** A client of every topic it may see (the console's all-sessions stream); `sees` filters by topic. */
@@ -30,6 +40,9 @@ interface WideClient {
   stream: PassThrough;
   sees: (topic: string) => boolean;
 }
+
+/** The pseudo-topic under which all-session streams are counted against the caps. */
+const WIDE = '\0all';
 
 export function formatSse(event: HubEvent): string {
   const lines = [`event: ${event.type}`];
@@ -44,6 +57,12 @@ export class EventHub {
   readonly #heartbeatMs: number;
   readonly #maxBuffered: number;
   readonly #maxClients: number;
+  readonly #maxPerOwnerTopic: number;
+  readonly #maxPerOwner: number;
+  readonly #maxTotal: number;
+  /** Streams per owner and per `owner\0topic`. */
+  readonly #owned = new Map<string, number>();
+  #total = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -51,27 +70,58 @@ export class EventHub {
     this.#heartbeatMs = options.heartbeatMs ?? 15_000;
     this.#maxBuffered = options.maxBufferedBytes ?? 256 * 1024;
     this.#maxClients = options.maxClientsPerTopic ?? 32;
+    this.#maxPerOwnerTopic = options.maxClientsPerOwnerTopic ?? 8;
+    this.#maxPerOwner = options.maxClientsPerOwner ?? 256;
+    this.#maxTotal = options.maxClients ?? 1024;
   }
 
   get clientCount(): number {
-    let n = 0;
-    for (const set of this.#topics.values()) n += set.size;
-    return n + this.#wide.size;
+    return this.#total;
+  }
+
+  #count(key: string, by: number): void {
+    const n = (this.#owned.get(key) ?? 0) + by;
+    if (n > 0) this.#owned.set(key, n);
+    else this.#owned.delete(key);
+  }
+
+  /** Throws 429 TOO_MANY_STREAMS naming the cap a new stream of `owner` on `topic` would pass. */
+  #admit(topic: string, owner: string): void {
+    const full = (limit: string, max: number, message: string): never => {
+      throw new GatewayError('TOO_MANY_STREAMS', `${message} (at most ${max}); close one first.`, { limit, max });
+    };
+    if (this.#total >= this.#maxTotal) full('total', this.#maxTotal, 'This gateway serves its maximum of event streams');
+    const onTopic = topic === WIDE ? this.#wide.size : (this.#topics.get(topic)?.size ?? 0);
+    if (onTopic >= this.#maxClients) full('session', this.#maxClients, topic === WIDE ? 'This gateway serves its maximum of all-session event streams' : 'This session has its maximum of event streams');
+    if ((this.#owned.get(owner) ?? 0) >= this.#maxPerOwner) full('principal', this.#maxPerOwner, 'These credentials hold their maximum of event streams');
+    if ((this.#owned.get(`${owner}\0${topic}`) ?? 0) >= this.#maxPerOwnerTopic) {
+      full('principal-session', this.#maxPerOwnerTopic, 'These credentials hold their maximum of event streams for this session');
+    }
   }
 
   /**
-   * A new stream for `topic`, primed with `initial` events. Returns null when the topic has too many clients.
-   * `onClose` runs once when the stream ends (client gone, dropped, or hub closed).
+   * A new stream of `owner` (a principal's key) for `topic`, primed with `initial` events. Throws 503
+   * SHUTTING_DOWN once the hub is closed and 429 TOO_MANY_STREAMS past a cap. The slot is freed when the stream
+   * ends (client gone, dropped, or hub closed).
    */
-  subscribe(topic: string, initial: readonly HubEvent[] = []): PassThrough | null {
-    if (this.#closed) return null;
+  subscribe(topic: string, initial: readonly HubEvent[] = [], owner = 'anonymous'): PassThrough {
+    if (this.#closed) throw new GatewayError('SHUTTING_DOWN', 'The gateway is shutting down; no new event streams.');
+    this.#admit(topic, owner);
     let set = this.#topics.get(topic);
-    if (set && set.size >= this.#maxClients) return null;
     if (!set) this.#topics.set(topic, (set = new Set()));
     const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
-    const client: Client = { stream, topic };
+    const client: Client = { stream, topic, owner };
     set.add(client);
+    this.#total++;
+    this.#count(owner, 1);
+    this.#count(`${owner}\0${topic}`, 1);
+    let removed = false;
     const remove = (): void => {
+      if (removed) return;
+      removed = true;
+      this.#total--;
+      this.#count(owner, -1);
+      this.#count(`${owner}\0${topic}`, -1);
       const s = this.#topics.get(topic);
       s?.delete(client);
       if (s?.size === 0) this.#topics.delete(topic);
@@ -85,15 +135,26 @@ export class EventHub {
   }
 
   /**
-   * A stream of every topic `sees` allows (a principal limited to some sessions sees only those). Capped like a
-   * topic: null past `maxClientsPerTopic` wide clients.
+   * A stream of every topic `sees` allows (a principal limited to some sessions sees only those). Counted against
+   * the same caps as `subscribe`, all-session streams together as one topic: 503 SHUTTING_DOWN once closed, 429
+   * TOO_MANY_STREAMS past a cap.
    */
-  subscribeAll(sees: (topic: string) => boolean): PassThrough | null {
-    if (this.#closed || this.#wide.size >= this.#maxClients) return null;
+  subscribeAll(sees: (topic: string) => boolean, owner = 'anonymous'): PassThrough {
+    if (this.#closed) throw new GatewayError('SHUTTING_DOWN', 'The gateway is shutting down; no new event streams.');
+    this.#admit(WIDE, owner);
     const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
     const client: WideClient = { stream, sees };
     this.#wide.add(client);
+    this.#total++;
+    this.#count(owner, 1);
+    this.#count(`${owner}\0${WIDE}`, 1);
+    let removed = false;
     const remove = (): void => {
+      if (removed) return;
+      removed = true;
+      this.#total--;
+      this.#count(owner, -1);
+      this.#count(`${owner}\0${WIDE}`, -1);
       this.#wide.delete(client);
     };
     stream.once('close', remove);

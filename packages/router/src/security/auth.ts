@@ -1,8 +1,8 @@
 /**
  * Inbound authentication: `Authorization: Bearer <JWT>` (jose; HS256 secret or a remote JWKS, issuer,
  * audience and algorithms pinned, expiry enforced with a small clock skew) or `X-Api-Key` (SHA-256 hashes,
- * constant-time compare). Without any credential source the gateway is anonymous in development and test
- * and refuses to start in production unless AUTH_DISABLED=true. Design and wiring: docs/security.md.
+ * constant-time compare). Without any credential source the gateway is anonymous only in tests and in
+ * development on a loopback HOST; anywhere else it refuses to start unless AUTH_DISABLED=true. Design and wiring: docs/security.md.
  */
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
@@ -12,7 +12,7 @@ import { ConfigError, GatewayError } from '@wagw/shared';
 import type { AuthConfig, AuthScope, ErrorCode, GatewayConfig, Logger } from '@wagw/shared';
 import { ApiKeyStore } from './api-keys.ts';
 import { constantTimeEqual } from './api-keys.ts';
-import { ANONYMOUS, assertScopes, assertSessionAllowed, isScope } from './principal.ts';
+import { ANONYMOUS, assertScopes, assertSessionAllowed, hasScope, isScope } from './principal.ts';
 import type { Principal, SecurityState } from './principal.ts';
 
 /**
@@ -72,6 +72,25 @@ export function scopesFromClaims(payload: JWTPayload): AuthScope[] {
   return [...out];
 }
 
+/** Whether HOST binds to loopback only (127.0.0.0/8, ::1, localhost), so no other machine reaches the router. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h) || /^::ffff:127(?:\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * Why anonymous mode (no credential source, AUTH_DISABLED unset) may not start here, or undefined when it may:
+ * only in tests, or in development on a loopback HOST that no proxy forwards to (a wildcard or LAN address,
+ * or TRUST_PROXY, means other machines reach it). Production always needs credentials.
+ */
+function anonymousRefusal(config: GatewayConfig): string | undefined {
+  if (config.nodeEnv === 'test') return undefined;
+  if (config.nodeEnv === 'production') return 'NODE_ENV=production';
+  if (!isLoopbackHost(config.http.host)) return `HOST=${config.http.host} (not a loopback address)`;
+  if (config.http.trustProxy) return 'TRUST_PROXY=true (a proxy forwards other machines\' calls)';
+  return undefined;
+}
+
 export class Authenticator {
   readonly mode: AuthMode;
   readonly #config: AuthConfig;
@@ -86,9 +105,10 @@ export class Authenticator {
     this.#log = options.logger;
     this.#keys = new ApiKeyStore(auth.apiKeys, options.compare);
     this.mode = describeMode(auth, this.#keys.size);
-    if (this.mode === 'anonymous' && config.nodeEnv === 'production') {
+    const refusal = this.mode === 'anonymous' ? anonymousRefusal(config) : undefined;
+    if (refusal !== undefined) {
       throw new ConfigError([
-        'AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_API_KEYS, AUTH_API_KEYS_FILE: NODE_ENV=production needs at least one credential source; set AUTH_DISABLED=true to run without authentication on purpose',
+        `AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_API_KEYS, AUTH_API_KEYS_FILE: ${refusal} needs at least one credential source (every caller would be an anonymous admin); set AUTH_DISABLED=true to run without authentication on purpose`,
       ]);
     }
     if (auth.jwt?.kind === 'secret') this.#verifyKey = new TextEncoder().encode(auth.jwt.secret);
@@ -116,7 +136,7 @@ export class Authenticator {
     };
     if (this.mode === 'disabled') this.#log.warn(fields, 'authentication disabled by AUTH_DISABLED=true: every caller is an anonymous admin');
     else if (this.mode === 'anonymous') {
-      this.#log.warn(fields, 'no authentication configured: every caller is an anonymous admin (refused when NODE_ENV=production)');
+      this.#log.warn(fields, 'no authentication configured: every caller is an anonymous admin (allowed only on a loopback HOST or with NODE_ENV=test)');
     } else this.#log.info(fields, 'authentication configured');
   }
 
@@ -128,7 +148,7 @@ export class Authenticator {
   authenticate(): Middleware<SecurityState> {
     return async (ctx, next) => {
       if (isPublicPath(ctx.path)) {
-        if (ctx.path === '/metrics') this.#checkMetricsToken(ctx);
+        if (ctx.path === '/metrics') this.checkMetricsToken(ctx);
         return next();
       }
       await this.#attach(ctx);
@@ -272,7 +292,27 @@ export class Authenticator {
     }
   }
 
-  #checkMetricsToken(ctx: Ctx): void {
+  /**
+   * Whether a caller of a public route may see its operational details (`/health`: shards, pids, dependency
+   * errors): METRICS_TOKEN as the bearer token, or credentials with the admin scope (so everyone in anonymous
+   * or disabled mode). Never throws and leaves no challenge header: a caller without them gets the summary.
+   */
+  async mayReadDetails(ctx: Ctx): Promise<boolean> {
+    if (this.#metricsDigest !== undefined) {
+      const given = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'))?.[1];
+      if (given !== undefined && constantTimeEqual(createHash('sha256').update(given).digest(), this.#metricsDigest)) return true;
+    }
+    if (this.mode !== 'anonymous' && this.mode !== 'disabled' && ctx.get('authorization') === '' && ctx.get('x-api-key') === '') return false;
+    try {
+      return hasScope(await this.#resolve(ctx), 'admin');
+    } catch {
+      ctx.remove('WWW-Authenticate');
+      return false;
+    }
+  }
+
+  /** Throws 401 unless METRICS_TOKEN is unset or presented; called by the /metrics route itself as well. */
+  checkMetricsToken(ctx: Ctx): void {
     if (this.#metricsDigest === undefined) return;
     const match = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
     const given = match?.[1];

@@ -254,7 +254,7 @@ export class SessionManager {
     return toView(await this.#record(id));
   }
 
-  async list(options: { limit: number; after?: string }): Promise<SessionView[]> {
+  async list(options: { limit: number; after?: string; ids?: readonly string[] }): Promise<SessionView[]> {
     return (await this.store.list(options)).map(toView);
   }
 

@@ -94,9 +94,14 @@ export class SessionStore {
     return row === undefined ? null : toRecord(row);
   }
 
-  async list(options: { limit: number; after?: string; hostId?: string }): Promise<SessionRecord[]> {
+  /** A page ordered by id; `ids` restricts it to those sessions (a session-limited caller pages over them only). */
+  async list(options: { limit: number; after?: string; hostId?: string; ids?: readonly string[] }): Promise<SessionRecord[]> {
     const params: unknown[] = [];
     const where: string[] = [];
+    if (options.ids !== undefined) {
+      params.push([...options.ids]);
+      where.push(`id = ANY($${params.length}::text[])`);
+    }
     if (options.after !== undefined) {
       params.push(options.after);
       where.push(`id > $${params.length}`);

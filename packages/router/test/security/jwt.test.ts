@@ -240,6 +240,23 @@ describe('no credential source configured', () => {
     }
   });
 
+  it('anonymous admin only on a loopback HOST (or NODE_ENV=test): a public HOST refuses to start unless AUTH_DISABLED=true (issue 10 item 4)', () => {
+    const cap = captureLogger();
+    const starts = (env: Record<string, string>) => createAuthenticator(config(env), { logger: cap.logger }).mode;
+    for (const HOST of ['0.0.0.0', '::', '192.168.1.20', 'gateway.example']) {
+      assert.throws(
+        () => starts({ NODE_ENV: 'development', HOST }),
+        (err: unknown) => err instanceof ConfigError && err.message.includes(`HOST=${HOST} (not a loopback address)`) && /AUTH_DISABLED=true/.test(err.message),
+        HOST,
+      );
+      assert.equal(starts({ NODE_ENV: 'development', HOST, AUTH_DISABLED: 'true' }), 'disabled', HOST);
+      assert.equal(starts({ NODE_ENV: 'test', HOST }), 'anonymous', HOST);
+    }
+    // A proxy in front of a loopback listener forwards other machines' calls.
+    assert.throws(() => starts({ NODE_ENV: 'development', TRUST_PROXY: 'true' }), /TRUST_PROXY=true/);
+    for (const HOST of ['127.0.0.1', '127.0.0.53', '::1', '[::1]', 'localhost']) assert.equal(starts({ NODE_ENV: 'development', HOST }), 'anonymous', HOST);
+  });
+
   it('AUTH_DISABLED=true together with credentials is a config error', () => {
     assert.throws(() => config({ AUTH_DISABLED: 'true', AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: ISS, AUTH_JWT_AUDIENCE: AUD }), /AUTH_DISABLED/);
   });

@@ -1,4 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
@@ -60,14 +61,18 @@ async function unlockDataDir(lockFile: string): Promise<void> {
 export interface EmbeddedPostgresOptions {
   /** Directory of the database files (the factory uses DATA_DIR/pglite). */
   dataDir: string;
-  /** TCP port on 127.0.0.1; 0 picks a free one. */
+  /**
+   * 0: a Unix socket in a fresh private directory (0700 directory, 0600 socket), so only this OS user can
+   * connect; PGlite has no password check, and a TCP port on 127.0.0.1 let any local process read every message
+   * or take the one connection. N: TCP on 127.0.0.1:N, for debugging with psql on a single-user machine.
+   */
   port: number;
   logger: Logger;
 }
 
 /**
  * PGlite (PostgreSQL compiled to WASM, in this process) persisted under a directory and served over the
- * PostgreSQL wire protocol on 127.0.0.1 by pglite-socket, so the gateway talks to it with pg like to any
+ * PostgreSQL wire protocol by pglite-socket on a private Unix socket (or 127.0.0.1:PGLITE_PORT), so the gateway talks to it with pg like to any
  * PostgreSQL.
  *
  * PGlite has ONE backend. pglite-socket queues the messages of all its connections onto it, so two
@@ -81,13 +86,17 @@ export class EmbeddedPostgres {
   readonly #db: PGlite;
   readonly #server: PGLiteSocketServer;
   readonly #lockFile: string;
+  /** The private directory of the Unix socket (removed at stop), or undefined on TCP. */
+  readonly socketDir: string | undefined;
 
-  private constructor(db: PGlite, server: PGLiteSocketServer, dataDir: string, lockFile: string) {
+  private constructor(db: PGlite, server: PGLiteSocketServer, dataDir: string, lockFile: string, socketDir: string | undefined) {
     this.#db = db;
     this.#server = server;
     this.dataDir = dataDir;
     this.#lockFile = lockFile;
-    this.url = `postgres://postgres@${server.getServerConn()}/postgres`;
+    this.socketDir = socketDir;
+    // pg finds a socket as <host>/.s.PGSQL.<port>, the port defaulting to 5432.
+    this.url = socketDir === undefined ? `postgres://postgres@${server.getServerConn()}/postgres` : `postgres://postgres@localhost/postgres?host=${encodeURIComponent(socketDir)}`;
   }
 
   static async start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
@@ -101,21 +110,32 @@ export class EmbeddedPostgres {
       await unlockDataDir(lockFile);
       throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not open its data directory ${dataDir}: ${describeFailure(err)}`, { dependency: 'PGlite', dataDir }, { cause: err });
     }
-    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port, maxConnections: 1 });
+    // mkdtemp creates the directory 0700: no other user can reach the socket even before its chmod.
+    const socketDir = options.port === 0 ? await mkdtemp(path.join(os.tmpdir(), 'wagw-pg-')) : undefined;
+    const server =
+      socketDir === undefined
+        ? new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port, maxConnections: 1 })
+        : new PGLiteSocketServer({ db, path: path.join(socketDir, '.s.PGSQL.5432'), maxConnections: 1 });
     try {
       await server.start();
+      if (socketDir !== undefined) await chmod(path.join(socketDir, '.s.PGSQL.5432'), 0o600);
     } catch (err) {
+      await server.stop().catch(() => {});
       await db.close().catch(() => {});
+      if (socketDir !== undefined) await rm(socketDir, { recursive: true, force: true });
       await unlockDataDir(lockFile);
-      throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not listen on 127.0.0.1:${options.port}: ${describeFailure(err)}`, { dependency: 'PGlite', port: options.port }, { cause: err });
+      throw new GatewayError('DEPENDENCY_UNAVAILABLE', `PGlite could not listen on ${server.getServerConn()}: ${describeFailure(err)}`, { dependency: 'PGlite', port: options.port }, { cause: err });
     }
-    options.logger.info({ dataDir, address: server.getServerConn() }, 'embedded PGlite serving');
-    return new EmbeddedPostgres(db, server, dataDir, lockFile);
+    if (socketDir === undefined) {
+      options.logger.warn({ dataDir, address: server.getServerConn() }, 'embedded PGlite serving on TCP without a password (PGLITE_PORT): any local process can connect');
+    } else options.logger.info({ dataDir, address: server.getServerConn() }, 'embedded PGlite serving on a private Unix socket');
+    return new EmbeddedPostgres(db, server, dataDir, lockFile, socketDir);
   }
 
   async stop(): Promise<void> {
     await this.#server.stop();
     await this.#db.close();
+    if (this.socketDir !== undefined) await rm(this.socketDir, { recursive: true, force: true });
     await unlockDataDir(this.#lockFile);
   }
 }
