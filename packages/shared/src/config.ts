@@ -514,3 +514,23 @@ function securityConfig(r: Raw, problems: string[]) {
     },
   };
 }
+
+/**
+ * Runtime variables a shard process keeps (plus every `LC_*`). Shards parse untrusted WhatsApp data and get all
+ * of their configuration in `init`, so they need none of the gateway's variables: an allow-list, not a
+ * deny-list, so a secret added later (or an operator's own, e.g. a cloud token) is never inherited by accident.
+ */
+const SHARD_ENV_KEEP = new Set([
+  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'TZ', 'LANG', 'LANGUAGE', 'TERM', 'NO_COLOR', 'FORCE_COLOR',
+  'NODE_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'NODE_V8_COVERAGE', 'NODE_DEBUG', 'UV_THREADPOOL_SIZE', 'SSL_CERT_FILE', 'SSL_CERT_DIR',
+  'SYSTEMROOT', 'WINDIR', 'COMSPEC', 'PATHEXT',
+]);
+
+/** The environment a shard is forked with: `env` filtered through SHARD_ENV_KEEP (docs/security.md). */
+export function shardEnvironment(env: Readonly<Record<string, string | undefined>> = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (SHARD_ENV_KEEP.has(name) || name.startsWith('LC_'))) out[name] = value;
+  }
+  return out;
+}
