@@ -193,6 +193,7 @@ export class GatewayRouter {
           hub: this.hub,
           hosts: s.hosts,
           checkWebhookUrl: async (url) => (await validateWebhookUrl(url, { allowPrivate })).toString(),
+          ...(options.config.webhooks.secret === undefined ? {} : { webhookSecret: options.config.webhooks.secret }),
         }),
         ...messageRoutes({
           manager: this.sessions,
