@@ -194,6 +194,7 @@ export class GatewayRouter {
           hosts: s.hosts,
           checkWebhookUrl: async (url) => (await validateWebhookUrl(url, { allowPrivate })).toString(),
           ...(options.config.webhooks.secret === undefined ? {} : { webhookSecret: options.config.webhooks.secret }),
+          ...(options.config.http.clusterSecret === undefined ? {} : { clusterSecret: options.config.http.clusterSecret }),
         }),
         ...messageRoutes({
           manager: this.sessions,
@@ -204,6 +205,7 @@ export class GatewayRouter {
           uploadBytes: options.config.limits.uploadBytes,
           metrics: messageMetrics,
           hosts: s.hosts,
+          clusterSecret: options.config.http.clusterSecret,
         }),
       );
     }

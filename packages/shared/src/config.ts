@@ -32,6 +32,7 @@ export const ENV_SPEC = {
   HOST_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'), default: os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'host', doc: 'This host\'s id in the cluster (defaults to the hostname).' },
   PUBLIC_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'URL other routers use to reach this one (defaults to http://HOST:PORT).' },
   TRUST_PROXY: { schema: bool, default: 'false', doc: 'Trust X-Forwarded-For/-Proto/-Host from a load balancer (Koa app.proxy): the client IP for rate limits comes from X-Forwarded-For. Only behind a proxy that sets it.' },
+  CLUSTER_SECRET: { schema: z.string().min(32, 'must be at least 32 characters').optional(), default: undefined, doc: 'Shared by every router of a cluster: a call forwarded to the session\'s owning host is signed with it (HMAC, 30 s validity) and not rate-limited again there. Unset: forwarded calls are unsigned and counted again by the owner (docs/security.md).' },
   DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Directory for embedded stores (PGlite, local blobs).' },
   SHARD_COUNT: { schema: int(1, 256), default: String(os.availableParallelism()), doc: 'Shard processes on this host (default: one per core).' },
   SHARD_MAX_SESSIONS: { schema: int(1, 100_000), default: '1000', doc: 'Sessions one shard accepts before it counts as full.' },
@@ -145,7 +146,7 @@ export interface S3Config {
 export interface GatewayConfig {
   nodeEnv: 'development' | 'production' | 'test';
   logLevel: string;
-  http: { host: string; port: number; publicUrl: string | undefined; trustProxy: boolean };
+  http: { host: string; port: number; publicUrl: string | undefined; trustProxy: boolean; clusterSecret: string | undefined };
   hostId: string;
   dataDir: string;
   shards: {
@@ -332,7 +333,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   return deepFreeze({
     nodeEnv: r.NODE_ENV,
     logLevel: r.LOG_LEVEL,
-    http: { host: r.HOST, port: r.PORT, publicUrl: r.PUBLIC_URL, trustProxy: r.TRUST_PROXY },
+    http: { host: r.HOST, port: r.PORT, publicUrl: r.PUBLIC_URL, trustProxy: r.TRUST_PROXY, clusterSecret: r.CLUSTER_SECRET },
     hostId: r.HOST_ID,
     dataDir: path.resolve(r.DATA_DIR),
     shards: {

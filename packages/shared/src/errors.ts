@@ -20,6 +20,7 @@ export const ERRORS = {
   INVALID_TOKEN: { status: 401, message: 'The bearer token is not valid.', expose: true },
   TOKEN_EXPIRED: { status: 401, message: 'The bearer token has expired.', expose: true },
   INVALID_API_KEY: { status: 401, message: 'The API key is not valid.', expose: true },
+  FORWARD_SIGNATURE_INVALID: { status: 401, message: 'The forwarded call\'s cluster signature is missing, stale, replayed or does not match.', expose: true },
   FORBIDDEN: { status: 403, message: 'The credentials do not allow this action.', expose: true },
   INSUFFICIENT_SCOPE: { status: 403, message: 'The credentials lack a scope this route requires.', expose: true },
   SESSION_NOT_ALLOWED: { status: 403, message: 'The credentials do not allow this session.', expose: true },

@@ -129,7 +129,7 @@ export function mountRoutes(router: Router<AppState>, routes: readonly RouteDefi
       if (spec.body !== undefined) {
         const own = spec.bodyLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES;
         const bodyBytes = own === 'config' ? options.limits.bodyBytes : Math.min(options.limits.bodyBytes, own);
-        const raw = await readJsonBody(c.req, { bodyBytes, jsonMaxDepth: options.limits.jsonMaxDepth });
+        const raw = await readJsonBody(c.req, { bodyBytes, jsonMaxDepth: options.limits.jsonMaxDepth }, c.state.forwarded);
         c.state.rawBody = raw;
         body = parsePart('body', spec.body, raw === undefined ? {} : raw, problems);
       }

@@ -45,6 +45,8 @@ export interface MessageRoutesDeps {
    * Absent: such a call answers 409 SESSION_NOT_CONNECTED.
    */
   hosts?: HostRegistry;
+  /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
+  clusterSecret?: string | undefined;
 }
 
 interface UploadInfo {
@@ -163,7 +165,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const schemas = createMessageSchemas({ defaultCountry: messaging.defaultCountry, mediaMaxBytes: messaging.media.maxBytes });
   const store = new MessageStore(deps.sql, { idempotencyTtlMs: messaging.expiry.idempotencyTtlMs });
   const sendTimeoutMs = messaging.send.queueTimeoutMs + SEND_MARGIN_MS;
-  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts);
+  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts, deps.clusterSecret);
   const location = (ctx: AppContext, id: string, msgId: string): void => {
     ctx.set('location', `${SESSIONS}/${encodeURIComponent(id)}/messages/${encodeURIComponent(msgId)}`);
   };

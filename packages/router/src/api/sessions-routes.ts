@@ -39,6 +39,8 @@ export interface SessionRoutesDeps {
   checkWebhookUrl?: (url: string) => Promise<string>;
   /** WEBHOOK_SECRET: a created session's webhookUrl gets its own secret derived from it (webhooks/secrets.ts). */
   webhookSecret?: string;
+  /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
+  clusterSecret?: string;
 }
 
 const err = (description: string) => ({ description, schema: errorSchema });
@@ -51,10 +53,10 @@ const WRITE = { scopes: ['sessions:write'], sessionParam: 'id' } as const;
 const READ = { scopes: ['sessions:read'], sessionParam: 'id' } as const;
 
 export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
-  const { manager, hub, hosts, checkWebhookUrl, webhookSecret } = deps;
+  const { manager, hub, hosts, checkWebhookUrl, webhookSecret, clusterSecret } = deps;
 
   /** True when the call was proxied to the host that owns the session. */
-  const forwarded = createForwarder(manager, hosts);
+  const forwarded = createForwarder(manager, hosts, clusterSecret);
 
   return [
     defineRoute({

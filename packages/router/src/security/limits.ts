@@ -6,6 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
+import { assertForwardedBody } from './forwarded.ts';
+import type { ForwardedCall } from './forwarded.ts';
 
 export interface BodyLimits {
   /** Largest JSON body in bytes. */
@@ -117,11 +119,15 @@ export function assertJsonRequest(req: IncomingMessage): void {
  * Reads a JSON request body under the limits: media type (415), size (413), nesting depth and syntax (400).
  * An empty body is `undefined`. The route layer validates the shape (zod) afterwards.
  */
-export async function readJsonBody(req: IncomingMessage, limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>, forwarded?: ForwardedCall): Promise<unknown> {
   const length = req.headers['content-length'];
-  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) return undefined;
+  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
+    assertForwardedBody(forwarded, '');
+    return undefined;
+  }
   assertJsonRequest(req);
   const raw = await readBodyLimited(req, limits.bodyBytes);
+  assertForwardedBody(forwarded, raw);
   if (raw.length === 0) return undefined;
   const text = new TextDecoder('utf-8', { fatal: false }).decode(raw);
   assertJsonTextDepth(text, limits.jsonMaxDepth);
