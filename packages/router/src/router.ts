@@ -203,6 +203,7 @@ export class GatewayRouter {
           blobs: s.blobs,
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,
+          uploadQuotaBytes: options.config.limits.uploadQuotaBytes,
           metrics: messageMetrics,
           hosts: s.hosts,
           clusterSecret: options.config.http.clusterSecret,

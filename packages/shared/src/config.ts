@@ -94,6 +94,8 @@ export const ENV_SPEC = {
   METRICS_TOKEN: { schema: z.string().optional(), default: undefined, doc: 'When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>` (at least 16 characters).' },
   BODY_LIMIT_BYTES: { schema: int(1024, 2 * 1024 ** 3).optional(), default: undefined, doc: 'Largest JSON request body. Unset: room for base64 media of MEDIA_MAX_BYTES (4/3 of it + 64 KiB).' },
   JSON_MAX_DEPTH: { schema: int(2, 1000), default: '32', doc: 'Deepest nesting of arrays/objects accepted in a JSON body.' },
+  UPLOAD_QUOTA_BYTES: { schema: int(1024, 1024 ** 4).optional(), default: undefined, doc: 'Bytes of uploads one session may hold at once (until they expire after UPLOAD_TTL_MS), and at most 1000 files. Unset: 4 x MEDIA_MAX_BYTES.' },
+  BODY_BUDGET_BYTES: { schema: int(1024, 1024 ** 4).optional(), default: undefined, doc: 'Bytes of large JSON bodies (over 64 KiB, e.g. base64 media) one router buffers at once; past it such requests get 503 BODY_BUDGET_EXHAUSTED. Unset: 4 x BODY_LIMIT_BYTES.' },
   UPLOAD_LIMIT_BYTES: { schema: int(1024, 4 * 1024 ** 3).optional(), default: undefined, doc: 'Largest multipart upload request. Unset: MEDIA_MAX_BYTES + 1 MiB.' },
   DEFAULT_COUNTRY: { schema: z.string().refine((v) => /^[A-Z]{2}$/.test(v) && isSupportedCountry(v), { message: 'must be an ISO 3166-1 alpha-2 country code known to libphonenumber (e.g. ID, US)' }), default: 'ID', doc: 'Country of phone numbers given without an international prefix (087733760363, 87733760363).' },
   SEND_RATE_PER_SEC: { schema: z.coerce.number().min(0).max(1000), default: '1', doc: 'Sustained sends per second per session (token bucket refill); 0 turns the send governor off.' },
@@ -174,7 +176,7 @@ export interface GatewayConfig {
   /** Inbound authentication (docs/security.md). */
   auth: AuthConfig;
   /** Request size limits the route layer enforces. */
-  limits: { bodyBytes: number; jsonMaxDepth: number; uploadBytes: number };
+  limits: { bodyBytes: number; jsonMaxDepth: number; uploadBytes: number; uploadQuotaBytes: number; bodyBudgetBytes: number };
   messaging: MessagingConfig;
   /** Where and how the shards' Baileys sockets connect. */
   wa: WaConfig;
@@ -512,6 +514,8 @@ function securityConfig(r: Raw, problems: string[]) {
       bodyBytes: r.BODY_LIMIT_BYTES ?? Math.ceil((r.MEDIA_MAX_BYTES * 4) / 3) + 64 * 1024,
       jsonMaxDepth: r.JSON_MAX_DEPTH,
       uploadBytes: r.UPLOAD_LIMIT_BYTES ?? r.MEDIA_MAX_BYTES + 1024 * 1024,
+      uploadQuotaBytes: r.UPLOAD_QUOTA_BYTES ?? 4 * r.MEDIA_MAX_BYTES,
+      bodyBudgetBytes: r.BODY_BUDGET_BYTES ?? 4 * (r.BODY_LIMIT_BYTES ?? Math.ceil((r.MEDIA_MAX_BYTES * 4) / 3) + 64 * 1024),
     },
   };
 }
