@@ -293,7 +293,9 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       }
       let bb: ReturnType<typeof busboy>;
       try {
-        bb = busboy({ headers: ctx.req.headers, limits: uploadLimits({ uploadBytes: limitBytes }) });
+        // One byte over the limit: busboy marks a file that reaches its limit exactly as truncated, which refused
+        // a file of exactly MEDIA_MAX_BYTES (or exactly the rest of the quota).
+        bb = busboy({ headers: ctx.req.headers, limits: uploadLimits({ uploadBytes: limitBytes + 1 }) });
       } catch (e) {
         reject(new GatewayError('VALIDATION_FAILED', `Malformed multipart request: ${(e as Error).message}`));
         return;
@@ -301,7 +303,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       let stored: Promise<UploadInfo> | undefined;
       bb.on('file', (_field, stream, info) => {
         stored = blobs.putStream(key, stream, info.mimeType).then(async (size) => {
-          if (stream.truncated) {
+          if (stream.truncated || size > limitBytes) {
             await blobs.delete(key).catch(() => undefined);
             throw onTooLarge();
           }
