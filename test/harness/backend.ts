@@ -43,6 +43,11 @@ export interface ReceivedWebhook {
 export interface TestBackendOptions {
   /** `whsec_...` used to verify webhook signatures. */
   secret: string;
+  /**
+   * The secret of any other path (a session's own webhookUrl on this server), given the request path and the
+   * unverified `sessionId` of the body; default `secret`. The backend's `/api/webhooks/...` always use `secret`.
+   */
+  secretFor?: (path: string, sessionId: string) => string;
   /** Fixed port (default: a free one chosen at start). */
   port?: number;
   /** What `GET .../sessions/assigned` returns under `data.sessions` (default []). */
@@ -174,8 +179,18 @@ export async function startTestBackend(options: TestBackendOptions, cleanup?: Cl
         headers: req.headers,
         at: Date.now(),
       };
+      let v = verifier;
+      if (options.secretFor !== undefined && !path.startsWith('/api/webhooks/')) {
+        let sessionId = '';
+        try {
+          sessionId = String((JSON.parse(body) as { sessionId?: unknown }).sessionId);
+        } catch {
+          sessionId = '';
+        }
+        v = new Webhook(options.secretFor(path, sessionId));
+      }
       try {
-        record.json = verifier.verify(body, {
+        record.json = v.verify(body, {
           'webhook-id': record.id,
           'webhook-timestamp': record.timestamp,
           'webhook-signature': header(req, 'webhook-signature'),

@@ -61,7 +61,7 @@ export async function securedApp(config: GatewayConfig, logger: Logger, options:
     (ctx as { params?: Record<string, string> }).params = decoded === undefined ? {} : { id: decoded };
     const guard = m[2] !== undefined ? send : ctx.method === 'GET' ? read : write;
     await guard(ctx, async () => {
-      const body = ctx.method === 'GET' ? undefined : await readJsonBody(ctx.req, config.limits);
+      const body = ctx.method === 'GET' ? undefined : await readJsonBody(ctx.req, config.limits, (ctx.state as SecurityState).forwarded);
       ctx.status = ctx.method === 'POST' ? 201 : 200;
       ctx.body = { ok: true, kind: (ctx.state as SecurityState).principal?.kind ?? null, got: body === undefined ? null : typeof body };
     });

@@ -25,6 +25,12 @@ describe('session lifecycle (embedded stores)', () => {
     assert.equal(created.body['id'], 'ana');
     assert.equal(created.body['host'], 'test-host');
     assert.equal(typeof created.body['shard'], 'number');
+    // The webhookUrl's own secret, returned once (issue #10 item 12); never WEBHOOK_SECRET itself.
+    const webhookSecret = String(created.body['webhookSecret']);
+    assert.match(webhookSecret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    assert.notEqual(webhookSecret, SECRET);
+    assert.equal(created.headers.get('cache-control'), 'no-store');
+    assert.equal((await gw.api.get('/api/v1/sessions/ana')).body['webhookSecret'], undefined, 'only the create response carries it');
 
     const sse = openSse(t, `${gw.url}/api/v1/sessions/ana/events`);
     const qr = await gw.api.waitQr('ana');
@@ -63,12 +69,13 @@ describe('session lifecycle (embedded stores)', () => {
     assert.ok(hit);
     assert.equal(hit.body['sessionId'], 'ana');
     assert.equal((hit.body['data'] as { me: { jid: string } }).me.jid, phone.jid);
-    const verified = new Webhook(SECRET).verify(hit.raw, {
+    const signed = {
       'webhook-id': String(hit.headers['webhook-id']),
       'webhook-timestamp': String(hit.headers['webhook-timestamp']),
       'webhook-signature': String(hit.headers['webhook-signature']),
-    });
-    assert.ok(verified);
+    };
+    assert.ok(new Webhook(webhookSecret).verify(hit.raw, signed));
+    assert.throws(() => new Webhook(SECRET).verify(hit.raw, signed), 'the backend\'s WEBHOOK_SECRET does not verify a session receiver\'s deliveries');
 
     // Connected: no QR any more.
     const after = await gw.api.get('/api/v1/sessions/ana/qr?format=json');

@@ -17,6 +17,7 @@ import {
   quietLogger,
   registry,
   secondPool,
+  sessionSecretFor,
   webhookConfig,
 } from './helpers.ts';
 
@@ -38,7 +39,7 @@ function assertAllArrived(backend: TestBackend, events: readonly WebhookEvent[])
 
 test('backend refuses connections, then answers 500, then hangs: after recovery every event arrives, signed, none lost; the API path never waits', async (t) => {
   const db = await openDb('postgres', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   const reg = registry();
   const system = createWebhookSystem({ sql: db, config: webhookConfig({ BACKEND_URL: backend.url }), logger, metrics: reg });
   system.dispatcher.start();
@@ -84,7 +85,7 @@ test('backend refuses connections, then answers 500, then hangs: after recovery 
 
 test('an open breaker keeps the dead backend quiet; a probe after the half-open delay closes it', async (t) => {
   const db = await openDb('postgres', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   const system = createWebhookSystem({
     sql: db,
     config: webhookConfig({ BACKEND_URL: backend.url, WEBHOOK_BREAKER_HALF_OPEN_MS: '1000', WEBHOOK_BREAKER_THRESHOLD: '3' }),
@@ -108,7 +109,7 @@ test('an open breaker keeps the dead backend quiet; a probe after the half-open 
 
 test('a session\'s status events reach each endpoint in order across retries and outages', async (t) => {
   const db = await openDb('postgres', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   const system = createWebhookSystem({ sql: db, config: webhookConfig({ BACKEND_URL: backend.url }), logger });
   system.dispatcher.start();
   t.after(() => system.dispatcher.stop());
@@ -134,7 +135,7 @@ test('a session\'s status events reach each endpoint in order across retries and
 
 test('dead after WEBHOOK_MAX_AGE_MS, listed with filters and paging, replayed one and then many', async (t) => {
   const db = await openDb('postgres', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   const system = createWebhookSystem({ sql: db, config: webhookConfig({ BACKEND_URL: backend.url, WEBHOOK_MAX_AGE_MS: '1000' }), logger });
   await backend.setMode('error');
   system.dispatcher.start();
@@ -167,7 +168,7 @@ test('dead after WEBHOOK_MAX_AGE_MS, listed with filters and paging, replayed on
 test('two routers (two pools, one database) share the work and never deliver a row twice', async (t) => {
   const db = await openDb('postgres', t, logger);
   const db2 = await secondPool(db.url ?? '', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   // A generous request timeout: with no failed attempt, at-least-once must come out as exactly once (a delivery
   // that times out on a loaded machine is legitimately retried, which is not what this test is about).
   const config = webhookConfig({ BACKEND_URL: backend.url, WEBHOOK_TIMEOUT_MS: '10000', WEBHOOK_LOCK_TIMEOUT_MS: '30000', WEBHOOK_BATCH_SIZE: '50' });
@@ -194,7 +195,7 @@ test('two routers (two pools, one database) share the work and never deliver a r
 
 test('a dispatcher that dies mid-delivery: its claimed rows are due again after the lock timeout and delivered', async (t) => {
   const db = await openDb('postgres', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   const config = webhookConfig({ BACKEND_URL: backend.url, WEBHOOK_LOCK_TIMEOUT_MS: '1500', WEBHOOK_BREAKER_THRESHOLD: '1000' });
   const crashing = createWebhookSystem({ sql: db, config, logger });
   const events = Array.from({ length: 20 }, (_, i) => event('messages', 'k1', i));
@@ -219,7 +220,7 @@ test('a dispatcher that dies mid-delivery: its claimed rows are due again after 
 
 test('a session webhookUrl on a private address is refused at delivery unless allowed: dead at once, never sent', async (t) => {
   const db = await openDb('postgres', t, logger);
-  const backend = await startTestBackend({ secret: SECRET }, t);
+  const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
   const system = createWebhookSystem({ sql: db, config: webhookConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: 'false' }), logger });
   system.dispatcher.start();
   t.after(() => system.dispatcher.stop());

@@ -9,7 +9,9 @@ import { createTestDatabase, startPrivateRedis, startTestBackend, tempDir, testL
 import type { Cleanup, TestBackend } from '../harness/index.ts';
 import { productionStores, sessionTestEnv, startSim } from '../sessions/helpers.ts';
 
-export const { createWebhookSystem } = webhooks;
+export const { createWebhookSystem, sessionWebhookSecret } = webhooks;
+/** For startTestBackend: a session URL on the test backend verifies with that session's derived secret. */
+export const sessionSecretFor = (backendUrl: () => string) => (path: string, sessionId: string): string => sessionWebhookSecret(SECRET, sessionId, `${backendUrl()}${path}`);
 export type WebhookSystem = webhooks.WebhookSystem;
 export const { createBackendClient } = backend;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { startTestBackend, waitFor } from '../harness/index.ts';
-import { SECRET, createWebhookSystem, enqueueAll, event, openDb, outboxRows, quietLogger, webhookConfig } from './helpers.ts';
+import { SECRET, createWebhookSystem, enqueueAll, event, openDb, outboxRows, quietLogger, sessionSecretFor, sessionWebhookSecret, webhookConfig } from './helpers.ts';
 import type { DbKind } from './helpers.ts';
 
 const logger = quietLogger();
@@ -44,9 +44,9 @@ for (const kind of ['postgres', 'pglite'] as DbKind[]) {
       assert.throws(() => system.validateWebhookUrl('https://hooks.example/x'), { code: 'VALIDATION_FAILED' });
     });
 
-    test('delivered once, signed (verified by the library), de-duplicated by event id', async (t) => {
+    test('delivered once, signed (verified by the library), de-duplicated by event id; a session URL has its own secret', async (t) => {
       const db = await openDb(kind, t, logger);
-      const backend = await startTestBackend({ secret: SECRET }, t);
+      const backend = await startTestBackend({ secret: SECRET, secretFor: sessionSecretFor(() => backend.url) }, t);
       const config = webhookConfig({ BACKEND_URL: backend.url, BACKEND_API_KEY: 'k-1' });
       const system = createWebhookSystem({ sql: db, config, logger });
       system.dispatcher.start();
@@ -59,15 +59,21 @@ for (const kind of ['postgres', 'pglite'] as DbKind[]) {
       assert.equal(backend.accepted.length, 6, 'each event once per endpoint');
       assert.equal(backend.rejected.length, 0);
       const verifier = new Webhook(SECRET);
+      const sessionVerifier = new Webhook(sessionWebhookSecret(SECRET, 's1', `${backend.url}/own/s1`));
       for (const w of backend.accepted) {
         assert.ok(w.verified);
-        verifier.verify(w.body, { 'webhook-id': w.id, 'webhook-timestamp': w.timestamp, 'webhook-signature': String(w.headers['webhook-signature']) });
+        const headers = { 'webhook-id': w.id, 'webhook-timestamp': w.timestamp, 'webhook-signature': String(w.headers['webhook-signature']) };
         const body = w.json as { id: string; type: string };
         assert.equal(body.id, w.id, 'webhook-id is the event id');
         if (w.path.startsWith('/api/webhooks/')) {
+          verifier.verify(w.body, headers);
+          assert.throws(() => sessionVerifier.verify(w.body, headers), 'the session secret does not verify the backend\'s deliveries');
           assert.equal(w.path, `/api/webhooks/${body.type}`);
           assert.equal(w.headers['authorization'], 'Bearer k-1');
         } else {
+          // Issue #10 item 12: the session's receiver gets its own secret; WEBHOOK_SECRET does not verify it.
+          sessionVerifier.verify(w.body, headers);
+          assert.throws(() => verifier.verify(w.body, headers), 'a session URL is not signed with WEBHOOK_SECRET');
           assert.equal(w.path, '/own/s1');
           assert.equal(w.headers['authorization'], undefined, 'the backend key never goes to a session URL');
         }

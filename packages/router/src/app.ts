@@ -23,6 +23,7 @@ import type { Authenticator } from './security/auth.ts';
 import type { BodyLimits } from './security/limits.ts';
 import type { Principal } from './security/principal.ts';
 import type { RateLimits } from './security/rate-limit.ts';
+import type { ForwardedCall } from './security/forwarded.ts';
 
 /** The slice of the ShardSupervisor the HTTP layer uses. */
 export interface ShardsView {
@@ -94,6 +95,8 @@ export interface AppState {
   principal?: Principal | undefined;
   /** The JSON body as the client sent it (before validation), kept so a forwarded call passes it on unchanged. */
   rawBody?: unknown;
+  /** A call another router forwarded with a valid cluster signature (security/forwarded.ts). */
+  forwarded?: ForwardedCall | undefined;
 }
 
 /** The security parts the app mounts (built by main.ts / GatewayRouter from config). */

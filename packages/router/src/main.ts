@@ -9,6 +9,7 @@ import type { GatewayConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
 import { createBackendClient } from './backend/index.ts';
 import type { BackendClient } from './backend/index.ts';
+import { installProcessHandlers } from './process-handlers.ts';
 import { GatewayRouter } from './router.ts';
 import { createAuthenticator, logRateLimitDecision, RateLimits } from './security/index.ts';
 import type { Authenticator } from './security/index.ts';
@@ -82,6 +83,13 @@ function shutdown(signal: NodeJS.Signals): void {
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
+// A stray rejection is logged (the router keeps serving); an uncaught exception stops the router, exit code 1.
+installProcessHandlers(process, logger, () => {
+  const force = setTimeout(() => process.exit(1), config.shutdownTimeoutMs);
+  force.unref();
+  if (router === undefined) process.exit(1);
+  void router.stop('uncaught exception').finally(() => process.exit(1));
+});
 
 /** A signal during start-up: undo what is up and exit 0. */
 async function abortIfStopping(): Promise<void> {

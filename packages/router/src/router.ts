@@ -200,6 +200,8 @@ export class GatewayRouter {
           hub: this.hub,
           hosts: s.hosts,
           checkWebhookUrl: async (url) => (await validateWebhookUrl(url, { allowPrivate })).toString(),
+          ...(options.config.webhooks.secret === undefined ? {} : { webhookSecret: options.config.webhooks.secret }),
+          ...(options.config.http.clusterSecret === undefined ? {} : { clusterSecret: options.config.http.clusterSecret }),
         }),
         ...messageRoutes({
           manager: this.sessions,
@@ -208,10 +210,12 @@ export class GatewayRouter {
           blobs: s.blobs,
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,
+          uploadQuotaBytes: options.config.limits.uploadQuotaBytes,
           metrics: messageMetrics,
           hosts: s.hosts,
           hub: this.hub,
           ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
+          clusterSecret: options.config.http.clusterSecret,
         }),
       );
     }

@@ -8,7 +8,7 @@ import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter, toErrorBody } from '@wagw/shared';
+import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter, shardEnvironment, toErrorBody } from '@wagw/shared';
 import type {
   ErrorCode,
   GatewayConfig,
@@ -93,6 +93,8 @@ export interface ShardSupervisorOptions {
   onFork?: (index: number, child: ChildProcess) => void;
   /** Protocol version announced in `init`; only tests change it. */
   protocolVersion?: number;
+  /** The shards' environment; default `shardEnvironment()`: the router's, without any gateway variable or secret. */
+  env?: Record<string, string>;
   /** Reply batching in the shards (see docs/benchmarks.md); default: the shard's default. */
   replyBatching?: 'immediate' | 'none';
   /** Session hosting settings sent in `init` (blob store, WhatsApp endpoint, login cap); absent: no sessions. */
@@ -158,6 +160,7 @@ export class ShardSupervisor {
   readonly #protocolVersion: number;
   readonly #replyBatching: 'immediate' | 'none' | undefined;
   readonly #sessions: ShardSessionsConfig | undefined;
+  readonly #env: Record<string, string>;
   readonly #slots: Slot[] = [];
   #nextId = 0;
   #stopping = false;
@@ -176,6 +179,7 @@ export class ShardSupervisor {
     this.#protocolVersion = options.protocolVersion ?? PROTOCOL_VERSION;
     this.#replyBatching = options.replyBatching;
     this.#sessions = options.sessions;
+    this.#env = options.env ?? shardEnvironment();
   }
 
   /** Forks `config.shards.count` shards and waits until each one's first start attempt has settled. */
@@ -379,6 +383,7 @@ export class ShardSupervisor {
       child = fork(this.#entry, [], {
         execPath: process.execPath,
         execArgv: this.#execArgv,
+        env: this.#env,
         serialization: this.#serialization,
         stdio: ['ignore', this.#stdio, this.#stdio, 'ipc'],
       });
@@ -392,7 +397,13 @@ export class ShardSupervisor {
     this.#onFork?.(slot.index, child);
     const current = (): boolean => slot.generation === generation;
     child.on('message', (msg: unknown) => {
-      if (current()) this.#onMessage(slot, msg, startedAt);
+      if (!current()) return;
+      // A throw here would end the router (and every shard with it): a bad message is logged and dropped.
+      try {
+        this.#onMessage(slot, msg, startedAt);
+      } catch (err) {
+        this.#log.error({ err, shard: slot.index, kind: kindOf(msg) }, 'message from shard failed; ignored');
+      }
     });
     child.on('error', (err) => {
       // Spawn failures and sends on a closed channel; the exit that follows does the accounting.
@@ -440,7 +451,7 @@ export class ShardSupervisor {
 
   #onMessage(slot: Slot, raw: unknown, startedAt: number): void {
     if (!isShardToRouter(raw)) {
-      this.#log.warn({ shard: slot.index }, 'malformed message from shard ignored');
+      this.#log.warn({ shard: slot.index, kind: kindOf(raw) }, 'malformed message from shard ignored');
       return;
     }
     const msg: ShardToRouter = raw;
@@ -662,6 +673,12 @@ export class ShardSupervisor {
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** The `kind` of a message for a log line (never the message itself: it may carry message data). */
+function kindOf(msg: unknown): string | undefined {
+  const kind = typeof msg === 'object' && msg !== null ? (msg as { kind?: unknown }).kind : undefined;
+  return typeof kind === 'string' ? kind.slice(0, 40) : undefined;
 }
 
 async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {

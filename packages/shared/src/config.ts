@@ -32,6 +32,7 @@ export const ENV_SPEC = {
   HOST_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'), default: os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'host', doc: 'This host\'s id in the cluster (defaults to the hostname).' },
   PUBLIC_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'URL other routers use to reach this one (defaults to http://HOST:PORT).' },
   TRUST_PROXY: { schema: bool, default: 'false', doc: 'Trust X-Forwarded-For/-Proto/-Host from a load balancer (Koa app.proxy): the client IP for rate limits comes from X-Forwarded-For. Only behind a proxy that sets it.' },
+  CLUSTER_SECRET: { schema: z.string().min(32, 'must be at least 32 characters').optional(), default: undefined, doc: 'Shared by every router of a cluster: a call forwarded to the session\'s owning host is signed with it (HMAC, 30 s validity) and not rate-limited again there. Unset: forwarded calls are unsigned and counted again by the owner (docs/security.md).' },
   DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Directory for embedded stores (PGlite, local blobs).' },
   SHARD_COUNT: { schema: int(1, 256), default: String(os.availableParallelism()), doc: 'Shard processes on this host (default: one per core).' },
   SHARD_MAX_SESSIONS: { schema: int(1, 100_000), default: '1000', doc: 'Sessions one shard accepts before it counts as full.' },
@@ -94,6 +95,8 @@ export const ENV_SPEC = {
   METRICS_TOKEN: { schema: z.string().optional(), default: undefined, doc: 'When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>` (at least 16 characters).' },
   BODY_LIMIT_BYTES: { schema: int(1024, 2 * 1024 ** 3).optional(), default: undefined, doc: 'Largest JSON request body. Unset: room for base64 media of MEDIA_MAX_BYTES (4/3 of it + 64 KiB).' },
   JSON_MAX_DEPTH: { schema: int(2, 1000), default: '32', doc: 'Deepest nesting of arrays/objects accepted in a JSON body.' },
+  UPLOAD_QUOTA_BYTES: { schema: int(1024, 1024 ** 4).optional(), default: undefined, doc: 'Bytes of uploads one session may hold at once (until they expire after UPLOAD_TTL_MS), and at most 1000 files. Unset: 4 x MEDIA_MAX_BYTES.' },
+  BODY_BUDGET_BYTES: { schema: int(1024, 1024 ** 4).optional(), default: undefined, doc: 'Bytes of large JSON bodies (over 64 KiB, e.g. base64 media) one router buffers at once; past it such requests get 503 BODY_BUDGET_EXHAUSTED. Unset: 4 x BODY_LIMIT_BYTES.' },
   UPLOAD_LIMIT_BYTES: { schema: int(1024, 4 * 1024 ** 3).optional(), default: undefined, doc: 'Largest multipart upload request. Unset: MEDIA_MAX_BYTES + 1 MiB.' },
   DEFAULT_COUNTRY: { schema: z.string().refine((v) => /^[A-Z]{2}$/.test(v) && isSupportedCountry(v), { message: 'must be an ISO 3166-1 alpha-2 country code known to libphonenumber (e.g. ID, US)' }), default: 'ID', doc: 'Country of phone numbers given without an international prefix (087733760363, 87733760363).' },
   SEND_RATE_PER_SEC: { schema: z.coerce.number().min(0).max(1000), default: '1', doc: 'Sustained sends per second per session (token bucket refill); 0 turns the send governor off.' },
@@ -129,7 +132,7 @@ export const ENV_SPEC = {
 } as const;
 
 /** Variables whose value a configuration error never echoes (only its length); docs/security.md. */
-export const SECRET_VARIABLES: ReadonlySet<keyof typeof ENV_SPEC> = new Set(['WEBHOOK_SECRET', 'AUTH_JWT_SECRET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'BACKEND_API_KEY', 'METRICS_TOKEN']);
+export const SECRET_VARIABLES: ReadonlySet<keyof typeof ENV_SPEC> = new Set(['WEBHOOK_SECRET', 'AUTH_JWT_SECRET', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'BACKEND_API_KEY', 'METRICS_TOKEN', 'CLUSTER_SECRET']);
 
 /**
  * A rejected value as a configuration error shows it: a secret variable only by its length; anything else with
@@ -166,7 +169,7 @@ export interface S3Config {
 export interface GatewayConfig {
   nodeEnv: 'development' | 'production' | 'test';
   logLevel: string;
-  http: { host: string; port: number; publicUrl: string | undefined; trustProxy: boolean };
+  http: { host: string; port: number; publicUrl: string | undefined; trustProxy: boolean; clusterSecret: string | undefined };
   hostId: string;
   dataDir: string;
   shards: {
@@ -194,7 +197,7 @@ export interface GatewayConfig {
   /** Inbound authentication (docs/security.md). */
   auth: AuthConfig;
   /** Request size limits the route layer enforces. */
-  limits: { bodyBytes: number; jsonMaxDepth: number; uploadBytes: number };
+  limits: { bodyBytes: number; jsonMaxDepth: number; uploadBytes: number; uploadQuotaBytes: number; bodyBudgetBytes: number };
   messaging: MessagingConfig;
   /** Where and how the shards' Baileys sockets connect. */
   wa: WaConfig;
@@ -371,7 +374,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   return deepFreeze({
     nodeEnv: r.NODE_ENV,
     logLevel: r.LOG_LEVEL,
-    http: { host: r.HOST, port: r.PORT, publicUrl: r.PUBLIC_URL, trustProxy: r.TRUST_PROXY },
+    http: { host: r.HOST, port: r.PORT, publicUrl: r.PUBLIC_URL, trustProxy: r.TRUST_PROXY, clusterSecret: r.CLUSTER_SECRET },
     hostId: r.HOST_ID,
     dataDir: path.resolve(r.DATA_DIR),
     shards: {
@@ -558,6 +561,28 @@ function securityConfig(r: Raw, problems: string[]) {
       bodyBytes: r.BODY_LIMIT_BYTES ?? Math.ceil((r.MEDIA_MAX_BYTES * 4) / 3) + 64 * 1024,
       jsonMaxDepth: r.JSON_MAX_DEPTH,
       uploadBytes: r.UPLOAD_LIMIT_BYTES ?? r.MEDIA_MAX_BYTES + 1024 * 1024,
+      uploadQuotaBytes: r.UPLOAD_QUOTA_BYTES ?? 4 * r.MEDIA_MAX_BYTES,
+      bodyBudgetBytes: r.BODY_BUDGET_BYTES ?? 4 * (r.BODY_LIMIT_BYTES ?? Math.ceil((r.MEDIA_MAX_BYTES * 4) / 3) + 64 * 1024),
     },
   };
+}
+
+/**
+ * Runtime variables a shard process keeps (plus every `LC_*`). Shards parse untrusted WhatsApp data and get all
+ * of their configuration in `init`, so they need none of the gateway's variables: an allow-list, not a
+ * deny-list, so a secret added later (or an operator's own, e.g. a cloud token) is never inherited by accident.
+ */
+const SHARD_ENV_KEEP = new Set([
+  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'TZ', 'LANG', 'LANGUAGE', 'TERM', 'NO_COLOR', 'FORCE_COLOR',
+  'NODE_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'NODE_V8_COVERAGE', 'NODE_DEBUG', 'UV_THREADPOOL_SIZE', 'SSL_CERT_FILE', 'SSL_CERT_DIR',
+  'SYSTEMROOT', 'WINDIR', 'COMSPEC', 'PATHEXT',
+]);
+
+/** The environment a shard is forked with: `env` filtered through SHARD_ENV_KEEP (docs/security.md). */
+export function shardEnvironment(env: Readonly<Record<string, string | undefined>> = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (SHARD_ENV_KEEP.has(name) || name.startsWith('LC_'))) out[name] = value;
+  }
+  return out;
 }

@@ -405,31 +405,58 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Cheap structural check of a message from the router (trusted peer; guards against bugs, not attackers). */
-export function isRouterToShard(value: unknown): value is RouterToShard {
-  if (!isObject(value)) return false;
-  if (value['kind'] === 'init') return typeof value['protocolVersion'] === 'number' && typeof value['shardIndex'] === 'number';
-  if (value['kind'] === 'reply') return typeof value['id'] === 'number' && typeof value['ok'] === 'boolean';
-  return isRequestKind(value['kind']) && typeof value['id'] === 'number';
+/**
+ * An error body as it crosses IPC: `{code, message}` strings (details, when present, an object). The code is
+ * not required to be a known one: `fromErrorBody` maps an unknown code to INTERNAL.
+ */
+function isErrorBodyShape(value: unknown): boolean {
+  if (!isObject(value) || typeof value['code'] !== 'string' || typeof value['message'] !== 'string') return false;
+  return value['details'] === undefined || isObject(value['details']);
 }
 
-/** Cheap structural check of a message from a shard. */
+/** `{kind: 'reply', id, ok: true, value}` or `{kind: 'reply', id, ok: false, error: {code, message}}`. */
+function isReply(value: unknown): boolean {
+  if (!isObject(value) || value['kind'] !== 'reply' || !Number.isSafeInteger(value['id'])) return false;
+  if (value['ok'] === true) return true;
+  return value['ok'] === false && isErrorBodyShape(value['error']);
+}
+
+/**
+ * Structural check of a message from the router, down to every field the shard reads before dispatching (a
+ * malformed one is logged and dropped; it must never throw inside the shard's message listener).
+ */
+export function isRouterToShard(value: unknown): value is RouterToShard {
+  if (!isObject(value)) return false;
+  if (value['kind'] === 'init') {
+    return typeof value['protocolVersion'] === 'number' && Number.isSafeInteger(value['shardIndex']) && typeof value['hostId'] === 'string' && isObject(value['config']);
+  }
+  if (value['kind'] === 'reply') return isReply(value);
+  return isRequestKind(value['kind']) && Number.isSafeInteger(value['id']) && (value['reqId'] === undefined || typeof value['reqId'] === 'string');
+}
+
+/**
+ * Structural check of a message from a shard, down to every field the supervisor reads (each batched reply,
+ * an error body, the `init-failed` error): the router logs and drops anything else instead of throwing in its
+ * `message` listener, which would end the router and every shard with it. A shard parses untrusted WhatsApp
+ * data, so its messages are checked like input, not trusted like a peer's.
+ */
 export function isShardToRouter(value: unknown): value is ShardToRouter {
   if (!isObject(value)) return false;
   switch (value['kind']) {
     case 'reply':
-      return typeof value['id'] === 'number' && typeof value['ok'] === 'boolean';
+      return isReply(value);
     case 'replies':
-      return Array.isArray(value['replies']);
+      return Array.isArray(value['replies']) && value['replies'].every(isReply);
     case 'ready':
+      return typeof value['protocolVersion'] === 'number' && typeof value['pid'] === 'number';
     case 'init-failed':
-      return typeof value['protocolVersion'] === 'number';
+      return typeof value['protocolVersion'] === 'number' && isErrorBodyShape(value['error']) && typeof value['retryable'] === 'boolean';
     case 'event':
       return isObject(value['event']) && typeof value['event']['type'] === 'string';
     case 'exiting':
-      return typeof value['code'] === 'number';
+      return typeof value['code'] === 'number' && typeof value['reason'] === 'string';
     case 'request':
-      return typeof value['id'] === 'number' && isObject(value['request']) && typeof value['request']['kind'] === 'string';
+      return Number.isSafeInteger(value['id']) && isObject(value['request']) && typeof value['request']['kind'] === 'string';
     default:
       return false;
   }

@@ -15,7 +15,7 @@ import type { OpenAPIRegistry, ResponseConfig, RouteConfig } from '@asteasolutio
 import { GatewayError } from '@wagw/shared';
 import type { AuthScope } from '@wagw/shared';
 import type { AppContext, AppState } from '../app.ts';
-import { readJsonBody } from '../security/limits.ts';
+import { ByteBudget, readJsonBody } from '../security/limits.ts';
 import type { BodyLimits } from '../security/limits.ts';
 import { errorSchema } from './schemas.ts';
 
@@ -146,10 +146,11 @@ export interface MountOptions {
   registry: OpenAPIRegistry;
   auth?: AuthHook;
   /** BODY_LIMIT_BYTES and JSON_MAX_DEPTH (config.limits): every JSON body is read by security's readJsonBody. */
-  limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>;
+  limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth' | 'bodyBudgetBytes'>;
 }
 
 export function mountRoutes(router: Router<AppState>, routes: readonly RouteDefinition[], options: MountOptions): void {
+  const budget = options.limits.bodyBudgetBytes === undefined ? undefined : new ByteBudget(options.limits.bodyBudgetBytes);
   for (const route of routes) {
     const { spec } = route;
     const middlewares: Middleware<AppState>[] = [];
@@ -161,15 +162,31 @@ export function mountRoutes(router: Router<AppState>, routes: readonly RouteDefi
       const params = parsePart('params', spec.params, (c as AppContext & { params?: unknown }).params ?? {}, problems);
       const query = parsePart('query', spec.query, { ...c.query }, problems);
       let body: unknown;
-      if (spec.body !== undefined) {
-        const own = spec.bodyLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES;
-        const bodyBytes = own === 'config' ? options.limits.bodyBytes : Math.min(options.limits.bodyBytes, own);
-        const raw = await readJsonBody(c.req, { bodyBytes, jsonMaxDepth: options.limits.jsonMaxDepth });
-        c.state.rawBody = raw;
-        body = parsePart('body', spec.body, raw === undefined ? {} : raw, problems);
+      let release: (() => void) | undefined;
+      try {
+        if (spec.body !== undefined) {
+          const own = spec.bodyLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES;
+          const bodyBytes = own === 'config' ? options.limits.bodyBytes : Math.min(options.limits.bodyBytes, own);
+          // A large body holds its bytes from reading until the handler is done (the parsed copy lives that long).
+          const declared = Number(c.get('content-length') || NaN);
+          const expected = Number.isFinite(declared) ? declared : c.req.headers['transfer-encoding'] === undefined ? 0 : bodyBytes;
+          if (budget !== undefined && expected > DEFAULT_JSON_LIMIT_BYTES && expected <= bodyBytes) {
+            try {
+              release = budget.take(expected);
+            } catch (e) {
+              c.set('retry-after', '1');
+              throw e;
+            }
+          }
+          const raw = await readJsonBody(c.req, { bodyBytes, jsonMaxDepth: options.limits.jsonMaxDepth }, c.state.forwarded);
+          c.state.rawBody = raw;
+          body = parsePart('body', spec.body, raw === undefined ? {} : raw, problems);
+        }
+        if (problems.length > 0) throw validationError(problems);
+        await spec.handler(c, { params, query, body } as Parameters<typeof spec.handler>[1]);
+      } finally {
+        release?.();
       }
-      if (problems.length > 0) throw validationError(problems);
-      await spec.handler(c, { params, query, body } as Parameters<typeof spec.handler>[1]);
     });
     router[route.method](route.path, ...middlewares);
     options.registry.registerPath(openApiRoute(route));

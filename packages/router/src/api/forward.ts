@@ -13,13 +13,14 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { GatewayError } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { AppContext } from '../app.ts';
+import { FORWARD_HEADERS, signForwarded } from '../security/forwarded.ts';
 import type { SessionManager } from '../sessions/manager.ts';
 
-export const FORWARDED_HEADER = 'x-wagw-forwarded-by';
+export const FORWARDED_HEADER = FORWARD_HEADERS.by;
 const PASS_HEADERS = ['authorization', 'x-api-key', 'content-type', 'accept', 'x-request-id', 'idempotency-key'];
 const RETURN_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'content-disposition', 'cache-control'];
 
-export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string): Promise<void> {
+export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string, clusterSecret?: string): Promise<void> {
   if (ctx.get(FORWARDED_HEADER)) {
     throw new GatewayError('SHARD_UNAVAILABLE', `Session is owned by host ${hostId}, but this request was already forwarded once.`, { host: hostId });
   }
@@ -34,6 +35,9 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
   const hasBody = body !== undefined && ctx.method !== 'GET' && ctx.method !== 'HEAD';
   if (hasBody) headers['content-type'] = 'application/json';
   else delete headers['content-type'];
+  const text = hasBody ? JSON.stringify(body) : '';
+  // Signed with CLUSTER_SECRET: the owner does not count the call again and knows the real client (docs/security.md).
+  if (clusterSecret !== undefined) Object.assign(headers, signForwarded(clusterSecret, { method: ctx.method, url: ctx.originalUrl, by: selfId, clientIp: ctx.ip || 'unknown', body: text }));
   const controller = new AbortController();
   ctx.req.once('close', () => controller.abort());
   let res: Response;
@@ -41,7 +45,7 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
     res = await fetch(new URL(ctx.originalUrl, host.url), {
       method: ctx.method,
       headers,
-      ...(hasBody ? { body: JSON.stringify(body) } : {}),
+      ...(hasBody ? { body: text } : {}),
       signal: controller.signal,
       redirect: 'manual',
     });
@@ -68,11 +72,11 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
 /** Proxies a session-scoped call when another host owns the session; true when it did (the response is set). */
 export type Forwarder = (ctx: AppContext, sessionId: string) => Promise<boolean>;
 
-export function createForwarder(manager: Pick<SessionManager, 'ownership' | 'hostId'>, hosts: HostRegistry): Forwarder {
+export function createForwarder(manager: Pick<SessionManager, 'ownership' | 'hostId'>, hosts: HostRegistry, clusterSecret?: string): Forwarder {
   return async (ctx, sessionId) => {
     const own = await manager.ownership(sessionId);
     if (own.kind !== 'foreign') return false;
-    await forwardToHost(ctx, hosts, own.hostId, manager.hostId);
+    await forwardToHost(ctx, hosts, own.hostId, manager.hostId, clusterSecret);
     return true;
   };
 }

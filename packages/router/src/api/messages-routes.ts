@@ -40,6 +40,8 @@ export interface MessageRoutesDeps {
   messaging: MessagingConfig;
   /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
   uploadBytes?: number;
+  /** UPLOAD_QUOTA_BYTES (config.limits.uploadQuotaBytes): bytes of uploads one session holds at once. Absent: no quota. */
+  uploadQuotaBytes?: number;
   metrics?: MessageMetrics;
   /**
    * Multi-host: the host registry. A call that needs the session's socket (send, read, edit, revoke,
@@ -52,6 +54,8 @@ export interface MessageRoutesDeps {
   outbox?: WebhookOutbox;
   /** SSE: the `message-status` `sent` of a send is published there too, like every later status. */
   hub?: Pick<EventHub, 'publish'>;
+  /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
+  clusterSecret?: string | undefined;
 }
 
 interface UploadInfo {
@@ -155,6 +159,9 @@ const SESSIONS = '/api/v1/sessions';
 /** Time beyond the governor's queue timeout an IPC send may take (media, encryption, server ack). */
 const SEND_MARGIN_MS = 30_000;
 
+/** Uploads one session may hold at once whatever their size (each costs a listing entry and a meta read). */
+const MAX_UPLOADS_PER_SESSION = 1000;
+
 /** `upload:` id of router-decoded base64 media (the shard reads it from the blob store). */
 function uploadKey(sessionId: string, uploadId: string): string {
   return `uploads/${sessionId}/${uploadId}`;
@@ -170,7 +177,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const schemas = createMessageSchemas({ defaultCountry: messaging.defaultCountry, mediaMaxBytes: messaging.media.maxBytes });
   const store = new MessageStore(deps.sql, { idempotencyTtlMs: messaging.expiry.idempotencyTtlMs });
   const sendTimeoutMs = messaging.send.queueTimeoutMs + SEND_MARGIN_MS;
-  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts);
+  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts, deps.clusterSecret);
   const location = (ctx: AppContext, id: string, msgId: string): void => {
     ctx.set('location', `${SESSIONS}/${encodeURIComponent(id)}/messages/${encodeURIComponent(msgId)}`);
   };
@@ -256,8 +263,40 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
 
   const uploadBytes = Math.min(deps.uploadBytes ?? messaging.media.maxBytes + 1024 * 1024, messaging.media.maxBytes);
 
+  /**
+   * Per-session upload quota (issue #10 item 17): what a session's live uploads hold, from their `.meta` files
+   * (an older meta without `size` counts as a full-size upload), plus what its uploads in progress on this router
+   * reserved. Uploads in progress on another host are not seen: the quota can be passed by at most one upload
+   * per host at once.
+   */
+  const uploadQuota = deps.uploadQuotaBytes;
+  const reservedUploads = new Map<string, number>();
+  const usedUploadBytes = async (sessionId: string): Promise<{ bytes: number; files: number }> => {
+    const metas = (await blobs.list(`uploads/${sessionId}/`)).filter((k) => k.endsWith('.meta'));
+    if (metas.length >= MAX_UPLOADS_PER_SESSION) return { bytes: Number.POSITIVE_INFINITY, files: metas.length };
+    const sizes = await Promise.all(
+      metas.map(async (k) => {
+        const meta = await blobs.get(k).catch(() => null);
+        if (meta === null) return 0;
+        try {
+          const size = (JSON.parse(meta.toString('utf8')) as { size?: unknown }).size;
+          return typeof size === 'number' && size >= 0 ? size : uploadBytes;
+        } catch {
+          return uploadBytes;
+        }
+      }),
+    );
+    return { bytes: sizes.reduce((a, b) => a + b, 0) + (reservedUploads.get(sessionId) ?? 0), files: metas.length };
+  };
+  const quotaExceeded = (sessionId: string, used: number, quota: number): GatewayError =>
+    new GatewayError(
+      'UPLOAD_QUOTA_EXCEEDED',
+      `Session ${sessionId} holds ${Number.isFinite(used) ? `${used} bytes` : `${MAX_UPLOADS_PER_SESSION} files`} of uploads (quota ${quota} bytes, ${MAX_UPLOADS_PER_SESSION} files): send them or wait until they expire (UPLOAD_TTL_MS).`,
+      { session: sessionId, quotaBytes: quota, maxFiles: MAX_UPLOADS_PER_SESSION },
+    );
+
   /** Streams the one file of a multipart body to the blob store (never buffered whole, never over IPC). */
-  const receiveUpload = (ctx: AppContext, key: string): Promise<UploadInfo> =>
+  const receiveUpload = (ctx: AppContext, key: string, limitBytes = uploadBytes, onTooLarge: () => GatewayError = () => uploadTooLarge({ uploadBytes })): Promise<UploadInfo> =>
     new Promise<UploadInfo>((resolve, reject) => {
       const type = ctx.get('content-type');
       if (!type.toLowerCase().startsWith('multipart/form-data')) {
@@ -266,7 +305,9 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       }
       let bb: ReturnType<typeof busboy>;
       try {
-        bb = busboy({ headers: ctx.req.headers, limits: uploadLimits({ uploadBytes }) });
+        // One byte over the limit: busboy marks a file that reaches its limit exactly as truncated, which refused
+        // a file of exactly MEDIA_MAX_BYTES (or exactly the rest of the quota).
+        bb = busboy({ headers: ctx.req.headers, limits: uploadLimits({ uploadBytes: limitBytes + 1 }) });
       } catch (e) {
         reject(new GatewayError('VALIDATION_FAILED', `Malformed multipart request: ${(e as Error).message}`));
         return;
@@ -274,9 +315,9 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       let stored: Promise<UploadInfo> | undefined;
       bb.on('file', (_field, stream, info) => {
         stored = blobs.putStream(key, stream, info.mimeType).then(async (size) => {
-          if (stream.truncated) {
+          if (stream.truncated || size > limitBytes) {
             await blobs.delete(key).catch(() => undefined);
-            throw uploadTooLarge({ uploadBytes });
+            throw onTooLarge();
           }
           return { size, mimetype: info.mimeType, fileName: info.filename };
         });
@@ -526,13 +567,31 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         404: err('SESSION_NOT_FOUND'),
         413: err('PAYLOAD_TOO_LARGE'),
         415: err('Not multipart (UNSUPPORTED_MEDIA_TYPE)'),
+        429: err('The session\'s uploads fill its quota (UPLOAD_QUOTA_EXCEEDED)'),
       },
       handler: async (ctx, { params }) => {
         await manager.get(params.id);
         const upload = `u_${randomUUID().replace(/-/g, '')}`;
         const key = uploadKey(params.id, upload);
-        const info = await receiveUpload(ctx, key);
-        await blobs.put(`${key}.meta`, Buffer.from(JSON.stringify({ mimetype: info.mimetype, fileName: info.fileName })), 'application/json');
+        let info: UploadInfo;
+        if (uploadQuota === undefined) {
+          info = await receiveUpload(ctx, key);
+        } else {
+          const used = await usedUploadBytes(params.id);
+          const room = uploadQuota - used.bytes;
+          if (room <= 0) throw quotaExceeded(params.id, used.bytes, uploadQuota);
+          // The file may use what is left of the quota (and no more than the upload limit); reserved until stored.
+          const limit = Math.min(uploadBytes, room);
+          reservedUploads.set(params.id, (reservedUploads.get(params.id) ?? 0) + limit);
+          try {
+            info = await receiveUpload(ctx, key, limit, () => (limit < uploadBytes ? quotaExceeded(params.id, used.bytes, uploadQuota) : uploadTooLarge({ uploadBytes })));
+          } finally {
+            const left = (reservedUploads.get(params.id) ?? limit) - limit;
+            if (left > 0) reservedUploads.set(params.id, left);
+            else reservedUploads.delete(params.id);
+          }
+        }
+        await blobs.put(`${key}.meta`, Buffer.from(JSON.stringify({ mimetype: info.mimetype, fileName: info.fileName, size: info.size })), 'application/json');
         ctx.status = 201;
         ctx.body = { upload, size: info.size, mimetype: info.mimetype, ...(info.fileName === undefined ? {} : { fileName: info.fileName }) };
       },

@@ -42,7 +42,13 @@ export const meSchema = z
   .meta({ id: 'SessionMe' });
 
 export const createdSchema = z
-  .object({ id: z.string(), status: sessionStatusSchema, shard: z.number().int(), host: z.string() })
+  .object({
+    id: z.string(),
+    status: sessionStatusSchema,
+    shard: z.number().int(),
+    host: z.string(),
+    webhookSecret: z.string().optional().describe('With a webhookUrl only, returned once: the `whsec_...` secret that URL\'s webhooks are signed with (Standard Webhooks).'),
+  })
   .meta({ id: 'SessionCreated' });
 
 export const sessionSchema = z

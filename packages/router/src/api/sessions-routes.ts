@@ -5,6 +5,7 @@ import { ANONYMOUS, assertSessionAllowed, sessionAllowed } from '../security/pri
 import type { SessionManager } from '../sessions/manager.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
+import { sessionWebhookSecret } from '../webhooks/secrets.ts';
 import { createForwarder } from './forward.ts';
 import type { EventHub } from './sse.ts';
 import {
@@ -36,6 +37,10 @@ export interface SessionRoutesDeps {
    * resolved address public unless WEBHOOK_ALLOW_PRIVATE_TARGETS); returns the normalised URL or throws 400.
    */
   checkWebhookUrl?: (url: string) => Promise<string>;
+  /** WEBHOOK_SECRET: a created session's webhookUrl gets its own secret derived from it (webhooks/secrets.ts). */
+  webhookSecret?: string;
+  /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
+  clusterSecret?: string;
 }
 
 const err = (description: string) => ({ description, schema: errorSchema });
@@ -48,17 +53,18 @@ const WRITE = { scopes: ['sessions:write'], sessionParam: 'id' } as const;
 const READ = { scopes: ['sessions:read'], sessionParam: 'id' } as const;
 
 export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
-  const { manager, hub, hosts, checkWebhookUrl } = deps;
+  const { manager, hub, hosts, checkWebhookUrl, webhookSecret, clusterSecret } = deps;
 
   /** True when the call was proxied to the host that owns the session. */
-  const forwarded = createForwarder(manager, hosts);
+  const forwarded = createForwarder(manager, hosts, clusterSecret);
 
   return [
     defineRoute({
       method: 'post',
       path: SESSIONS,
       summary: 'Create a session and start its socket (then fetch the QR or ask for a pairing code)',
-      description: 'The 201 response carries `Location: /api/v1/sessions/{id}`.',
+      description:
+        'The 201 response carries `Location: /api/v1/sessions/{id}`. With a `webhookUrl`, it also carries `webhookSecret`: the Standard Webhooks secret that URL\'s deliveries are signed with (its own, derived from the session id and the URL; never the backend\'s). It is returned only here: store it with the receiver (docs/webhooks.md).',
       tags: ['sessions'],
       auth: { scopes: ['sessions:write'] },
       body: createSessionBody,
@@ -76,7 +82,12 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
         const created = await manager.create(input, ctx.state.reqId);
         ctx.status = 201;
         ctx.set('location', `${SESSIONS}/${encodeURIComponent(created.id)}`);
-        ctx.body = created;
+        if (input.webhookUrl !== undefined && webhookSecret !== undefined) {
+          ctx.set('cache-control', 'no-store');
+          ctx.body = { ...created, webhookSecret: sessionWebhookSecret(webhookSecret, created.id, input.webhookUrl) };
+        } else {
+          ctx.body = created;
+        }
       },
     }),
     defineRoute({

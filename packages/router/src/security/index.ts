@@ -20,3 +20,5 @@ export {
 export type { BodyLimits } from './limits.ts';
 export { isNonPublicAddress, validateWebhookUrl } from './webhook-url.ts';
 export type { WebhookUrlOptions } from './webhook-url.ts';
+export { FORWARD_HEADERS, FORWARD_VALIDITY_MS, ForwardVerifier, signForwarded } from './forwarded.ts';
+export type { ForwardedCall } from './forwarded.ts';

@@ -6,6 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
+import { assertForwardedBody } from './forwarded.ts';
+import type { ForwardedCall } from './forwarded.ts';
 
 export interface BodyLimits {
   /** Largest JSON body in bytes. */
@@ -14,6 +16,43 @@ export interface BodyLimits {
   jsonMaxDepth: number;
   /** Largest multipart request in bytes. */
   uploadBytes: number;
+  /** BODY_BUDGET_BYTES: large JSON bodies buffered at once (ByteBudget). */
+  bodyBudgetBytes?: number;
+}
+
+/**
+ * A byte budget for large request bodies in flight (issue #10 item 17): each JSON body over 64 KiB is buffered
+ * whole, so without a cap N concurrent 85 MiB base64 sends hold N x 85 MiB. A request takes its Content-Length
+ * (BODY_LIMIT_BYTES when chunked) before reading and gives it back when its handler is done; past the budget it is
+ * refused at once with 503 BODY_BUDGET_EXHAUSTED and Retry-After (nothing is read, nothing queues). One body is
+ * always admitted when nothing else is in flight, so a budget below BODY_LIMIT_BYTES cannot block every large body.
+ */
+export class ByteBudget {
+  readonly total: number;
+  #used = 0;
+  constructor(total: number) {
+    this.total = total;
+  }
+  get used(): number {
+    return this.#used;
+  }
+  /** Takes `bytes` or throws BODY_BUDGET_EXHAUSTED; call the returned function exactly once to give them back. */
+  take(bytes: number): () => void {
+    if (this.#used > 0 && this.#used + bytes > this.total) {
+      throw new GatewayError('BODY_BUDGET_EXHAUSTED', `Too many large request bodies are being received (${this.#used} of ${this.total} bytes in flight); retry in a second.`, {
+        inFlightBytes: this.#used,
+        budgetBytes: this.total,
+        retryAfterSeconds: 1,
+      });
+    }
+    this.#used += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#used -= bytes;
+    };
+  }
 }
 
 export function bodyLimitsFrom(config: GatewayConfig): BodyLimits {
@@ -117,11 +156,15 @@ export function assertJsonRequest(req: IncomingMessage): void {
  * Reads a JSON request body under the limits: media type (415), size (413), nesting depth and syntax (400).
  * An empty body is `undefined`. The route layer validates the shape (zod) afterwards.
  */
-export async function readJsonBody(req: IncomingMessage, limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limits: Pick<BodyLimits, 'bodyBytes' | 'jsonMaxDepth'>, forwarded?: ForwardedCall): Promise<unknown> {
   const length = req.headers['content-length'];
-  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) return undefined;
+  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
+    assertForwardedBody(forwarded, '');
+    return undefined;
+  }
   assertJsonRequest(req);
   const raw = await readBodyLimited(req, limits.bodyBytes);
+  assertForwardedBody(forwarded, raw);
   if (raw.length === 0) return undefined;
   const text = new TextDecoder('utf-8', { fatal: false }).decode(raw);
   assertJsonTextDepth(text, limits.jsonMaxDepth);

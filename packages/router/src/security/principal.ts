@@ -4,6 +4,7 @@
  */
 import { AUTH_SCOPES, GatewayError } from '@wagw/shared';
 import type { AuthScope, Logger } from '@wagw/shared';
+import type { ForwardedCall } from './forwarded.ts';
 
 export type { AuthScope } from '@wagw/shared';
 export { AUTH_SCOPES } from '@wagw/shared';
@@ -21,6 +22,8 @@ export interface Principal {
 export interface SecurityState {
   log: Logger;
   principal?: Principal | undefined;
+  /** Set on a call another router forwarded with a valid cluster signature (security/forwarded.ts). */
+  forwarded?: ForwardedCall | undefined;
 }
 
 export function isScope(value: unknown): value is AuthScope {

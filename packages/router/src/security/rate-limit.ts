@@ -12,6 +12,7 @@ import { GatewayError } from '@wagw/shared';
 import type { GatewayConfig, Logger } from '@wagw/shared';
 import { connectRedis } from '@wagw/stores';
 import { isPublicPath } from './auth.ts';
+import { ForwardVerifier } from './forwarded.ts';
 import type { SecurityState } from './principal.ts';
 
 /** The ioredis 5 client koa-ratelimit's Redis driver takes (what @wagw/stores' connectRedis returns). */
@@ -22,6 +23,9 @@ export function logRateLimitDecision(config: GatewayConfig, logger: Logger): voi
   const { enabled, reason, perIp, perPrincipal, windowMs } = config.rateLimit;
   const store = enabled ? (config.redis ? 'redis' : 'memory') : undefined;
   logger.info({ enabled, reason, perIp: enabled ? perIp : undefined, perPrincipal: enabled ? perPrincipal : undefined, windowMs: enabled ? windowMs : undefined, store }, enabled ? 'rate limiting on' : 'rate limiting off');
+  if (enabled && config.redis && config.http.clusterSecret === undefined) {
+    logger.warn('CLUSTER_SECRET unset: calls forwarded between routers are unsigned and counted again by the owning host');
+  }
 }
 
 /**
@@ -98,10 +102,23 @@ export class RateLimits {
         id: id as MiddlewareOptions['id'],
         throw: false,
       });
-    this.perIp = make('ip', perIp, (ctx) => (isPublicPath(ctx.path) ? false : ctx.ip || 'unknown'));
+    const ipLimiter = make('ip', perIp, (ctx) => (isPublicPath(ctx.path) ? false : ctx.ip || 'unknown'));
+    const clusterSecret = config.http.clusterSecret;
+    if (clusterSecret === undefined) {
+      this.perIp = ipLimiter;
+    } else {
+      // A validly signed forwarded call was counted by the forwarding router against the real client: not again.
+      const verifier = new ForwardVerifier(clusterSecret);
+      this.perIp = async (ctx, next) => {
+        const call = verifier.verify(ctx.method, ctx.originalUrl, (h) => ctx.get(h));
+        if (call === null) return ipLimiter(ctx, next);
+        ctx.state.forwarded = call;
+        return next();
+      };
+    }
     this.perPrincipal = make('principal', perPrincipal, (ctx) => {
       const p = ctx.state.principal;
-      return p === undefined || p.kind === 'anonymous' ? false : `${p.kind}:${p.subject}`;
+      return p === undefined || p.kind === 'anonymous' || ctx.state.forwarded !== undefined ? false : `${p.kind}:${p.subject}`;
     });
   }
 

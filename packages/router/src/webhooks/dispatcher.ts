@@ -52,6 +52,8 @@ interface ClaimedRow {
   id: number;
   eventId: string;
   endpoint: string;
+  /** The event's session (a session's own endpoint is signed with a secret derived from it and the URL). */
+  sessionId: string;
   topic: WebhookTopic;
   body: string;
   /** The correlation id of the request that caused the event (`x-request-id`), or null. */
@@ -249,6 +251,7 @@ export class WebhookDispatcher {
       id: number;
       event_id: string;
       endpoint: string;
+      session_id: string;
       event_type: WebhookTopic;
       body: string;
       request_id: string | null;
@@ -272,7 +275,7 @@ export class WebhookDispatcher {
               locked_until = now() + $5 * interval '1 millisecond',
               next_attempt_at = now() + $5 * interval '1 millisecond'
          FROM due WHERE w.id = due.id
-       RETURNING w.id, w.event_id, w.endpoint, w.event_type, w.payload::text AS body, w.request_id, w.attempts,
+       RETURNING w.id, w.event_id, w.endpoint, w.session_id, w.event_type, w.payload::text AS body, w.request_id, w.attempts,
                  coalesce(w.replayed_at, w.created_at) AS age_base`,
       [token, limit, exclude, only, this.#s.lockTimeoutMs],
     );
@@ -280,6 +283,7 @@ export class WebhookDispatcher {
       id: r.id,
       eventId: r.event_id,
       endpoint: r.endpoint,
+      sessionId: r.session_id,
       topic: r.event_type,
       body: r.body,
       requestId: r.request_id,
@@ -334,6 +338,7 @@ export class WebhookDispatcher {
         body: row.body,
         headers: this.#headersFor(backend, row.requestId),
         publicOnly: !backend && !this.#s.allowPrivateTargets,
+        ...(backend ? {} : { sessionId: row.sessionId }),
       });
       if (result.kind === 'network' || (result.kind === 'status' && (result.status >= 500 || result.status === 429 || result.status === 408))) {
         throw new EndpointDownError(result.kind === 'network' ? result.error : `HTTP ${result.status}`);

@@ -18,6 +18,7 @@ export type { WebhookPayload, OutboxWriterOptions } from './outbox.ts';
 export { WebhookDispatcher, backoffDelay } from './dispatcher.ts';
 export type { DispatcherOptions, DispatcherSettings } from './dispatcher.ts';
 export { WebhookTransport } from './transport.ts';
+export { sessionWebhookSecret } from './secrets.ts';
 export type { DeliveryRequest, DeliveryResult, TransportOptions } from './transport.ts';
 export { EndpointBreakers, EndpointDownError, originOf } from './breakers.ts';
 export { WebhookMetrics } from './metrics.ts';

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Webhook } from 'standardwebhooks';
+import { sessionWebhookSecret } from './secrets.ts';
 import { TARGET_FORBIDDEN, assertPublicHost, publicOnlyLookup } from './target.ts';
 
 export interface DeliveryRequest {
@@ -19,6 +20,8 @@ export interface DeliveryRequest {
   headers?: Record<string, string>;
   /** Apply the private-address guard (session webhook URLs unless WEBHOOK_ALLOW_PRIVATE_TARGETS). */
   publicOnly: boolean;
+  /** The session of a session's own webhookUrl: signed with that endpoint's derived secret (secrets.ts). Absent: the backend, WEBHOOK_SECRET. */
+  sessionId?: string;
 }
 
 export type DeliveryResult =
@@ -42,11 +45,13 @@ export interface TransportOptions {
 
 export class WebhookTransport {
   readonly #signer: Webhook;
+  readonly #secret: string;
   readonly #timeoutMs: number;
   readonly #agents: { http: http.Agent; https: https.Agent; httpPublic: http.Agent; httpsPublic: https.Agent };
 
   constructor(options: TransportOptions) {
     this.#signer = new Webhook(options.secret);
+    this.#secret = options.secret;
     this.#timeoutMs = options.timeoutMs;
     const base = { keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: Math.min(options.maxSockets, 256), scheduling: 'lifo' as const };
     this.#agents = {
@@ -57,12 +62,16 @@ export class WebhookTransport {
     };
   }
 
-  /** The three Standard Webhooks headers for one attempt (timestamp = now). */
-  sign(eventId: string, body: string, at: Date = new Date()): Record<string, string> {
+  /**
+   * The three Standard Webhooks headers for one attempt (timestamp = now), signed with WEBHOOK_SECRET, or with
+   * the derived secret of a session's own endpoint when `session` is given.
+   */
+  sign(eventId: string, body: string, at: Date = new Date(), session?: { sessionId: string; endpoint: string }): Record<string, string> {
+    const signer = session === undefined ? this.#signer : new Webhook(sessionWebhookSecret(this.#secret, session.sessionId, session.endpoint));
     return {
       'webhook-id': eventId,
       'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-      'webhook-signature': this.#signer.sign(eventId, at, body),
+      'webhook-signature': signer.sign(eventId, at, body),
     };
   }
 
@@ -87,7 +96,7 @@ export class WebhookTransport {
       'content-type': 'application/json',
       'content-length': String(body.length),
       'user-agent': USER_AGENT,
-      ...this.sign(request.eventId, request.body),
+      ...this.sign(request.eventId, request.body, new Date(), request.sessionId === undefined ? undefined : { sessionId: request.sessionId, endpoint: request.endpoint }),
     };
     return new Promise<DeliveryResult>((resolve) => {
       let settled = false;
