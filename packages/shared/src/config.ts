@@ -105,6 +105,8 @@ export const ENV_SPEC = {
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
+  GROUP_METADATA_CACHE_TTL_MS: { schema: int(1000, 86_400_000), default: '300000', doc: 'Longest a session keeps a group\'s metadata (participants, settings) for its sends; a group notification drops it earlier (docs/groups.md).' },
+  GROUP_METADATA_CACHE_MAX: { schema: int(1, 100_000), default: '500', doc: 'Groups whose metadata one session keeps cached (least recently used dropped first).' },
   INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
   WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
   WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
@@ -199,6 +201,8 @@ export interface MessagingConfig {
   media: { maxBytes: number; fetchTimeoutMs: number; inboundDownload: 'eager' | 'lazy' };
   /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
   expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
+  /** GROUP_METADATA_CACHE_TTL_MS and GROUP_METADATA_CACHE_MAX: each session's group metadata cache (docs/groups.md); absent: 5 min, 500. */
+  groups?: { ttlMs: number; max: number };
 }
 
 export interface BackendConfig {
@@ -402,6 +406,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       },
       media: { maxBytes: r.MEDIA_MAX_BYTES, fetchTimeoutMs: r.MEDIA_FETCH_TIMEOUT_MS, inboundDownload: r.INBOUND_MEDIA_DOWNLOAD },
       expiry: { idempotencyTtlMs: r.IDEMPOTENCY_TTL_MS, uploadTtlMs: r.UPLOAD_TTL_MS, sweepIntervalMs: r.EXPIRY_SWEEP_INTERVAL_MS },
+      groups: { ttlMs: r.GROUP_METADATA_CACHE_TTL_MS, max: r.GROUP_METADATA_CACHE_MAX },
     },
     wa: {
       websocketUrl: r.WA_WEBSOCKET_URL,
