@@ -1,0 +1,287 @@
+// Groups end to end (issue #16, docs/groups.md): a gateway session against the simulator's groups. The REST API
+// drives the session; simulated phones are the other members and see every change; the group-update webhooks
+// and SSE events arrive; members' messages are stored with their author; group sends use the metadata cache.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
+import type { proto } from '@whiskeysockets/baileys';
+import { waitFor } from '../harness/index.ts';
+import { mapLimit } from '../sessions/helpers.ts';
+import { messagingSuite } from '../messaging/fixture.ts';
+import type { Hit } from '../messaging/fixture.ts';
+
+const SESSION = 'groups-e2e';
+
+interface Group {
+  id: string;
+  subject: string;
+  announce: boolean;
+  joinApproval: boolean;
+  isCommunity: boolean;
+  participants: { jid: string; role: string }[];
+  admins: string[];
+  community?: string;
+}
+
+interface Update {
+  id: string;
+  group: string;
+  kind: string;
+  action?: string;
+  participants?: string[];
+  changes?: Record<string, unknown>;
+  me?: string;
+}
+
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+describe('groups', () => {
+  const suite = messagingSuite(SESSION, [
+    { number: '15550100001', name: 'Owner' },
+    { number: '15550100002', name: 'Alice' },
+    { number: '15550100003', name: 'Bob' },
+    { number: '15550100004', name: 'Carol' },
+    { number: '15550100005', name: 'Dave' },
+    { number: '15550100006', name: 'Eve' },
+    { number: '15550100007', name: 'Frank' },
+  ]);
+  const base = `/api/v1/sessions/${SESSION}`;
+  let group: Group;
+  const updatesOf = (groupId: string): { hit: Hit; data: Update }[] =>
+    suite.hits.filter((h) => h.body['type'] === 'group-update' && (h.body['data'] as Update).group === groupId).map((hit) => ({ hit, data: hit.body['data'] as Update }));
+  const waitUpdate = (groupId: string, pred: (u: Update) => boolean, what: string) =>
+    waitFor(() => updatesOf(groupId).find((u) => pred(u.data)) ?? null, { what: `group-update webhook: ${what}`, timeoutMs: 20_000, intervalMs: 50 });
+  const phone = (i: number) => {
+    const p = suite.phones[i];
+    assert.ok(p);
+    return p;
+  };
+
+  test('create, rename, add, remove, promote, announce: every member phone sees each change, and the webhooks arrive', async () => {
+    const [owner, alice, bob, carol, dave] = [phone(0), phone(1), phone(2), phone(3), phone(4)];
+    const created = await suite.gw.api.post<Group>(`${base}/groups`, { subject: 'Team', participants: [alice.jid, bob.jid, carol.jid] });
+    assert.equal(created.status, 201, created.raw.toString());
+    group = created.body;
+    assert.match(group.id, /@g\.us$/);
+    assert.equal(group.participants.length, 4);
+    assert.deepEqual(group.admins, [owner.jid]);
+    for (const p of [alice, bob, carol]) await p.waitForGroupNotice((n) => n.group === group.id && n.type === 'create');
+
+    const renamed = await suite.gw.api.call<Group>('PATCH', `${base}/groups/${group.id}`, { subject: 'Team 2' });
+    assert.equal(renamed.status, 200, renamed.raw.toString());
+    assert.equal(renamed.body.subject, 'Team 2');
+    for (const p of [alice, bob, carol]) await p.waitForGroupNotice((n) => n.group === group.id && n.type === 'subject' && n.attrs['subject'] === 'Team 2');
+
+    const add = await suite.gw.api.post<{ results: { jid: string; ok: boolean }[] }>(`${base}/groups/${group.id}/participants`, { action: 'add', participants: [dave.jid] });
+    assert.equal(add.status, 200, add.raw.toString());
+    assert.deepEqual(add.body.results.map((r) => [r.jid, r.ok]), [[dave.jid, true]]);
+    for (const p of [alice, dave]) await p.waitForGroupNotice((n) => n.group === group.id && n.type === 'add' && n.participants.includes(dave.jid));
+
+    const remove = await suite.gw.api.post<{ results: { ok: boolean }[] }>(`${base}/groups/${group.id}/participants`, { action: 'remove', participants: [carol.jid] });
+    assert.equal(remove.body.results[0]?.ok, true, remove.raw.toString());
+    for (const p of [carol, bob]) await p.waitForGroupNotice((n) => n.group === group.id && n.type === 'remove' && n.participants.includes(carol.jid));
+
+    const promote = await suite.gw.api.post<{ results: { ok: boolean }[] }>(`${base}/groups/${group.id}/participants`, { action: 'promote', participants: [alice.jid] });
+    assert.equal(promote.body.results[0]?.ok, true, promote.raw.toString());
+    for (const p of [alice, bob, dave]) await p.waitForGroupNotice((n) => n.group === group.id && n.type === 'promote' && n.participants.includes(alice.jid));
+
+    const announce = await suite.gw.api.call<Group>('PATCH', `${base}/groups/${group.id}`, { settings: { announce: true } });
+    assert.equal(announce.status, 200, announce.raw.toString());
+    assert.equal(announce.body.announce, true);
+    for (const p of [alice, bob, dave]) await p.waitForGroupNotice((n) => n.group === group.id && n.type === 'announcement');
+    await assert.rejects(bob.sendGroupText(group.id, 'members may not post now'), /forbidden/);
+
+    const now = await suite.gw.api.get<Group>(`${base}/groups/${group.id}`);
+    assert.equal(now.status, 200);
+    assert.deepEqual(new Set(now.body.participants.map((p) => p.jid)), new Set([owner.jid, alice.jid, bob.jid, dave.jid]));
+    assert.deepEqual(new Set(now.body.admins), new Set([owner.jid, alice.jid]));
+
+    // The webhooks: one per change, signed, with ids derived from WhatsApp's notification ids.
+    await waitUpdate(group.id, (u) => u.kind === 'settings' && u.changes?.['subject'] === 'Team 2', 'subject');
+    await waitUpdate(group.id, (u) => u.kind === 'participants' && u.action === 'add' && (u.participants ?? []).includes(dave.jid), 'add');
+    await waitUpdate(group.id, (u) => u.kind === 'participants' && u.action === 'remove' && (u.participants ?? []).includes(carol.jid), 'remove');
+    await waitUpdate(group.id, (u) => u.kind === 'participants' && u.action === 'promote', 'promote');
+    const ann = await waitUpdate(group.id, (u) => u.kind === 'settings' && u.changes?.['announce'] === true, 'announce');
+    assert.match(String(ann.hit.body['id']), new RegExp(`^grp_${SESSION}_${group.id.replace('.', '\\.')}_`));
+    assert.equal(ann.hit.headers['webhook-id'], ann.hit.body['id']);
+    assert.ok(ann.hit.headers['webhook-signature']);
+    const ids = updatesOf(group.id).map((u) => u.hit.body['id']);
+    assert.equal(new Set(ids).size, ids.length, 'each notification is one webhook');
+    await waitFor(() => suite.sse.events.some((e) => e.type === 'group-update' && e.data['group'] === group.id && e.data['kind'] === 'participants'), { what: 'SSE group-update', timeoutMs: 5000 });
+
+    const off = await suite.gw.api.call<Group>('PATCH', `${base}/groups/${group.id}`, { settings: { announce: false } });
+    assert.equal(off.body.announce, false, off.raw.toString());
+  });
+
+  test('a member sends text, image and a poll: each stored once with its author; three members vote and the tally is right', async () => {
+    const [owner, alice, bob, dave] = [phone(0), phone(1), phone(2), phone(4)];
+    const text = await alice.sendGroupText(group.id, 'hello team');
+    const image = await alice.sendGroupContent(group.id, { image: Buffer.from('fake png bytes'), mimetype: 'image/png', caption: 'look' });
+    const poll = await alice.sendGroupContent(group.id, { poll: { name: 'Lunch?', values: ['Nasi', 'Mie', 'Sate'], selectableCount: 1 } });
+    for (const [sent, type] of [
+      [text, 'text'],
+      [image, 'image'],
+      [poll, 'poll'],
+    ] as const) {
+      const row = await suite.stored<{ chat: string; from: string; fromMe: boolean; type: string }>(sent.id);
+      assert.equal(row.chat, group.id);
+      assert.equal(row.from, alice.jid);
+      assert.equal(row.fromMe, false);
+      assert.equal(row.type, type);
+      await waitFor(() => suite.hooksOf(sent.id).length > 0, { what: `messages webhook of ${sent.id}`, timeoutMs: 20_000 });
+      assert.equal(suite.hooksOf(sent.id).length, 1);
+    }
+    // the other members got them too
+    await bob.waitForMessage((m) => m.id === poll.id);
+    const pollMessage = poll.message;
+    const ref = { id: poll.id, creatorJid: alice.jid, message: pollMessage };
+    await alice.voteGroupPoll(group.id, ref, ['Nasi']);
+    await bob.voteGroupPoll(group.id, ref, ['Sate']);
+    await dave.voteGroupPoll(group.id, ref, ['Nasi']);
+    const tallied = await waitFor(
+      async () => {
+        const r = await suite.gw.api.get<{ poll?: { votes?: unknown[]; tally?: { option: string; count: number }[] } }>(`${base}/messages/${poll.id}`);
+        return (r.body.poll?.votes?.length ?? 0) >= 3 ? r.body : null;
+      },
+      { what: 'three votes on the poll', timeoutMs: 20_000, intervalMs: 100 },
+    );
+    assert.deepEqual(tallied.poll?.tally?.map((t) => [t.option, t.count]), [
+      ['Nasi', 2],
+      ['Mie', 0],
+      ['Sate', 1],
+    ]);
+
+    // The session replies quoting Alice's message and mentions Alice and Bob: each phone sees both.
+    const reply = await suite.gw.api.post<{ id: string }>(`${base}/messages`, {
+      to: group.id,
+      type: 'text',
+      text: `@${alice.number} @${bob.number} noted`,
+      quotedId: text.id,
+      mentions: [alice.jid, bob.jid],
+    });
+    assert.equal(reply.status, 201, reply.raw.toString());
+    for (const p of [alice, bob, dave]) {
+      const got = await p.waitForMessage((m) => m.id === reply.body.id);
+      assert.equal(got.error, undefined);
+      const ctx = (got.message?.extendedTextMessage as proto.Message.IExtendedTextMessage | undefined)?.contextInfo;
+      assert.deepEqual([...(ctx?.mentionedJid ?? [])].sort(), [alice.jid, bob.jid].sort());
+      assert.equal(ctx?.stanzaId, text.id);
+      assert.equal(ctx?.participant, alice.jid);
+    }
+    void owner;
+  });
+
+  test('200 sends to one group in a row: at most one metadata query after warm-up, no rate limit; after a participant change the next send reaches the new member', async (t: TestContext) => {
+    const [alice, eve] = [phone(1), phone(5)];
+    // like WhatsApp, refuse a gateway that queries metadata for every send
+    suite.sim.groups.metadataRateLimit = { max: 10, windowMs: 600_000 };
+    t.after(() => {
+      suite.sim.groups.metadataRateLimit = { max: 30, windowMs: 60_000 };
+    });
+    const warm = await suite.gw.api.post(`${base}/messages`, { to: group.id, type: 'text', text: 'warm-up' });
+    assert.equal(warm.status, 201, warm.raw.toString());
+    const before = suite.sim.snapshot();
+    // one after another, a few in flight at a time (the session's governor orders them)
+    await mapLimit(Array.from({ length: 200 }, (_, i) => i), 4, async (i) => {
+      const r = await suite.gw.api.post(`${base}/messages`, { to: group.id, type: 'text', text: `burst ${i}` });
+      assert.equal(r.status, 201, `send ${i}: ${r.raw.toString()}`);
+    });
+    const after = suite.sim.snapshot();
+    assert.ok(after.groupMetadataQueries - before.groupMetadataQueries <= 1, `metadata queries during 200 sends: ${after.groupMetadataQueries - before.groupMetadataQueries}`);
+    assert.equal(after.groupMetadataRateLimited, before.groupMetadataRateLimited);
+    const textOf = (m: { message: proto.IMessage | undefined }) => m.message?.conversation ?? m.message?.extendedTextMessage?.text;
+    await alice.waitForMessage((m) => m.group === group.id && textOf(m) === 'burst 199', 20_000);
+    assert.equal(alice.received().filter((m) => m.group === group.id && textOf(m)?.startsWith('burst ')).length, 200);
+
+    const add = await suite.gw.api.post<{ results: { ok: boolean }[] }>(`${base}/groups/${group.id}/participants`, { action: 'add', participants: [eve.jid] });
+    assert.equal(add.body.results[0]?.ok, true, add.raw.toString());
+    const next = await suite.gw.api.post<{ id: string }>(`${base}/messages`, { to: group.id, type: 'text', text: 'welcome eve' });
+    assert.equal(next.status, 201, next.raw.toString());
+    const got = await eve.waitForMessage((m) => m.id === next.body.id);
+    assert.equal(got.error, undefined);
+    assert.equal(textOf(got), 'welcome eve');
+  });
+
+  test('join by invite code with approval: the request arrives as a webhook, is approved by API, and the phone becomes a member', async () => {
+    const frank = phone(6);
+    const on = await suite.gw.api.call<Group>('PATCH', `${base}/groups/${group.id}`, { settings: { joinApproval: true } });
+    assert.equal(on.body.joinApproval, true, on.raw.toString());
+    const invite = await suite.gw.api.get<{ code: string; link: string }>(`${base}/groups/${group.id}/invite-code`);
+    assert.equal(invite.status, 200, invite.raw.toString());
+    assert.equal(invite.body.link, `https://chat.whatsapp.com/${invite.body.code}`);
+    assert.equal(frank.joinGroupByCode(invite.body.code).pending, true);
+    await waitUpdate(group.id, (u) => u.kind === 'join-request' && (u.participants ?? []).includes(frank.jid), 'join request');
+    const requests = await suite.gw.api.get<{ requests: { jid: string }[] }>(`${base}/groups/${group.id}/requests`);
+    assert.deepEqual(requests.body.requests.map((r) => r.jid), [frank.jid]);
+    const approve = await suite.gw.api.post<{ results: { jid: string; ok: boolean }[] }>(`${base}/groups/${group.id}/requests`, { action: 'approve', participants: [frank.jid] });
+    assert.deepEqual(approve.body.results.map((r) => [r.jid, r.ok]), [[frank.jid, true]]);
+    await frank.waitForGroupNotice((n) => n.group === group.id && n.type === 'add' && n.participants.includes(frank.jid));
+    const g = await suite.gw.api.get<Group>(`${base}/groups/${group.id}`);
+    assert.ok(g.body.participants.some((p) => p.jid === frank.jid));
+    const again = await suite.gw.api.post<{ results: { ok: boolean; error?: string }[] }>(`${base}/groups/${group.id}/requests`, { action: 'approve', participants: [frank.jid] });
+    assert.deepEqual(again.body.results.map((r) => [r.ok, r.error]), [[false, 'NOT_FOUND']]);
+  });
+
+  test('a community with two linked groups; unlink one', async () => {
+    const bob = phone(2);
+    const c = await suite.gw.api.post<Group>(`${base}/communities`, { subject: 'Neighbours', description: 'our street' });
+    assert.equal(c.status, 201, c.raw.toString());
+    assert.equal(c.body.isCommunity, true);
+    const g1 = (await suite.gw.api.post<Group>(`${base}/groups`, { subject: 'North', participants: [bob.jid] })).body;
+    const g2 = (await suite.gw.api.post<Group>(`${base}/groups`, { subject: 'South', participants: [bob.jid] })).body;
+    for (const g of [g1, g2]) {
+      const link = await suite.gw.api.call<Group>('PUT', `${base}/communities/${c.body.id}/groups/${g.id}`);
+      assert.equal(link.status, 200, link.raw.toString());
+      assert.equal(link.body.community, c.body.id);
+    }
+    const linked = await suite.gw.api.get<{ groups: { id: string }[] }>(`${base}/communities/${c.body.id}/groups`);
+    const ids = linked.body.groups.map((g) => g.id);
+    assert.ok(ids.includes(g1.id) && ids.includes(g2.id), JSON.stringify(ids));
+    assert.equal(ids.length, 3, 'the two groups and the announcement group');
+    const unlink = await suite.gw.api.call('DELETE', `${base}/communities/${c.body.id}/groups/${g1.id}`);
+    assert.equal(unlink.status, 200, unlink.raw.toString());
+    const after = await suite.gw.api.get<{ groups: { id: string }[] }>(`${base}/communities/${c.body.id}/groups`);
+    assert.deepEqual(after.body.groups.map((g) => g.id).filter((id) => id !== g2.id).length, 1);
+    assert.equal(after.body.groups.some((g) => g.id === g1.id), false);
+    assert.equal((await suite.gw.api.get<Group>(`${base}/groups/${g1.id}`)).body.community, undefined);
+  });
+
+  test('bad input gets a 4xx with a clear code: not a member, not an admin, unknown group, malformed JIDs, too many participants', async () => {
+    const [owner, bob, carol, dave] = [phone(0), phone(2), phone(3), phone(4)];
+    const expectError = async (r: Promise<{ status: number; body: unknown; raw: Buffer }>, status: number, code: string, message?: RegExp) => {
+      const res = await r;
+      assert.equal(res.status, status, res.raw.toString());
+      const body = res.body as ErrorBody;
+      assert.equal(body.error.code, code, res.raw.toString());
+      if (message) assert.match(body.error.message, message);
+    };
+    // Bob's group with the session as a plain member; Carol's group without the session.
+    const bobs = suite.sim.groups.create(bob.account, 'Bobs', [owner.account, dave.account]);
+    const carols = suite.sim.groups.create(carol.account, 'Carols', [dave.account]);
+    await expectError(suite.gw.api.post(`${base}/groups/${bobs.jid}/participants`, { action: 'remove', participants: [dave.jid] }), 403, 'NOT_GROUP_ADMIN');
+    await expectError(suite.gw.api.call('PATCH', `${base}/groups/${bobs.jid}`, { settings: { locked: true } }), 403, 'NOT_GROUP_ADMIN');
+    await expectError(suite.gw.api.get(`${base}/groups/${bobs.jid}/invite-code`), 403, 'NOT_GROUP_ADMIN');
+    await expectError(suite.gw.api.get(`${base}/groups/${carols.jid}`), 403, 'NOT_GROUP_MEMBER');
+    await expectError(suite.gw.api.post(`${base}/messages`, { to: carols.jid, type: 'text', text: 'let me in' }), 403, 'NOT_GROUP_MEMBER');
+    await expectError(suite.gw.api.get(`${base}/groups/120363999999999999@g.us`), 404, 'GROUP_NOT_FOUND');
+    await expectError(suite.gw.api.post(`${base}/groups/join`, { code: 'NoSuchInviteCode1' }), 404, 'GROUP_NOT_FOUND');
+    await expectError(suite.gw.api.get(`${base}/groups/not-a-group`), 400, 'VALIDATION_FAILED', /params\.group/);
+    await expectError(suite.gw.api.get(`${base}/groups/12345@s.whatsapp.net`), 400, 'VALIDATION_FAILED', /group JID/);
+    await expectError(suite.gw.api.post(`${base}/groups`, { subject: 'x', participants: ['hello@example.com'] }), 400, 'VALIDATION_FAILED', /participants\.0/);
+    await expectError(suite.gw.api.post(`${base}/groups`, { subject: '', participants: [bob.jid] }), 400, 'VALIDATION_FAILED', /subject/);
+    const many = Array.from({ length: 1024 }, (_, i) => `1555${String(i).padStart(7, '0')}@s.whatsapp.net`);
+    await expectError(suite.gw.api.post(`${base}/groups`, { subject: 'huge', participants: many }), 400, 'VALIDATION_FAILED', /at most 1023 participants/);
+    await expectError(suite.gw.api.post(`${base}/groups/${group.id}/participants`, { action: 'kick', participants: [bob.jid] }), 400, 'VALIDATION_FAILED', /action/);
+    await expectError(suite.gw.api.call('PATCH', `${base}/groups/${group.id}`, {}), 400, 'VALIDATION_FAILED', /at least one/);
+    await expectError(suite.gw.api.call('PATCH', `${base}/groups/${group.id}`, { ephemeralSeconds: 5 }), 400, 'VALIDATION_FAILED', /ephemeralSeconds/);
+    await expectError(suite.gw.api.get(`/api/v1/sessions/no-such-session/groups`), 404, 'SESSION_NOT_FOUND');
+    // an unknown number is refused per participant, not for the whole call
+    const unknown = await suite.gw.api.post<{ results: { ok: boolean; error?: string }[] }>(`${base}/groups/${group.id}/participants`, { action: 'add', participants: ['19999999999@s.whatsapp.net'] });
+    assert.equal(unknown.status, 200, unknown.raw.toString());
+    assert.deepEqual(unknown.body.results.map((r) => [r.ok, r.error]), [[false, 'NOT_FOUND']]);
+    // still serving
+    assert.equal((await suite.gw.api.get(`${base}/groups/${group.id}`)).status, 200);
+  });
+});
