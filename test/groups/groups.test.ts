@@ -173,6 +173,56 @@ describe('groups', () => {
     void owner;
   });
 
+  test('description, ephemeral timer, invite revoke, list, media and reactions in the group, leave', async () => {
+    const [owner, alice, bob] = [phone(0), phone(1), phone(2)];
+    const patched = await suite.gw.api.call<Group & { description?: string; ephemeralSeconds?: number }>('PATCH', `${base}/groups/${group.id}`, { description: 'Our team', ephemeralSeconds: 86_400 });
+    assert.equal(patched.status, 200, patched.raw.toString());
+    assert.equal(patched.body.description, 'Our team');
+    assert.equal(patched.body.ephemeralSeconds, 86_400);
+    await bob.waitForGroupNotice((n) => n.group === group.id && n.type === 'description');
+    await bob.waitForGroupNotice((n) => n.group === group.id && n.type === 'ephemeral' && n.attrs['expiration'] === '86400');
+    await waitUpdate(group.id, (u) => u.changes?.['ephemeralSeconds'] === 86_400, 'ephemeral');
+    await waitUpdate(group.id, (u) => u.changes?.['description'] === 'Our team', 'description');
+    const offTimer = await suite.gw.api.call<{ ephemeralSeconds?: number }>('PATCH', `${base}/groups/${group.id}`, { ephemeralSeconds: 0 });
+    assert.equal(offTimer.body.ephemeralSeconds, undefined, offTimer.raw.toString());
+
+    const code = (await suite.gw.api.get<{ code: string }>(`${base}/groups/${group.id}/invite-code`)).body.code;
+    const revoked = await suite.gw.api.post<{ code: string }>(`${base}/groups/${group.id}/invite-code/revoke`);
+    assert.equal(revoked.status, 200, revoked.raw.toString());
+    assert.notEqual(revoked.body.code, code);
+    await waitUpdate(group.id, (u) => u.changes?.['inviteCodeChanged'] === true, 'invite code changed');
+
+    const list = await suite.gw.api.get<{ groups: Group[] }>(`${base}/groups`);
+    assert.equal(list.status, 200, list.raw.toString());
+    assert.ok(list.body.groups.some((g) => g.id === group.id && g.subject === 'Team 2'));
+
+    // The session sends an image to the group; a member reacts to it; the reaction is listed on the message.
+    const img = await suite.gw.api.post<{ id: string }>(`${base}/messages`, { to: group.id, type: 'image', media: { base64: Buffer.from('png bytes').toString('base64') }, mimetype: 'image/png', caption: 'photo' });
+    assert.equal(img.status, 201, img.raw.toString());
+    const seen = await alice.waitForMessage((m) => m.id === img.body.id);
+    assert.equal(seen.message?.imageMessage?.caption, 'photo');
+    assert.equal((await alice.downloadMedia(seen.message as proto.IMessage)).toString(), 'png bytes');
+    await bob.sendGroupMessage(group.id, { reactionMessage: { key: { remoteJid: group.id, fromMe: false, id: img.body.id, participant: owner.jid }, text: '🔥', senderTimestampMs: Date.now() } });
+    const reacted = await waitFor(
+      async () => {
+        const r = await suite.gw.api.get<{ reactions?: { from: string; emoji: string }[] }>(`${base}/messages/${img.body.id}`);
+        return r.body.reactions?.length ? r.body.reactions : null;
+      },
+      { what: 'the reaction on the image', timeoutMs: 20_000, intervalMs: 100 },
+    );
+    assert.deepEqual(reacted.map((r) => [r.from, r.emoji]), [[bob.jid, '🔥']]);
+
+    // Leave a group: its members see it; afterwards the session is no member.
+    const temp = (await suite.gw.api.post<Group>(`${base}/groups`, { subject: 'Temp', participants: [bob.jid] })).body;
+    const left = await suite.gw.api.post(`${base}/groups/${temp.id}/leave`);
+    assert.equal(left.status, 200, left.raw.toString());
+    await bob.waitForGroupNotice((n) => n.group === temp.id && n.type === 'remove' && n.participants.includes(owner.jid));
+    const gone = await suite.gw.api.get<ErrorBody>(`${base}/groups/${temp.id}`);
+    assert.equal(gone.status, 403, gone.raw.toString());
+    assert.equal(gone.body.error.code, 'NOT_GROUP_MEMBER');
+    await waitUpdate(temp.id, (u) => u.kind === 'participants' && u.me === 'removed', 'the session left');
+  });
+
   test('200 sends to one group in a row: at most one metadata query after warm-up, no rate limit; after a participant change the next send reaches the new member', async (t: TestContext) => {
     const [alice, eve] = [phone(1), phone(5)];
     // like WhatsApp, refuse a gateway that queries metadata for every send
