@@ -511,6 +511,11 @@ export class SimPhone {
     return held.length;
   }
 
+  /** Forgets the sender keys of a group's members: their next group message fails to decrypt and gets a retry receipt. */
+  forgetGroupSenderKeys(groupJid: string): Promise<number> {
+    return this.peer.serial(() => this.peer.deleteSenderKeys(groupJid));
+  }
+
   /** Forgets the Signal session with a device: its next message fails to decrypt and gets a retry receipt. */
   forgetSession(jid: string): Promise<void> {
     return this.peer.serial(() => this.peer.deleteSession(jid));

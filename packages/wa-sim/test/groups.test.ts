@@ -89,6 +89,19 @@ describe('groups', () => {
     assert.equal(inbound2.message?.conversation, 'second from alice');
   });
 
+  it('a member that lost the sender key sends a retry receipt; the socket sends the message again and the member reads it', async () => {
+    const sock = gw.sock!;
+    assert.ok((await bob.forgetGroupSenderKeys(group.id)) > 0);
+    const sent = await sock.sendMessage(group.id, { text: 'can you read this?' });
+    const id = sent!.key.id!;
+    await bob.waitForMessage(m => m.id === id && m.error !== undefined);
+    const ok = await bob.waitForMessage(m => m.id === id && m.error === undefined);
+    assert.equal(ok.message?.conversation ?? ok.message?.extendedTextMessage?.text, 'can you read this?');
+    // Baileys answers a group retry by sending the message again with a fresh sender-key distribution (the
+    // server fans it out like any group message): members that could read it get a duplicate id, as on WhatsApp
+    assert.ok(alice.received().some(m => m.id === id && m.error === undefined));
+  });
+
   it('metadata queries are counted and rate limited like the real service (429 rate-overlimit)', async () => {
     const sock = gw.sock!;
     const before = sim.snapshot().groupMetadataQueries;
