@@ -173,7 +173,7 @@ describe('groups', () => {
     void owner;
   });
 
-  test('description, ephemeral timer, invite revoke, list, media and reactions in the group, leave', async () => {
+  test('description, ephemeral timer, invite revoke, picture, list, media and reactions in the group, leave', async () => {
     const [owner, alice, bob] = [phone(0), phone(1), phone(2)];
     const patched = await suite.gw.api.call<Group & { description?: string; ephemeralSeconds?: number }>('PATCH', `${base}/groups/${group.id}`, { description: 'Our team', ephemeralSeconds: 86_400 });
     assert.equal(patched.status, 200, patched.raw.toString());
@@ -191,6 +191,23 @@ describe('groups', () => {
     assert.equal(revoked.status, 200, revoked.raw.toString());
     assert.notEqual(revoked.body.code, code);
     await waitUpdate(group.id, (u) => u.changes?.['inviteCodeChanged'] === true, 'invite code changed');
+
+    // Group picture: a 1x1 PNG, resized by Baileys to a JPEG; members are told; the URL serves the JPEG.
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+    const setPic = await suite.gw.api.call('PUT', `${base}/groups/${group.id}/picture`, { base64: png });
+    assert.equal(setPic.status, 200, setPic.raw.toString());
+    await bob.waitForGroupNotice((n) => n.group === group.id && n.type === 'picture');
+    const pic = await suite.gw.api.get<{ url?: string }>(`${base}/groups/${group.id}/picture`);
+    assert.ok(pic.body.url, pic.raw.toString());
+    const stored = suite.sim.media.get(new URL(pic.body.url).pathname);
+    assert.deepEqual([...(stored ?? Buffer.alloc(0)).subarray(0, 2)], [0xff, 0xd8], 'a JPEG');
+    await waitUpdate(group.id, (u) => u.changes?.['picture'] === 'set', 'picture set');
+    const notImage = await suite.gw.api.call<ErrorBody>('PUT', `${base}/groups/${group.id}/picture`, { base64: Buffer.from('not an image').toString('base64') });
+    assert.equal(notImage.status, 400, notImage.raw.toString());
+    const delPic = await suite.gw.api.call('DELETE', `${base}/groups/${group.id}/picture`);
+    assert.equal(delPic.status, 200, delPic.raw.toString());
+    await bob.waitForGroupNotice((n) => n.group === group.id && n.type === 'picture-removed');
+    assert.deepEqual((await suite.gw.api.get(`${base}/groups/${group.id}/picture`)).body, {});
 
     const list = await suite.gw.api.get<{ groups: Group[] }>(`${base}/groups`);
     assert.equal(list.status, 200, list.raw.toString());

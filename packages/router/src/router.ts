@@ -205,7 +205,7 @@ export class GatewayRouter {
           metrics: messageMetrics,
           hosts: s.hosts,
         }),
-        ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, hosts: s.hosts }),
+        ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts }),
       );
     }
     if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));

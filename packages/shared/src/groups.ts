@@ -77,6 +77,9 @@ export type GroupAction =
   | { type: 'requests-action'; group: string; action: 'approve' | 'reject'; participants: string[] }
   | { type: 'leave'; group: string }
   | { type: 'ephemeral'; group: string; seconds: number }
+  /** `upload`: id of the image the router stored under `uploads/<session>/<upload>` (no bytes over IPC); absent: remove. */
+  | { type: 'picture'; group: string; upload?: string }
+  | { type: 'picture-url'; group: string }
   | { type: 'community-create'; subject: string; description: string }
   | { type: 'community-link'; community: string; group: string }
   | { type: 'community-unlink'; community: string; group: string }
@@ -106,6 +109,8 @@ export interface GroupActionResult {
   pending?: boolean;
   requests?: GroupJoinRequest[];
   linked?: LinkedGroup[];
+  /** picture-url: where WhatsApp serves the group picture (absent: none). */
+  url?: string;
 }
 
 /** What happened in a group, reported by the shard from WhatsApp's group notifications. */
@@ -120,7 +125,7 @@ export interface GroupUpdateWire {
   /** Who made the change (absent when WhatsApp does not say). */
   author?: string;
   /** settings / created: what changed. */
-  changes?: GroupSettings & { subject?: string; description?: string; ephemeralSeconds?: number; inviteCodeChanged?: boolean };
+  changes?: GroupSettings & { subject?: string; description?: string; ephemeralSeconds?: number; inviteCodeChanged?: boolean; picture?: 'set' | 'removed' };
   /** This session itself was added to or removed from the group. */
   me?: 'added' | 'removed';
   /** ISO-8601 */

@@ -7,7 +7,7 @@
 // message's `participant` is the sender's device jid, which is also the sender-key name Baileys uses.
 import { randomBytes } from 'node:crypto';
 import type { Account, Device, Registry } from './accounts.ts';
-import { child, childrenOf, node, text, unixNow } from './nodes.ts';
+import { bytes as bytesOf, child, childrenOf, node, text, unixNow } from './nodes.ts';
 import type { Relay } from './relay.ts';
 import type { Stats } from './stats.ts';
 import type { BinaryNode } from './types.ts';
@@ -38,6 +38,8 @@ export interface Group {
   readonly isCommunityAnnounce: boolean;
   linkedParent: Group | undefined;
   readonly subGroups: Set<Group>;
+  /** The group picture (JPEG bytes as the client sent them) and its id. */
+  picture: { id: string; data: Buffer; directPath: string } | undefined;
 }
 
 export interface GroupsOptions {
@@ -50,6 +52,10 @@ export interface GroupsOptions {
   readonly metadataRateLimit?: { max: number; windowMs: number };
   /** Most participants a group may have (the real limit is 1024). */
   readonly maxParticipants?: number;
+  /** Stores a group picture on the media endpoint; returns its direct path (served over HTTPS). */
+  readonly storePicture?: (data: Buffer) => string;
+  /** `https://host:port` of the media endpoint (picture URLs). */
+  readonly mediaBase?: () => string;
 }
 
 /** An IQ refusal: becomes `<iq type="error"><error code text/></iq>` (Baileys throws a Boom with `data = code`). */
@@ -141,6 +147,7 @@ export class Groups {
       isCommunityAnnounce: opts.announceSub === true,
       linkedParent: opts.parent,
       subGroups: new Set(),
+      picture: undefined,
     };
     for (const m of members) if (m !== actor) g.participants.set(m, 'member');
     this.byId.set(id, g);
@@ -344,6 +351,37 @@ export class Groups {
     this.notify(parent, actor, node('unlink', { unlink_type: 'sub_group' }, [node('group', { jid: sub.jid })]));
   }
 
+  /** Sets (or with no data removes) the group picture; members get a `picture` notification. */
+  setPicture(g: Group, actor: Account, data: Buffer | undefined): void {
+    this.requireInfoEditor(g, actor);
+    if (data && data.length === 0) throw new GroupIqError(400, 'bad-request');
+    const id = String(Math.floor(Date.now() / 1000)) + String(this.nextNotification);
+    g.picture = data ? { id, data, directPath: this.o.storePicture?.(data) ?? `/pps/${id}` } : undefined;
+    const content = data ? node('set', { jid: g.jid, id, author: actor.pnJid }) : node('delete', { jid: g.jid, author: actor.pnJid });
+    this.notify(g, actor, content, this.members(g), 'picture');
+  }
+
+  /** `w:profile:picture` with a group `target`: get the picture URL, set or remove it. */
+  handlePictureIq(dev: Device, iq: BinaryNode): BinaryNode {
+    try {
+      const g = this.get(iq.attrs.target ?? '');
+      if (!g) throw new GroupIqError(404, 'item-not-found');
+      const pic = child(iq, 'picture');
+      if (iq.attrs.type === 'get') {
+        this.requireMember(g, dev.account);
+        if (!g.picture) throw new GroupIqError(404, 'item-not-found');
+        const url = `${this.o.mediaBase?.() ?? 'https://127.0.0.1'}${g.picture.directPath}`;
+        return result(iq, [node('picture', { id: g.picture.id, type: pic?.attrs.type ?? 'image', url, direct_path: g.picture.directPath })]);
+      }
+      const data = pic ? (bytesOf(pic) ?? Buffer.alloc(0)) : undefined;
+      this.setPicture(g, dev.account, data);
+      return result(iq, []);
+    } catch (err) {
+      if (err instanceof GroupIqError) return node('iq', { type: 'error', id: iq.attrs.id, from: 's.whatsapp.net' }, [node('error', { code: String(err.code), text: err.message })]);
+      throw err;
+    }
+  }
+
   /** A member may post: not in announcement mode, or an admin. Throws 403 / 401 otherwise. */
   checkPost(g: Group, sender: Account): void {
     this.requireMember(g, sender);
@@ -540,9 +578,9 @@ export class Groups {
   }
 
   /** Sends a `w:gp2` notification about `g` to every device of the audience (default: the members). */
-  private notify(g: Group, actor: Account, content: BinaryNode, audience: readonly Account[] = this.members(g)): void {
+  private notify(g: Group, actor: Account, content: BinaryNode, audience: readonly Account[] = this.members(g), type = 'w:gp2'): void {
     const id = `gp2-${this.nextNotification++}`;
-    const attrs = { from: g.jid, type: 'w:gp2', id, t: unixNow(), participant: actor.pnJid, participant_lid: actor.lidJid, addressing_mode: 'pn', notify: actor.name };
+    const attrs = { from: g.jid, type, id, t: unixNow(), participant: actor.pnJid, participant_lid: actor.lidJid, addressing_mode: 'pn', notify: actor.name };
     const stanza = node('notification', attrs, [content]);
     this.o.stats.groupNotifications++;
     for (const acc of audience) {

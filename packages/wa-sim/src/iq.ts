@@ -96,6 +96,7 @@ export const handleIq = (ctx: IqContext, conn: Connection, iq: BinaryNode): void
     case 'w:sync:app:state':
       return send(APP_STATE_OK(iq));
     case 'w:profile:picture':
+      if (iq.attrs.target?.endsWith('@g.us')) return send(ctx.groups.handlePictureIq(dev, iq));
       return send(iq.attrs.type === 'get' ? error(iq, 404, 'item-not-found') : result(iq));
     case 'w:mex':
       return send(result(iq, [node('result', {}, Buffer.from('{"data":{}}'))]));

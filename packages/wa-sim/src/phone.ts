@@ -238,7 +238,8 @@ export class SimPhone {
     const content = Array.isArray(stanza.content) ? stanza.content[0] : undefined;
     if (!content) return;
     const participants = childrenOf(content, 'participant').map(p => p.attrs.jid ?? '');
-    this.groupLog.push({ group: stanza.attrs.from ?? '', type: content.tag, actor: stanza.attrs.participant, participants, attrs: content.attrs, at: Date.now() });
+    const type = stanza.attrs.type === 'picture' ? (content.tag === 'set' ? 'picture' : 'picture-removed') : content.tag;
+    this.groupLog.push({ group: stanza.attrs.from ?? '', type, actor: stanza.attrs.participant, participants, attrs: content.attrs, at: Date.now() });
     this.events.emit('group');
   }
 

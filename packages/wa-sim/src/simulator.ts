@@ -134,6 +134,8 @@ export class WaSimulator {
       stats: this.stats,
       relay: this.relay,
       notifyPhone: (acc, n) => this.phonesByAccount.get(acc)?.onGroupNotification(n),
+      storePicture: data => this.media.put(data, '/pps/group'),
+      mediaBase: () => this.urls.media,
       ...(opts.groupMetadataRateLimit === undefined ? {} : { metadataRateLimit: opts.groupMetadataRateLimit }),
       ...(opts.groupMaxParticipants === undefined ? {} : { maxParticipants: opts.groupMaxParticipants }),
     });

@@ -59,6 +59,17 @@ describe('groups', () => {
     assert.equal(meta.participants.some(p => p.id === carol.jid), false);
   });
 
+  it('group picture: set by a member (group not locked), every member is told, the URL serves it', async () => {
+    const sock = gw.sock!;
+    const jpeg = Buffer.from('not really a jpeg');
+    await sock.query({ tag: 'iq', attrs: { to: 's.whatsapp.net', type: 'set', xmlns: 'w:profile:picture', target: group.id }, content: [{ tag: 'picture', attrs: { type: 'image' }, content: jpeg }] });
+    await alice.waitForGroupNotice(n => n.group === group.id && n.type === 'picture');
+    const url = await sock.profilePictureUrl(group.id, 'image');
+    assert.ok(url);
+    sim.trustMediaCertificate();
+    assert.deepEqual(Buffer.from(await (await fetch(url)).arrayBuffer()), jpeg);
+  });
+
   it('a member that is not an admin is refused with 403; a non-member with 401; an unknown group with 404', async () => {
     const g = sim.groups.get(group.id)!;
     assert.throws(() => sim.groups.setting(g, bob.account, 'locked'), /forbidden/);

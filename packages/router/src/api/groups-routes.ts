@@ -4,9 +4,10 @@
  * host that owns the session. WhatsApp's refusals come back as NOT_GROUP_MEMBER, NOT_GROUP_ADMIN,
  * GROUP_NOT_FOUND, GROUP_REQUEST_REFUSED or WA_RATE_LIMITED (packages/shard/src/groups/actions.ts).
  */
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { GatewayError, createGroupSchemas, groupJidSchema } from '@wagw/shared';
-import type { GroupAction, GroupActionResult, MessagingConfig } from '@wagw/shared';
+import type { BlobStore, GroupAction, GroupActionResult, MessagingConfig } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
@@ -20,6 +21,8 @@ export interface GroupRoutesDeps {
   manager: SessionManager;
   shards: Pick<ShardSupervisor, 'call'>;
   messaging: Pick<MessagingConfig, 'defaultCountry'>;
+  /** A group picture goes to the shard through the blob store (`uploads/<session>/<id>`), never over IPC. */
+  blobs: Pick<BlobStore, 'put' | 'delete'>;
   /** Multi-host: calls for a session another host owns are forwarded there. Absent: 409 SESSION_NOT_CONNECTED. */
   hosts?: HostRegistry;
 }
@@ -270,6 +273,47 @@ export function groupRoutes(deps: GroupRoutesDeps): RouteDefinition[] {
       params: groupParams,
       responses: { 200: { description: 'Left', schema: z.object({ ok: z.boolean() }) }, ...COMMON_ERRORS },
       handler: async (ctx, { params }) => reply(ctx, await run(ctx, params.id, { type: 'leave', group: params.group }), () => ({ ok: true })),
+    }),
+    defineRoute({
+      method: 'put',
+      path: `${G}/:group/picture`,
+      summary: 'Set the group picture (JPEG or PNG as base64; resized to 640x640 JPEG)',
+      tags: ['groups'],
+      auth: WRITE,
+      params: groupParams,
+      body: schemas.picture,
+      bodyLimitBytes: 8 * 1024 * 1024,
+      responses: { 200: { description: 'Set', schema: z.object({ ok: z.boolean() }) }, ...COMMON_ERRORS },
+      handler: async (ctx, { params, body }) => {
+        const upload = `grp-pic-${randomUUID()}`;
+        const key = `uploads/${params.id}/${upload}`;
+        await deps.blobs.put(key, Buffer.from(body.base64, 'base64'));
+        try {
+          reply(ctx, await run(ctx, params.id, { type: 'picture', group: params.group, upload }), () => ({ ok: true }));
+        } finally {
+          await deps.blobs.delete(key).catch(() => undefined);
+        }
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${G}/:group/picture`,
+      summary: "The group picture's URL at WhatsApp (absent when the group has none)",
+      tags: ['groups'],
+      auth: READ,
+      params: groupParams,
+      responses: { 200: { description: 'The URL', schema: z.object({ url: z.string().optional() }).meta({ id: 'GroupPicture' }) }, ...COMMON_ERRORS },
+      handler: async (ctx, { params }) => reply(ctx, await run(ctx, params.id, { type: 'picture-url', group: params.group }), (r) => (r.url === undefined ? {} : { url: r.url })),
+    }),
+    defineRoute({
+      method: 'delete',
+      path: `${G}/:group/picture`,
+      summary: 'Remove the group picture',
+      tags: ['groups'],
+      auth: WRITE,
+      params: groupParams,
+      responses: { 200: { description: 'Removed', schema: z.object({ ok: z.boolean() }) }, ...COMMON_ERRORS },
+      handler: async (ctx, { params }) => reply(ctx, await run(ctx, params.id, { type: 'picture', group: params.group }), () => ({ ok: true })),
     }),
     defineRoute({
       method: 'post',

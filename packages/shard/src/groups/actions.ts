@@ -6,7 +6,7 @@
  */
 import type { BinaryNode, GroupMetadata, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
-import type { GroupAction, GroupActionResult, GroupInfo, GroupParticipant, ParticipantResult } from '@wagw/shared';
+import type { BlobStore, GroupAction, GroupActionResult, GroupInfo, GroupParticipant, ParticipantResult } from '@wagw/shared';
 import type { GroupMetadataCache } from './cache.ts';
 
 export interface GroupDeps {
@@ -14,6 +14,8 @@ export interface GroupDeps {
   socket: () => WASocket | undefined;
   connected: () => boolean;
   cache: GroupMetadataCache;
+  /** Where the router put a picture upload (`uploads/<session>/<id>`). */
+  blobs?: Pick<BlobStore, 'get'>;
 }
 
 /** The API shape of Baileys' group metadata. */
@@ -94,13 +96,14 @@ export async function runGroupAction(action: GroupAction, deps: GroupDeps): Prom
   if (sock === undefined || !deps.connected()) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
   const target = 'group' in action ? `group ${action.group}` : 'community' in action ? `community ${action.community}` : action.type === 'join' ? 'the invite code' : 'the group';
   try {
-    return await run(action, sock, deps.cache);
+    return await run(action, sock, deps);
   } catch (err) {
     throw groupError(err, target);
   }
 }
 
-async function run(action: GroupAction, sock: WASocket, cache: GroupMetadataCache): Promise<GroupActionResult> {
+async function run(action: GroupAction, sock: WASocket, deps: GroupDeps): Promise<GroupActionResult> {
+  const cache = deps.cache;
   /** Fresh metadata (also refreshes the cache: an explicit GET is when a caller wants the current state). */
   const fresh = async (jid: string): Promise<GroupMetadata> => {
     cache.invalidate(jid);
@@ -135,6 +138,32 @@ async function run(action: GroupAction, sock: WASocket, cache: GroupMetadataCach
     case 'ephemeral':
       await sock.groupToggleEphemeral(action.group, action.seconds);
       return { group: toGroupInfo(await fresh(action.group)) };
+    case 'picture': {
+      if (action.upload === undefined) {
+        await sock.removeProfilePicture(action.group);
+        return {};
+      }
+      const data = await deps.blobs?.get(`uploads/${deps.sessionId}/${action.upload}`);
+      if (data === null || data === undefined) throw new GatewayError('VALIDATION_FAILED', 'The picture upload is gone.');
+      try {
+        // Baileys resizes it to a 640x640 JPEG (sharp) before it goes to WhatsApp
+        await sock.updateProfilePicture(action.group, data);
+      } catch (err) {
+        if (waCode(err) === undefined && !/closed/i.test((err as Error).message)) throw new GatewayError('VALIDATION_FAILED', `The picture is not an image that can be converted: ${(err as Error).message}`);
+        throw err;
+      }
+      return {};
+    }
+    case 'picture-url': {
+      try {
+        const url = await sock.profilePictureUrl(action.group, 'image');
+        return url === undefined ? {} : { url };
+      } catch (err) {
+        // no picture is WhatsApp's 404 for this query, not an unknown group
+        if (waCode(err) === 404) return {};
+        throw err;
+      }
+    }
     case 'participants': {
       const res = await sock.groupParticipantsUpdate(action.group, action.participants, action.action);
       cache.invalidate(action.group);

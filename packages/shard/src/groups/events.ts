@@ -76,6 +76,8 @@ export function groupUpdateOf(m: WAMessage, me: readonly string[]): GroupUpdateW
       return { ...base, kind: 'settings', changes: { announce: on } };
     case T.GROUP_CHANGE_RESTRICT:
       return { ...base, kind: 'settings', changes: { locked: on } };
+    case T.GROUP_CHANGE_ICON:
+      return { ...base, kind: 'settings', changes: { picture: params[0] === undefined ? 'removed' : 'set' } };
     case T.GROUP_CHANGE_INVITE_LINK:
       // the code itself is a secret of the admins; the event only says it changed
       return { ...base, kind: 'settings', changes: { inviteCodeChanged: true } };

@@ -194,7 +194,7 @@ export class SessionHost {
     const entry = this.#entries.get(sessionId);
     if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${sessionId} does not run on this shard.`);
     const runner = entry.runner;
-    return await runGroupAction(action, { sessionId, socket: () => runner.socket, connected: () => runner.status === 'connected', cache: runner.groups });
+    return await runGroupAction(action, { sessionId, socket: () => runner.socket, connected: () => runner.status === 'connected', cache: runner.groups, blobs: this.#opts.blobs });
   }
 
   /** `requestId`: the API call behind a send (Baileys' echo of the sent message then carries it). */

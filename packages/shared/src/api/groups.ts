@@ -10,6 +10,8 @@ import { recipientSchema } from './messages.ts';
 export const GROUP_SUBJECT_MAX = 100;
 export const GROUP_DESCRIPTION_MAX = 2048;
 /** The disappearing-message timers WhatsApp offers (0 = off): 24 hours, 7 days, 90 days. */
+/** Largest group picture accepted (before it is resized to 640x640 JPEG). */
+export const GROUP_PICTURE_MAX_BYTES = 5 * 1024 * 1024;
 export const EPHEMERAL_SECONDS = [0, 86_400, 604_800, 7_776_000] as const;
 
 const GROUP_JID = /^\d{5,40}(-\d{1,20})?@g\.us$/;
@@ -105,7 +107,17 @@ export function createGroupSchemas(options: GroupSchemaOptions) {
     })
     .meta({ id: 'CreateCommunityRequest', example: { subject: 'Neighbours', description: 'Everything about our street' } });
 
-  return { createGroup, updateGroup, participantsAction, requestsAction, join, createCommunity };
+  const picture = z
+    .strictObject({
+      base64: z
+        .string()
+        .max(Math.ceil(GROUP_PICTURE_MAX_BYTES / 3) * 4, `must decode to at most ${GROUP_PICTURE_MAX_BYTES} bytes`)
+        .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be standard base64 without a data: prefix')
+        .meta({ description: 'A JPEG or PNG image as base64; WhatsApp gets it resized to 640x640 JPEG' }),
+    })
+    .meta({ id: 'GroupPictureRequest' });
+
+  return { picture, createGroup, updateGroup, participantsAction, requestsAction, join, createCommunity };
 }
 
 export type GroupSchemas = ReturnType<typeof createGroupSchemas>;
