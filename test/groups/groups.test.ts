@@ -125,9 +125,10 @@ describe('groups', () => {
       [image, 'image'],
       [poll, 'poll'],
     ] as const) {
-      const row = await suite.stored<{ chat: string; from: string; fromMe: boolean; type: string }>(sent.id);
+      const row = await suite.stored<{ chat: string; from: string; participant?: string; fromMe: boolean; type: string }>(sent.id);
       assert.equal(row.chat, group.id);
       assert.equal(row.from, alice.jid);
+      assert.equal(row.participant, alice.jid);
       assert.equal(row.fromMe, false);
       assert.equal(row.type, type);
       await waitFor(() => suite.hooksOf(sent.id).length > 0, { what: `messages webhook of ${sent.id}`, timeoutMs: 20_000 });
