@@ -317,6 +317,30 @@ describe('groups', () => {
     assert.equal((await suite.gw.api.get<Group>(`${base}/groups/${g1.id}`)).body.community, undefined);
   });
 
+  test('phones act on their own: a phone creates a group with the session, adds it to another, renames; the session is told and can send there', async () => {
+    const [owner, bob, dave] = [phone(0), phone(2), phone(4)];
+    const created = bob.createGroup('Bobs plans', [owner.jid, dave.jid]);
+    const hello = await waitUpdate(created, (u) => u.kind === 'created', 'created by a phone');
+    assert.equal(hello.data.me, 'added');
+    assert.equal(hello.data.changes?.['subject'], 'Bobs plans');
+    assert.equal(hello.data.author, bob.jid);
+    const other = dave.createGroup('Daves', [bob.jid]);
+    assert.deepEqual(dave.groupParticipants(other, 'add', [owner.jid]), [{ jid: owner.jid }]);
+    const added = await waitUpdate(other, (u) => u.kind === 'participants' && u.action === 'add', 'session added by a phone');
+    assert.equal(added.data.me, 'added');
+    bob.setGroupSubject(created, 'Bobs plans 2');
+    await waitUpdate(created, (u) => u.changes?.['subject'] === 'Bobs plans 2', 'renamed by a phone');
+    const sent = await suite.gw.api.post<{ id: string }>(`${base}/messages`, { to: other, type: 'text', text: 'thanks for adding me' });
+    assert.equal(sent.status, 201, sent.raw.toString());
+    await dave.waitForMessage((m) => m.id === sent.body.id && m.error === undefined);
+    const list = await suite.gw.api.get<{ groups: Group[] }>(`${base}/groups`);
+    assert.ok(list.body.groups.some((g) => g.id === created && g.subject === 'Bobs plans 2'));
+    // removed by a phone: the session hears of it
+    dave.groupParticipants(other, 'remove', [owner.jid]);
+    const removed = await waitUpdate(other, (u) => u.kind === 'participants' && u.action === 'remove', 'session removed by a phone');
+    assert.equal(removed.data.me, 'removed');
+  });
+
   test('bad input gets a 4xx with a clear code: not a member, not an admin, unknown group, malformed JIDs, too many participants', async () => {
     const [owner, bob, carol, dave] = [phone(0), phone(2), phone(3), phone(4)];
     const expectError = async (r: Promise<{ status: number; body: unknown; raw: Buffer }>, status: number, code: string, message?: RegExp) => {

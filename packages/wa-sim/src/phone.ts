@@ -227,6 +227,30 @@ export class SimPhone {
     return this.sendGroupMessage(groupJid, { pollUpdateMessage: { pollCreationMessageKey: key, vote, senderTimestampMs: Date.now() } });
   }
 
+  /** Creates a group owned by this phone (members: phone numbers or jids); they are notified. Returns its jid. */
+  createGroup(subject: string, members: readonly string[]): string {
+    const accounts = members.map(m => {
+      const r = this.deps.registry.resolve(toJid(m));
+      if (!r) throw new Error(`unknown member ${m}`);
+      return r.account;
+    });
+    return this.deps.groups.create(this.account, subject, accounts).jid;
+  }
+
+  /** Adds, removes, promotes or demotes members of a group as this phone (it must be allowed to). */
+  groupParticipants(groupJid: string, action: 'add' | 'remove' | 'promote' | 'demote', members: readonly string[]): Array<{ jid: string; error?: string }> {
+    const g = this.deps.groups.get(groupJid);
+    if (!g) throw new Error(`unknown group ${groupJid}`);
+    return this.deps.groups.participantsAction(g, this.account, action, members.map(toJid));
+  }
+
+  /** Changes the subject of a group as this phone. */
+  setGroupSubject(groupJid: string, subject: string): void {
+    const g = this.deps.groups.get(groupJid);
+    if (!g) throw new Error(`unknown group ${groupJid}`);
+    this.deps.groups.setSubject(g, this.account, subject);
+  }
+
   /** Joins a group by its invite code; `pending` when an admin must approve first. */
   joinGroupByCode(code: string): { group: string; pending: boolean } {
     const r = this.deps.groups.joinByCode(this.account, code);
