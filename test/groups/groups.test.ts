@@ -31,6 +31,7 @@ interface Update {
   participants?: string[];
   changes?: Record<string, unknown>;
   me?: string;
+  author?: string;
 }
 
 interface ErrorBody {
