@@ -11,6 +11,7 @@ import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
 import { messageRoutes } from './api/messages-routes.ts';
+import { groupRoutes } from './api/groups-routes.ts';
 import { MessageMetrics } from './messages/metrics.ts';
 import { MessageIngest } from './messages/ingest.ts';
 import { createAuthenticator } from './security/auth.ts';
@@ -217,6 +218,7 @@ export class GatewayRouter {
           ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
           clusterSecret: options.config.http.clusterSecret,
         }),
+        ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts }),
       );
     }
     if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));

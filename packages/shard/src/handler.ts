@@ -363,6 +363,8 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
         return await host().send(req, req.reqId);
       case 'session.action':
         return await host().action(req.sessionId, req.action);
+      case 'group.action':
+        return await host().groupAction(req.sessionId, req.action);
       default:
         return assertNever(req, 'request kind');
     }

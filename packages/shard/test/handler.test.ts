@@ -152,6 +152,7 @@ describe('shard handler: requests', () => {
       { kind: 'session.list' },
       { kind: 'leases.extend', leases: [] },
       { kind: 'qr.render', text: 'x', format: 'png' },
+      { kind: 'group.action', sessionId: 's1', action: { type: 'list' } },
     ] as IpcRequestBody[]) {
       const r = await h.call(body);
       assert.ok(!r.ok, body.kind);

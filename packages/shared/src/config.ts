@@ -113,6 +113,8 @@ export const ENV_SPEC = {
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
   SSE_MAX_STREAMS: { schema: int(1, 1_000_000), default: '1024', doc: 'Event streams (GET .../events) one router serves at once; more answer 429 TOO_MANY_STREAMS. Each session takes at most 32, one credential at most 8 of a session.' },
   SSE_MAX_STREAMS_PER_PRINCIPAL: { schema: int(1, 1_000_000), default: '256', doc: 'Event streams one token subject or API key (or all anonymous callers together) holds at once on one router.' },
+  GROUP_METADATA_CACHE_TTL_MS: { schema: int(1000, 86_400_000), default: '300000', doc: 'Longest a session keeps a group\'s metadata (participants, settings) for its sends; a group notification drops it earlier (docs/groups.md).' },
+  GROUP_METADATA_CACHE_MAX: { schema: int(1, 100_000), default: '500', doc: 'Groups whose metadata one session keeps cached (least recently used dropped first).' },
   INBOUND_MEDIA_DOWNLOAD: { schema: z.enum(['eager', 'lazy']), default: 'eager', doc: 'eager: copy inbound media to the blob store on arrival; lazy: on the first GET of .../media.' },
   WA_WEBSOCKET_URL: { schema: urlWith(['ws', 'wss']), default: 'wss://web.whatsapp.com/ws/chat', doc: 'WebSocket URL of WhatsApp (the bundled simulator\'s in tests and demos).' },
   WA_VERSION: { schema: z.string().regex(/^2\.\d{4}\.\d{1,10}$/, 'must look like 2.3000.1023456789').optional(), default: undefined, doc: 'WhatsApp Web version to announce, e.g. 2.3000.1023456789. Unset: the one Baileys ships (never fetched at run time).' },
@@ -235,6 +237,8 @@ export interface MessagingConfig {
   };
   /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
   expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
+  /** GROUP_METADATA_CACHE_TTL_MS and GROUP_METADATA_CACHE_MAX: each session's group metadata cache (docs/groups.md); absent: 5 min, 500. */
+  groups?: { ttlMs: number; max: number };
 }
 
 export interface BackendConfig {
@@ -450,6 +454,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         downloadBudgetBytes: r.MEDIA_DOWNLOAD_BUDGET_BYTES ?? 4 * r.MEDIA_MAX_BYTES,
       },
       expiry: { idempotencyTtlMs: r.IDEMPOTENCY_TTL_MS, uploadTtlMs: r.UPLOAD_TTL_MS, sweepIntervalMs: r.EXPIRY_SWEEP_INTERVAL_MS },
+      groups: { ttlMs: r.GROUP_METADATA_CACHE_TTL_MS, max: r.GROUP_METADATA_CACHE_MAX },
     },
     wa: {
       websocketUrl: r.WA_WEBSOCKET_URL,

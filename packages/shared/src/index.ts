@@ -9,6 +9,8 @@ export * from './docs.ts';
 export * from './webhooks.ts';
 export * from './phone.ts';
 export * from './api/messages.ts';
+export * from './groups.ts';
+export * from './api/groups.ts';
 export * from './api/idempotency.ts';
 export * from './timeout.ts';
 export * from './net-policy.ts';

@@ -29,9 +29,10 @@ import type {
   ShardSessionsConfig,
 } from './sessions.ts';
 import type { SendMessageRequest } from './api/messages.ts';
+import type { GroupAction, GroupActionResult, GroupUpdateWire } from './groups.ts';
 
 /** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 // ---------------------------------------------------------------------------------------------------------
 // Handshake
@@ -239,6 +240,8 @@ export interface IpcRequestMap {
   'message.send': { params: MessageSendParams; result: MessageSendResult };
   /** Read receipts, edit, revoke (through the governor, after the server ack), presence, "is on WhatsApp". */
   'session.action': { params: { sessionId: string; action: SessionAction }; result: SessionActionResult };
+  /** Group and community operations on the session's socket (docs/groups.md). */
+  'group.action': { params: { sessionId: string; action: GroupAction }; result: GroupActionResult };
 }
 
 export type RequestKind = keyof IpcRequestMap;
@@ -260,6 +263,7 @@ export const REQUEST_KINDS = [
   'qr.render',
   'message.send',
   'session.action',
+  'group.action',
 ] as const satisfies readonly RequestKind[];
 type _AllKindsListed = Exclude<RequestKind, (typeof REQUEST_KINDS)[number]> extends never ? true : never;
 const _allKindsListed: _AllKindsListed = true;
@@ -347,6 +351,8 @@ export interface ShardRequestMap {
   /** A stored message's raw proto for Baileys' `getMessage` (retry requests); absent when unknown. */
   /** A stored message's proto (`raw`, base64) and its author: `fromMe`, else `from` (sender JID) and its `fromLid`. */
   'message.get': { params: { sessionId: string; id: string }; result: { raw?: string; chat?: string; fromMe?: boolean; from?: string; fromLid?: string } };
+  /** Changes in the session's groups (WhatsApp's group notifications): `group-update` webhook + SSE, once per id. */
+  'group.updated': { params: { sessionId: string; epoch: number; updates: GroupUpdateWire[] }; result: { stored: number } };
 }
 
 export type ShardRequestKind = keyof ShardRequestMap;

@@ -6,7 +6,7 @@
 import type { SessionState } from './session-state.ts';
 import type { SqlClient } from './stores.ts';
 
-export const WEBHOOK_TOPICS = ['session-status', 'message-status', 'messages'] as const;
+export const WEBHOOK_TOPICS = ['session-status', 'message-status', 'messages', 'group-update'] as const;
 export type WebhookTopic = (typeof WEBHOOK_TOPICS)[number];
 
 export interface WebhookEvent<T = unknown> {

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { Device, Registry } from './accounts.ts';
 import type { Connection } from './connection.ts';
+import type { Groups } from './groups.ts';
 import type { MediaStore } from './media.ts';
 import { beBytes, child, childBytes, children, childrenOf, node, text, uintBE, unixNow } from './nodes.ts';
 import type { Pairing } from './pairing.ts';
@@ -15,6 +16,7 @@ export interface IqContext {
   readonly stats: Stats;
   readonly media: MediaStore;
   readonly logger: Logger;
+  readonly groups: Groups;
   /** The client logged itself out (remove-companion-device). */
   unlink(device: Device, reason: string, notifyClient: boolean): void;
 }
@@ -64,6 +66,8 @@ export const handleIq = (ctx: IqContext, conn: Connection, iq: BinaryNode): void
       return handleEncrypt(ctx, conn, dev, iq, first);
     case 'usync':
       return send(usync(ctx, iq));
+    case 'w:g2':
+      return send(ctx.groups.handleIq(dev, iq));
     case 'passive':
     case 'w:p':
     case 'urn:xmpp:whatsapp:dirty':
@@ -92,6 +96,7 @@ export const handleIq = (ctx: IqContext, conn: Connection, iq: BinaryNode): void
     case 'w:sync:app:state':
       return send(APP_STATE_OK(iq));
     case 'w:profile:picture':
+      if (iq.attrs.target?.endsWith('@g.us')) return send(ctx.groups.handlePictureIq(dev, iq));
       return send(iq.attrs.type === 'get' ? error(iq, 404, 'item-not-found') : result(iq));
     case 'w:mex':
       return send(result(iq, [node('result', {}, Buffer.from('{"data":{}}'))]));

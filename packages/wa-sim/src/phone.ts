@@ -7,6 +7,7 @@ import type { AnyMessageContent } from '@whiskeysockets/baileys';
 import type { Logger } from 'pino';
 import { Device } from './accounts.ts';
 import type { Account, Registry } from './accounts.ts';
+import type { Groups } from './groups.ts';
 import type { MediaStore } from './media.ts';
 import { beBytes, bytes as nodeBytes, child, childBytes, childrenOf, node, uintBE, unixNow } from './nodes.ts';
 import type { MessageRecord, Recipient, Relay } from './relay.ts';
@@ -29,6 +30,21 @@ export interface ReceivedMessage {
   readonly timestamp: number;
   /** Receipt types this phone sent back for it. */
   readonly receiptsSent: string[];
+  /** Group messages: the group jid (also `chat`); `from` is the sending device. */
+  readonly group?: string;
+}
+
+/** A `w:gp2` notification a phone got (a change in one of its groups). */
+export interface GroupNotice {
+  readonly group: string;
+  /** The child tag: create, add, remove, promote, demote, subject, description, announcement, locked, ... */
+  readonly type: string;
+  /** Who made the change. */
+  readonly actor: string | undefined;
+  /** Participant jids the change is about (add/remove/promote/demote, join requests). */
+  readonly participants: string[];
+  readonly attrs: Record<string, string>;
+  readonly at: number;
 }
 
 export interface SentMessage {
@@ -49,6 +65,7 @@ export interface PhonePresence {
 export interface PhoneDeps {
   readonly registry: Registry;
   readonly relay: Relay;
+  readonly groups: Groups;
   readonly media: MediaStore;
   readonly logger: Logger;
   /** Send a delivery receipt automatically for each message received (default true). */
@@ -85,6 +102,9 @@ export class SimPhone {
   private readonly inbox: ReceivedMessage[] = [];
   private readonly outbox = new Map<string, SentMessage>();
   private readonly presenceLog: PhonePresence[] = [];
+  private readonly groupLog: GroupNotice[] = [];
+  /** `${group}|${device jid}`: devices this phone gave its sender key for the group. */
+  private readonly senderKeySent = new Set<string>();
   private readonly events = new EventEmitter();
 
   constructor(account: Account, deps: PhoneDeps) {
@@ -141,6 +161,110 @@ export class SimPhone {
 
   sendText(to: string, text: string): Promise<SentMessage> {
     return this.sendMessage(to, { conversation: text });
+  }
+
+  /** `w:gp2` notifications this phone received. */
+  groupNotices(): readonly GroupNotice[] {
+    return this.groupLog;
+  }
+
+  /** Resolves with the first group notification matching the predicate (already received ones count). */
+  waitForGroupNotice(pred: (n: GroupNotice) => boolean, timeoutMs = 15_000): Promise<GroupNotice> {
+    return this.waitFor('group', () => this.groupLog.find(pred), timeoutMs, 'group notification');
+  }
+
+  /**
+   * Sends to a group as a WhatsApp phone does: one `skmsg` encrypted with this phone's sender key for the group,
+   * plus, for each member device that does not have that key yet, the key's distribution message Signal-encrypted
+   * for that device. Refused (throws) when this phone may not post (not a member, announcement mode).
+   */
+  async sendGroupMessage(groupJid: string, message: proto.IMessage, opts: { id?: string } = {}): Promise<SentMessage> {
+    const g = this.deps.groups.get(groupJid);
+    if (!g) throw new Error(`unknown group ${groupJid}`);
+    this.deps.groups.checkPost(g, this.account);
+    const id = opts.id ?? generateMessageIDV2(this.jid);
+    const mediatype = mediaTypeOf(message);
+    const perDevice = new Map<Device, BinaryNode[]>();
+    const members = this.deps.groups.members(g);
+    const skmsg = await this.peer.serial(async () => {
+      const { ciphertext, senderKeyDistributionMessage } = await this.peer.repo.encryptGroupMessage({ group: g.jid, meId: this.jid, data: encodeWAMessage(message) });
+      const skdm = encodeWAMessage({ senderKeyDistributionMessage: { groupId: g.jid, axolotlSenderKeyDistributionMessage: senderKeyDistributionMessage } });
+      for (const acc of members) {
+        for (const d of acc.activeDevices()) {
+          if (d === this.device || this.senderKeySent.has(`${g.jid}|${d.pnJid}`)) continue;
+          perDevice.set(d, [await this.encFor(d, skdm, mediatype)]);
+          this.senderKeySent.add(`${g.jid}|${d.pnJid}`);
+        }
+      }
+      return node('enc', { v: '2', type: 'skmsg', mediatype }, ciphertext);
+    });
+    const sent: SentMessage = { id, to: g.jid, message, timestamp: Date.now(), status: 'sent', receipts: [] };
+    this.outbox.set(id, sent);
+    this.deps.relay.relayGroup(this.device, { id, groupJid: g.jid, type: messageTypeOf(message), t: unixNow() }, members, perDevice, [skmsg]);
+    return sent;
+  }
+
+  sendGroupText(groupJid: string, text: string): Promise<SentMessage> {
+    return this.sendGroupMessage(groupJid, { conversation: text });
+  }
+
+  /** Builds content the way a Baileys client would and sends it to a group. */
+  async sendGroupContent(groupJid: string, content: AnyMessageContent): Promise<SentMessage> {
+    const message = await generateWAMessageContent(content, {
+      upload: this.deps.media.upload,
+      logger: this.deps.logger,
+    } as Parameters<typeof generateWAMessageContent>[1]);
+    return this.sendGroupMessage(groupJid, message);
+  }
+
+  /** Votes on a poll in a group (see votePoll); `poll.creatorJid` is the bare jid of the poll's author. */
+  voteGroupPoll(groupJid: string, poll: { id: string; creatorJid: string; message: proto.IMessage }, options: readonly string[]): Promise<SentMessage> {
+    const secret = poll.message.messageContextInfo?.messageSecret;
+    if (!secret || secret.length === 0) throw new Error(`poll ${poll.id} has no messageSecret`);
+    const vote = encryptPollVote({ pollId: poll.id, secret, creatorJid: poll.creatorJid, voterJid: this.jid, options });
+    const fromMe = poll.creatorJid === this.jid;
+    const key = fromMe ? { remoteJid: groupJid, fromMe, id: poll.id } : { remoteJid: groupJid, fromMe, id: poll.id, participant: poll.creatorJid };
+    return this.sendGroupMessage(groupJid, { pollUpdateMessage: { pollCreationMessageKey: key, vote, senderTimestampMs: Date.now() } });
+  }
+
+  /** Creates a group owned by this phone (members: phone numbers or jids); they are notified. Returns its jid. */
+  createGroup(subject: string, members: readonly string[]): string {
+    const accounts = members.map(m => {
+      const r = this.deps.registry.resolve(toJid(m));
+      if (!r) throw new Error(`unknown member ${m}`);
+      return r.account;
+    });
+    return this.deps.groups.create(this.account, subject, accounts).jid;
+  }
+
+  /** Adds, removes, promotes or demotes members of a group as this phone (it must be allowed to). */
+  groupParticipants(groupJid: string, action: 'add' | 'remove' | 'promote' | 'demote', members: readonly string[]): Array<{ jid: string; error?: string }> {
+    const g = this.deps.groups.get(groupJid);
+    if (!g) throw new Error(`unknown group ${groupJid}`);
+    return this.deps.groups.participantsAction(g, this.account, action, members.map(toJid));
+  }
+
+  /** Changes the subject of a group as this phone. */
+  setGroupSubject(groupJid: string, subject: string): void {
+    const g = this.deps.groups.get(groupJid);
+    if (!g) throw new Error(`unknown group ${groupJid}`);
+    this.deps.groups.setSubject(g, this.account, subject);
+  }
+
+  /** Joins a group by its invite code; `pending` when an admin must approve first. */
+  joinGroupByCode(code: string): { group: string; pending: boolean } {
+    const r = this.deps.groups.joinByCode(this.account, code);
+    return { group: r.group.jid, pending: r.pending };
+  }
+
+  /** Called by the groups: a `w:gp2` notification for this phone. */
+  onGroupNotification(stanza: BinaryNode): void {
+    const content = Array.isArray(stanza.content) ? stanza.content[0] : undefined;
+    if (!content) return;
+    const participants = childrenOf(content, 'participant').map(p => p.attrs.jid ?? '');
+    const type = stanza.attrs.type === 'picture' ? (content.tag === 'set' ? 'picture' : 'picture-removed') : content.tag;
+    this.groupLog.push({ group: stanza.attrs.from ?? '', type, actor: stanza.attrs.participant, participants, attrs: content.attrs, at: Date.now() });
+    this.events.emit('group');
   }
 
   /** Builds content the way a Baileys client would (media is encrypted and stored in the simulator). */
@@ -290,26 +414,35 @@ export class SimPhone {
       const id = stanza.attrs.id ?? '';
       let message: proto.IMessage | undefined;
       let error: string | undefined;
+      const group = stanza.attrs.from?.endsWith('@g.us') ? stanza.attrs.from : undefined;
+      const author = stanza.attrs.participant ?? sender.pnJid;
       for (const enc of childrenOf(stanza, 'enc')) {
         const type = enc.attrs.type;
         const ct = nodeBytes(enc);
-        if (!ct || (type !== 'pkmsg' && type !== 'msg')) {
+        if (!ct || (type !== 'pkmsg' && type !== 'msg' && type !== 'skmsg') || (type === 'skmsg' && !group)) {
           error = `unsupported enc type ${type ?? '?'}`;
           continue;
         }
         try {
-          message = proto.Message.decode(unpadRandomMax16(await this.peer.decrypt(sender.pnJid, type, ct)));
+          const plain = type === 'skmsg' && group ? await this.peer.repo.decryptGroupMessage({ group, authorJid: author, msg: ct }) : await this.peer.decrypt(sender.pnJid, type as 'pkmsg' | 'msg', ct);
+          const decoded = proto.Message.decode(unpadRandomMax16(plain));
+          const skdm = decoded.senderKeyDistributionMessage;
+          if (skdm?.groupId && skdm.axolotlSenderKeyDistributionMessage) {
+            await this.peer.repo.processSenderKeyDistributionMessage({ item: skdm, authorJid: author });
+          }
+          // the distribution message travels beside the content; keep the content
+          if (!skdm || !message) message = message ? Object.assign(message, decoded) : decoded;
         } catch (err) {
           error = err instanceof Error ? err.message : String(err);
         }
       }
       const fromMe = sender.account === this.account;
-      let chat = sender.account.pnJid;
+      let chat = group ?? sender.account.pnJid;
       if (message?.deviceSentMessage) {
         chat = message.deviceSentMessage.destinationJid ?? chat;
         message = message.deviceSentMessage.message ?? undefined;
       }
-      const rec: ReceivedMessage = { id, from: sender.pnJid, chat, fromMe, pushName: stanza.attrs.notify, message, error, timestamp: Date.now(), receiptsSent: [] };
+      const rec: ReceivedMessage = { id, from: sender.pnJid, chat, fromMe, pushName: stanza.attrs.notify, message, error, timestamp: Date.now(), receiptsSent: [], ...(group ? { group } : {}) };
       this.inbox.push(rec);
       if (error) {
         this.deps.logger.warn({ id, from: sender.pnJid, error }, 'phone failed to decrypt');
@@ -401,6 +534,11 @@ export class SimPhone {
     const held = this.heldRetries.splice(0);
     for (const send of held) send();
     return held.length;
+  }
+
+  /** Forgets the sender keys of a group's members: their next group message fails to decrypt and gets a retry receipt. */
+  forgetGroupSenderKeys(groupJid: string): Promise<number> {
+    return this.peer.serial(() => this.peer.deleteSenderKeys(groupJid));
   }
 
   /** Forgets the Signal session with a device: its next message fails to decrypt and gets a retry receipt. */

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import type { Account, Device, PendingStanza, Registry } from './accounts.ts';
 import type { Connection } from './connection.ts';
 import type { Faults } from './faults.ts';
+import { GroupIqError } from './groups.ts';
+import type { Groups } from './groups.ts';
 import { child, childrenOf, node, unixNow } from './nodes.ts';
 import type { Stats } from './stats.ts';
 import type { BinaryNode, ReceiptType } from './types.ts';
@@ -16,6 +18,8 @@ export interface MessageRecord {
   readonly chatJid: string;
   readonly recipient: Account;
   readonly forwarded: Set<ReceiptType>;
+  /** A group message: receipts reach the sender `from` the group with the reader as `participant`. */
+  readonly group?: boolean;
 }
 
 /** One device's payload of an outgoing message. */
@@ -58,6 +62,8 @@ export class Relay {
   private readonly records = new Map<string, MessageRecord>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly maxRecords: number;
+  /** Set by the simulator once its groups exist (messages to `@g.us`). */
+  groups: Groups | undefined;
 
   constructor(o: RelayOptions) {
     this.o = o;
@@ -103,6 +109,10 @@ export class Relay {
       conn.send(node('ack', { class: 'message', id, from: to, t, error: String(refused) }));
       return;
     }
+    if (to.endsWith('@g.us')) {
+      this.onClientGroupMessage(conn, sender, msg, id, to, t);
+      return;
+    }
     const target = this.o.registry.resolve(to);
     if (!target) {
       this.o.stats.messagesRejected++;
@@ -130,6 +140,79 @@ export class Relay {
     for (const m of childrenOf(msg, 'meta')) extra.push(m);
     const chatJid = target.device === undefined ? to : target.lid ? target.account.lidJid : target.account.pnJid;
     this.relay(sender, { id, chatJid, lid: target.lid, type: msg.attrs.type ?? 'text', edit: msg.attrs.edit, category: msg.attrs.category, recipient: target.account, t }, recipients, extra);
+  }
+
+  /**
+   * A client's group message: the sender must be a member (and an admin in announcement mode). The `skmsg` goes
+   * to every member device, each with the sender-key distribution addressed to it in `<participants>`, if any. A
+   * retry resend (`participant` set) goes to that one device only.
+   */
+  private onClientGroupMessage(conn: Connection, sender: Device, msg: BinaryNode, id: string, to: string, t: string): void {
+    const g = this.groups?.get(to);
+    try {
+      if (!g) throw new GroupIqError(404, 'item-not-found');
+      this.groups?.checkPost(g, sender.account);
+    } catch (err) {
+      this.o.stats.messagesRejected++;
+      conn.send(node('ack', { class: 'message', id, from: to, t, error: String(err instanceof GroupIqError ? err.code : 500) }));
+      return;
+    }
+    const perDevice = new Map<Device, BinaryNode[]>();
+    for (const p of childrenOf(child(msg, 'participants'), 'to')) {
+      const dev = p.attrs.jid ? this.o.registry.device(p.attrs.jid) : undefined;
+      if (dev && Array.isArray(p.content)) perDevice.set(dev, p.content);
+    }
+    const shared = childrenOf(msg, 'enc');
+    const only = msg.attrs.participant ? this.o.registry.device(msg.attrs.participant) : undefined;
+    conn.send(node('ack', { class: 'message', id, from: to, t }));
+    const extra: BinaryNode[] = [];
+    const di = child(msg, 'device-identity');
+    if (di) extra.push(di);
+    const members = only ? [only.account] : (this.groups?.members(g) ?? []);
+    this.relayGroup(sender, { id, groupJid: g.jid, type: msg.attrs.type ?? 'text', edit: msg.attrs.edit, t }, members, perDevice, shared, extra, only);
+  }
+
+  /** Fans a group message out to every device of `members` but the sender's own. */
+  relayGroup(
+    sender: Device,
+    m: { id: string; groupJid: string; type: string; edit?: string | undefined; t: string },
+    members: readonly Account[],
+    perDevice: ReadonlyMap<Device, BinaryNode[]>,
+    shared: readonly BinaryNode[],
+    extra: readonly BinaryNode[] = [],
+    only?: Device,
+  ): MessageRecord {
+    this.o.stats.groupMessages++;
+    const record: MessageRecord = { id: m.id, sender, chatJid: m.groupJid, recipient: sender.account, forwarded: new Set(), group: true };
+    this.remember(record);
+    const attrs: Record<string, string | undefined> = {
+      from: m.groupJid,
+      participant: sender.pnJid,
+      participant_lid: sender.lidJid,
+      addressing_mode: 'pn',
+      id: m.id,
+      t: m.t,
+      type: m.type,
+      notify: sender.account.name,
+      edit: m.edit,
+    };
+    for (const acc of members) {
+      for (const dev of acc.activeDevices()) {
+        if (dev === sender || (only && dev !== only)) continue;
+        const own = perDevice.get(dev) ?? [];
+        const hasPk = own.some(c => c.attrs.type === 'pkmsg');
+        const content = [...own, ...shared, ...(hasPk ? extra : [])];
+        if (!content.length) continue;
+        this.o.stats.messagesRelayed++;
+        if (dev.kind === 'phone') {
+          this.o.phones.deliverToPhone(dev, node('message', attrs, content), sender);
+          continue;
+        }
+        const frozen = { ...attrs };
+        this.deliver(dev, { key: `message:${m.id}`, deliveries: 0, build: offline => node('message', offline ? { ...frozen, offline: '1' } : frozen, content) });
+      }
+    }
+    return record;
   }
 
   /** Fans one message out; shared by client sends and simulated phones. */
@@ -237,7 +320,7 @@ export class Relay {
         this.o.phones.receiptToPhone(dev, rec, kind, from);
         continue;
       }
-      const attrs = { from: rec.chatJid, id: rec.id, t, type: typeAttr };
+      const attrs = { from: rec.chatJid, participant: rec.group ? from.pnJid : undefined, id: rec.id, t, type: typeAttr };
       this.deliver(dev, {
         key: `receipt:${rec.id}:${typeAttr ?? ''}`,
         deliveries: 0,
@@ -254,7 +337,9 @@ export class Relay {
       this.o.phones.retryToPhone(dev, rec, from, content);
       return;
     }
-    const attrs = { from: rec.chatJid.endsWith('@lid') ? from.lidJid : from.pnJid, id: rec.id, t: unixNow(), type: 'retry' };
+    const attrs = rec.group
+      ? { from: rec.chatJid, participant: from.pnJid, id: rec.id, t: unixNow(), type: 'retry' }
+      : { from: rec.chatJid.endsWith('@lid') ? from.lidJid : from.pnJid, id: rec.id, t: unixNow(), type: 'retry' };
     this.deliver(dev, { key: `receipt:${rec.id}:retry`, deliveries: 0, build: offline => node('receipt', offline ? { ...attrs, offline: '1' } : attrs, content) });
   }
 

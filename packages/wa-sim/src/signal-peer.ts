@@ -100,6 +100,13 @@ export class SignalPeer {
     await this.keys.set({ session: { [this.repo.jidToSignalProtocolAddress(jid)]: null } });
   }
 
+  /** Drops every sender key this peer holds for a group (a phone that lost its group state). */
+  async deleteSenderKeys(group: string): Promise<number> {
+    const ids = [...this.keys.data.keys()].filter(k => k.startsWith(`sender-key:${group}::`)).map(k => k.slice('sender-key:'.length));
+    if (ids.length) await this.keys.set({ 'sender-key': Object.fromEntries(ids.map(id => [id, null])) });
+    return ids.length;
+  }
+
   async encrypt(jid: string, data: Uint8Array): Promise<{ type: 'pkmsg' | 'msg'; ciphertext: Uint8Array }> {
     return this.repo.encryptMessage({ jid, data });
   }

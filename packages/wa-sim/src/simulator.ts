@@ -11,6 +11,7 @@ import type { Account } from './accounts.ts';
 import { createAdminHandler } from './admin-http.ts';
 import { Connection } from './connection.ts';
 import { Faults } from './faults.ts';
+import { Groups } from './groups.ts';
 import { newKeyPair } from './keys.ts';
 import type { ActiveFault, FaultSpec } from './faults.ts';
 import { handleIq } from './iq.ts';
@@ -51,6 +52,10 @@ export interface WaSimulatorOptions {
   readonly qrRefs?: number;
   /** Present a broken Noise certificate chain (tests of the client's check; also settable at run time). */
   readonly noiseCertFault?: NoiseCertFault;
+  /** Group metadata queries one device may make per window before WhatsApp's `429 rate-overlimit` (default 30 per 60 s). */
+  readonly groupMetadataRateLimit?: { max: number; windowMs: number };
+  /** Most participants of a group (default 1024, WhatsApp's limit). */
+  readonly groupMaxParticipants?: number;
 }
 
 export type KickMode = 'close' | 'terminate' | 'replaced' | 'unlink' | 'restart';
@@ -88,6 +93,7 @@ export class WaSimulator {
   readonly logger: Logger;
   readonly media: MediaStore;
   readonly relay: Relay;
+  readonly groups: Groups;
   readonly pairing: Pairing;
   readonly urls: SimulatorUrls;
   /** Public key of the root that signs the Noise certificate chain (set Baileys' WA_CERT_DETAILS.PUBLIC_KEY to it). */
@@ -131,6 +137,17 @@ export class WaSimulator {
         retryToPhone: (dev, rec, from, content) => this.phonesByAccount.get(dev.account)?.onRetry(rec, from, content),
       },
     });
+    this.groups = new Groups({
+      registry: this.registry,
+      stats: this.stats,
+      relay: this.relay,
+      notifyPhone: (acc, n) => this.phonesByAccount.get(acc)?.onGroupNotification(n),
+      storePicture: data => this.media.put(data, '/pps/group'),
+      mediaBase: () => this.urls.media,
+      ...(opts.groupMetadataRateLimit === undefined ? {} : { metadataRateLimit: opts.groupMetadataRateLimit }),
+      ...(opts.groupMaxParticipants === undefined ? {} : { maxParticipants: opts.groupMaxParticipants }),
+    });
+    this.relay.groups = this.groups;
     this.pairing = new Pairing(this.stats, acc => this.phonesByAccount.get(acc), opts.qrRefs ?? 6, dev => this.announceDevices(dev, 'update'));
     this.urls = { ws: '', admin: '', media: '' };
   }
@@ -163,6 +180,7 @@ export class WaSimulator {
     const phone = new SimPhone(account, {
       registry: this.registry,
       relay: this.relay,
+      groups: this.groups,
       media: this.media,
       logger: this.logger,
       autoDeliveryReceipt: this.opts.autoDeliveryReceipt ?? true,

@@ -23,6 +23,14 @@ export interface StatsSnapshot {
   readonly unhandledIqs: number;
   readonly mediaUploads: number;
   readonly mediaDownloads: number;
+  readonly groupsCreated: number;
+  /** `w:g2` metadata queries (`<query request="interactive"/>`), refused ones included. */
+  readonly groupMetadataQueries: number;
+  /** Metadata queries refused with 429 rate-overlimit. */
+  readonly groupMetadataRateLimited: number;
+  readonly groupNotifications: number;
+  /** Group messages accepted (each fanned out to every member device). */
+  readonly groupMessages: number;
   /** Number of times a device got a second live socket while one was already live (must stay 0). */
   readonly concurrentLoginViolations: number;
   readonly violationsByDevice: Readonly<Record<string, number>>;
@@ -57,6 +65,11 @@ export class Stats {
   unhandledIqs = 0;
   mediaUploads = 0;
   mediaDownloads = 0;
+  groupsCreated = 0;
+  groupMetadataQueries = 0;
+  groupMetadataRateLimited = 0;
+  groupNotifications = 0;
+  groupMessages = 0;
   concurrentLoginViolations = 0;
   maxLivePerDevice = 0;
   readonly violationsByDevice = new Map<string, number>();
@@ -103,6 +116,11 @@ export class Stats {
       unhandledIqs: this.unhandledIqs,
       mediaUploads: this.mediaUploads,
       mediaDownloads: this.mediaDownloads,
+      groupsCreated: this.groupsCreated,
+      groupMetadataQueries: this.groupMetadataQueries,
+      groupMetadataRateLimited: this.groupMetadataRateLimited,
+      groupNotifications: this.groupNotifications,
+      groupMessages: this.groupMessages,
       concurrentLoginViolations: this.concurrentLoginViolations,
       violationsByDevice: Object.fromEntries(this.violationsByDevice),
       liveByDevice: Object.fromEntries(this.liveByDevice),

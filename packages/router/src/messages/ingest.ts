@@ -4,7 +4,7 @@
  * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
  * requests from the stored raw proto (a miss is an empty answer, never an empty message).
  */
-import type { Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestBody, SqlClient, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestBody, SqlClient, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
@@ -64,6 +64,8 @@ export class MessageIngest {
         return await this.#received(shard, request);
       case 'message.status':
         return await this.#status(request.sessionId, request.updates);
+      case 'group.updated':
+        return await this.#groupUpdates(request.sessionId, request.updates);
       case 'message.get': {
         const row = await this.#store.get(request.sessionId, request.id);
         if (row?.raw === null || row?.raw === undefined) return {};
@@ -131,6 +133,25 @@ export class MessageIngest {
     if (typeof result === 'string') return result;
     this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...result } });
     return 'changed';
+  }
+
+  /**
+   * Group notifications (docs/groups.md): one `group-update` webhook each, id `grp_<session>_<group>_<notification
+   * id>` (a notification WhatsApp delivers again is enqueued once), then SSE `group-update`.
+   */
+  async #groupUpdates(sessionId: string, updates: readonly GroupUpdateWire[]): Promise<{ stored: number }> {
+    const outbox = this.#o.outbox;
+    if (outbox !== undefined && updates.length > 0) {
+      await this.#o.sql.transaction(async (tx) => {
+        const hook = await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
+        const webhookUrl = hook.rows[0]?.webhook_url ?? null;
+        for (const u of updates) {
+          await outbox.enqueue(tx, { id: `grp_${sessionId}_${u.group}_${u.id}`, topic: 'group-update', sessionId, occurredAt: u.at, data: u }, webhookUrl);
+        }
+      });
+    }
+    for (const u of updates) this.#o.hub.publish(sessionId, { type: 'group-update', data: { sessionId, ...u } });
+    return { stored: updates.length };
   }
 
   async #received(shard: number, req: MessagesReceivedParams): Promise<{ stored: number }> {

@@ -26,7 +26,8 @@ export function toPayload(event: WebhookEvent): WebhookPayload {
  * - `message-status`: one stream per message when `data.messageId` (or `data.id`) is a string, so
  *   sent -> delivered -> read arrive in order while different messages flow in parallel;
  * - `messages`: none (each carries WhatsApp's timestamp; a busy session must not be throttled to one
- *   round trip per message).
+ *   round trip per message);
+ * - `group-update`: one stream per group of a session.
  */
 export function orderingKeyFor(event: WebhookEvent): string | null {
   switch (event.topic) {
@@ -39,6 +40,11 @@ export function orderingKeyFor(event: WebhookEvent): string | null {
     }
     case 'messages':
       return null;
+    case 'group-update': {
+      // one stream per group: add -> promote -> remove of one member must not overtake each other
+      const group = (event.data as { group?: unknown } | null)?.group;
+      return typeof group === 'string' ? `${event.sessionId}|group-update|${group}` : `${event.sessionId}|group-update`;
+    }
   }
 }
 

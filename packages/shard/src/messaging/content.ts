@@ -207,6 +207,8 @@ export interface NormalizedMessage {
   chatLid?: string;
   /** Author JID (the participant in groups; this session's own JID is not known here, so `fromMe` says it). */
   from: string;
+  /** Group messages from a member: the member (WhatsApp's `participant`), the same JID as `from`. */
+  participant?: string;
   fromPhone?: string;
   fromLid?: string;
   fromMe: boolean;
@@ -397,6 +399,7 @@ export async function normalizeInbound(msg: WAMessage, resolver?: LidResolver, o
   };
   if (chat.phone !== undefined) out.chatPhone = chat.phone;
   if (chat.lid !== undefined) out.chatLid = chat.lid;
+  if (isGroup && key.fromMe !== true) out.participant = author.jid;
   if (author.phone !== undefined) out.fromPhone = author.phone;
   if (author.lid !== undefined) out.fromLid = author.lid;
   if (str(msg.pushName) !== undefined) out.pushName = msg.pushName as string;

@@ -3,6 +3,7 @@
  * `buildSendContent` -> `sock.sendMessage(jid, content, {messageId})` -> WhatsApp's server ack.
  * Media bytes come from the blob store (uploads and router-decoded base64) or a bounded URL fetch.
  */
+import { groupError } from '../groups/actions.ts';
 import { generateMessageIDV2, generateWAMessage, proto } from '@whiskeysockets/baileys';
 import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError, bareJid } from '@wagw/shared';
@@ -156,7 +157,12 @@ function refToMessage(ref: MessageRefWire): WAMessage {
 }
 
 /** Maps an error ack code to the API's error. */
-function ackError(code: string, id: string): GatewayError {
+function ackError(code: string, id: string, jid: string): GatewayError {
+  // a group send: not a member (401), announcement mode and not an admin (403), no such group (404)
+  if (jid.endsWith('@g.us') && (code === '401' || code === '403' || code === '404')) {
+    const e = groupError({ data: Number(code) }, `group ${jid}`);
+    return new GatewayError(e.code, e.message, { messageId: id, waError: code });
+  }
   if (code === '429' || code === '463' || code === '479') {
     return new GatewayError('WA_RATE_LIMITED', `WhatsApp refused the message (error ${code}).`, { messageId: id, waError: code });
   }
@@ -253,10 +259,12 @@ async function governedSend(
       ack.catch(() => undefined);
       const message = (err as Error).message;
       if (/connection closed|not open|closed/i.test(message)) throw new GatewayError('SESSION_NOT_CONNECTED', `The session socket closed during the send: ${message}`);
+      // a group send fetches the group's metadata first (on a cache miss): WhatsApp's refusal of that query
+      if (jid.endsWith('@g.us')) throw groupError(err, `group ${jid}`);
       throw err;
     }
     const result = await ack;
-    if (result.error !== undefined) throw ackError(result.error, messageId);
+    if (result.error !== undefined) throw ackError(result.error, messageId, jid);
     if (sent === undefined) throw new GatewayError('INTERNAL', 'Baileys returned no message.');
     return { sent, waitMs };
   }, reservation);

@@ -6,11 +6,12 @@
  * socket alive past its lease.
  */
 import { GatewayError } from '@wagw/shared';
-import type { BlobStore, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import type { BlobStore, GroupAction, GroupActionResult, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
 import { ByteBudget } from '../messaging/byte-budget.ts';
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
 import { runAction, sendOne } from '../messaging/send.ts';
+import { runGroupAction } from '../groups/actions.ts';
 import type { SendDeps } from '../messaging/send.ts';
 import type { ShardRequester } from '../messaging/inbound.ts';
 import type { Gate } from './gate.ts';
@@ -117,6 +118,7 @@ export class SessionHost {
       },
       emit: (event) => this.#emit(event),
       ...(this.#opts.request === undefined ? {} : { request: this.#opts.request }),
+      ...(this.#messaging.groups === undefined ? {} : { groupCache: this.#messaging.groups }),
       inboundMedia: {
         download: this.#messaging.media.inboundDownload,
         maxBytes: this.#messaging.media.maxBytes,
@@ -196,6 +198,14 @@ export class SessionHost {
   /** Read, edit, revoke, presence, number lookup (IPC `session.action`). */
   async action(sessionId: string, action: SessionAction): Promise<SessionActionResult> {
     return await runAction(action, this.#sendDeps(sessionId));
+  }
+
+  /** Group and community operations (IPC `group.action`). */
+  async groupAction(sessionId: string, action: GroupAction): Promise<GroupActionResult> {
+    const entry = this.#entries.get(sessionId);
+    if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${sessionId} does not run on this shard.`);
+    const runner = entry.runner;
+    return await runGroupAction(action, { sessionId, socket: () => runner.socket, connected: () => runner.status === 'connected', cache: runner.groups, blobs: this.#opts.blobs });
   }
 
   /** `requestId`: the API call behind a send (Baileys' echo of the sent message then carries it). */

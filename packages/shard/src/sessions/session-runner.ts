@@ -12,6 +12,8 @@ import { sessionBaileysLogger } from './baileys-logger.ts';
 import { AckTracker } from '../messaging/send.ts';
 import { InboundForwarder, getMessageFromRouter } from '../messaging/inbound.ts';
 import type { ShardRequester } from '../messaging/inbound.ts';
+import { GroupMetadataCache } from '../groups/cache.ts';
+import { GroupEventForwarder, groupUpdateOf } from '../groups/events.ts';
 import { backoffDelay, disconnectAction } from './disconnect.ts';
 import type { Gate } from './gate.ts';
 
@@ -51,6 +53,8 @@ export interface SessionRunnerDeps {
   inboundMedia?: { download: 'eager' | 'lazy'; maxBytes: number; fetchTimeoutMs?: number; simulatorHost?: string };
   /** Ratchet-only key writes are stored in the background (BlobAuthState `writeBehind`). */
   keyWriteBehind?: boolean;
+  /** GROUP_METADATA_CACHE_TTL_MS / GROUP_METADATA_CACHE_MAX (absent: 5 min, 500 groups). */
+  groupCache?: { ttlMs: number; max: number };
 }
 
 const FIRST_QR_TTL_MS = 60_000;
@@ -80,12 +84,17 @@ export class SessionRunner {
   /** Server acks of sent messages (the send path waits on them). */
   readonly acks = new AckTracker();
   private readonly inbound: InboundForwarder | undefined;
+  /** Group metadata for Baileys' `cachedGroupMetadata` (groups/cache.ts): group sends do not query it each time. */
+  readonly groups: GroupMetadataCache;
+  private readonly groupEvents: GroupEventForwarder | undefined;
 
   constructor(id: string, epoch: number, deps: SessionRunnerDeps) {
     this.id = id;
     this.epoch = epoch;
     this.deps = deps;
     this.log = deps.logger.child({ sessionId: id, epoch });
+    this.groups = new GroupMetadataCache(deps.groupCache ?? { ttlMs: 300_000, max: 500 });
+    this.groupEvents = deps.request === undefined ? undefined : new GroupEventForwarder({ sessionId: id, epoch, request: deps.request, logger: this.log });
     this.inbound =
       deps.request === undefined
         ? undefined
@@ -276,6 +285,8 @@ export class SessionRunner {
       ...(this.deps.request === undefined ? {} : { getMessage: getMessageFromRouter(this.id, this.deps.request, this.log) }),
       // The delivery receipt of an inbound message waits until the router stored it (patches/ adds the hook).
       ...(inbound === undefined ? {} : { beforeReceipt: (m: proto.IWebMessageInfo, type: 'notify' | 'append') => inbound.persist(sock, m as WAMessage, type) }),
+      // Group sends ask this first; only a miss queries WhatsApp (once, shared by concurrent sends).
+      cachedGroupMetadata: (jid: string) => this.groups.getOrFetch(jid, (j) => sock.groupMetadata(j)),
       ...(wa.url === undefined ? {} : { waWebSocketUrl: wa.url }),
       ...(wa.version === undefined ? {} : { version: wa.version }),
       ...(wa.fetchAgent === undefined ? {} : { fetchAgent: wa.fetchAgent }),
@@ -303,6 +314,24 @@ export class SessionRunner {
       }
       if (refs.length > 0) this.deps.emit({ type: 'messages', sessionId: this.id, epoch: this.epoch, messages: refs });
     });
+    // Group notifications arrive as stub messages: each invalidates the group's cached metadata and becomes a
+    // `group-update` event. The events below are Baileys' own view of the same notifications.
+    sock.ev.on('messages.upsert', ({ messages }) => {
+      if (this.sock !== sock) return;
+      const me = [auth.state.creds.me?.id, auth.state.creds.me?.lid].filter((j): j is string => typeof j === 'string').map(bareUser);
+      const updates = [];
+      for (const m of messages) {
+        const u = groupUpdateOf(m, me);
+        if (u === undefined) continue;
+        this.groups.invalidate(u.group);
+        updates.push(u);
+      }
+      this.groupEvents?.push(updates);
+    });
+    sock.ev.on('groups.update', (updates) => {
+      for (const u of updates) if (u.id) this.groups.invalidate(u.id);
+    });
+    sock.ev.on('group-participants.update', (u) => this.groups.invalidate(u.id));
     sock.ev.on('messages.update', (updates) => {
       if (this.sock !== sock) return;
       this.inbound?.pushStatus(updates);
@@ -320,6 +349,8 @@ export class SessionRunner {
         this.deps.emit({ type: 'qr', sessionId: this.id, epoch: this.epoch, qr: update.qr, ttlMs: index === 0 ? FIRST_QR_TTL_MS : NEXT_QR_TTL_MS, index });
       }
       if (update.connection === 'open') {
+        // notifications may have been missed while disconnected
+        this.groups.clear();
         this.releaseLoginGate();
         this.attempts = 0;
         this.qrIndex = 0;
@@ -457,6 +488,12 @@ async function waitClosed(sock: WASocket, maxMs: number): Promise<void> {
 function statusCodeOf(error: unknown): number | undefined {
   const output = (error as { output?: { statusCode?: unknown } } | undefined)?.output;
   return typeof output?.statusCode === 'number' ? output.statusCode : undefined;
+}
+
+/** `123:4@s.whatsapp.net` -> `123@s.whatsapp.net` */
+function bareUser(jid: string): string {
+  const at = jid.indexOf('@');
+  return at < 0 ? jid : `${jid.slice(0, at).split(':')[0] ?? ''}${jid.slice(at)}`;
 }
 
 function meFromCreds(me: { id: string; lid?: string; name?: string; notify?: string } | undefined): SessionMe | undefined {
