@@ -19,8 +19,12 @@ export const FORWARDED_HEADER = 'x-wagw-forwarded-by';
 const PASS_HEADERS = ['authorization', 'x-api-key', 'content-type', 'accept', 'x-request-id', 'idempotency-key'];
 const RETURN_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'content-disposition', 'cache-control'];
 
-export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string): Promise<void> {
-  if (ctx.get(FORWARDED_HEADER)) {
+/**
+ * `handOff: true`: the second hop of a cross-host migration (owner to target), allowed even for a request that
+ * was forwarded to the owner; the target runs it itself (it never forwards a migration to itself on).
+ */
+export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string, options: { handOff?: boolean } = {}): Promise<void> {
+  if (ctx.get(FORWARDED_HEADER) && options.handOff !== true) {
     throw new GatewayError('SHARD_UNAVAILABLE', `Session is owned by host ${hostId}, but this request was already forwarded once.`, { host: hostId });
   }
   const host = await hosts.get(hostId);

@@ -131,6 +131,23 @@ export class SessionStore {
     return res.rows.map((r) => r.id);
   }
 
+  /**
+   * Sessions that should run and whose recorded host is not among `aliveHostIds` (dead, gone or never
+   * announced): the candidates of host failover.
+   */
+  async idsOfDeadHosts(aliveHostIds: readonly string[]): Promise<string[]> {
+    const res = await this.#sql.query<{ id: string }>(
+      `SELECT id FROM sessions WHERE desired = 'running' AND host_id IS NOT NULL AND NOT (host_id = ANY($1::text[])) ORDER BY id`,
+      [aliveHostIds],
+    );
+    return res.rows.map((r) => r.id);
+  }
+
+  /** Gives the session's row to another host (cross-host migration): its reconcile claims it. */
+  async assign(id: string, hostId: string): Promise<void> {
+    await this.#sql.query(`UPDATE sessions SET host_id = $2, shard = NULL, desired = 'running', updated_at = now() WHERE id = $1`, [id, hostId]);
+  }
+
   async desiredOf(ids: readonly string[]): Promise<Map<string, Desired>> {
     if (ids.length === 0) return new Map();
     const res = await this.#sql.query<{ id: string; desired: string }>(`SELECT id, desired FROM sessions WHERE id = ANY($1::text[])`, [ids]);
