@@ -1,0 +1,95 @@
+// Host failover: three router processes (each its own loopback address, HOST_ID, PUBLIC_URL and process group)
+// on one Redis + PostgreSQL + S3. SIGKILL one host (router and shards together) while it holds 20 connected
+// sessions: the survivors claim them (spread by free room) with a higher epoch and log in from the stored auth
+// state. 20, not the issue's 60: the test box has 2 cores shared by several runs (bench/cluster.ts goes bigger).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { waitFor } from '../harness/index.ts';
+import { mapLimit, pairByQr } from '../sessions/helpers.ts';
+import { listHosts, sessionRows, startCluster } from './helpers.ts';
+
+const LEASE_TTL_MS = 4000;
+
+describe('cluster: host failover', () => {
+  test('SIGKILL a host with 20 connected sessions: all connected on the survivors, no QR, no two sockets, inbound messages of the outage stored once', async (t) => {
+    const c = await startCluster(t, 3);
+    const [a, b, third] = c.hosts as [NonNullable<(typeof c.hosts)[0]>, NonNullable<(typeof c.hosts)[1]>, NonNullable<(typeof c.hosts)[2]>];
+    const sim = c.sim;
+
+    // Membership: every host lists all three with load, from any host.
+    const listed = await waitFor(
+      async () => {
+        const hosts = await listHosts(third.api);
+        return hosts.filter((h) => h.state === 'alive').length === 3 ? hosts : null;
+      },
+      { what: 'three live hosts', timeoutMs: 15_000 },
+    );
+    assert.deepEqual(listed.map((h) => h.hostId).sort(), [a.id, b.id, third.id].sort());
+    for (const h of listed) {
+      assert.equal(h.shardsReady, 1);
+      assert.equal(h.capacity, 1000, 'capacity = SHARD_COUNT * SHARD_MAX_SESSIONS');
+      assert.ok(Date.parse(h.lastHeartbeatAt) > Date.now() - 10_000);
+    }
+
+    const ids = Array.from({ length: 20 }, (_, i) => `fo-${i}`);
+    const phones = ids.map((id) => sim.createPhone({ name: id }));
+    await mapLimit(ids, 4, (id, i) => pairByQr(a.api, sim, phones[i]!, id, 90_000));
+    assert.equal((await listHosts(b.api)).find((h) => h.hostId === a.id)?.sessions, 20);
+    const friend = sim.createPhone({ name: 'friend' });
+
+    const before = sim.snapshot();
+    const t0 = Date.now();
+    a.signal('SIGKILL');
+    await a.exited();
+    // Phones write to the sessions while no gateway runs them: WhatsApp (the simulator) keeps them offline.
+    const sent = await mapLimit(ids, 4, async (_id, i) => await friend.sendText(phones[i]!.jid, `during the outage ${i}`));
+
+    // Never "connected on the dead host" once its leases are gone (the stored row still says so).
+    let staleConnected = 0;
+    let ownerLostSeen = 0;
+    await waitFor(
+      async () => {
+        const list = await b.api.get<{ data: { id: string; status: string; host: string; reason?: string; connectedAt: string | null }[] }>('/api/v1/sessions?limit=100');
+        const mine = list.body.data.filter((s) => ids.includes(s.id));
+        if (Date.now() > t0 + LEASE_TTL_MS + 300) staleConnected += mine.filter((s) => s.status === 'connected' && s.host === a.id).length;
+        ownerLostSeen += mine.filter((s) => s.status === 'reconnecting' && s.reason === 'owner host lost').length;
+        return mine.filter((s) => s.status === 'connected' && s.host !== a.id && Date.parse(s.connectedAt ?? '') > t0).length === 20;
+      },
+      { what: 'all 20 sessions connected on the survivors', timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const recoveredMs = Date.now() - t0;
+    t.diagnostic(`20 sessions of the killed host connected on the survivors ${recoveredMs} ms after the SIGKILL (lease TTL ${LEASE_TTL_MS} ms); "owner host lost" seen ${ownerLostSeen} times`);
+    assert.equal(staleConnected, 0, 'a session was reported connected on the dead host after its lease lapsed');
+
+    const rows = await sessionRows(c.sql, ids);
+    const perHost = new Map<string, number>();
+    for (const r of rows.values()) perHost.set(r.host ?? 'null', (perHost.get(r.host ?? 'null') ?? 0) + 1);
+    t.diagnostic(`spread: ${JSON.stringify(Object.fromEntries(perHost))}`);
+    assert.equal(perHost.get(a.id), undefined, 'sessions.host_id follows the owner');
+    assert.ok((perHost.get(b.id) ?? 0) > 0 && (perHost.get(third.id) ?? 0) > 0, 'both survivors took a share');
+    for (const [i, id] of ids.entries()) assert.equal((await third.api.session(id)).me?.jid, phones[i]!.jid);
+
+    const after = sim.snapshot();
+    assert.equal(after.pairings, before.pairings, 'no session paired again (no QR)');
+    assert.equal(after.concurrentLoginViolations, 0, JSON.stringify(after.violationsByDevice));
+    assert.equal(after.supersededFrames, 0);
+    await waitFor(() => sim.devices().filter((d) => d.kind === 'companion' && d.live === 1).length === 20, { what: 'one live socket per device', timeoutMs: 10_000 });
+
+    // Every message of the outage stored, once, whichever host serves the call.
+    await waitFor(
+      async () => {
+        const res = await c.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::text[])', [sent.map((m) => m.id)]);
+        return res.rows[0]?.n === sent.length;
+      },
+      { what: 'the 20 messages of the outage stored', timeoutMs: 30_000, intervalMs: 200 },
+    );
+    const dup = await c.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::text[]) GROUP BY id HAVING count(*) > 1', [sent.map((m) => m.id)]);
+    assert.equal(dup.rowCount, 0);
+    const one = await b.api.get<{ id: string }>(`/api/v1/sessions/${ids[3]}/messages/${sent[3]!.id}`);
+    assert.equal(one.status, 200, one.raw.toString());
+
+    // The dead host stays listed, as dead.
+    const dead = await waitFor(async () => (await listHosts(b.api)).find((h) => h.hostId === a.id && h.state === 'dead'), { what: 'the killed host listed as dead', timeoutMs: 10_000 });
+    assert.equal(dead.state, 'dead');
+  });
+});
