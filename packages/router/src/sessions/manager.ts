@@ -1026,6 +1026,7 @@ export class SessionManager {
     const write = {
       status: ev.status,
       reason: ev.reason ?? null,
+      ownerEpoch: ev.epoch,
       ...(ev.me !== undefined ? { me: ev.me } : ev.status === 'logged_out' ? { me: null } : {}),
       ...(ended ? { desired: 'stopped' as const } : {}),
     };
@@ -1042,7 +1043,7 @@ export class SessionManager {
 
   async #writeStatus(
     id: string,
-    w: { status: SessionState; reason: string | null; me?: SessionMe | null; desired?: 'running' | 'stopped' },
+    w: { status: SessionState; reason: string | null; me?: SessionMe | null; desired?: 'running' | 'stopped'; ownerEpoch?: number },
     fact: string,
     shard?: number,
     requestId?: string,

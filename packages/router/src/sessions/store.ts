@@ -69,6 +69,11 @@ export interface StatusWrite {
   me?: SessionMe | null;
   epoch?: number;
   desired?: Desired;
+  /**
+   * A shard's report at this lease epoch: written only while no newer owner placed the session (the row's
+   * epoch is not higher). A woken zombie's `disconnected` must not overwrite the new owner's `connected`.
+   */
+  ownerEpoch?: number;
 }
 
 export class SessionStore {
@@ -184,7 +189,12 @@ export class SessionStore {
         sets.push(`desired = $${params.length}`);
       }
       if (w.status === 'connected') sets.push('connected_at = now()');
-      const res = await tx.query<Row>(`UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, params);
+      let fence = '';
+      if (w.ownerEpoch !== undefined) {
+        params.push(w.ownerEpoch);
+        fence = ` AND (epoch IS NULL OR epoch <= $${params.length})`;
+      }
+      const res = await tx.query<Row>(`UPDATE sessions SET ${sets.join(', ')} WHERE id = $1${fence} RETURNING ${COLUMNS}`, params);
       const row = res.rows[0];
       if (row === undefined) return null;
       const record = toRecord(row);
