@@ -444,7 +444,7 @@ export class SessionRunner {
  * events of Baileys' WebSocketClient) first checks the lease by the clock. A stale one is dropped, not sent
  * or handled; `valid()` has the host abort the session.
  */
-function fenceSocket(sock: WASocket, valid: () => boolean): void {
+export function fenceSocket(sock: Pick<WASocket, 'ws'>, valid: () => boolean): void {
   const ws = sock.ws as unknown as { send: (data: unknown, cb?: (err?: Error) => void) => void; emit: (event: string | symbol, ...args: unknown[]) => boolean };
   const send = ws.send.bind(ws);
   ws.send = (data, cb) => {
