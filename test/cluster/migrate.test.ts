@@ -108,7 +108,7 @@ describe('cluster: migration and drain', () => {
     assert.ok(drainLine, 'the router logged its drain');
     assert.match(drainLine, /"moved":4,"remaining":0/, 'the drain handed off all four sessions before the exit');
     // Handed off, not orphaned: the rows named the other host before this one exited.
-    assert.ok([...(await sessionRows(c.sql, ids)).values()].every((r) => r.host === b.id));
+    assert.ok([...(await sessionRows(c.sql, ids)).values()].every((r) => r.host !== null && r.host !== a.id));
     await waitFor(
       async () => {
         const rows = await sessionRows(c.sql, ids);
