@@ -123,3 +123,53 @@ describe('cluster: migration and drain', () => {
     assert.equal(after.concurrentLoginViolations, 0);
   });
 });
+
+describe('cluster: rebalancing', () => {
+  test('a new empty host: connected sessions move to it until loads are within the tolerance; a pairing session stays; no QR', async (t) => {
+    const settings = { REBALANCE_ENABLED: 'true', REBALANCE_INTERVAL_MS: '2000', REBALANCE_MAX_MOVES_PER_INTERVAL: '2', REBALANCE_TOLERANCE: '0.1', SHARD_MAX_SESSIONS: '8' };
+    const c = await startCluster(t, 1, settings);
+    const [a] = c.hosts as [NonNullable<(typeof c.hosts)[0]>];
+    const sim = c.sim;
+    const ids = Array.from({ length: 6 }, (_, i) => `rb-${i}`);
+    const phones = ids.map((id) => sim.createPhone({ name: id }));
+    await mapLimit(ids, 3, (id, i) => pairByQr(a.api, sim, phones[i]!, id, 90_000));
+    // A session waiting for its QR scan: never moved (its QR would change under the user).
+    assert.equal((await a.api.post('/api/v1/sessions', { id: 'rb-pairing' })).status, 201);
+    await a.api.waitQr('rb-pairing');
+    const before = sim.snapshot();
+
+    const t0 = Date.now();
+    const b = await c.addHost();
+    let last = '';
+    t.after(() => t.diagnostic(`last seen: ${last}`));
+    // 7 sessions on 16 places: mean 0.4375; within the tolerance means 3 or 4 sessions per host (|s/8 - 0.4375| <= 0.1).
+    const settled = await waitFor(
+      async () => {
+        const hosts = await listHosts(b.api);
+        const la = hosts.find((h) => h.hostId === a.id)?.sessions ?? -1;
+        const lb = hosts.find((h) => h.hostId === b.id)?.sessions ?? -1;
+        const rows = await sessionRows(c.sql, ids);
+        const onB = [...rows.values()].filter((r) => r.host === b.id && r.status === 'connected').length;
+        last = JSON.stringify({ a: la, b: lb, onB, rows: [...rows.values()].map((r) => `${r.host}:${r.status}`) });
+        const within = (n: number): boolean => Math.abs(n / 8 - 7 / 16) <= 0.1;
+        return la + lb === 7 && within(la) && within(lb) && onB === lb ? { la, lb } : null;
+      },
+      { what: 'loads within the tolerance', timeoutMs: 45_000, intervalMs: 200 },
+    );
+    t.diagnostic(`rebalanced ${settled.lb} sessions to the new host in ${Date.now() - t0} ms (${settled.la}/${settled.lb})`);
+    // Stays settled: nothing oscillates back.
+    await new Promise((r) => setTimeout(r, 5000));
+    const rows = await sessionRows(c.sql, [...ids, 'rb-pairing']);
+    assert.equal([...rows.values()].filter((r) => r.host === b.id).length, settled.lb, 'no further moves once within the tolerance');
+    assert.equal(rows.get('rb-pairing')?.host, a.id, 'the pairing session was not moved');
+    assert.equal((await a.api.session('rb-pairing')).status, 'qr');
+    const after = sim.snapshot();
+    assert.equal(after.pairings, before.pairings, 'no session re-paired');
+    assert.equal(after.concurrentLoginViolations, 0);
+    // Messages keep flowing to a moved session.
+    const moved = ids.find((id) => rows.get(id)?.host === b.id)!;
+    const friend = sim.createPhone({ name: 'friend' });
+    const m = await friend.sendText(phones[ids.indexOf(moved)]!.jid, 'after the move');
+    await waitFor(async () => (await a.api.get(`/api/v1/sessions/${moved}/messages/${m.id}`)).status === 200, { what: 'the message stored', timeoutMs: 20_000 });
+  });
+});

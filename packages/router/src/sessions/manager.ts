@@ -184,6 +184,11 @@ export class SessionManager {
   /** This host is being drained: it hands its sessions away and claims none (orphans, hand-offs). */
   #drainingHost = false;
   #rebalanceTimer: NodeJS.Timeout | undefined;
+  /**
+   * Hand-offs whose target may not have claimed (and announced) them yet, by target host: counted as the
+   * target's load until two heartbeats later, so rebalancing does not move the same load twice.
+   */
+  readonly #inFlight = new Map<string, { to: string; at: number }>();
   #rebalancing: Promise<void> | undefined;
   /** Messages seen per session (debug counter; the messages issue persists them). */
   readonly messageCounts = new Map<string, number>();
@@ -481,6 +486,7 @@ export class SessionManager {
         return { moved: false };
       }
       await this.store.assign(id, hostId);
+      this.#inFlight.set(id, { to: hostId, at: Date.now() });
       this.#unplaced.delete(id);
       await this.#stopLocal(id, local, `migrate to host ${hostId}`, reqId);
       this.#log.info({ sessionId: id, to: hostId }, 'session handed off to another host');
@@ -490,9 +496,21 @@ export class SessionManager {
 
   /** Live hosts other than this one that take sessions, with their load. */
   async #targets(): Promise<{ hostId: string; sessions: number; capacity: number }[]> {
+    const pending = this.#pendingByHost();
     return (await this.#o.hosts.list())
       .filter((h) => h.hostId !== this.#o.hostId && !h.draining && h.shardsReady > 0 && h.capacity > h.sessions)
-      .map((h) => ({ hostId: h.hostId, sessions: h.sessions, capacity: h.capacity }));
+      .map((h) => ({ hostId: h.hostId, sessions: h.sessions + (pending.get(h.hostId) ?? 0), capacity: h.capacity }));
+  }
+
+  /** Recent hand-offs per target host (see #inFlight). */
+  #pendingByHost(): Map<string, number> {
+    const horizon = Date.now() - 2 * this.#o.lease.renewIntervalMs - 1000;
+    const out = new Map<string, number>();
+    for (const [id, f] of this.#inFlight) {
+      if (f.at < horizon) this.#inFlight.delete(id);
+      else out.set(f.to, (out.get(f.to) ?? 0) + 1);
+    }
+    return out;
   }
 
   /** The host with the lowest load counting the moves already planned (its count is bumped). */
@@ -540,7 +558,8 @@ export class SessionManager {
     if (!rb || this.#stopping || this.#drainingHost || this.#o.singleHost) return { moved: 0 };
     const capacity = this.#capacity();
     const hosts = (await this.#o.hosts.list()).filter((h) => !h.draining && h.capacity > 0 && h.hostId !== this.#o.hostId);
-    const totalSessions = hosts.reduce((n, h) => n + h.sessions, 0) + this.#local.size;
+    const pending = this.#pendingByHost();
+    const totalSessions = hosts.reduce((n, h) => n + h.sessions + (pending.get(h.hostId) ?? 0), 0) + this.#local.size;
     const totalCapacity = hosts.reduce((n, h) => n + h.capacity, 0) + capacity;
     if (hosts.length === 0 || capacity === 0) return { moved: 0 };
     const mean = totalSessions / totalCapacity;
