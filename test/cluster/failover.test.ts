@@ -93,3 +93,33 @@ describe('cluster: host failover', () => {
     assert.equal(dead.state, 'dead');
   });
 });
+
+describe('cluster: status reflects ownership', () => {
+  test('a host killed while its heartbeat still counts as alive: its sessions are reported reconnecting ("owner host lost") on every host, never connected', async (t) => {
+    const c = await startCluster(t, 1);
+    const [b] = c.hosts as [NonNullable<(typeof c.hosts)[0]>];
+    // Its heartbeat outlives the test: nobody fails its sessions over, so only the lease tells they are dead.
+    const a = await c.addHost({ HOST_DEAD_AFTER_MS: '120000' });
+    const phone = c.sim.createPhone({ name: 'owner' });
+    await pairByQr(a.api, c.sim, phone, 'own-1', 60_000);
+    assert.equal((await b.api.session('own-1')).status, 'connected');
+    a.signal('SIGKILL');
+    await a.exited();
+    const seen = await waitFor(
+      async () => {
+        const s = await b.api.session('own-1');
+        return s.status === 'reconnecting' ? s : null;
+      },
+      { what: 'the session reported reconnecting once its lease lapsed', timeoutMs: LEASE_TTL_MS + 5000, intervalMs: 100 },
+    );
+    assert.equal(seen.reason, 'owner host lost');
+    const list = await b.api.get<{ data: { id: string; status: string; reason?: string }[] }>('/api/v1/sessions?limit=10');
+    assert.deepEqual(
+      list.body.data.filter((s) => s.id === 'own-1').map((s) => [s.status, s.reason]),
+      [['reconnecting', 'owner host lost']],
+    );
+    // The stored row still says connected (the dead host cannot write): the API answer comes from the lease.
+    assert.equal((await sessionRows(c.sql, ['own-1'])).get('own-1')?.status, 'connected');
+    assert.equal((await listHosts(b.api)).find((h) => h.hostId === a.id)?.state, 'alive');
+  });
+});
