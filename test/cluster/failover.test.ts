@@ -123,3 +123,54 @@ describe('cluster: status reflects ownership', () => {
     assert.equal((await listHosts(b.api)).find((h) => h.hostId === a.id)?.state, 'alive');
   });
 });
+
+describe('cluster: a host cut off from Redis', () => {
+  test('its sessions stop on it before their leases lapse and run on the other hosts; back on Redis it starts none of them', async (t) => {
+    const c = await startCluster(t, 2);
+    const [b] = c.hosts as [NonNullable<(typeof c.hosts)[0]>];
+    const a = await c.addHost({}, { redisProxy: true });
+    const sim = c.sim;
+    const ids = Array.from({ length: 6 }, (_, i) => `cut-${i}`);
+    const phones = ids.map((id) => sim.createPhone({ name: id }));
+    await mapLimit(ids, 3, (id, i) => pairByQr(a.api, sim, phones[i]!, id, 90_000));
+    const before = sim.snapshot();
+    const friend = sim.createPhone({ number: '6281234560099', name: 'friend' });
+
+    const t0 = Date.now();
+    a.cutRedis(true);
+    // The cut-off host's shards give up the sockets at their validUntil, before the leases lapse in Redis (no
+    // overlap with the next owner): the simulator sees every device without a live socket for a moment.
+    const offline = new Set<string>();
+    await waitFor(
+      () => {
+        for (const d of sim.devices()) if (d.kind === 'companion' && d.live === 0) offline.add(d.jid);
+        return offline.size >= ids.length;
+      },
+      { what: 'every socket of the cut-off host closed', timeoutMs: LEASE_TTL_MS + 5000, intervalMs: 20 },
+    );
+    t.diagnostic(`sockets of the cut-off host closed within ${Date.now() - t0} ms`);
+    const sent = await mapLimit(ids, 3, async (_id, i) => await friend.sendText(phones[i]!.jid, `cut off ${i}`));
+    await waitFor(
+      async () => {
+        const rows = await sessionRows(c.sql, ids);
+        return [...rows.values()].filter((r) => r.status === 'connected' && r.host !== a.id && (r.connectedAt?.getTime() ?? 0) > t0).length === ids.length;
+      },
+      { what: 'the sessions connected on the other hosts', timeoutMs: 60_000, intervalMs: 100 },
+    );
+    t.diagnostic(`6 sessions of the cut-off host connected elsewhere ${Date.now() - t0} ms after the cut`);
+
+    a.cutRedis(false);
+    await waitFor(async () => (await listHosts(b.api)).find((h) => h.hostId === a.id && h.state === 'alive'), { what: 'the host back in the registry', timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 3000));
+    const shards = await a.api.get<{ shards: { sessions: number }[] }>('/api/v1/admin/shards');
+    assert.equal(shards.body.shards.reduce((n, s) => n + s.sessions, 0), 0, 'it starts none of the moved sessions');
+    const after = sim.snapshot();
+    assert.equal(after.pairings, before.pairings, 'no QR');
+    assert.equal(after.concurrentLoginViolations, 0, JSON.stringify(after.violationsByDevice));
+    assert.equal(after.supersededFrames, 0);
+    await waitFor(
+      async () => (await c.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::text[])', [sent.map((m) => m.id)])).rows[0]?.n === sent.length,
+      { what: 'messages of the cut stored', timeoutMs: 30_000, intervalMs: 200 },
+    );
+  });
+});

@@ -28,6 +28,50 @@ export interface Host {
   /** Waits for the router to exit; its exit code (null when killed by a signal). */
   exited(): Promise<number | null>;
   alive(): boolean;
+  /** Only for a host started with `{ redisProxy: true }`: cuts (true) or restores (false) its Redis connections. */
+  cutRedis(cut: boolean): void;
+}
+
+/**
+ * A TCP proxy to Redis that the test controls: `cut(true)` destroys every connection through it and refuses new
+ * ones (the host is cut off from Redis, not killed); `cut(false)` lets connections through again.
+ */
+async function startRedisProxy(t: Cleanup, target: URL): Promise<{ port: number; cut(on: boolean): void }> {
+  const sockets = new Set<net.Socket>();
+  let cut = false;
+  const server = net.createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(target.port || 6379), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const sock of sockets) sock.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut(on) {
+      cut = on;
+      if (on) for (const sock of sockets) sock.destroy();
+    },
+  };
 }
 
 export interface Cluster {
@@ -36,7 +80,7 @@ export interface Cluster {
   /** The cluster's PostgreSQL database (to count stored rows directly). */
   sql: pg.Pool;
   /** Starts one more host (e.g. a fourth, empty one). */
-  addHost(overrides?: Record<string, string>): Promise<Host>;
+  addHost(overrides?: Record<string, string>, options?: { redisProxy?: boolean }): Promise<Host>;
 }
 
 async function freePortOn(ip: string): Promise<number> {
@@ -82,8 +126,18 @@ export async function startCluster(t: Cleanup, count: number, overrides: Record<
   t.after(() => sql.end());
   const run = randomId(3);
   const hosts: Host[] = [];
-  const addHost = async (more: Record<string, string> = {}): Promise<Host> => {
+  const addHost = async (more: Record<string, string> = {}, options: { redisProxy?: boolean } = {}): Promise<Host> => {
     const n = hosts.length;
+    let hostRedisUrl = redisUrl;
+    let cutRedis: (cut: boolean) => void = () => {
+      throw new Error(`host ${n} has no Redis proxy`);
+    };
+    if (options.redisProxy === true) {
+      const target = new URL(redisUrl);
+      const proxy = await startRedisProxy(t, target);
+      hostRedisUrl = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+      cutRedis = (cut) => proxy.cut(cut);
+    }
     const ip = `127.0.0.${n + 2}`;
     const id = `h${n}-${run}`;
     const port = await freePortOn(ip);
@@ -91,7 +145,7 @@ export async function startCluster(t: Cleanup, count: number, overrides: Record<
     const hostDir = await tempDir(t);
     const env = sessionTestEnv(hostDir.path, {
       ...sim.env,
-      REDIS_URL: redisUrl,
+      REDIS_URL: hostRedisUrl,
       DATABASE_URL: db.url,
       S3_ENDPOINT: s3.endpoint,
       S3_ACCESS_KEY: s3.accessKey,
@@ -150,6 +204,7 @@ export async function startCluster(t: Cleanup, count: number, overrides: Record<
       signal,
       exited: () => exit,
       alive: () => child.exitCode === null && child.signalCode === null,
+      cutRedis,
     };
     hosts.push(host);
     return host;
