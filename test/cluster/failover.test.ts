@@ -35,7 +35,11 @@ describe('cluster: host failover', () => {
     const phones = ids.map((id) => sim.createPhone({ name: id }));
     await mapLimit(ids, 4, (id, i) => pairByQr(a.api, sim, phones[i]!, id, 90_000));
     assert.equal((await listHosts(b.api)).find((h) => h.hostId === a.id)?.sessions, 20);
-    const friend = sim.createPhone({ name: 'friend' });
+    const friend = sim.createPhone({ number: '6281234560077', name: 'friend' });
+    // A send with an Idempotency-Key answered by the host about to die; the client retries it after the failover.
+    const keyed = { to: friend.jid, type: 'text', text: 'keyed across the failover' };
+    const first = await a.api.call<{ id: string }>('POST', `/api/v1/sessions/${ids[0]}/messages`, keyed, { 'idempotency-key': 'fo-key-1' });
+    assert.equal(first.status, 201, first.raw.toString());
 
     const before = sim.snapshot();
     const t0 = Date.now();
@@ -87,6 +91,13 @@ describe('cluster: host failover', () => {
     assert.equal(dup.rowCount, 0);
     const one = await b.api.get<{ id: string }>(`/api/v1/sessions/${ids[3]}/messages/${sent[3]!.id}`);
     assert.equal(one.status, 200, one.raw.toString());
+
+    // The retried send is answered from the record on a survivor, not sent again.
+    const retried = await third.api.call<{ id: string }>('POST', `/api/v1/sessions/${ids[0]}/messages`, keyed, { 'idempotency-key': 'fo-key-1' });
+    assert.equal(retried.status, 201, retried.raw.toString());
+    assert.equal(retried.body.id, first.body.id);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(friend.received().filter((m) => m.message?.conversation === keyed.text || m.message?.extendedTextMessage?.text === keyed.text).length, 1);
 
     // The dead host stays listed, as dead.
     const dead = await waitFor(async () => (await listHosts(b.api)).find((h) => h.hostId === a.id && h.state === 'dead'), { what: 'the killed host listed as dead', timeoutMs: 10_000 });

@@ -96,8 +96,11 @@ async function freePortOn(ip: string): Promise<number> {
   });
 }
 
-/** A Redis database index for this run: 1-15, one whose keyspace is empty (no other run uses it now). */
-async function freeRedisDb(t: Cleanup): Promise<string> {
+/**
+ * A Redis database index for this run, claimed with a marker key (NX) so two runs never share one; `release`
+ * empties it (marker included) once every host of the run is dead.
+ */
+async function freeRedisDb(): Promise<{ url: string; release(): Promise<void> }> {
   const base = testRedisUrl().replace(/\/\d*$/, '');
   for (const db of [11, 12, 13, 14, 15, 10, 9, 8].sort(() => Math.random() - 0.5)) {
     const client = new Redis(`${base}/${db}`, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -105,11 +108,15 @@ async function freeRedisDb(t: Cleanup): Promise<string> {
     // A marker key claims the index for this run (NX): two runs never share one.
     const mine = await client.set('wagw-cluster-test:lock', randomId(), 'PX', 600_000, 'NX');
     if (mine === 'OK') {
-      t.after(async () => {
-        await client.flushdb();
-        client.disconnect();
-      });
-      return `${base}/${db}`;
+      // Left by a run that died before its release: not ours, gone.
+      for (const key of await client.keys('wagw:*')) await client.del(key);
+      return {
+        url: `${base}/${db}`,
+        async release() {
+          await client.flushdb();
+          client.disconnect();
+        },
+      };
     }
     client.disconnect();
   }
@@ -119,7 +126,17 @@ async function freeRedisDb(t: Cleanup): Promise<string> {
 export async function startCluster(t: Cleanup, count: number, overrides: Record<string, string> = {}): Promise<Cluster> {
   const dir = await tempDir(t);
   const sim = await startSim(t, dir.path);
-  const [redisUrl, db, s3] = await Promise.all([freeRedisDb(t), createTestDatabase(t), startS3(t)]);
+  // Cleanups run in the order they were registered: this one first kills every host (a live router would
+  // announce itself again into the emptied database), then releases the Redis database.
+  const killers: (() => Promise<void>)[] = [];
+  let releaseRedis: () => Promise<void> = async () => undefined;
+  t.after(async () => {
+    for (const kill of killers) await kill();
+    await releaseRedis();
+  });
+  const [redis, db, s3] = await Promise.all([freeRedisDb(), createTestDatabase(t), startS3(t)]);
+  const redisUrl = redis.url;
+  releaseRedis = () => redis.release();
   const sql = new pg.Pool({ connectionString: db.url, max: 2 });
   // The database may be dropped (cleanup) before the pool ends: its idle clients then report an error.
   sql.on('error', () => undefined);
@@ -182,7 +199,7 @@ export async function startCluster(t: Cleanup, count: number, overrides: Record<
         // the group is gone already
       }
     };
-    t.after(async () => {
+    killers.push(async () => {
       signal('SIGCONT');
       signal('SIGKILL');
       await exit;

@@ -152,6 +152,7 @@ export function toView(r: SessionRecord): SessionView {
 
 /** Status a session is shown with when its row says it runs but no host holds its lease (see #withOwnership). */
 const OWNER_LOST = { status: 'reconnecting', reason: 'owner host lost' } as const;
+const OWNER_MOVING = { status: 'reconnecting', reason: 'moving to another host' } as const;
 
 /** Order of orphans for one host: each host walks them in its own hashed order, so claims rarely collide. */
 const hashedOrder = (hostId: string, ids: readonly string[]): string[] =>
@@ -294,7 +295,8 @@ export class SessionManager {
 
   /**
    * The row says what the owner last reported; the lease says whether an owner still exists. A `connected` row
-   * whose lease is gone (its host died or was cut off) is shown as `reconnecting`, never as alive, on every host.
+   * whose lease is gone (its host died or was cut off) is shown as `reconnecting`, never as alive, on every host;
+   * so is one whose lease another host than the row's already holds (failover or hand-off under way).
    */
   async #withOwnership(views: SessionView[]): Promise<SessionView[]> {
     if (this.#o.singleHost) return views;
@@ -304,6 +306,8 @@ export class SessionManager {
         const lease = await this.#o.directory.get(v.id).catch(() => undefined);
         // Directory unreachable (undefined): the row is all we know.
         if (lease === null) return { ...v, ...OWNER_LOST };
+        // Claimed by another host than the row names: the new owner is logging in (its row write follows).
+        if (lease !== undefined && hostOfOwner(lease.owner) !== v.host) return { ...v, ...OWNER_MOVING };
         return v;
       }),
     );
