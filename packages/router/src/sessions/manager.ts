@@ -302,7 +302,9 @@ export class SessionManager {
     if (this.#o.singleHost) return views;
     return await Promise.all(
       views.map(async (v) => {
-        if (v.status !== 'connected' || this.#local.has(v.id)) return v;
+        if (v.status !== 'connected') return v;
+        // Claimed here a moment ago, its row not yet rewritten: the status is the previous owner's.
+        if (this.#local.has(v.id)) return v.host === this.#o.hostId ? v : { ...v, ...OWNER_MOVING };
         const lease = await this.#o.directory.get(v.id).catch(() => undefined);
         // Directory unreachable (undefined): the row is all we know.
         if (lease === null) return { ...v, ...OWNER_LOST };
