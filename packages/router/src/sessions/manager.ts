@@ -537,21 +537,30 @@ export class SessionManager {
   async drain(reqId?: string): Promise<{ hostId: string; moved: number; remaining: number }> {
     this.#drainingHost = true;
     await this.#announce();
+    // Sessions waiting for a placement here (restore, recovery) go too: their rows are given away unstarted.
+    const moved = await this.#handAway([...new Set([...this.#local.keys(), ...this.#unplaced])], reqId);
+    await this.#announce();
+    return { hostId: this.#o.hostId, moved, remaining: this.#local.size };
+  }
+
+  /** Hands sessions (running or not) to the least-loaded other hosts; returns how many went. */
+  async #handAway(ids: readonly string[], reqId?: string): Promise<number> {
     const targets = await this.#targets();
-    const ids = [...this.#local.keys()];
-    this.#log.info({ sessions: ids.length, targets: targets.length }, 'draining host');
+    this.#log.info({ sessions: ids.length, targets: targets.length }, 'handing sessions to other hosts');
     let moved = 0;
     await this.#mapLimit(ids, this.#o.placeConcurrency ?? 8, async (id) => {
       const to = this.#leastLoaded(targets);
       if (to === undefined) return;
       try {
-        if ((await this.handOff(id, to, reqId)).moved) moved++;
+        const unstarted = !this.#local.has(id);
+        if ((await this.handOff(id, to, reqId)).moved || unstarted) moved++;
+        this.#unplaced.delete(id);
       } catch (err) {
+        if (codeOf(err) === 'SESSION_NOT_FOUND') this.#unplaced.delete(id);
         this.#log.error({ sessionId: id, to, err: codeOf(err) ?? String(err) }, 'hand-off while draining failed');
       }
     });
-    await this.#announce();
-    return { hostId: this.#o.hostId, moved, remaining: this.#local.size };
+    return moved;
   }
 
   /**
@@ -818,6 +827,11 @@ export class SessionManager {
 
   async #placePass(): Promise<void> {
     if (this.#unplaced.size === 0 || this.#stopping) return;
+    if (this.#drainingHost) {
+      // A draining host starts nothing: what it should place (a crashed shard's sessions) goes to other hosts.
+      await this.#handAway([...this.#unplaced]);
+      return;
+    }
     const ids = [...this.#unplaced];
     const desired = await this.store.desiredOf(ids).catch((err: unknown) => {
       this.#log.error({ err }, 'reading sessions to place failed');
@@ -929,7 +943,8 @@ export class SessionManager {
    * elsewhere) is queued for placement, whatever path lost track of it. Logged, since it should not happen.
    */
   async #reconcile(): Promise<void> {
-    if (this.#stopping) return;
+    // A draining host gives its sessions away; it does not pick its rows up again.
+    if (this.#stopping || this.#drainingHost) return;
     let ids: string[];
     try {
       ids = await this.store.idsToRestore(this.#o.singleHost ? undefined : this.#o.hostId);

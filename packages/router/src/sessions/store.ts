@@ -150,7 +150,7 @@ export class SessionStore {
 
   /** Gives the session's row to another host (cross-host migration): its reconcile claims it. */
   async assign(id: string, hostId: string): Promise<void> {
-    await this.#sql.query(`UPDATE sessions SET host_id = $2, shard = NULL, desired = 'running', updated_at = now() WHERE id = $1`, [id, hostId]);
+    await this.#sql.query(`UPDATE sessions SET host_id = $2, shard = NULL, updated_at = now() WHERE id = $1`, [id, hostId]);
   }
 
   async desiredOf(ids: readonly string[]): Promise<Map<string, Desired>> {
