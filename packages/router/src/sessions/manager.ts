@@ -967,7 +967,7 @@ export class SessionManager {
 
   /**
    * Host failover: sessions that should run, whose recorded host is dead (no heartbeat for HOST_DEAD_AFTER_MS,
-   * or unknown) and whose lease is gone, are claimed by the live hosts. Each host takes at most its share per
+   * unknown, or alive without a ready shard) and whose lease is gone, are claimed by the live hosts. Each host takes at most its share per
    * pass, proportional to its free room, walking the orphans in its own hashed order; the lease decides a race
    * (a loser's claim fails with CONFLICT and it does nothing). `#place` writes `sessions.host_id` to this host.
    */
@@ -979,7 +979,9 @@ export class SessionManager {
     let alive: HostRecord[];
     try {
       alive = await this.#o.hosts.list();
-      const aliveIds = [...new Set([...alive.map((h) => h.hostId), this.#o.hostId])];
+      // A host that heartbeats without a ready shard (crash loop, start-up) cannot run its sessions either: once
+      // their leases are gone they are as orphaned as a dead host's (its own claims still race fairly).
+      const aliveIds = [...new Set([...alive.filter((h) => h.shardsReady > 0).map((h) => h.hostId), this.#o.hostId])];
       orphans = await this.store.idsOfDeadHosts(aliveIds);
     } catch (err) {
       this.#log.warn({ err: codeOf(err) ?? String(err) }, 'orphan scan: reading hosts or sessions failed');
