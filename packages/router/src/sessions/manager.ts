@@ -1141,8 +1141,10 @@ export class SessionManager {
   /** What a new SSE client gets first: the session's current status (and QR when there is one). */
   async initialEvents(id: string): Promise<HubEvent[]> {
     const r = await this.#record(id);
-    const status: Record<string, unknown> = { id, status: r.status, host: r.hostId, shard: r.shard, at: r.updatedAt };
-    if (r.statusReason !== null) status['reason'] = r.statusReason;
+    // The same ownership check as GET /:id: a stream never starts with `connected` for a session nobody runs.
+    const [view] = await this.#withOwnership([toView(r)]);
+    const status: Record<string, unknown> = { id, status: view?.status ?? r.status, host: r.hostId, shard: r.shard, at: r.updatedAt };
+    if (view?.reason !== undefined) status['reason'] = view.reason;
     if (r.me !== null) status['me'] = r.me;
     const out: HubEvent[] = [{ type: 'status', data: status }];
     const qr = r.status === 'connected' ? null : await this.#o.qr.get(id);
