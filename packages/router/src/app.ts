@@ -58,6 +58,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   metrics: RouterMetrics;
   hostId: string;
+  /** True while this host is drained (`/ready` answers 503). */
+  draining?: () => boolean;
   /** Deadline of each health probe (shard ping, dependency check). Default 2000. */
   healthTimeoutMs?: number;
   /**
@@ -336,6 +338,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   router.get('/ready', (ctx) => {
     const phase = deps.lifecycle.phase;
+    if (phase === 'ready' && deps.draining?.() === true) {
+      // A draining host hands its sessions away: a load balancer must stop sending it calls.
+      const { status, body } = errorResponse(new GatewayError('SHUTTING_DOWN', 'This host is draining.'));
+      ctx.status = status;
+      ctx.body = body;
+      return;
+    }
     if (phase === 'ready') {
       ctx.body = { status: 'ready' };
       return;

@@ -168,6 +168,7 @@ export class GatewayRouter {
         hostId: options.config.hostId,
         publicUrl: () => options.config.http.publicUrl ?? this.url,
         lease: options.config.lease,
+        cluster: options.config.cluster,
         maxSessionsPerShard: options.config.shards.maxSessions,
         singleHost: s.directory.kind === 'memory',
         logger: options.logger,
@@ -218,7 +219,7 @@ export class GatewayRouter {
           ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
           clusterSecret: options.config.http.clusterSecret,
         }),
-        ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts }),
+        ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts, clusterSecret: options.config.http.clusterSecret }),
       );
     }
     if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));
@@ -239,6 +240,7 @@ export class GatewayRouter {
       shards: this.supervisor,
       dependencies: options.stores.health,
       lifecycle: this.lifecycle,
+      draining: () => this.sessions?.draining === true,
       metrics: this.metrics,
       hostId: options.config.hostId,
     }));
@@ -333,6 +335,19 @@ export class GatewayRouter {
   async #stop(reason: string): Promise<void> {
     const t0 = performance.now();
     this.lifecycle.markStopping();
+    if (this.#config.cluster.drainOnShutdown && this.sessions !== undefined) {
+      // Sessions go to the other hosts now (each down for about a login), not after a lease TTL. Bounded so the
+      // shards still get their stop time within SHUTDOWN_TIMEOUT_MS; what is left stops with the shards.
+      const budget = Math.max(1000, this.#config.shutdownTimeoutMs - this.#config.shards.stopTimeoutMs - 2000);
+      const drained = await Promise.race([
+        this.sessions.drain().catch((err: unknown) => {
+          this.#log.error({ err }, 'drain before shutdown failed');
+          return undefined;
+        }),
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), budget).unref()),
+      ]);
+      this.#log.info({ drained: drained ?? null, budgetMs: budget }, 'drained before shutdown');
+    }
     this.sessions?.beginShutdown();
     await this.expiry?.stop();
     this.hub.close();

@@ -48,6 +48,12 @@ export const ENV_SPEC = {
   REDIS_URL: { schema: urlWith(['redis', 'rediss']).optional(), default: undefined, doc: 'Redis for leases, QR cache and rate limits. Unset: in-process directory (single host).' },
   LEASE_TTL_MS: { schema: int(1000, 600_000), default: '15000', doc: 'Lifetime of a session lease without renewal.' },
   LEASE_RENEW_INTERVAL_MS: { schema: int(100, 300_000), default: '5000', doc: 'How often the router renews the leases of its host\'s sessions (in one batch).' },
+  HOST_DEAD_AFTER_MS: { schema: int(1000, 3_600_000), default: '15000', doc: 'A host whose registry heartbeat (one per LEASE_RENEW_INTERVAL_MS) is older than this is dead to the others: its sessions whose leases lapsed are claimed by the live hosts. At least twice LEASE_RENEW_INTERVAL_MS.' },
+  DRAIN_ON_SHUTDOWN: { schema: bool, default: 'false', doc: 'SIGTERM first hands every session of this host to the other live hosts (like POST /api/v1/admin/hosts/:id/drain), then stops. Without other hosts the sessions just stop and are restored at the next start.' },
+  REBALANCE_ENABLED: { schema: bool, default: 'false', doc: 'Move sessions off this host while its load (sessions / capacity) is above the mean of the live hosts by more than REBALANCE_TOLERANCE.' },
+  REBALANCE_INTERVAL_MS: { schema: int(1000, 3_600_000), default: '30000', doc: 'How often a host compares its load with the cluster\'s (rebalancing).' },
+  REBALANCE_MAX_MOVES_PER_INTERVAL: { schema: int(1, 10_000), default: '10', doc: 'Sessions one host hands off per rebalancing interval at most.' },
+  REBALANCE_TOLERANCE: { schema: z.coerce.number().min(0).max(1), default: '0.1', doc: 'Load difference above the cluster mean (a fraction of capacity, 0-1) that rebalancing accepts.' },
   DATABASE_URL: { schema: urlWith(['postgres', 'postgresql']).optional(), default: undefined, doc: 'PostgreSQL for messages and the webhook outbox. Unset: embedded PGlite under DATA_DIR.' },
   DATABASE_POOL_MAX: { schema: int(1, 200), default: '10', doc: 'pg pool size per process (embedded mode always uses 1).' },
   DATABASE_QUERY_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'A PostgreSQL query without an answer in this time fails with DEPENDENCY_UNAVAILABLE (a partitioned server must not hang API calls or the outbox).' },
@@ -189,6 +195,8 @@ export interface GatewayConfig {
   shutdownTimeoutMs: number;
   redis: { url: string } | undefined;
   lease: { ttlMs: number; renewIntervalMs: number };
+  /** Multi-host membership, drain and rebalancing (docs/sessions.md, "Multi-host"). */
+  cluster: { hostDeadAfterMs: number; drainOnShutdown: boolean; rebalance: { enabled: boolean; intervalMs: number; maxMoves: number; tolerance: number } };
   database: { url: string; poolMax: number; queryTimeoutMs?: number } | undefined;
   pglitePort: number;
   s3: S3Config | undefined;
@@ -339,6 +347,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (r.LEASE_RENEW_INTERVAL_MS * 2 > r.LEASE_TTL_MS) {
       problems.push('LEASE_RENEW_INTERVAL_MS: must be at most half of LEASE_TTL_MS so a lease survives one missed renewal');
     }
+    if (r.LEASE_RENEW_INTERVAL_MS * 2 > r.HOST_DEAD_AFTER_MS) {
+      problems.push('HOST_DEAD_AFTER_MS: must be at least twice LEASE_RENEW_INTERVAL_MS (the heartbeat) so one late heartbeat does not declare a host dead');
+    }
     if (r.WA_ROOT_PUBLIC_KEY !== undefined && r.NODE_ENV === 'production' && !r.WA_SIMULATOR) {
       problems.push('WA_ROOT_PUBLIC_KEY: refused when NODE_ENV=production (it replaces WhatsApp\'s root key); set WA_SIMULATOR=true for a simulator demo');
     }
@@ -396,6 +407,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     shutdownTimeoutMs: r.SHUTDOWN_TIMEOUT_MS,
     redis: r.REDIS_URL === undefined ? undefined : { url: r.REDIS_URL },
     lease: { ttlMs: r.LEASE_TTL_MS, renewIntervalMs: r.LEASE_RENEW_INTERVAL_MS },
+    cluster: {
+      hostDeadAfterMs: r.HOST_DEAD_AFTER_MS,
+      drainOnShutdown: r.DRAIN_ON_SHUTDOWN,
+      rebalance: { enabled: r.REBALANCE_ENABLED, intervalMs: r.REBALANCE_INTERVAL_MS, maxMoves: r.REBALANCE_MAX_MOVES_PER_INTERVAL, tolerance: r.REBALANCE_TOLERANCE },
+    },
     database: r.DATABASE_URL === undefined ? undefined : { url: r.DATABASE_URL, poolMax: r.DATABASE_POOL_MAX, queryTimeoutMs: r.DATABASE_QUERY_TIMEOUT_MS },
     pglitePort: r.PGLITE_PORT,
     s3:

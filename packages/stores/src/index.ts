@@ -28,4 +28,4 @@ export { MemoryQrCache } from './qr/memory.ts';
 export { RedisQrCache } from './qr/redis.ts';
 export type { CachedQr, QrCache } from './qr/types.ts';
 export { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
-export type { HostRecord, HostRegistry } from './hosts/registry.ts';
+export type { HostAnnouncement, HostRecord, HostRegistry } from './hosts/registry.ts';

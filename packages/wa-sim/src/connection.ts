@@ -24,6 +24,8 @@ export interface ConnectionHooks {
   onAuth(conn: Connection, clientStatic: Buffer, payload: proto.ClientPayload): void;
   onNode(conn: Connection, node: BinaryNode): void;
   onClose(conn: Connection): void;
+  /** A frame arrived on a socket a newer login of its device superseded; it is dropped, not processed. */
+  onSupersededFrame?(conn: Connection): void;
   /** Extra delay (ms) for frames sent to this connection (latency fault). */
   latencyFor(conn: Connection): number;
   readonly logger: Logger;
@@ -38,6 +40,11 @@ export class Connection {
   device: Device | undefined;
   registration: Registration | undefined;
   closed = false;
+  /**
+   * A newer login of the same device replaced this socket (conflict/replaced sent). From then on nothing it
+   * sends is accepted: WhatsApp's stream for it is over, whatever the client still writes.
+   */
+  superseded = false;
   private stage: 'hello' | 'finish' | 'transport' = 'hello';
   private responder: NoiseResponder | undefined;
   private transport: NoiseTransport | undefined;
@@ -87,6 +94,10 @@ export class Connection {
       }
       case 'transport': {
         if (!this.transport) return;
+        if (this.superseded) {
+          this.hooks.onSupersededFrame?.(this);
+          return;
+        }
         const plain = this.transport.decrypt(frame);
         if (((plain[0] ?? 0) & 2) === 0) {
           this.dispatch(decodeDecompressedBinaryNode(plain.subarray(1), constants));

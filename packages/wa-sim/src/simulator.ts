@@ -348,6 +348,7 @@ export class WaSimulator {
       onAuth: (c, clientStatic, payload) => this.onAuth(c, clientStatic, payload),
       onNode: (c, n) => this.onNode(c, n),
       onClose: c => this.onClose(c),
+      onSupersededFrame: c => this.stats.supersededFrame(c.device?.pnJid ?? `conn#${c.id}`),
     });
     this.conns.add(conn);
   }
@@ -377,7 +378,12 @@ export class WaSimulator {
     this.stats.logins++;
     this.stats.socketsAuthenticated++;
     this.stats.setLive(dev.pnJid, dev.conns.size, true);
-    if (replace) for (const old of previous) old.streamError({}, [node('conflict', { type: 'replaced' })]);
+    if (replace) {
+      for (const old of previous) {
+        old.superseded = true;
+        old.streamError({}, [node('conflict', { type: 'replaced' })]);
+      }
+    }
     conn.send(node('success', { t: unixNow(), lid: dev.lidJid, location: 'wa-sim', creation: String(Math.floor(dev.linkedAt / 1000)), props: '1' }));
     const n = this.relay.flushOffline(dev, conn);
     conn.send(node('ib', {}, [node('offline', { count: String(n) })]));

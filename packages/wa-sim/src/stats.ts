@@ -34,6 +34,13 @@ export interface StatsSnapshot {
   /** Number of times a device got a second live socket while one was already live (must stay 0). */
   readonly concurrentLoginViolations: number;
   readonly violationsByDevice: Readonly<Record<string, number>>;
+  /**
+   * Frames received from a socket after a newer login of its device superseded it (dropped, not processed).
+   * The zombie invariant: a gateway process that lost its lease (paused, cut off) must send nothing on the old
+   * socket once the session logged in elsewhere; must stay 0 (docs/sessions.md, "Zombie safety").
+   */
+  readonly supersededFrames: number;
+  readonly supersededFramesByDevice: Readonly<Record<string, number>>;
   /** Live sockets per device right now (only devices with at least one). */
   readonly liveByDevice: Readonly<Record<string, number>>;
   readonly maxLivePerDevice: number;
@@ -71,6 +78,8 @@ export class Stats {
   groupNotifications = 0;
   groupMessages = 0;
   concurrentLoginViolations = 0;
+  supersededFrames = 0;
+  readonly supersededFramesByDevice = new Map<string, number>();
   maxLivePerDevice = 0;
   readonly violationsByDevice = new Map<string, number>();
   readonly liveByDevice = new Map<string, number>();
@@ -91,6 +100,11 @@ export class Stats {
       this.concurrentLoginViolations++;
       this.violationsByDevice.set(deviceJid, (this.violationsByDevice.get(deviceJid) ?? 0) + 1);
     }
+  }
+
+  supersededFrame(deviceJid: string): void {
+    this.supersededFrames++;
+    this.supersededFramesByDevice.set(deviceJid, (this.supersededFramesByDevice.get(deviceJid) ?? 0) + 1);
   }
 
   snapshot(extra: { accounts: number; linkedDevices: number; pendingUnacked: number }): StatsSnapshot {
@@ -123,6 +137,8 @@ export class Stats {
       groupMessages: this.groupMessages,
       concurrentLoginViolations: this.concurrentLoginViolations,
       violationsByDevice: Object.fromEntries(this.violationsByDevice),
+      supersededFrames: this.supersededFrames,
+      supersededFramesByDevice: Object.fromEntries(this.supersededFramesByDevice),
       liveByDevice: Object.fromEntries(this.liveByDevice),
       maxLivePerDevice: this.maxLivePerDevice,
       cpuUserMs: cpu.user / 1000,

@@ -20,8 +20,12 @@ export const FORWARDED_HEADER = FORWARD_HEADERS.by;
 const PASS_HEADERS = ['authorization', 'x-api-key', 'content-type', 'accept', 'x-request-id', 'idempotency-key'];
 const RETURN_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'content-disposition', 'cache-control'];
 
-export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string, clusterSecret?: string): Promise<void> {
-  if (ctx.get(FORWARDED_HEADER)) {
+/**
+ * `handOff: true`: the second hop of a cross-host migration (owner to target), allowed even for a request that
+ * was forwarded to the owner; the target runs it itself (it never forwards a migration to itself on).
+ */
+export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId: string, selfId: string, options: { handOff?: boolean; clusterSecret?: string | undefined } = {}): Promise<void> {
+  if (ctx.get(FORWARDED_HEADER) && options.handOff !== true) {
     throw new GatewayError('SHARD_UNAVAILABLE', `Session is owned by host ${hostId}, but this request was already forwarded once.`, { host: hostId });
   }
   const host = await hosts.get(hostId);
@@ -37,7 +41,7 @@ export async function forwardToHost(ctx: AppContext, hosts: HostRegistry, hostId
   else delete headers['content-type'];
   const text = hasBody ? JSON.stringify(body) : '';
   // Signed with CLUSTER_SECRET: the owner does not count the call again and knows the real client (docs/security.md).
-  if (clusterSecret !== undefined) Object.assign(headers, signForwarded(clusterSecret, { method: ctx.method, url: ctx.originalUrl, by: selfId, clientIp: ctx.ip || 'unknown', body: text }));
+  if (options.clusterSecret !== undefined) Object.assign(headers, signForwarded(options.clusterSecret, { method: ctx.method, url: ctx.originalUrl, by: selfId, clientIp: ctx.ip || 'unknown', body: text }));
   const controller = new AbortController();
   ctx.req.once('close', () => controller.abort());
   let res: Response;
@@ -76,7 +80,7 @@ export function createForwarder(manager: Pick<SessionManager, 'ownership' | 'hos
   return async (ctx, sessionId) => {
     const own = await manager.ownership(sessionId);
     if (own.kind !== 'foreign') return false;
-    await forwardToHost(ctx, hosts, own.hostId, manager.hostId, clusterSecret);
+    await forwardToHost(ctx, hosts, own.hostId, manager.hostId, { clusterSecret });
     return true;
   };
 }

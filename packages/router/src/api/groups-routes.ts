@@ -25,6 +25,8 @@ export interface GroupRoutesDeps {
   blobs: Pick<BlobStore, 'put' | 'delete'>;
   /** Multi-host: calls for a session another host owns are forwarded there. Absent: 409 SESSION_NOT_CONNECTED. */
   hosts?: HostRegistry;
+  /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
+  clusterSecret?: string | undefined;
 }
 
 const SESSIONS = '/api/v1/sessions';
@@ -83,7 +85,7 @@ const COMMON_ERRORS = {
 export function groupRoutes(deps: GroupRoutesDeps): RouteDefinition[] {
   const { manager, shards } = deps;
   const schemas = createGroupSchemas({ defaultCountry: deps.messaging.defaultCountry });
-  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts);
+  const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts, deps.clusterSecret);
   const groupParams = idParams.extend({ group: groupJidSchema }).meta({ id: 'GroupParams' });
   const communityParams = idParams.extend({ community: groupJidSchema }).meta({ id: 'CommunityParams' });
   const linkParams = idParams.extend({ community: groupJidSchema, group: groupJidSchema }).meta({ id: 'CommunityLinkParams' });

@@ -124,10 +124,28 @@ export const setShardsBody = z.object({ count: z.number().int().min(1).max(256) 
 export const hostsResponse = z
   .object({
     hosts: z.array(
-      z.object({ hostId: z.string(), url: z.string(), shards: z.number().int(), sessions: z.number().int(), updatedAt: z.string(), expiresAt: z.number() }),
+      z.object({
+        hostId: z.string(),
+        url: z.string(),
+        state: z.enum(['alive', 'draining', 'dead']).describe('dead: no heartbeat for HOST_DEAD_AFTER_MS'),
+        shards: z.number().int(),
+        shardsReady: z.number().int(),
+        sessions: z.number().int(),
+        capacity: z.number().int().describe('shards * SHARD_MAX_SESSIONS (ready shards)'),
+        draining: z.boolean(),
+        lastHeartbeatAt: z.string(),
+        updatedAt: z.string(),
+        expiresAt: z.number().describe('epoch ms after which the host counts as dead'),
+      }),
     ),
   })
   .meta({ id: 'HostList' });
+
+export const hostParams = z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a host id (1-64 characters of A-Z a-z 0-9 . _ -)') });
+
+export const drainResponse = z
+  .object({ hostId: z.string(), moved: z.number().int(), remaining: z.number().int().describe('sessions still on the host (no other host had room)') })
+  .meta({ id: 'DrainResult' });
 
 export const errorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) })

@@ -6,12 +6,14 @@ import type { SessionManager } from '../sessions/manager.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
 import { sessionWebhookSecret } from '../webhooks/secrets.ts';
-import { createForwarder } from './forward.ts';
+import { createForwarder, forwardToHost } from './forward.ts';
 import type { EventHub } from './sse.ts';
 import {
   createSessionBody,
   createdSchema,
+  drainResponse,
   errorSchema,
+  hostParams,
   hostsResponse,
   idParams,
   listQuery,
@@ -208,7 +210,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
     defineRoute({
       method: 'post',
       path: `${SESSIONS}/:id/migrate`,
-      summary: 'Hand the live session to another shard (flush, close, release, claim with a higher epoch, reconnect)',
+      summary: 'Hand the live session to another shard or host (flush, close, release, claim with a higher epoch, reconnect); callable on any host',
       tags: ['sessions'],
       auth: WRITE,
       params: idParams,
@@ -216,6 +218,14 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       responses: { 200: { description: 'Migrated', schema: migrateResponse }, 400: E400, 404: E404, 503: E503 },
       handler: async (ctx, { params, body }) => {
         if (await forwarded(ctx, params.id)) return;
+        if (body.host !== undefined && body.host !== manager.hostId) {
+          // Cross-host: this host (the owner, or any host when the session is not running) stops the session and
+          // gives its row to the target, then asks the target to claim and start it now. Should that call fail,
+          // the target's reconcile claims it within a renewal interval (or, when the target died, any live host).
+          await manager.handOff(params.id, body.host, ctx.state.reqId);
+          await forwardToHost(ctx, hosts, body.host, manager.hostId, { handOff: true, clusterSecret });
+          return;
+        }
         const target: { shard?: number; host?: string } = {};
         if (body.shard !== undefined) target.shard = body.shard;
         if (body.host !== undefined) target.host = body.host;
@@ -279,12 +289,35 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
     defineRoute({
       method: 'get',
       path: '/api/v1/admin/hosts',
-      summary: 'Routers of the cluster (host registry)',
+      summary: 'Routers of the cluster (host registry): alive, draining and dead hosts with load and last heartbeat',
       tags: ['admin'],
       auth: { scopes: ['admin'] },
       responses: { 200: { description: 'Hosts', schema: hostsResponse } },
       handler: async (ctx) => {
         ctx.body = { hosts: await manager.hosts() };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/api/v1/admin/hosts/:id/drain',
+      summary: 'Drain a host (callable on any host): it goes not-ready and hands every session to the other live hosts',
+      tags: ['admin'],
+      auth: { scopes: ['admin'] },
+      params: hostParams,
+      responses: {
+        200: { description: 'Sessions handed off (each is claimed by its new host within a renewal interval)', schema: drainResponse },
+        400: E400,
+        404: err('No such host (HOST_NOT_FOUND)'),
+        503: err('The host is not reachable (SHARD_UNAVAILABLE)'),
+      },
+      handler: async (ctx, { params }) => {
+        if (params.id !== manager.hostId) {
+          const known = (await manager.hosts()).find((h) => h.hostId === params.id);
+          if (known === undefined) throw new GatewayError('HOST_NOT_FOUND', `No host ${params.id} in the host registry.`, { host: params.id });
+          await forwardToHost(ctx, hosts, params.id, manager.hostId, { clusterSecret });
+          return;
+        }
+        ctx.body = await manager.drain(ctx.state.reqId);
       },
     }),
   ];

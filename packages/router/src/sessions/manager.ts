@@ -31,7 +31,7 @@ import type {
   WebhookEvent,
   WebhookOutbox,
 } from '@wagw/shared';
-import type { HostRegistry, QrCache } from '@wagw/stores';
+import type { HostRecord, HostRegistry, QrCache } from '@wagw/stores';
 import type { EventHub, HubEvent } from '../api/sse.ts';
 import type { CallOptions, ShardInfo } from '../supervisor.ts';
 import { SessionStore } from './store.ts';
@@ -63,6 +63,8 @@ export interface SessionManagerOptions {
   hub: EventHub;
   /** The durable webhook outbox (packages/router/src/webhooks); absent: no webhooks are recorded. */
   outbox?: WebhookOutbox;
+  /** Multi-host membership, drain, rebalancing (config `cluster`); defaults: dead after 3 renewals, no rebalancing. */
+  cluster?: { hostDeadAfterMs: number; rebalance: { enabled: boolean; intervalMs: number; maxMoves: number; tolerance: number } };
   /** Sessions placed at once during restore and recovery. */
   placeConcurrency?: number;
   /** Validates a session's webhookUrl at creation (webhook target policy); throws VALIDATION_FAILED. */
@@ -105,6 +107,13 @@ export interface SessionView {
   connectedAt: string | null;
 }
 
+/** A host as `GET /api/v1/admin/hosts` shows it. */
+export interface HostView extends HostRecord {
+  state: 'alive' | 'draining' | 'dead';
+  /** ISO time of its last heartbeat. */
+  lastHeartbeatAt: string;
+}
+
 export interface ShardView {
   index: number;
   state: ShardInfo['state'];
@@ -141,8 +150,16 @@ export function toView(r: SessionRecord): SessionView {
   return v;
 }
 
-/** Renewal ticks between two reconcile passes (a full scan of the sessions this host should run). */
-const RECONCILE_EVERY_TICKS = 4;
+/** Status a session is shown with when its row says it runs but no host holds its lease (see #withOwnership). */
+const OWNER_LOST = { status: 'reconnecting', reason: 'owner host lost' } as const;
+const OWNER_MOVING = { status: 'reconnecting', reason: 'moving to another host' } as const;
+
+/** Order of orphans for one host: each host walks them in its own hashed order, so claims rarely collide. */
+const hashedOrder = (hostId: string, ids: readonly string[]): string[] =>
+  ids
+    .map((id) => ({ id, k: createHash('sha1').update(`${hostId}|${id}`).digest('hex') }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((x) => x.id);
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -165,7 +182,15 @@ export class SessionManager {
   #placing: Promise<void> | undefined;
   #placeAgain = false;
   #stopping = false;
-  #ticks = 0;
+  /** This host is being drained: it hands its sessions away and claims none (orphans, hand-offs). */
+  #drainingHost = false;
+  #rebalanceTimer: NodeJS.Timeout | undefined;
+  /**
+   * Hand-offs whose target may not have claimed (and announced) them yet, by target host: counted as the
+   * target's load until two heartbeats later, so rebalancing does not move the same load twice.
+   */
+  readonly #inFlight = new Map<string, { to: string; at: number }>();
+  #rebalancing: Promise<void> | undefined;
   /** Messages seen per session (debug counter; the messages issue persists them). */
   readonly messageCounts = new Map<string, number>();
 
@@ -199,6 +224,21 @@ export class SessionManager {
     };
     this.#renewTimer = setInterval(tick, this.#o.lease.renewIntervalMs);
     this.#renewTimer.unref();
+    const rb = this.#o.cluster?.rebalance;
+    if (rb?.enabled === true && !this.#o.singleHost) {
+      this.#rebalanceTimer = setInterval(() => {
+        this.#rebalancing ??= this.rebalanceOnce().then(
+          () => {
+            this.#rebalancing = undefined;
+          },
+          (err: unknown) => {
+            this.#rebalancing = undefined;
+            this.#log.warn({ err: codeOf(err) ?? String(err) }, 'rebalancing failed');
+          },
+        );
+      }, rb.intervalMs);
+      this.#rebalanceTimer.unref();
+    }
     void this.#announce();
     return this.restoreAll();
   }
@@ -251,11 +291,34 @@ export class SessionManager {
   }
 
   async get(id: string): Promise<SessionView> {
-    return toView(await this.#record(id));
+    const [view] = await this.#withOwnership([toView(await this.#record(id))]);
+    return view as SessionView;
   }
 
   async list(options: { limit: number; after?: string; ids?: readonly string[] }): Promise<SessionView[]> {
-    return (await this.store.list(options)).map(toView);
+    return await this.#withOwnership((await this.store.list(options)).map(toView));
+  }
+
+  /**
+   * The row says what the owner last reported; the lease says whether an owner still exists. A `connected` row
+   * whose lease is gone (its host died or was cut off) is shown as `reconnecting`, never as alive, on every host;
+   * so is one whose lease another host than the row's already holds (failover or hand-off under way).
+   */
+  async #withOwnership(views: SessionView[]): Promise<SessionView[]> {
+    if (this.#o.singleHost) return views;
+    return await Promise.all(
+      views.map(async (v) => {
+        if (v.status !== 'connected') return v;
+        // Claimed here a moment ago, its row not yet rewritten: the status is the previous owner's.
+        if (this.#local.has(v.id)) return v.host === this.#o.hostId ? v : { ...v, ...OWNER_MOVING };
+        const lease = await this.#o.directory.get(v.id).catch(() => undefined);
+        // Directory unreachable (undefined): the row is all we know.
+        if (lease === null) return { ...v, ...OWNER_LOST };
+        // Claimed by another host than the row names: the new owner is logging in (its row write follows).
+        if (lease !== undefined && hostOfOwner(lease.owner) !== v.host) return { ...v, ...OWNER_MOVING };
+        return v;
+      }),
+    );
   }
 
   /** The current QR (404 QR_NOT_AVAILABLE when none, 409 when connected). */
@@ -341,12 +404,21 @@ export class SessionManager {
   async migrate(id: string, target: { shard?: number; host?: string }, reqId?: string): Promise<{ id: string; shard: number; host: string; epoch: number }> {
     await this.#record(id);
     if (target.host !== undefined && target.host !== this.#o.hostId) {
-      throw new GatewayError('VALIDATION_FAILED', 'Migration to another host is not supported yet; call the target host\'s migrate with no host, or restart the session there.', {
-        fields: [{ location: 'body', field: 'body.host', message: 'must be this host' }],
-      });
+      // The route hands the session off (handOff) and forwards the call to the target host.
+      throw new GatewayError('VALIDATION_FAILED', 'Migration to another host goes through handOff.', { fields: [{ location: 'body', field: 'body.host', message: 'must be this host' }] });
     }
     return await this.#withLock(id, async () => {
       const local = this.#local.get(id);
+      if (target.host !== undefined && target.shard === undefined && local) {
+        // The target end of a cross-host migration (or a repeat of it): the session already runs here.
+        return { id, shard: local.shard, host: this.#o.hostId, epoch: local.epoch };
+      }
+      if (target.host !== undefined && !local) {
+        if (this.#drainingHost) throw new GatewayError('HOST_UNAVAILABLE', `Host ${this.#o.hostId} is draining.`, { host: this.#o.hostId });
+        // Claimed here: a lease still held elsewhere makes #place refuse (CONFLICT), so two hosts never both run it.
+        const placed = await this.#place(id, 'migrate', target.shard, reqId);
+        return { id, shard: placed.shard, host: this.#o.hostId, epoch: placed.epoch };
+      }
       const dest = target.shard ?? this.#pickShard(new Set(local ? [local.shard] : []));
       if (dest === undefined) throw new GatewayError('NO_CAPACITY', 'No other shard has room for the session.');
       this.#assertPlaceable(dest);
@@ -387,9 +459,156 @@ export class SessionManager {
     return this.shards();
   }
 
-  async hosts(): Promise<Awaited<ReturnType<HostRegistry['list']>>> {
+  /** Every known host (alive, draining, dead in the last hour) with its load and last heartbeat. */
+  async hosts(): Promise<HostView[]> {
     await this.#announce();
-    return await this.#o.hosts.list();
+    const now = Date.now();
+    return (await this.#o.hosts.listAll()).map((h) => ({
+      ...h,
+      state: h.expiresAt <= now ? 'dead' : h.draining ? 'draining' : 'alive',
+      lastHeartbeatAt: h.updatedAt,
+    }));
+  }
+
+  /** Whether this host is being drained (`/ready` answers 503 meanwhile). */
+  get draining(): boolean {
+    return this.#drainingHost;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Multi-host: hand-off, drain, rebalancing
+
+  /**
+   * First half of a cross-host migration: the row is given to `hostId` while this host still holds the lease
+   * (so the target cannot claim it yet and this host's reconcile no longer restores it), then the session is
+   * stopped like a shard migration (drain, flush, close without logout) and the lease released. The target
+   * claims it with a higher epoch: at once when the caller then asks it (route), else at its next reconcile.
+   */
+  async handOff(id: string, hostId: string, reqId?: string): Promise<{ moved: boolean }> {
+    await this.#record(id);
+    const target = await this.#o.hosts.get(hostId);
+    if (target === null) throw new GatewayError('HOST_UNAVAILABLE', `Host ${hostId} is not alive.`, { host: hostId });
+    if (target.draining) throw new GatewayError('HOST_UNAVAILABLE', `Host ${hostId} is draining.`, { host: hostId });
+    return await this.#withLock(id, async () => {
+      const local = this.#local.get(id);
+      if (!local) {
+        const lease = await this.#o.directory.get(id);
+        if (lease !== null) throw new GatewayError('CONFLICT', `Session ${id} runs on ${lease.owner}.`, { owner: lease.owner });
+        await this.store.assign(id, hostId);
+        return { moved: false };
+      }
+      await this.store.assign(id, hostId);
+      this.#inFlight.set(id, { to: hostId, at: Date.now() });
+      this.#unplaced.delete(id);
+      await this.#stopLocal(id, local, `migrate to host ${hostId}`, reqId);
+      this.#log.info({ sessionId: id, to: hostId }, 'session handed off to another host');
+      return { moved: true };
+    });
+  }
+
+  /** Live hosts other than this one that take sessions, with their load. */
+  async #targets(): Promise<{ hostId: string; sessions: number; capacity: number }[]> {
+    const pending = this.#pendingByHost();
+    return (await this.#o.hosts.list())
+      .filter((h) => h.hostId !== this.#o.hostId && !h.draining && h.shardsReady > 0 && h.capacity > h.sessions)
+      .map((h) => ({ hostId: h.hostId, sessions: h.sessions + (pending.get(h.hostId) ?? 0), capacity: h.capacity }));
+  }
+
+  /** Recent hand-offs per target host (see #inFlight). */
+  #pendingByHost(): Map<string, number> {
+    const horizon = Date.now() - 2 * this.#o.lease.renewIntervalMs - 1000;
+    const out = new Map<string, number>();
+    for (const [id, f] of this.#inFlight) {
+      if (f.at < horizon) this.#inFlight.delete(id);
+      else out.set(f.to, (out.get(f.to) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  /** The host with the lowest load counting the moves already planned (its count is bumped). */
+  #leastLoaded(targets: { hostId: string; sessions: number; capacity: number }[]): string | undefined {
+    let best: (typeof targets)[number] | undefined;
+    for (const t of targets) {
+      if (t.sessions >= t.capacity) continue;
+      if (!best || t.sessions / t.capacity < best.sessions / best.capacity) best = t;
+    }
+    if (best) best.sessions++;
+    return best?.hostId;
+  }
+
+  /**
+   * Marks this host draining (announced at once: no host hands it sessions, /ready is 503) and hands every
+   * session to the other live hosts, spread by load. Sessions with nowhere to go stay (reported).
+   */
+  async drain(reqId?: string): Promise<{ hostId: string; moved: number; remaining: number }> {
+    this.#drainingHost = true;
+    await this.#announce();
+    // Sessions waiting for a placement here (restore, recovery) go too: their rows are given away unstarted.
+    const moved = await this.#handAway([...new Set([...this.#local.keys(), ...this.#unplaced])], reqId);
+    await this.#announce();
+    return { hostId: this.#o.hostId, moved, remaining: this.#local.size };
+  }
+
+  /** Hands sessions (running or not) to the least-loaded other hosts; returns how many went. */
+  async #handAway(ids: readonly string[], reqId?: string): Promise<number> {
+    const targets = await this.#targets();
+    this.#log.info({ sessions: ids.length, targets: targets.length }, 'handing sessions to other hosts');
+    let moved = 0;
+    await this.#mapLimit(ids, this.#o.placeConcurrency ?? 8, async (id) => {
+      const to = this.#leastLoaded(targets);
+      if (to === undefined) return;
+      try {
+        const unstarted = !this.#local.has(id);
+        if ((await this.handOff(id, to, reqId)).moved || unstarted) moved++;
+        this.#unplaced.delete(id);
+      } catch (err) {
+        if (codeOf(err) === 'SESSION_NOT_FOUND') this.#unplaced.delete(id);
+        this.#log.error({ sessionId: id, to, err: codeOf(err) ?? String(err) }, 'hand-off while draining failed');
+      }
+    });
+    return moved;
+  }
+
+  /**
+   * One rebalancing step: while this host's load is above the mean of the live hosts by more than the
+   * tolerance, hand off at most `maxMoves` connected sessions, the least busy first (messages seen), to the
+   * least-loaded hosts. A session that is pairing or starting is never moved.
+   */
+  async rebalanceOnce(): Promise<{ moved: number }> {
+    const rb = this.#o.cluster?.rebalance;
+    if (!rb || this.#stopping || this.#drainingHost || this.#o.singleHost) return { moved: 0 };
+    const capacity = this.#capacity();
+    const hosts = (await this.#o.hosts.list()).filter((h) => !h.draining && h.capacity > 0 && h.hostId !== this.#o.hostId);
+    const pending = this.#pendingByHost();
+    const totalSessions = hosts.reduce((n, h) => n + h.sessions + (pending.get(h.hostId) ?? 0), 0) + this.#local.size;
+    const totalCapacity = hosts.reduce((n, h) => n + h.capacity, 0) + capacity;
+    if (hosts.length === 0 || capacity === 0) return { moved: 0 };
+    const mean = totalSessions / totalCapacity;
+    if (this.#local.size <= (mean + rb.tolerance) * capacity) return { moved: 0 };
+    // Down to the mean (not just under the tolerance), so a new host fills up in a few steps.
+    const want = Math.min(rb.maxMoves, Math.ceil(this.#local.size - mean * capacity));
+    const candidates = [...this.#local].filter(([, l]) => !l.starting && !l.quiet).map(([id]) => id);
+    const records = await Promise.all(candidates.map(async (id) => await this.store.get(id)));
+    const connected = records.filter((r): r is SessionRecord => r !== null && r.status === 'connected').map((r) => r.id);
+    connected.sort((a, b) => (this.messageCounts.get(a) ?? 0) - (this.messageCounts.get(b) ?? 0));
+    const targets = await this.#targets();
+    let moved = 0;
+    for (const id of connected.slice(0, want)) {
+      const to = this.#leastLoaded(targets);
+      if (to === undefined) break;
+      try {
+        if ((await this.handOff(id, to)).moved) moved++;
+      } catch (err) {
+        this.#log.warn({ sessionId: id, to, err: codeOf(err) ?? String(err) }, 'rebalancing hand-off failed');
+      }
+    }
+    if (moved > 0) this.#log.info({ moved, mean: Number(mean.toFixed(3)), sessions: this.#local.size }, 'rebalanced sessions to other hosts');
+    return { moved };
+  }
+
+  /** Sessions this host accepts: ready, non-draining shards times SHARD_MAX_SESSIONS. */
+  #capacity(): number {
+    return this.#o.shards.list().filter((s) => s.state === 'ready' && !this.#draining.has(s.index)).length * this.#o.maxSessionsPerShard;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -459,6 +678,7 @@ export class SessionManager {
   beginShutdown(): void {
     this.#stopping = true;
     clearInterval(this.#renewTimer);
+    clearInterval(this.#rebalanceTimer);
     for (const l of this.#local.values()) l.quiet = true;
     this.#o.hub.close();
   }
@@ -613,6 +833,11 @@ export class SessionManager {
 
   async #placePass(): Promise<void> {
     if (this.#unplaced.size === 0 || this.#stopping) return;
+    if (this.#drainingHost) {
+      // A draining host starts nothing: what it should place (a crashed shard's sessions) goes to other hosts.
+      await this.#handAway([...this.#unplaced]);
+      return;
+    }
     const ids = [...this.#unplaced];
     const desired = await this.store.desiredOf(ids).catch((err: unknown) => {
       this.#log.error({ err }, 'reading sessions to place failed');
@@ -712,7 +937,9 @@ export class SessionManager {
         }
       }),
     );
-    if (++this.#ticks % RECONCILE_EVERY_TICKS === 0) await this.#reconcile();
+    // Every tick: a session handed to this host is claimed within one renewal interval.
+    await this.#reconcile();
+    await this.#claimOrphans();
     if (this.#unplaced.size > 0) void this.#placeUnplaced();
     await this.#announce();
   }
@@ -722,7 +949,8 @@ export class SessionManager {
    * elsewhere) is queued for placement, whatever path lost track of it. Logged, since it should not happen.
    */
   async #reconcile(): Promise<void> {
-    if (this.#stopping) return;
+    // A draining host gives its sessions away; it does not pick its rows up again.
+    if (this.#stopping || this.#drainingHost) return;
     let ids: string[];
     try {
       ids = await this.store.idsToRestore(this.#o.singleHost ? undefined : this.#o.hostId);
@@ -733,13 +961,52 @@ export class SessionManager {
     const missing: string[] = [];
     for (const id of ids) {
       if (this.#local.has(id) || this.#unplaced.has(id) || this.#locks.has(id)) continue;
-      const lease = await this.#o.directory.get(id).catch(() => null);
-      if (lease !== null && hostOfOwner(lease.owner) !== this.#o.hostId) continue;
+      const lease = await this.#o.directory.get(id).catch(() => undefined);
+      // Unreadable directory: try again next tick rather than start a session someone may hold.
+      if (lease === undefined || (lease !== null && hostOfOwner(lease.owner) !== this.#o.hostId)) continue;
       missing.push(id);
     }
     if (missing.length === 0) return;
-    this.#log.warn({ sessions: missing.length, sample: missing.slice(0, 5) }, 'reconcile: sessions that should run have no owner; re-placing');
+    this.#log.info({ sessions: missing.length, sample: missing.slice(0, 5) }, 'reconcile: sessions of this host have no owner; placing');
     for (const id of missing) this.#unplaced.add(id);
+  }
+
+  /**
+   * Host failover: sessions that should run, whose recorded host is dead (no heartbeat for HOST_DEAD_AFTER_MS,
+   * unknown, or alive without a ready shard) and whose lease is gone, are claimed by the live hosts. Each host takes at most its share per
+   * pass, proportional to its free room, walking the orphans in its own hashed order; the lease decides a race
+   * (a loser's claim fails with CONFLICT and it does nothing). `#place` writes `sessions.host_id` to this host.
+   */
+  async #claimOrphans(): Promise<void> {
+    if (this.#stopping || this.#drainingHost || this.#o.singleHost) return;
+    const myFree = this.#capacity() - this.#local.size - this.#unplaced.size;
+    if (myFree <= 0) return;
+    let orphans: string[];
+    let alive: HostRecord[];
+    try {
+      alive = await this.#o.hosts.list();
+      // A host that heartbeats without a ready shard (crash loop, start-up) cannot run its sessions either: once
+      // their leases are gone they are as orphaned as a dead host's (its own claims still race fairly).
+      const aliveIds = [...new Set([...alive.filter((h) => h.shardsReady > 0).map((h) => h.hostId), this.#o.hostId])];
+      orphans = await this.store.idsOfDeadHosts(aliveIds);
+    } catch (err) {
+      this.#log.warn({ err: codeOf(err) ?? String(err) }, 'orphan scan: reading hosts or sessions failed');
+      return;
+    }
+    const free: string[] = [];
+    for (const id of orphans) {
+      if (this.#local.has(id) || this.#unplaced.has(id) || this.#locks.has(id)) continue;
+      const lease = await this.#o.directory.get(id).catch(() => undefined);
+      if (lease === null) free.push(id);
+    }
+    if (free.length === 0) return;
+    const othersFree = alive
+      .filter((h) => h.hostId !== this.#o.hostId && !h.draining && h.shardsReady > 0)
+      .reduce((n, h) => n + Math.max(0, h.capacity - h.sessions), 0);
+    const share = Math.min(myFree, Math.ceil((free.length * myFree) / (myFree + othersFree)));
+    const mine = hashedOrder(this.#o.hostId, free).slice(0, share);
+    this.#log.warn({ orphans: free.length, claiming: mine.length }, 'sessions of dead hosts without a lease; claiming a share');
+    for (const id of mine) this.#unplaced.add(id);
   }
 
   #onLeaseLost(id: string, shard: number, epoch: number | undefined): void {
@@ -763,8 +1030,16 @@ export class SessionManager {
   async #announce(): Promise<void> {
     try {
       await this.#o.hosts.announce(
-        { hostId: this.#o.hostId, url: this.#o.publicUrl(), shards: this.#o.shards.count, sessions: this.#local.size },
-        Math.max(3 * this.#o.lease.renewIntervalMs, 10_000),
+        {
+          hostId: this.#o.hostId,
+          url: this.#o.publicUrl(),
+          shards: this.#o.shards.count,
+          shardsReady: this.#o.shards.list().filter((s) => s.state === 'ready').length,
+          sessions: this.#local.size,
+          capacity: this.#capacity(),
+          draining: this.#drainingHost,
+        },
+        this.#o.cluster?.hostDeadAfterMs ?? 3 * this.#o.lease.renewIntervalMs,
       );
     } catch (err) {
       this.#log.warn({ err: codeOf(err) ?? String(err) }, 'host announce failed');
@@ -799,6 +1074,7 @@ export class SessionManager {
     const write = {
       status: ev.status,
       reason: ev.reason ?? null,
+      ownerEpoch: ev.epoch,
       ...(ev.me !== undefined ? { me: ev.me } : ev.status === 'logged_out' ? { me: null } : {}),
       ...(ended ? { desired: 'stopped' as const } : {}),
     };
@@ -815,7 +1091,7 @@ export class SessionManager {
 
   async #writeStatus(
     id: string,
-    w: { status: SessionState; reason: string | null; me?: SessionMe | null; desired?: 'running' | 'stopped' },
+    w: { status: SessionState; reason: string | null; me?: SessionMe | null; desired?: 'running' | 'stopped'; ownerEpoch?: number },
     fact: string,
     shard?: number,
     requestId?: string,
@@ -871,8 +1147,10 @@ export class SessionManager {
   /** What a new SSE client gets first: the session's current status (and QR when there is one). */
   async initialEvents(id: string): Promise<HubEvent[]> {
     const r = await this.#record(id);
-    const status: Record<string, unknown> = { id, status: r.status, host: r.hostId, shard: r.shard, at: r.updatedAt };
-    if (r.statusReason !== null) status['reason'] = r.statusReason;
+    // The same ownership check as GET /:id: a stream never starts with `connected` for a session nobody runs.
+    const [view] = await this.#withOwnership([toView(r)]);
+    const status: Record<string, unknown> = { id, status: view?.status ?? r.status, host: r.hostId, shard: r.shard, at: r.updatedAt };
+    if (view?.reason !== undefined) status['reason'] = view.reason;
     if (r.me !== null) status['me'] = r.me;
     const out: HubEvent[] = [{ type: 'status', data: status }];
     const qr = r.status === 'connected' ? null : await this.#o.qr.get(id);

@@ -69,6 +69,11 @@ export interface StatusWrite {
   me?: SessionMe | null;
   epoch?: number;
   desired?: Desired;
+  /**
+   * A shard's report at this lease epoch: written only while no newer owner placed the session (the row's
+   * epoch is not higher). A woken zombie's `disconnected` must not overwrite the new owner's `connected`.
+   */
+  ownerEpoch?: number;
 }
 
 export class SessionStore {
@@ -136,6 +141,23 @@ export class SessionStore {
     return res.rows.map((r) => r.id);
   }
 
+  /**
+   * Sessions that should run and whose recorded host is not among `aliveHostIds` (dead, gone or never
+   * announced): the candidates of host failover.
+   */
+  async idsOfDeadHosts(aliveHostIds: readonly string[]): Promise<string[]> {
+    const res = await this.#sql.query<{ id: string }>(
+      `SELECT id FROM sessions WHERE desired = 'running' AND host_id IS NOT NULL AND NOT (host_id = ANY($1::text[])) ORDER BY id`,
+      [aliveHostIds],
+    );
+    return res.rows.map((r) => r.id);
+  }
+
+  /** Gives the session's row to another host (cross-host migration): its reconcile claims it. */
+  async assign(id: string, hostId: string): Promise<void> {
+    await this.#sql.query(`UPDATE sessions SET host_id = $2, shard = NULL, updated_at = now() WHERE id = $1`, [id, hostId]);
+  }
+
   async desiredOf(ids: readonly string[]): Promise<Map<string, Desired>> {
     if (ids.length === 0) return new Map();
     const res = await this.#sql.query<{ id: string; desired: string }>(`SELECT id, desired FROM sessions WHERE id = ANY($1::text[])`, [ids]);
@@ -172,7 +194,12 @@ export class SessionStore {
         sets.push(`desired = $${params.length}`);
       }
       if (w.status === 'connected') sets.push('connected_at = now()');
-      const res = await tx.query<Row>(`UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, params);
+      let fence = '';
+      if (w.ownerEpoch !== undefined) {
+        params.push(w.ownerEpoch);
+        fence = ` AND (epoch IS NULL OR epoch <= $${params.length})`;
+      }
+      const res = await tx.query<Row>(`UPDATE sessions SET ${sets.join(', ')} WHERE id = $1${fence} RETURNING ${COLUMNS}`, params);
       const row = res.rows[0];
       if (row === undefined) return null;
       const record = toRecord(row);

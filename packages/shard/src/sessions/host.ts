@@ -116,6 +116,13 @@ export class SessionHost {
         const current = this.#entries.get(id);
         return current !== undefined && current === self.entry && current.epoch === e && this.#now() < current.validUntil;
       },
+      leaseValid: () => {
+        const current = this.#entries.get(sessionId);
+        if (current !== undefined && current === self.entry && this.#now() < current.validUntil) return true;
+        // Woken past the lease (or already replaced): abort now rather than wait for the timer.
+        if (current !== undefined && current === self.entry) queueMicrotask(() => this.abort(sessionId, 'lease expired (found on a frame)'));
+        return false;
+      },
       emit: (event) => this.#emit(event),
       ...(this.#opts.request === undefined ? {} : { request: this.#opts.request }),
       ...(this.#messaging.groups === undefined ? {} : { groupCache: this.#messaging.groups }),

@@ -43,6 +43,12 @@ export interface SessionRunnerDeps {
   gate: Gate;
   /** Fencing: true while this session's lease is still ours at `epoch`. */
   isCurrent: (sessionId: string, epoch: number) => Promise<boolean>;
+  /**
+   * The same check, synchronous, made on every frame the socket sends or receives: false means the lease's
+   * `validUntil` passed (the host aborts the session). A process that was paused (SIGSTOP) past its lease may
+   * handle queued I/O before any timer fires when it wakes; this keeps it off the wire and off the auth state.
+   */
+  leaseValid?: () => boolean;
   emit: (event: RunnerEvent) => void;
   reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
   /** Longest a login may hold a gate slot before it is released anyway. */
@@ -294,6 +300,8 @@ export class SessionRunner {
       ...(wa.keepAliveIntervalMs === undefined ? {} : { keepAliveIntervalMs: wa.keepAliveIntervalMs }),
     });
     this.sock = sock;
+    const valid = this.deps.leaseValid;
+    if (valid !== undefined) fenceSocket(sock, valid);
     sock.ws.on('CB:ack,class:message', (node: { attrs?: Record<string, string> }) => {
       if (node.attrs !== undefined) this.acks.onAck(node.attrs);
     });
@@ -467,6 +475,28 @@ export class SessionRunner {
       ...(this.me === undefined ? {} : { me: this.me }),
     });
   }
+}
+
+/**
+ * Zombie safety: every frame out (`ws.send`, which all of Baileys' writes use) and every frame in (`message`
+ * events of Baileys' WebSocketClient) first checks the lease by the clock. A stale one is dropped, not sent
+ * or handled; `valid()` has the host abort the session.
+ */
+export function fenceSocket(sock: Pick<WASocket, 'ws'>, valid: () => boolean): void {
+  const ws = sock.ws as unknown as { send: (data: unknown, cb?: (err?: Error) => void) => void; emit: (event: string | symbol, ...args: unknown[]) => boolean };
+  const send = ws.send.bind(ws);
+  ws.send = (data, cb) => {
+    if (!valid()) {
+      cb?.(new Error('lease lapsed: frame not sent'));
+      return;
+    }
+    send(data, cb);
+  };
+  const emit = ws.emit.bind(ws);
+  ws.emit = (event, ...args) => {
+    if (event === 'message' && !valid()) return false;
+    return emit(event, ...args);
+  };
 }
 
 /** Stops reading frames from the WebSocket (writes, e.g. acks, still go out). */

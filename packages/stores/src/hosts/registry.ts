@@ -7,19 +7,32 @@ export interface HostRecord {
   /** Where other routers reach it (PUBLIC_URL). */
   url: string;
   shards: number;
+  /** Shards in state ready at the announcement. */
+  shardsReady: number;
   sessions: number;
-  /** ISO time of the announcement. */
+  /** Sessions the host accepts in all (shards * SHARD_MAX_SESSIONS). */
+  capacity: number;
+  /** Being drained: it takes no new sessions (orphans, hand-offs, rebalancing) and gives its own away. */
+  draining: boolean;
+  /** ISO time of the announcement (the heartbeat). */
   updatedAt: string;
   /** Epoch ms after which the record counts as gone. */
   expiresAt: number;
 }
 
-/** The hosts of the cluster: each router announces itself periodically with a TTL. */
+export type HostAnnouncement = Omit<HostRecord, 'expiresAt' | 'updatedAt'>;
+
+/**
+ * The hosts of the cluster: each router announces itself (its heartbeat) periodically with a TTL of
+ * HOST_DEAD_AFTER_MS; a record past its expiry is a dead host (kept an hour so operators see it).
+ */
 export interface HostRegistry {
   readonly kind: 'redis' | 'memory';
-  announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void>;
+  announce(record: HostAnnouncement, ttlMs: number): Promise<void>;
   /** Live hosts, sorted by id. */
   list(): Promise<HostRecord[]>;
+  /** Every known host, live or dead (expired in the last hour), sorted by id. */
+  listAll(): Promise<HostRecord[]>;
   get(hostId: string): Promise<HostRecord | null>;
   remove(hostId: string): Promise<void>;
 }
@@ -29,13 +42,17 @@ export class MemoryHostRegistry implements HostRegistry {
   readonly kind = 'memory' as const;
   readonly #hosts = new Map<string, HostRecord>();
 
-  async announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void> {
+  async announce(record: HostAnnouncement, ttlMs: number): Promise<void> {
     this.#hosts.set(record.hostId, { ...record, updatedAt: new Date().toISOString(), expiresAt: Date.now() + ttlMs });
   }
 
   async list(): Promise<HostRecord[]> {
     const now = Date.now();
     return [...this.#hosts.values()].filter((h) => h.expiresAt > now).sort((a, b) => (a.hostId < b.hostId ? -1 : 1));
+  }
+
+  async listAll(): Promise<HostRecord[]> {
+    return [...this.#hosts.values()].map((h) => ({ ...h })).sort((a, b) => (a.hostId < b.hostId ? -1 : 1));
   }
 
   async get(hostId: string): Promise<HostRecord | null> {
@@ -59,20 +76,25 @@ export class RedisHostRegistry implements HostRegistry {
     this.#key = key;
   }
 
-  async announce(record: Omit<HostRecord, 'expiresAt' | 'updatedAt'>, ttlMs: number): Promise<void> {
+  async announce(record: HostAnnouncement, ttlMs: number): Promise<void> {
     const full: HostRecord = { ...record, updatedAt: new Date().toISOString(), expiresAt: Date.now() + ttlMs };
     await redisCall(this.#redis.hset(this.#key, record.hostId, JSON.stringify(full)));
   }
 
   async list(): Promise<HostRecord[]> {
+    const now = Date.now();
+    return (await this.listAll()).filter((h) => h.expiresAt > now);
+  }
+
+  async listAll(): Promise<HostRecord[]> {
     const all = await redisCall(this.#redis.hgetall(this.#key));
     const now = Date.now();
     const out: HostRecord[] = [];
     const stale: string[] = [];
     for (const [id, raw] of Object.entries(all)) {
       const rec = parse(raw);
-      if (rec && rec.expiresAt > now) out.push(rec);
-      else if (rec && rec.expiresAt < now - 3_600_000) stale.push(id);
+      if (rec && rec.expiresAt >= now - 3_600_000) out.push(rec);
+      else stale.push(id);
     }
     if (stale.length > 0) await redisCall(this.#redis.hdel(this.#key, ...stale));
     return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1));
@@ -91,8 +113,10 @@ export class RedisHostRegistry implements HostRegistry {
 
 function parse(raw: string): HostRecord | null {
   try {
-    const v = JSON.parse(raw) as HostRecord;
-    return typeof v.hostId === 'string' && typeof v.url === 'string' && typeof v.expiresAt === 'number' ? v : null;
+    const v = JSON.parse(raw) as Partial<HostRecord>;
+    if (typeof v.hostId !== 'string' || typeof v.url !== 'string' || typeof v.expiresAt !== 'number') return null;
+    // Records of routers from before these fields existed read as full and not ready (never picked as a target).
+    return { shardsReady: 0, capacity: 0, draining: false, shards: 0, sessions: 0, updatedAt: new Date(0).toISOString(), ...v } as HostRecord;
   } catch {
     return null;
   }
