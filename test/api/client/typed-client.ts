@@ -47,6 +47,31 @@ export const OPERATION_STATUSES = {
   getAdminWebhooks: [200, 400, 401, 403, 429],
   postAdminWebhooksReplay: [200, 400, 401, 403, 413, 415, 429],
   postAdminWebhookReplay: [200, 400, 401, 403, 404, 409, 429],
+  postAdminHostDrain: [200, 400, 401, 403, 404, 429, 503],
+  getSessionGroups: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  postSessionGroups: [201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  postSessionGroupsJoin: [200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  getSessionGroup: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  patchSessionGroup: [200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  postSessionGroupParticipants: [200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  getSessionGroupInviteCode: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  postSessionGroupInviteCodeRevoke: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  getSessionGroupRequests: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  postSessionGroupRequests: [200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  postSessionGroupLeave: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  putSessionGroupPicture: [200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  getSessionGroupPicture: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  deleteSessionGroupPicture: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  postSessionCommunities: [201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504],
+  getSessionCommunityGroups: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  putSessionCommunityGroup: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  deleteSessionCommunityGroup: [200, 400, 401, 403, 404, 409, 422, 429, 503, 504],
+  getAdminShardsStats: [200, 401, 403, 429],
+  getMe: [200, 401, 403, 429],
+  getEvents: [200, 401, 403, 429, 503],
+  getConsolePage: [200, 302],
+  getConsoleFile: [200, 404],
+  getDocsFile: [200, 404],
 } as const satisfies { [K in keyof operations]: readonly (keyof operations[K]['responses'])[] };
 
 // Both directions: the table lists only statuses the types have (`satisfies` above) and every one they have.
@@ -60,7 +85,7 @@ type ErrorBodyOf<K extends keyof operations, S extends number> = S extends keyof
     ? B
     : never
   : never;
-type Secured = Exclude<keyof operations, 'getHealth' | 'getReady' | 'getMetrics' | 'getOpenApiDocument' | 'getDocsPage'>;
+type Secured = Exclude<keyof operations, 'getHealth' | 'getReady' | 'getMetrics' | 'getOpenApiDocument' | 'getDocsPage' | 'getDocsFile' | 'getConsolePage' | 'getConsoleFile'>;
 type AuthErrors<K extends keyof operations> = [Equal<ErrorBodyOf<K, 401>, ApiError>, Equal<ErrorBodyOf<K, 403>, ApiError>, Equal<ErrorBodyOf<K, 429>, ApiError>];
 const authErrorsListed: { [K in Secured]: AuthErrors<K> } extends Record<Secured, [true, true, true]> ? true : false = true;
 export const TYPE_CHECKS = { statusesMatch, authErrorsListed };
@@ -79,6 +104,7 @@ export async function sessionOrError(client: GatewayClient, id: string): Promise
 export async function callEveryOperation(c: GatewayClient, id: string, msgId: string): Promise<Record<keyof operations, number>> {
   const path = { id };
   const msg = { id, msgId };
+  const grp = { id, group: '120363000000000002@g.us' };
   const status = async (p: Promise<{ response: Response }>) => (await p).response.status;
   return {
     getHealth: await status(c.GET('/health')),
@@ -125,6 +151,35 @@ export async function callEveryOperation(c: GatewayClient, id: string, msgId: st
     getAdminWebhooks: await status(c.GET('/api/v1/admin/webhooks', { params: { query: { status: 'dead', limit: 10 } } })),
     postAdminWebhooksReplay: await status(c.POST('/api/v1/admin/webhooks/replay', { body: { status: 'dead' } })),
     postAdminWebhookReplay: await status(c.POST('/api/v1/admin/webhooks/{id}/replay', { params: { path: { id: 1 } } })),
+    getMe: await status(c.GET('/api/v1/me')),
+    getEvents: await (async () => {
+      const { data, response } = await c.GET('/api/v1/events', { parseAs: 'stream' });
+      await data?.cancel();
+      return response.status;
+    })(),
+    getAdminShardsStats: await status(c.GET('/api/v1/admin/shards/stats')),
+    getConsolePage: await status(c.GET('/console', { parseAs: 'text' })),
+    getConsoleFile: await status(c.GET('/console/{file}', { params: { path: { file: 'config.json' } } })),
+    getDocsFile: await status(c.GET('/docs/{file}', { params: { path: { file: 'init.js' } }, parseAs: 'text' })),
+    getSessionGroups: await status(c.GET('/api/v1/sessions/{id}/groups', { params: { path } })),
+    postSessionGroups: await status(c.POST('/api/v1/sessions/{id}/groups', { params: { path }, body: { subject: 'typed', participants: ['+6287733760363'] } })),
+    postSessionGroupsJoin: await status(c.POST('/api/v1/sessions/{id}/groups/join', { params: { path }, body: { code: 'HXg2bE8rK0pA1b2C3d4E5f' } })),
+    getSessionGroup: await status(c.GET('/api/v1/sessions/{id}/groups/{group}', { params: { path: grp } })),
+    patchSessionGroup: await status(c.PATCH('/api/v1/sessions/{id}/groups/{group}', { params: { path: grp }, body: { subject: 'renamed' } })),
+    postSessionGroupParticipants: await status(c.POST('/api/v1/sessions/{id}/groups/{group}/participants', { params: { path: grp }, body: { action: 'add', participants: ['+6287733760363'] } })),
+    getSessionGroupInviteCode: await status(c.GET('/api/v1/sessions/{id}/groups/{group}/invite-code', { params: { path: grp } })),
+    postSessionGroupInviteCodeRevoke: await status(c.POST('/api/v1/sessions/{id}/groups/{group}/invite-code/revoke', { params: { path: grp } })),
+    getSessionGroupRequests: await status(c.GET('/api/v1/sessions/{id}/groups/{group}/requests', { params: { path: grp } })),
+    postSessionGroupRequests: await status(c.POST('/api/v1/sessions/{id}/groups/{group}/requests', { params: { path: grp }, body: { action: 'approve', participants: ['+6287733760363'] } })),
+    putSessionGroupPicture: await status(c.PUT('/api/v1/sessions/{id}/groups/{group}/picture', { params: { path: grp }, body: { base64: 'aGVsbG8=' } })),
+    getSessionGroupPicture: await status(c.GET('/api/v1/sessions/{id}/groups/{group}/picture', { params: { path: grp } })),
+    deleteSessionGroupPicture: await status(c.DELETE('/api/v1/sessions/{id}/groups/{group}/picture', { params: { path: grp } })),
+    postSessionGroupLeave: await status(c.POST('/api/v1/sessions/{id}/groups/{group}/leave', { params: { path: grp } })),
+    postSessionCommunities: await status(c.POST('/api/v1/sessions/{id}/communities', { params: { path }, body: { subject: 'community' } })),
+    getSessionCommunityGroups: await status(c.GET('/api/v1/sessions/{id}/communities/{community}/groups', { params: { path: { id, community: '120363000000000001@g.us' } } })),
+    putSessionCommunityGroup: await status(c.PUT('/api/v1/sessions/{id}/communities/{community}/groups/{group}', { params: { path: { ...grp, community: '120363000000000001@g.us' } } })),
+    deleteSessionCommunityGroup: await status(c.DELETE('/api/v1/sessions/{id}/communities/{community}/groups/{group}', { params: { path: { ...grp, community: '120363000000000001@g.us' } } })),
+    postAdminHostDrain: await status(c.POST('/api/v1/admin/hosts/{id}/drain', { params: { path: { id: 'no-such-host' } } })),
     postSessionLogout: await status(c.POST('/api/v1/sessions/{id}/logout', { params: { path } })),
     deleteSession: await status(c.DELETE('/api/v1/sessions/{id}', { params: { path } })),
   };

@@ -1,6 +1,6 @@
 // Cluster: hosts of the registry, this host's shards (sessions, restarts, health probe) and the shard count.
 import { useEffect, useState } from 'preact/hooks';
-import { api } from './api.ts';
+import { api, authHeaders, credential } from './api.ts';
 import { html } from './html.ts';
 import type { Ctx } from './state.ts';
 import { errorText, time } from './state.ts';
@@ -54,7 +54,7 @@ export function ClusterPage(props: { ctx: Ctx }) {
           api<{ hostId: string; shards: Shard[] }>('GET', '/api/v1/admin/shards'),
           api<{ shards: ShardStats[] }>('GET', '/api/v1/admin/shards/stats'),
           // /health answers 503 when unhealthy: its body is still the report.
-          fetch('/health').then((r) => r.json() as Promise<{ shards?: ShardHealth[] }>),
+          fetch('/health', { headers: authHeaders(credential()) }).then((r) => r.json() as Promise<{ shards?: ShardHealth[] }>),
         ]);
         if (gone) return;
         setHosts(h.hosts);

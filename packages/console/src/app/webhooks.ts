@@ -1,7 +1,7 @@
 // Webhooks: the outbox (depth, oldest pending, failed, dead), deliveries by endpoint, dead letters with their
 // last error, replay one or all.
 import { useEffect, useState } from 'preact/hooks';
-import { api } from './api.ts';
+import { api, authHeaders, credential } from './api.ts';
 import { html } from './html.ts';
 import type { Ctx } from './state.ts';
 import { errorText, time } from './state.ts';
@@ -39,7 +39,8 @@ export function WebhooksPage(_props: { ctx: Ctx }) {
     let gone = false;
     const load = async (): Promise<void> => {
       try {
-        const health = (await fetch('/health').then((r) => r.json())) as { webhooks?: { stats?: Stats } };
+        // /health shows its details (the outbox among them) only to admin credentials or METRICS_TOKEN.
+        const health = (await fetch('/health', { headers: authHeaders(credential()) }).then((r) => r.json())) as { webhooks?: { stats?: Stats } };
         if (gone) return;
         setConfigured(health.webhooks !== undefined);
         setStats(health.webhooks?.stats ?? null);
@@ -67,7 +68,7 @@ export function WebhooksPage(_props: { ctx: Ctx }) {
     }
   };
   if (!configured) {
-    return html`<section aria-labelledby="wh-h"><h2 id="wh-h">Webhooks</h2><p>No webhook outbox on this gateway (WEBHOOK_SECRET is not set).</p></section>`;
+    return html`<section aria-labelledby="wh-h"><h2 id="wh-h">Webhooks</h2><p>No webhook outbox on this gateway (WEBHOOK_SECRET is not set), or these credentials lack the admin scope that shows it.</p></section>`;
   }
   const byEndpoint = new Map<string, number>();
   for (const r of rows) byEndpoint.set(r.endpoint, (byEndpoint.get(r.endpoint) ?? 0) + 1);

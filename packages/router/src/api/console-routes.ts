@@ -125,10 +125,9 @@ export function mountConsolePages(router: Router<AppState>, registry: OpenAPIReg
   };
   // Koa's router matches `/console` and `/console/` alike: the page is served at the slash form only, so the
   // relative paths of a bookmark stay right.
-  router.get('/console', async (ctx) => {
-    if (ctx.path.endsWith('/')) await serve(ctx, 'index.html');
-    else ctx.redirect('/console/');
-  });
+  // Routing is strict (docs/security.md): `/console` and `/console/` are two routes.
+  router.get('/console', (ctx) => ctx.redirect('/console/'));
+  router.get('/console/', (ctx) => serve(ctx, 'index.html'));
   router.get('/console/:file', (ctx) => serve(ctx, ctx.params.file ?? ''));
 
   const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));

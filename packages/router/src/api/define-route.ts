@@ -204,7 +204,7 @@ export function operationIdOf(method: HttpMethod, path: string): string {
   segments.forEach((segment, i) => {
     if (segment.startsWith(':')) return;
     const next = segments[i + 1];
-    const word = next?.startsWith(':') === true && segment.endsWith('s') ? segment.slice(0, -1) : segment;
+    const word = next?.startsWith(':') === true && segment.endsWith('s') ? (segment.endsWith('ies') ? `${segment.slice(0, -3)}y` : segment.slice(0, -1)) : segment;
     id += word
       .split(/[^A-Za-z0-9]+/)
       .filter((w) => w !== '')

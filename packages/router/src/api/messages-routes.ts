@@ -617,8 +617,9 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const headers = mediaHeaders(media);
         const key = mediaKey(params.id, params.msgId);
         let stream = await blobs.getStream(key);
-        if (stream === null && !m.fromMe) {
-          // Not downloaded on arrival (lazy, or the eager download failed): the owning shard fetches it now.
+        if (stream === null) {
+          // Not downloaded yet (lazy, the eager download failed, or, for an own send, the row was stored before the
+          // socket's echo brought the media to the blob store): the owning shard fetches it now.
           if (await forwarded(ctx, params.id)) return;
           const ref = await refOf(params.id, params.msgId);
           await action(params.id, { type: 'download', ref, key }, ctx.state.reqId);

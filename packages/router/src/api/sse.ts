@@ -33,12 +33,16 @@ interface Client {
   stream: PassThrough;
   topic: string;
   owner: string;
+  /** Frees the client's slots (once). */
+  remove: () => void;
 }
 
 /** A client of every topic it may see (the console's all-sessions stream); `sees` filters by topic. */
 interface WideClient {
   stream: PassThrough;
   sees: (topic: string) => boolean;
+  /** Frees the client's slots (once). */
+  remove: () => void;
 }
 
 /** The pseudo-topic under which all-session streams are counted against the caps. */
@@ -110,7 +114,7 @@ export class EventHub {
     let set = this.#topics.get(topic);
     if (!set) this.#topics.set(topic, (set = new Set()));
     const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
-    const client: Client = { stream, topic, owner };
+    const client: Client = { stream, topic, owner, remove: () => remove() };
     set.add(client);
     this.#total++;
     this.#count(owner, 1);
@@ -143,7 +147,7 @@ export class EventHub {
     if (this.#closed) throw new GatewayError('SHUTTING_DOWN', 'The gateway is shutting down; no new event streams.');
     this.#admit(WIDE, owner);
     const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
-    const client: WideClient = { stream, sees };
+    const client: WideClient = { stream, sees, remove: () => remove() };
     this.#wide.add(client);
     this.#total++;
     this.#count(owner, 1);
@@ -177,10 +181,16 @@ export class EventHub {
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
-    for (const set of this.#topics.values()) for (const c of set) c.stream.end();
-    for (const c of this.#wide) c.stream.end();
-    this.#topics.clear();
-    this.#wide.clear();
+    for (const set of [...this.#topics.values()]) {
+      for (const c of [...set]) {
+        c.remove();
+        c.stream.end();
+      }
+    }
+    for (const c of [...this.#wide]) {
+      c.remove();
+      c.stream.end();
+    }
   }
 
   #write(client: { stream: PassThrough }, text: string): void {
