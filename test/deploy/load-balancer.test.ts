@@ -132,6 +132,8 @@ describe('reference deployment: HAProxy in front of three routers', () => {
     })();
     await waitFor(() => tally.ok >= 30, { what: 'calls through the LB before the stop', timeoutMs: 20_000 });
     const okBefore = tally.ok;
+    // L7OK: the checks are HTTP GET /ready answered 200 (a plain TCP check would read L4OK).
+    assert.deepEqual((await lb.stats()).map((s) => s.check), ['L7OK', 'L7OK', 'L7OK']);
     // Round robin: every router took calls from the LB (the health checks are not counted here).
     for (const s of await lb.stats()) assert.ok(s.requests > 0, `${s.name} served calls through the LB`);
     assert.equal(await routers[victim]!.stop('SIGTERM'), 0, routers[victim]!.stderr());
