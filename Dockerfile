@@ -6,20 +6,22 @@
 # workspace packages into node_modules).
 ARG NODE_VERSION=24.9.0
 
+# Every workspace manifest (package.json of the root, packages/*, test, bench) and nothing else: pnpm's frozen
+# install needs each importer of the lockfile present, and collecting them here means a new workspace package
+# (packages/console, ...) needs no edit of this file. The install layer below stays cached until one changes.
+FROM node:${NODE_VERSION}-bookworm-slim AS manifests
+WORKDIR /src
+COPY . .
+RUN find . -type f ! -name package.json -delete && find . -mindepth 1 -type d -empty -delete
+
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 ENV PNPM_HOME=/pnpm PATH=/pnpm:$PATH CI=true
 RUN npm install -g pnpm@12.4.2
 WORKDIR /app
-COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./
+COPY pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./
+# Baileys is patched at install (pnpm-workspace.yaml patchedDependencies).
 COPY patches patches
-COPY packages/shared/package.json packages/shared/
-COPY packages/stores/package.json packages/stores/
-COPY packages/shard/package.json packages/shard/
-COPY packages/router/package.json packages/router/
-COPY packages/console/package.json packages/console/
-COPY packages/wa-sim/package.json packages/wa-sim/
-COPY test/package.json test/
-COPY bench/package.json bench/
+COPY --from=manifests /src/ ./
 RUN pnpm install --prod --frozen-lockfile --filter "@wagw/router..."
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
@@ -30,13 +32,9 @@ ENV NODE_ENV=production \
     NODE_OPTIONS=--disable-warning=ExperimentalWarning
 WORKDIR /app
 COPY --from=deps --chown=node:node /app /app
-COPY --chown=node:node packages/shared/src packages/shared/src
-COPY --chown=node:node packages/stores/src packages/stores/src
-COPY --chown=node:node packages/stores/migrations packages/stores/migrations
-COPY --chown=node:node packages/shard/src packages/shard/src
-COPY --chown=node:node packages/router/src packages/router/src
-# The web console's sources: the router bundles them with esbuild at the first /console request.
-COPY --chown=node:node packages/console/src packages/console/src
+# All workspace packages' sources (tests excluded by .dockerignore): the router's closure (shared, stores with
+# its migrations, shard, router) and whatever it comes to depend on, without a list to keep up to date here.
+COPY --chown=node:node packages packages
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
