@@ -124,7 +124,7 @@ for (let i = 0; i < 300 && qr === undefined; i++) {
 if (qr === undefined) throw new Error('the demo session produced no QR');
 
 say(`gateway: ${router.url} (simulator: ${sim.urls.ws}, data: ${dataDir})`);
-say(`console: ${router.url}/console/   API key: ${apiKey}`);
+say(`console: ${router.url}/console   API key: ${apiKey}`);
 say(`API reference: ${router.url}/docs`);
 process.stdout.write(`${await QRCode.toString(qr, { type: 'terminal', small: true })}\n`);
 say(`session "${SESSION}" waits for a scan: open the console, Sessions -> ${SESSION}, "Scan with simulated phone".`);
@@ -145,7 +145,7 @@ watch = setInterval(() => {
       const owner = sim.phones().find((p) => p.linkedDevices().length > 0 && !CONTACTS.some((c) => c.number === p.number));
       const alice = people.phone('6281200000001');
       if (owner !== undefined && alice !== undefined) await alice.sendText(owner.jid, 'Hi! I am Alice, a simulated contact. Write me anything and I answer.');
-      say(`session "${SESSION}" connected; Alice wrote to it: ${router.url}/console/#/chats/${SESSION}`);
+      say(`session "${SESSION}" connected; Alice wrote to it: ${router.url}/console#/chats/${SESSION}`);
     })
     .catch(() => undefined);
 }, 1000);

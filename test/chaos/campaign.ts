@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     minutes: { type: 'string', default: '3' },
     seed: { type: 'string' },
     sessions: { type: 'string', default: '6' },
+    hosts: { type: 'string', default: '3' },
     write: { type: 'boolean', default: false },
     'recovery-bound-ms': { type: 'string', default: '90000' },
   },
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
 const minutes = Number(args.minutes);
 const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
 const sessionCount = Number(args.sessions);
+const hostCount = Number(args.hosts);
 const recoveryBoundMs = Number(args['recovery-bound-ms']);
 
 /** mulberry32: a small seeded PRNG, so a run replays with --seed. */
@@ -61,7 +63,7 @@ console.log = () => undefined;
 console.info = () => undefined;
 
 async function main(): Promise<void> {
-  log(`seed ${seed}, ${minutes} min, ${sessionCount} sessions`);
+  log(`seed ${seed}, ${minutes} min, ${sessionCount} sessions, ${hostCount} host(s)`);
   const dir = await tempDir(t);
   const sim = await WaSimulator.create();
   t.after(() => sim.close());
@@ -100,38 +102,77 @@ async function main(): Promise<void> {
     SEND_BURST: '50',
     SEND_PER_RECIPIENT_INTERVAL_MS: '0',
     SESSION_RECONNECT_MAX_ATTEMPTS: '1000',
+    HOST_DEAD_AFTER_MS: '4000',
+    CLUSTER_SECRET: 'chaos-cluster-secret-0123456789abcdef',
   });
-  let router!: RouterProcess;
-  let api!: Api;
-  let killing = false;
+  // Hosts: one router process each (with its shards), on its own loopback address, HOST_ID and PUBLIC_URL.
+  interface Host {
+    id: string;
+    address: string;
+    router: RouterProcess | undefined;
+    port: string;
+    /** A kill by the campaign (its exit is not a finding). */
+    killing: boolean;
+  }
   let crashes = 0;
-  const launch = async (port: string): Promise<void> => {
-    router = await startRouterProcess(t, { ...env, PORT: port });
-    api = new Api(router.url);
-    const child = router.child;
-    const proc = router;
-    child.once('exit', (code, signal) => {
-      if (killing || stopping) return;
-      // A router that ends by itself is a finding: report it, then restart it as a supervisor would.
-      crashes++;
-      log(`router exited by itself (code ${code}, signal ${signal}); stderr tail: ${proc.stderr().slice(-2000)}; last log lines: ${proc.stdout().split('\n').slice(-15).join('\n')}`);
-      void launch(new URL(proc.url).port).catch((err: unknown) => log(`router restart failed: ${String(err)}`));
-    });
-  };
   let stopping = false;
   t.after(async () => {
     stopping = true;
   });
-  await launch('0');
-  const restartRouter = async (): Promise<void> => {
-    killing = true;
-    try {
-      await router.stop('SIGKILL');
-    } finally {
-      killing = false;
+  const hosts: Host[] = Array.from({ length: hostCount }, (_, i) => ({
+    id: `chaos-host-${i + 1}`,
+    address: hostCount === 1 ? '127.0.0.1' : `127.0.0.${i + 2}`,
+    router: undefined,
+    port: '0',
+    killing: false,
+  }));
+  const launch = async (h: Host): Promise<void> => {
+    const router = await startRouterProcess(t, {
+      ...env,
+      HOST: h.address,
+      PORT: h.port,
+      HOST_ID: h.id,
+      DATA_DIR: `${dir.path}/data-${h.id}`,
+      ...(h.port === '0' ? {} : { PUBLIC_URL: `http://${h.address}:${h.port}` }),
+    });
+    h.router = router;
+    h.port = new URL(router.url).port;
+    router.child.once('exit', (code, signal) => {
+      if (h.router === router) h.router = undefined;
+      if (h.killing || stopping) return;
+      // A router that ends by itself is a finding: report it, then restart it as a supervisor would.
+      crashes++;
+      log(`router ${h.id} exited by itself (code ${code}, signal ${signal}); stderr tail: ${router.stderr().slice(-2000)}; last log lines: ${router.stdout().split('\n').slice(-15).join('\n')}`);
+      void launch(h).catch((err: unknown) => log(`router ${h.id} restart failed: ${String(err)}`));
+    });
+  };
+  for (const h of hosts) await launch(h);
+  // PUBLIC_URL needs the port the first start picked: restart each once with it fixed (before any session).
+  if (hostCount > 1) {
+    for (const h of hosts) {
+      h.killing = true;
+      await h.router?.stop('SIGTERM');
+      h.killing = false;
+      await launch(h);
     }
-    await sleep(200);
-    await launch(new URL(router.url).port);
+  }
+  /** Any live host answers any call (it forwards to the owner). */
+  const api = (): Api => {
+    const live = hosts.filter((h) => h.router !== undefined);
+    return new Api((live.length === 0 ? (hosts[0] as Host) : pick(live)).router?.url ?? `http://${hosts[0]?.address}:${hosts[0]?.port}`);
+  };
+  const restartRouter = async (): Promise<void> => {
+    const h = pick(hosts.filter((x) => x.router !== undefined));
+    if (h === undefined) return;
+    h.killing = true;
+    try {
+      await h.router?.stop('SIGKILL');
+    } finally {
+      h.killing = false;
+    }
+    // Down for a while (longer than the lease TTL at times, so its sessions fail over), then back.
+    await sleep(between(200, 10_000));
+    await launch(h);
   };
 
   // Sessions, each paired once by QR.
@@ -139,10 +180,10 @@ async function main(): Promise<void> {
   const owners = ids.map((id) => sim.createPhone({ name: id }));
   const friends = Array.from({ length: 3 }, (_, i) => sim.createPhone({ name: `friend-${i}` }));
   for (const [i, id] of ids.entries()) {
-    const r = await api.post('/api/v1/sessions', { id, webhookUrl: receiver.url });
+    const r = await api().post('/api/v1/sessions', { id, webhookUrl: receiver.url });
     if (r.status !== 201) throw new Error(`create ${id}: ${r.status} ${r.raw.toString()}`);
-    await sim.scanQr(owners[i] as SimPhone, await api.waitQr(id, 60_000));
-    await api.waitStatus(id, 'connected', 60_000);
+    await sim.scanQr(owners[i] as SimPhone, await api().waitQr(id, 60_000));
+    await api().waitStatus(id, 'connected', 60_000);
   }
   const pairings = sim.snapshot().pairings;
   log(`${ids.length} sessions paired`);
@@ -168,7 +209,7 @@ async function main(): Promise<void> {
     if (!s || s.acked !== null) return;
     s.attempts++;
     try {
-      const res = await fetch(`${api.base}/api/v1/sessions/${s.session}/messages`, {
+      const res = await fetch(`${api().base}/api/v1/sessions/${s.session}/messages`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': key },
         body: JSON.stringify({ to: s.to.jid, type: 'text', text: `send ${key}` }),
@@ -199,7 +240,7 @@ async function main(): Promise<void> {
   // Faults.
   type Fault = { name: string; run: () => Promise<void> };
   const shardPid = async (): Promise<number | undefined> => {
-    const r = await api.get<{ shards: { index: number; pid: number | null; state: string }[] }>('/api/v1/admin/shards').catch(() => null);
+    const r = await api().get<{ shards: { index: number; pid: number | null; state: string }[] }>('/api/v1/admin/shards').catch(() => null);
     const ready = r?.body.shards?.filter((s) => s.state === 'ready' && s.pid !== null) ?? [];
     return ready.length === 0 ? undefined : (pick(ready).pid ?? undefined);
   };
@@ -211,7 +252,7 @@ async function main(): Promise<void> {
   const anyDevice = (): string | undefined => pick(sim.devices().filter((d) => d.kind === 'companion' && d.live > 0)).jid;
   const faults: Fault[] = [
     { name: 'SIGKILL a shard', run: async () => { const pid = await shardPid(); if (pid !== undefined) process.kill(pid, 'SIGKILL'); } },
-    { name: 'SIGKILL the router (restarted)', run: restartRouter },
+    { name: hostCount > 1 ? 'SIGKILL a host (router and shards; back after 0-10 s)' : 'SIGKILL the router (restarted)', run: restartRouter },
     { name: 'Redis restarted, data lost', run: () => redis.restart() },
     { name: 'Redis unreachable', run: () => outage(proxies.redis, 'blackhole', between(2_000, 10_000)) },
     { name: 'PostgreSQL paused', run: () => outage(proxies.pg, 'blackhole', between(2_000, 10_000)) },
@@ -247,7 +288,7 @@ async function main(): Promise<void> {
   for (const p of Object.values(proxies)) p.set('pass');
   const recoveredMs = await waitFor(
     async () => {
-      for (const id of ids) if ((await api.session(id)).status !== 'connected') return null;
+      for (const id of ids) if ((await api().session(id)).status !== 'connected') return null;
       return Date.now() - lastFaultEnd;
     },
     { what: 'every session connected again', timeoutMs: recoveryBoundMs * 2, intervalMs: 500 },
@@ -316,7 +357,7 @@ async function main(): Promise<void> {
     'webhook events never delivered': events.missing,
   };
   const lines = [
-    `Run of ${new Date().toISOString().slice(0, 16)}Z: \`npm run chaos -- --minutes ${minutes} --seed ${seed} --sessions ${sessionCount}\` (one host, 2 shards;`,
+    `Run of ${new Date().toISOString().slice(0, 16)}Z: \`npm run chaos -- --minutes ${minutes} --seed ${seed} --sessions ${sessionCount} --hosts ${hostCount}\` (${hostCount} host(s) of 2 shards;`,
     `Redis, PostgreSQL and s3rver behind TCP proxies; ${inbound.length} inbound messages, ${sends.size} API sends, ${events.total} webhook events).`,
     '',
     '| fault injected | count |',

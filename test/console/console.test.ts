@@ -109,7 +109,7 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
   };
 
   const signIn = async (key: string): Promise<void> => {
-    await page.goto(`${gw.url}/console/`);
+    await page.goto(`${gw.url}/console`);
     await page.getByRole('textbox', { name: 'API key' }).fill(key);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
@@ -121,7 +121,7 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
   };
 
   test('the console is served same-origin with its CSP, and a bad key is refused with a clear message', async () => {
-    const res = await fetch(`${gw.url}/console/`);
+    const res = await fetch(`${gw.url}/console`);
     assert.equal(res.status, 200);
     const csp = res.headers.get('content-security-policy') ?? '';
     assert.match(csp, /script-src 'self'/);
@@ -130,7 +130,7 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     assert.doesNotMatch(html, /<script>(?!<)/, 'no inline script');
     assert.equal((await fetch(`${gw.url}/console/nope.js`)).status, 404);
 
-    await page.goto(`${gw.url}/console/`);
+    await page.goto(`${gw.url}/console`);
     await check('sign-in');
     await page.getByRole('textbox', { name: 'API key' }).fill('not-a-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -238,12 +238,12 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     // "Try it out" calls with the console's credential: Swagger UI is pre-authorised from sessionStorage.
     await page.locator('.swagger-ui .btn.authorize.locked').waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'api-reference.png') });
-    await page.goto(`${gw.url}/console/`);
+    await page.goto(`${gw.url}/console`);
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
   });
 
   test('migrate to the other shard, then logout from the console unlinks the session', async () => {
-    await page.goto(`${gw.url}/console/#/sessions/demo-1`);
+    await page.goto(`${gw.url}/console#/sessions/demo-1`);
     const from = (await gw.api.call<{ shard: number }>('GET', '/api/v1/sessions/demo-1', undefined, { 'x-api-key': KEYS.admin })).body.shard;
     const to = from === 0 ? 1 : 0;
     await page.getByRole('spinbutton', { name: 'Migrate to shard' }).fill(String(to));
@@ -281,12 +281,12 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     await page.getByLabel('Status').selectOption('logged_out');
     assert.deepEqual(await page.locator('tr[data-session]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-session'))), ['demo-1']);
     await page.getByLabel('Status').selectOption('');
-    await page.goto(`${gw.url}/console/#/sessions/other`);
+    await page.goto(`${gw.url}/console#/sessions/other`);
     await page.getByRole('heading', { name: 'Session other' }).waitFor();
     for (const name of ['Restart', 'Logout', 'Delete…', 'Migrate', 'Scan with simulated phone']) {
       assert.equal(await page.getByRole('button', { name }).count(), 0, `no ${name} button`);
     }
-    await page.goto(`${gw.url}/console/#/chats/demo-1/${ALICE.number}@s.whatsapp.net`);
+    await page.goto(`${gw.url}/console#/chats/demo-1/${ALICE.number}@s.whatsapp.net`);
     await page.getByRole('heading', { name: `Chat with +${ALICE.number}` }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Send' }).count(), 0);
     await check('read-only');
@@ -313,7 +313,7 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
       .setAudience(JWT.audience)
       .setExpirationTime('10m')
       .sign(new TextEncoder().encode(JWT.secret));
-    await page.goto(`${gw.url}/console/`);
+    await page.goto(`${gw.url}/console`);
     await page.getByRole('radio', { name: 'JWT (bearer token)' }).check();
     await page.getByRole('textbox', { name: 'Token' }).fill(token);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -339,7 +339,7 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
   });
 
   test('delete asks for confirmation first', async () => {
-    await page.goto(`${gw.url}/console/#/sessions/hooked`);
+    await page.goto(`${gw.url}/console#/sessions/hooked`);
     await page.getByRole('button', { name: 'Delete…' }).click();
     await page.getByRole('button', { name: 'Cancel' }).click();
     assert.equal((await gw.api.call('GET', '/api/v1/sessions/hooked', undefined, { 'x-api-key': KEYS.admin })).status, 200, 'cancel keeps it');
@@ -352,7 +352,7 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
 
   test('link by pairing code: the console shows the code, the phone enters it, connected', async () => {
     const phone = sim.createPhone({ name: 'Pairing phone' });
-    await page.goto(`${gw.url}/console/#/sessions`);
+    await page.goto(`${gw.url}/console#/sessions`);
     await page.getByLabel('Session id (optional)').fill('paired');
     await page.getByRole('button', { name: 'Create session' }).click();
     await page.getByRole('heading', { name: 'Session paired' }).waitFor();

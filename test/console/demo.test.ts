@@ -36,10 +36,10 @@ test('npm run demo: connected demo session with a chat, console served, clean st
   const key = /API key: (\S+)/.exec(out)?.[1] ?? '';
   const dataDir = /data: (\S+?)\)/.exec(out)?.[1] ?? '';
   assert.ok(key !== '' && dataDir !== '', out);
-  assert.match(out, /\[demo\] console: http:\/\/127\.0\.0\.1:\d+\/console\//);
+  assert.match(out, /\[demo\] console: http:\/\/127\.0\.0\.1:\d+\/console /);
   assert.match(out, /▄|█/, 'a terminal QR was printed');
 
-  const page = await fetch(`${base}/console/`);
+  const page = await fetch(`${base}/console`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /\/console\/app\.js/);
   const session = (await (await fetch(`${base}/api/v1/sessions/demo`, { headers: { 'x-api-key': key } })).json()) as { status: string };

@@ -363,7 +363,7 @@ describe('groups', () => {
     await expectError(suite.gw.api.post(`${base}/groups/join`, { code: 'NoSuchInviteCode1' }), 404, 'GROUP_NOT_FOUND');
     await expectError(suite.gw.api.get(`${base}/groups/not-a-group`), 400, 'VALIDATION_FAILED', /params\.group/);
     await expectError(suite.gw.api.get(`${base}/groups/12345@s.whatsapp.net`), 400, 'VALIDATION_FAILED', /group JID/);
-    await expectError(suite.gw.api.post(`${base}/groups`, { subject: 'x', participants: ['hello@example.com'] }), 400, 'VALIDATION_FAILED', /participants\.0/);
+    await expectError(suite.gw.api.post(`${base}/groups`, { subject: 'x', participants: ['hello@example.com'] }), 400, 'INVALID_PHONE', /participants\.0/);
     await expectError(suite.gw.api.post(`${base}/groups`, { subject: '', participants: [bob.jid] }), 400, 'VALIDATION_FAILED', /subject/);
     const many = Array.from({ length: 1024 }, (_, i) => `1555${String(i).padStart(7, '0')}@s.whatsapp.net`);
     await expectError(suite.gw.api.post(`${base}/groups`, { subject: 'huge', participants: many }), 400, 'VALIDATION_FAILED', /at most 1023 participants/);

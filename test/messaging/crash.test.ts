@@ -1,7 +1,7 @@
 // Idempotency across a shard SIGKILL (the inbound-messages-under-SIGKILL scenario is a chaos run: test/chaos/).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { tempDir } from '../harness/index.ts';
+import { tempDir, waitFor } from '../harness/index.ts';
 import { pairByQr, sessionTestEnv, startGateway, startSim } from '../sessions/helpers.ts';
 
 describe('messaging: shard SIGKILL', () => {
@@ -21,7 +21,16 @@ describe('messaging: shard SIGKILL', () => {
     await new Promise((r) => setTimeout(r, 100));
     const body = { to: gita.jid, type: 'text', text: 'keyed once' };
     const first = post(body, 'order-42');
-    await new Promise((r) => setTimeout(r, 300));
+    // Kill only once the keyed send waits in the shard's governor (filler 2 and it: 2 waiting), not after a fixed
+    // delay: on a loaded box the POST could still be on its way, and would then meet a session being re-placed.
+    await waitFor(
+      async () => {
+        const text = (await gw.api.get('/metrics')).raw.toString('utf8');
+        const waiting = /^wagw_send_queue_depth\{[^}]*state="waiting"[^}]*\} (\d+)/m.exec(text);
+        return waiting !== null && Number(waiting[1]) >= 2;
+      },
+      { what: 'the keyed send to wait in the governor', timeoutMs: 20_000, intervalMs: 50 },
+    );
     const pid = gw.router.supervisor.info(0)?.pid;
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');

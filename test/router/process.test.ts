@@ -72,7 +72,7 @@ describe('router process', () => {
       SHUTDOWN_TIMEOUT_MS: '5000',
     });
     try {
-      await until(() => r.text.some((t) => t.includes('listening on')) || r.child.exitCode !== null, 30_000, 'router listening');
+      await until(() => r.text.some((t) => t.includes('listening on')) || r.child.exitCode !== null, 60_000, 'router listening');
       const url = /listening on (\S+)/.exec(r.text.find((t) => t.includes('listening on')) ?? '')?.[1];
       assert.ok(url, `router printed its address; stderr: ${r.stderr.join('')}`);
 

@@ -17,7 +17,7 @@ import { mountRoutes } from './api/define-route.ts';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { createOpenApiRegistry, mountOpenApi } from './api/openapi.ts';
 import { errorSchema } from './api/schemas.ts';
-import { mountConsolePages } from './api/console-routes.ts';
+import { consoleSlashRedirect, mountConsolePages } from './api/console-routes.ts';
 import type { CallOptions, ShardExit, ShardInfo, ShardState } from './supervisor.ts';
 import type { Authenticator } from './security/auth.ts';
 import type { BodyLimits } from './security/limits.ts';
@@ -252,6 +252,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   // 3. Security headers.
   app.use(helmet());
+  app.use(consoleSlashRedirect);
 
   // 4. Security edge: per-IP limit (before authentication, so guessing is limited too), authentication
   // (public paths pass; /metrics checks METRICS_TOKEN), per-principal limit; scopes are checked per route.

@@ -30,11 +30,11 @@ describe('console and docs routes', () => {
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 
-  test('/console redirects to /console/, which is the page with the console CSP', async () => {
-    const redirect = await fetch(`${base}/console`, { redirect: 'manual' });
+  test('/console/ redirects to /console, which is the page with the console CSP', async () => {
+    const redirect = await fetch(`${base}/console/`, { redirect: 'manual' });
     assert.equal(redirect.status, 302);
-    assert.equal(redirect.headers.get('location'), '/console/');
-    const page = await fetch(`${base}/console/`);
+    assert.equal(redirect.headers.get('location'), '/console');
+    const page = await fetch(`${base}/console`);
     assert.equal(page.status, 200);
     assert.equal(page.headers.get('content-security-policy'), CONSOLE_CSP);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);

@@ -735,7 +735,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The web console (docs/console.md): the page at /console/, /console redirects there */
+        /** The web console (docs/console.md); /console/ redirects here */
         get: operations["getConsolePage"];
         put?: never;
         post?: never;
@@ -6233,13 +6233,6 @@ export interface operations {
                 content: {
                     "text/html": string;
                 };
-            };
-            /** @description To /console/ */
-            302: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
             };
         };
     };

@@ -69,7 +69,7 @@ export const OPERATION_STATUSES = {
   getAdminShardsStats: [200, 401, 403, 429],
   getMe: [200, 401, 403, 429],
   getEvents: [200, 401, 403, 429, 503],
-  getConsolePage: [200, 302],
+  getConsolePage: [200],
   getConsoleFile: [200, 404],
   getDocsFile: [200, 404],
 } as const satisfies { [K in keyof operations]: readonly (keyof operations[K]['responses'])[] };

@@ -50,7 +50,7 @@ const DOCS_PAGE = `<!doctype html>
 <script src="/docs/init.js" defer></script>
 </head><body>
 <main><h1 class="visually-hidden">WhatsApp gateway API</h1>
-<p>The machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1). The <a href="/console/">console</a>'s
+<p>The machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1). The <a href="/console">console</a>'s
 credential is used by "Try it out".</p>
 <div id="swagger"></div></main>
 </body></html>`;
@@ -91,6 +91,15 @@ export interface ConsolePagesOptions {
  * Mounts /console, /console/:file and /docs, /docs/:file (all public: static files with no data; every call
  * the console makes carries the user's credential). The bundle is built once, on first use.
  */
+/** `/console/` -> `/console` (a middleware, not a route: strict routing would otherwise 404 it). */
+export async function consoleSlashRedirect(ctx: { path: string; redirect(url: string): void }, next: () => Promise<void>): Promise<void> {
+  if (ctx.path === '/console/') {
+    ctx.redirect('/console');
+    return;
+  }
+  await next();
+}
+
 export function mountConsolePages(router: Router<AppState>, registry: OpenAPIRegistry, options: ConsolePagesOptions): void {
   let bundle: Promise<ConsoleBundle> | undefined;
   const load = (): Promise<ConsoleBundle> => {
@@ -123,11 +132,9 @@ export function mountConsolePages(router: Router<AppState>, registry: OpenAPIReg
     ctx.type = asset.type;
     ctx.body = asset.body;
   };
-  // Koa's router matches `/console` and `/console/` alike: the page is served at the slash form only, so the
-  // relative paths of a bookmark stay right.
-  // Routing is strict (docs/security.md): `/console` and `/console/` are two routes.
-  router.get('/console', (ctx) => ctx.redirect('/console/'));
-  router.get('/console/', (ctx) => serve(ctx, 'index.html'));
+  // The page is /console (its assets are absolute: /console/app.js); routing is strict, so /console/ is another
+  // path, redirected here by consoleSlashRedirect (app middleware: no route, so nothing undocumented).
+  router.get('/console', (ctx) => serve(ctx, 'index.html'));
   router.get('/console/:file', (ctx) => serve(ctx, ctx.params.file ?? ''));
 
   const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -162,9 +169,9 @@ export function mountConsolePages(router: Router<AppState>, registry: OpenAPIReg
     path: '/console',
     operationId: 'getConsolePage',
     security: [],
-    summary: 'The web console (docs/console.md): the page at /console/, /console redirects there',
+    summary: 'The web console (docs/console.md); /console/ redirects here',
     tags: ['console'],
-    responses: { 200: text('HTML page', 'text/html'), 302: { description: 'To /console/' } },
+    responses: { 200: text('HTML page', 'text/html') },
   });
   registry.registerPath({
     method: 'get',
