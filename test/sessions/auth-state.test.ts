@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SignalDataSet } from '@whiskeysockets/baileys';
-import { BlobAuthState, authPrefix } from '@wagw/shard/auth';
+import { BlobAuthState, authPrefix, retryDelay } from '@wagw/shard/auth';
 import { createRootLogger } from '@wagw/shared';
 import type { BlobStore } from '@wagw/shared';
 import { LocalBlobStore, S3BlobStore } from '@wagw/stores';
@@ -228,6 +228,27 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     assert.equal(errors.length, 2);
     const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
     assert.deepEqual(await b.state.keys.get('session', ['s', 't']), { s: Buffer.from('kept'), t: Buffer.from('also') });
+  });
+
+  test('without write-behind too, a failed write is told to its caller but kept and retried, never dropped', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    ctl.failNext(1);
+    // The caller (Baileys) hears of the failure, but memory already holds the change: the store must catch up,
+    // or the next restore would bring back a state older than the one the session ran (and acknowledged) with.
+    await assert.rejects(a.state.keys.set({ session: { s: Buffer.from('kept') } }) as Promise<void>, /injected/);
+    await a.flush();
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual(await b.state.keys.get('session', ['s']), { s: Buffer.from('kept') });
+  });
+
+  test('retry delays grow, are capped at 5 s and jittered', () => {
+    assert.equal(retryDelay(1, () => 0), 100);
+    assert.equal(retryDelay(1, () => 1), 200);
+    assert.equal(retryDelay(50, () => 0), 2_500);
+    assert.equal(retryDelay(50, () => 1), 5_000);
+    assert.notEqual(retryDelay(3, () => 0), retryDelay(3, () => 0.9), 'two sessions failing together do not retry in lockstep');
   });
 
   test('a fenced-out background write stops writing: reported, flush rejects, nothing stored', async (t) => {

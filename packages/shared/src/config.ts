@@ -64,6 +64,7 @@ export const ENV_SPEC = {
   S3_BUCKET: { schema: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'), default: 'wa-gateway', doc: 'Bucket for auth state and media (alias MINIO_BUCKET); created if missing.' },
   S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region (alias MINIO_REGION).' },
   S3_PATH_STYLE: { schema: bool, default: 'true', doc: 'Path-style bucket addressing (MinIO, s3rver).' },
+  S3_REQUEST_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'An S3 request whose connection sends nothing for this long fails (a partitioned store answers nothing; without it an auth write would wait forever).' },
   BACKEND_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'Base URL of the backend (worker registry and webhooks to {BACKEND_URL}/api/webhooks/{topic}). Unset: standalone, the backend is never called.' },
   BACKEND_API_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'Sent as `Authorization: Bearer` on every call to BACKEND_URL (registry and webhooks); never to a session\'s own webhookUrl, never in a payload.' },
   BACKEND_TIMEOUT_MS: { schema: int(100, 120_000), default: '5000', doc: 'Deadline of one worker-registry call to the backend (register, heartbeat, assigned sessions).' },
@@ -172,6 +173,8 @@ export interface S3Config {
   bucket: string;
   region: string;
   pathStyle: boolean;
+  /** Idle limit of one request (S3_REQUEST_TIMEOUT_MS); default 10 s. */
+  requestTimeoutMs?: number;
 }
 
 export interface GatewayConfig {
@@ -424,6 +427,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
             bucket: r.S3_BUCKET,
             region: r.S3_REGION,
             pathStyle: r.S3_PATH_STYLE,
+            requestTimeoutMs: r.S3_REQUEST_TIMEOUT_MS,
           },
     backend:
       r.BACKEND_URL === undefined

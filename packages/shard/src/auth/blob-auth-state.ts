@@ -15,8 +15,9 @@
  * Signal ratchets (sessions, sender keys, used prekeys, LID mappings, device lists...) resolves at once and is
  * stored with the next batch, so a burst of messages costs one write instead of one per message. What Baileys
  * must find again after a crash (creds, new prekeys it will upload, app-state keys) is still awaited. A crash
- * can lose the last batch's ratchet steps; WhatsApp's retry receipts heal that (docs/sessions.md). A background
- * write that fails is retried with backoff; a fencing failure stops (`onBackgroundError`, `flush` rejects).
+ * can lose the last batch's ratchet steps; WhatsApp's retry receipts heal that (docs/sessions.md). A write that
+ * fails (in both modes: its waiters are told) is kept and retried with capped, jittered backoff until it lands;
+ * a fencing failure stops (`onBackgroundError`, `flush` rejects).
  * Reads come from memory. A failed read is an error: this never falls back to fresh credentials unless the
  * store holds nothing at all for the session.
  */
@@ -63,6 +64,15 @@ function ratchetOnly(data: SignalDataSet): boolean {
     if (Object.values(entries).some((v) => v !== null && v !== undefined)) return false;
   }
   return true;
+}
+
+/**
+ * Delay before retrying a failed write: exponential from 100 ms, capped at 5 s, with equal jitter, so the
+ * sessions of a shard that all failed at one store outage do not retry in lockstep when it comes back.
+ */
+export function retryDelay(failures: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
 const isFencing = (err: unknown): boolean => {
@@ -278,9 +288,10 @@ export class BlobAuthState {
           for (const w of batch.waiters) w.resolve();
         } catch (err) {
           for (const w of batch.waiters) w.reject(err);
-          if (!this.opts.writeBehind) continue;
-          // Changes nobody waits for must not be dropped: memory already holds them. Retry them under what
-          // was queued since (newer values win), unless the lease is gone or a closing store keeps failing.
+          // A failed batch is never dropped, in either mode: memory already holds its changes (Baileys applied
+          // them), so dropping it would leave the store behind memory for good, and the next restore would
+          // bring back a state older than one messages were acknowledged with. Retry it under what was queued
+          // since (newer values win), unless the lease is gone or a closing store keeps failing.
           this.failures++;
           this.opts.onBackgroundError?.(err);
           if (isFencing(err) || (this.closing && this.failures >= 3)) {
@@ -289,7 +300,7 @@ export class BlobAuthState {
             return;
           }
           this.pending = mergeBatches(batch, this.pending);
-          await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6))));
+          await new Promise((r) => setTimeout(r, retryDelay(this.failures)));
         }
       }
     } finally {
