@@ -385,9 +385,17 @@ export class SessionRunner {
         // Right after a pairing (the socket never opened: state qr or pairing) WhatsApp always asks for this
         // restart: it is part of connecting, so the status stays until `connected` (a backend alerting on
         // `reconnecting` is not paged for every new customer). On a socket that was up it is a real drop.
-        if (this.state === 'qr' || this.state === 'pairing') this.log.info({ statusCode }, 'paired; reconnecting as WhatsApp asks');
-        else this.setState('reconnecting', `restart required (${statusCode})`);
-        this.connect().catch((err: unknown) => this.fail(err));
+        if (this.state === 'qr' || this.state === 'pairing') {
+          this.log.info({ statusCode }, 'paired; reconnecting as WhatsApp asks');
+          this.connect().catch((err: unknown) => this.fail(err));
+          return;
+        }
+        // WhatsApp asks every socket of a server it restarts at once: a random delay up to the base spreads the
+        // shard's sessions out (the login gate also spaces the starts) instead of answering in lockstep.
+        this.setState('reconnecting', `restart required (${statusCode})`);
+        this.reconnectTimer = setTimeout(() => {
+          this.connect().catch((err: unknown) => this.fail(err));
+        }, Math.round(Math.random() * this.deps.reconnect.baseMs));
         return;
       case 'replaced':
         // Another login took this device over: do not fight it; retry later with backoff and cap.
