@@ -227,7 +227,13 @@ export class SessionRunner {
     const deadline = Date.now() + maxMs;
     const quietMs = 250;
     for (;;) {
-      await this.auth?.flush();
+      // Bounded too: against a store that is down, flush would wait for as long as the outage lasts (failed
+      // writes are retried until they land), and a stop (migration, shutdown) must not hang on it. What is still
+      // unwritten then gets close()'s few last tries.
+      const flushed = this.auth?.flush().catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([flushed, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
       const idleFor = Date.now() - this.lastActivity;
       if (idleFor >= quietMs || Date.now() >= deadline) return;
       await new Promise((r) => setTimeout(r, Math.min(quietMs - idleFor, Math.max(0, deadline - Date.now()))));
