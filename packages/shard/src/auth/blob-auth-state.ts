@@ -311,7 +311,8 @@ export class BlobAuthState {
           this.opts.onBackgroundError?.(err);
           if (fenced) {
             this.failed = err;
-            for (const w of this.pending?.waiters ?? []) w.reject(err);
+            // Queued meanwhile by other calls (TS cannot see that across the awaits above).
+            for (const w of (this.pending as Pending | undefined)?.waiters ?? []) w.reject(err);
             this.pending = undefined;
             return;
           }
