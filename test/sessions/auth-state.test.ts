@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SignalDataSet } from '@whiskeysockets/baileys';
-import { BlobAuthState, authPrefix } from '@wagw/shard/auth';
+import { BlobAuthState, authPrefix, retryDelay } from '@wagw/shard/auth';
 import { createRootLogger } from '@wagw/shared';
 import type { BlobStore } from '@wagw/shared';
 import { LocalBlobStore, S3BlobStore } from '@wagw/stores';
@@ -228,6 +228,54 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     assert.equal(errors.length, 2);
     const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
     assert.deepEqual(await b.state.keys.get('session', ['s', 't']), { s: Buffer.from('kept'), t: Buffer.from('also') });
+  });
+
+  test('without write-behind too, a failed write is kept and retried under its caller, never dropped', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    ctl.failNext(2);
+    // The caller (Baileys) waits through the retries: memory already holds the change, and the store must catch
+    // up, or the next restore would bring back a state older than the one the session ran (and acknowledged) with.
+    await a.state.keys.set({ session: { s: Buffer.from('kept') } });
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual(await b.state.keys.get('session', ['s']), { s: Buffer.from('kept') });
+  });
+
+  test('a caller is told once its write failed for longer than writeWaitMs; the write is still retried', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeWaitMs: 0 });
+    ctl.failNext(2);
+    await assert.rejects(a.saveCreds(), /injected/);
+    await a.flush();
+    assert.equal(ctl.puts() > 1, true, 'retried after the caller was told');
+  });
+
+  test('while the store fails, write-behind is suspended: ratchet steps wait until stored', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, onBackgroundError: () => undefined });
+    ctl.failNext(1);
+    await a.state.keys.set({ session: { s: Buffer.from('first') } }); // resolves at once: the store looked fine
+    await new Promise((r) => setTimeout(r, 20)); // its write fails meanwhile
+    ctl.hold();
+    let stored = false;
+    const second = (a.state.keys.set({ session: { s: Buffer.from('second') } }) as Promise<void>).then(() => (stored = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(stored, false, 'a ratchet step during a store failure is acknowledged only once stored');
+    ctl.release();
+    await second;
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual(await b.state.keys.get('session', ['s']), { s: Buffer.from('second') });
+  });
+
+  test('retry delays grow, are capped at 5 s and jittered', () => {
+    assert.equal(retryDelay(1, () => 0), 100);
+    assert.equal(retryDelay(1, () => 1), 200);
+    assert.equal(retryDelay(50, () => 0), 2_500);
+    assert.equal(retryDelay(50, () => 1), 5_000);
+    assert.notEqual(retryDelay(3, () => 0), retryDelay(3, () => 0.9), 'two sessions failing together do not retry in lockstep');
   });
 
   test('a fenced-out background write stops writing: reported, flush rejects, nothing stored', async (t) => {

@@ -85,6 +85,7 @@ export function shardSessionsConfig(config: GatewayConfig): ShardSessionsConfig 
     blobs: config.s3 === undefined ? { kind: 'local', dir: path.join(config.dataDir, 'blobs') } : { kind: 's3', s3: config.s3 },
     wa: config.wa,
     loginConcurrency: config.sessions.loginConcurrency,
+    loginRatePerSecond: config.sessions.loginRatePerSecond,
     reconnect: config.sessions.reconnect,
     keyWriteBehind: config.sessions.keyWriteBehind,
     messaging: config.messaging,

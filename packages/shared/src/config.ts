@@ -64,6 +64,7 @@ export const ENV_SPEC = {
   S3_BUCKET: { schema: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'), default: 'wa-gateway', doc: 'Bucket for auth state and media (alias MINIO_BUCKET); created if missing.' },
   S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region (alias MINIO_REGION).' },
   S3_PATH_STYLE: { schema: bool, default: 'true', doc: 'Path-style bucket addressing (MinIO, s3rver).' },
+  S3_REQUEST_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'An S3 request whose connection sends nothing for this long fails (a partitioned store answers nothing; without it an auth write would wait forever).' },
   BACKEND_URL: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'Base URL of the backend (worker registry and webhooks to {BACKEND_URL}/api/webhooks/{topic}). Unset: standalone, the backend is never called.' },
   BACKEND_API_KEY: { schema: z.string().min(1).optional(), default: undefined, doc: 'Sent as `Authorization: Bearer` on every call to BACKEND_URL (registry and webhooks); never to a session\'s own webhookUrl, never in a payload.' },
   BACKEND_TIMEOUT_MS: { schema: int(100, 120_000), default: '5000', doc: 'Deadline of one worker-registry call to the backend (register, heartbeat, assigned sessions).' },
@@ -129,6 +130,7 @@ export const ENV_SPEC = {
   WA_SIMULATOR: { schema: bool, default: 'false', doc: 'Explicitly allow simulator settings (WA_ROOT_PUBLIC_KEY) when NODE_ENV=production (demos).' },
   WA_EXTRA_CA_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'PEM file added to the shards\' trusted CAs (the simulator\'s media certificate).' },
   SESSION_LOGIN_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'Logins/pairings one shard runs at once (each costs CPU for key generation).' },
+  SESSION_LOGIN_RATE_PER_SECOND: { schema: int(1, 1000), default: '10', doc: 'Logins/pairings one shard starts per second at most (reconnects included): after a WhatsApp restart drops every socket, reconnects are spaced instead of arriving as one storm.' },
   SESSION_RECONNECT_BASE_MS: { schema: int(10, 600_000), default: '1000', doc: 'First reconnect delay of a session after a dropped connection (doubles, with jitter).' },
   SESSION_RECONNECT_MAX_MS: { schema: int(10, 3_600_000), default: '60000', doc: 'Cap of the reconnect delay.' },
   SESSION_RECONNECT_MAX_ATTEMPTS: { schema: int(1, 10_000), default: '12', doc: 'Reconnect attempts in a row before a session is marked failed.' },
@@ -172,6 +174,8 @@ export interface S3Config {
   bucket: string;
   region: string;
   pathStyle: boolean;
+  /** Idle limit of one request (S3_REQUEST_TIMEOUT_MS); default 10 s. */
+  requestTimeoutMs?: number;
 }
 
 export interface GatewayConfig {
@@ -211,7 +215,7 @@ export interface GatewayConfig {
   messaging: MessagingConfig;
   /** Where and how the shards' Baileys sockets connect. */
   wa: WaConfig;
-  sessions: { loginConcurrency: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number }; keyWriteBehind: boolean };
+  sessions: { loginConcurrency: number; loginRatePerSecond: number; reconnect: { baseMs: number; maxMs: number; maxAttempts: number }; keyWriteBehind: boolean };
   /** SSE_MAX_STREAMS and SSE_MAX_STREAMS_PER_PRINCIPAL: the event stream caps. */
   sse: { maxStreams: number; maxStreamsPerPrincipal: number };
 }
@@ -424,6 +428,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
             bucket: r.S3_BUCKET,
             region: r.S3_REGION,
             pathStyle: r.S3_PATH_STYLE,
+            requestTimeoutMs: r.S3_REQUEST_TIMEOUT_MS,
           },
     backend:
       r.BACKEND_URL === undefined
@@ -482,6 +487,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     sessions: {
       loginConcurrency: r.SESSION_LOGIN_CONCURRENCY,
+      loginRatePerSecond: r.SESSION_LOGIN_RATE_PER_SECOND,
       reconnect: { baseMs: r.SESSION_RECONNECT_BASE_MS, maxMs: r.SESSION_RECONNECT_MAX_MS, maxAttempts: r.SESSION_RECONNECT_MAX_ATTEMPTS },
       keyWriteBehind: r.SESSION_KEY_WRITE_BEHIND,
     },

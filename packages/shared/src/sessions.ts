@@ -24,6 +24,8 @@ export interface ShardSessionsConfig {
   wa: WaConfig;
   /** Logins/pairings at once in this shard. */
   loginConcurrency: number;
+  /** Logins/pairings this shard starts per second at most (absent: unlimited). */
+  loginRatePerSecond?: number;
   reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
   /** SESSION_KEY_WRITE_BEHIND: ratchet-only key writes are not awaited (absent: false). */
   keyWriteBehind?: boolean;

@@ -11,7 +11,7 @@ export { MemoryDirectory } from './directory/memory.ts';
 export type { Clock } from './directory/memory.ts';
 export { redisKeys, DEFAULT_REDIS_PREFIX } from './redis-keys.ts';
 export type { RedisKeys } from './redis-keys.ts';
-export { connectRedis } from './redis-client.ts';
+export { connectRedis, redisRetryDelay } from './redis-client.ts';
 export type { RedisConnectOptions } from './redis-client.ts';
 export { S3BlobStore } from './blobs/s3.ts';
 export type { S3BlobStoreOptions } from './blobs/s3.ts';

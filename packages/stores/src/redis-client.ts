@@ -35,6 +35,12 @@ export interface RedisConnectOptions {
  * capped backoff, and a command issued while disconnected fails after one reconnect attempt instead of
  * waiting in the offline queue indefinitely.
  */
+/** Delay before reconnect attempt `times` (1-based): 100 ms doubling, capped at 2 s, half of it random. */
+export function redisRetryDelay(times: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(100 * 2 ** Math.min(times, 5), 2000);
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
 export async function connectRedis(url: string, options: RedisConnectOptions): Promise<Redis> {
   const log = options.logger;
   let started = false;
@@ -47,7 +53,9 @@ export async function connectRedis(url: string, options: RedisConnectOptions): P
     disconnectTimeout: 200,
     enableReadyCheck: true,
     connectionName: options.connectionName,
-    retryStrategy: (times) => (started ? Math.min(100 * 2 ** Math.min(times, 5), 2000) : null),
+    // Capped exponential with equal jitter: after a Redis restart every router and shard of a cluster would
+    // otherwise reconnect in lockstep.
+    retryStrategy: (times) => (started ? redisRetryDelay(times) : null),
   });
   let lastError = '';
   let startupError: Error | undefined;

@@ -69,7 +69,7 @@ export const ROUTES = [
   'POST   /phones/:number/devices    {noiseKey: base64} provision a linked device without pairing (raw clients)',
   'POST   /provision                 {count, devicesPerPhone?, noiseKeys: base64[]} bulk phones + provisioned devices',
   'GET    /devices                   all devices',
-  'POST   /devices/:jid/kick         {mode: close|terminate|replaced|unlink|restart}',
+  'POST   /devices/:jid/kick         {mode: close|terminate|replaced|unlink|restart|timeout|server-error}',
   'GET    /faults                    active faults',
   'POST   /faults                    {kind: rate-limit, target?, code?, count?} | {kind: latency, target?, ms}',
   'DELETE /faults[/:id]              clear faults',
@@ -179,7 +179,7 @@ const route = async (sim: WaSimulator, req: IncomingMessage): Promise<unknown> =
     if (action === 'kick' && method === 'POST') {
       const body = await readBody(req);
       const mode = (optStr(body, 'mode') ?? 'close') as KickMode;
-      if (!['close', 'terminate', 'replaced', 'unlink', 'restart'].includes(mode)) throw new HttpError(400, 'bad mode');
+      if (!['close', 'terminate', 'replaced', 'unlink', 'restart', 'timeout', 'server-error'].includes(mode)) throw new HttpError(400, 'bad mode');
       try {
         return { sockets: sim.kickDevice(id, mode) };
       } catch (err) {

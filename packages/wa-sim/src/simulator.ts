@@ -58,7 +58,7 @@ export interface WaSimulatorOptions {
   readonly groupMaxParticipants?: number;
 }
 
-export type KickMode = 'close' | 'terminate' | 'replaced' | 'unlink' | 'restart';
+export type KickMode = 'close' | 'terminate' | 'replaced' | 'unlink' | 'restart' | 'timeout' | 'server-error';
 
 export interface DeviceInfo {
   readonly jid: string;
@@ -113,6 +113,10 @@ export class WaSimulator {
   private readonly subscribers = new Map<Account, Set<Device>>();
   private listening: Listening | undefined;
   private closed = false;
+  /** While `Date.now()` is before this, the server is "restarting": new sockets are counted, then dropped. */
+  private downUntil = 0;
+  /** When each WebSocket connection was opened (also those dropped while restarting), oldest first. */
+  private readonly attempts: number[] = [];
 
   private constructor(opts: WaSimulatorOptions, root: KeyPair, cert: SelfSignedCert, logger: Logger) {
     this.opts = opts;
@@ -241,7 +245,8 @@ export class WaSimulator {
 
   /**
    * Disconnects a companion device's sockets: 'close' (WebSocket close, 428), 'terminate' (TCP drop, 428),
-   * 'replaced' (`conflict replaced`, 440), 'unlink' (device removed, 401 and re-login refused), 'restart' (515).
+   * 'replaced' (`conflict replaced`, 440), 'unlink' (device removed, 401 and re-login refused), 'restart' (515),
+   * 'timeout' (stream error 408, connection lost), 'server-error' (stream error 500).
    * Returns how many sockets were affected.
    */
   kickDevice(jid: string, mode: KickMode = 'close'): number {
@@ -257,6 +262,8 @@ export class WaSimulator {
       if (mode === 'close') c.close();
       else if (mode === 'terminate') c.terminate();
       else if (mode === 'replaced') c.streamError({}, [node('conflict', { type: 'replaced' })]);
+      else if (mode === 'timeout') c.streamError({ code: '408' });
+      else if (mode === 'server-error') c.streamError({ code: '500' });
       else c.streamError({ code: '515' });
     }
     return conns.length;
@@ -323,6 +330,23 @@ export class WaSimulator {
     tls.setDefaultCACertificates([...tls.getCACertificates('default'), this.mediaCaPem]);
   }
 
+  /**
+   * A server restart as clients see it: every socket dropped at once (TCP, no stream error), and for `downMs`
+   * every new connection dropped right after it opened (each one still counted in `connectionAttempts`, which is
+   * how a test sees a reconnect storm). Returns how many sockets were dropped.
+   */
+  restart(downMs: number): number {
+    this.downUntil = Date.now() + downMs;
+    const conns = [...this.conns];
+    for (const c of conns) c.terminate();
+    return conns.length;
+  }
+
+  /** Times (ms since the epoch) at which WebSocket connections were opened, oldest first (the last 50-100k). */
+  connectionAttempts(since = 0): number[] {
+    return this.attempts.filter((at) => at >= since);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -336,6 +360,12 @@ export class WaSimulator {
 
   private accept(ws: WebSocket): void {
     if (this.closed) {
+      ws.terminate();
+      return;
+    }
+    if (this.attempts.length >= 100_000) this.attempts.splice(0, 50_000);
+    this.attempts.push(Date.now());
+    if (Date.now() < this.downUntil) {
       ws.terminate();
       return;
     }

@@ -15,8 +15,10 @@
  * Signal ratchets (sessions, sender keys, used prekeys, LID mappings, device lists...) resolves at once and is
  * stored with the next batch, so a burst of messages costs one write instead of one per message. What Baileys
  * must find again after a crash (creds, new prekeys it will upload, app-state keys) is still awaited. A crash
- * can lose the last batch's ratchet steps; WhatsApp's retry receipts heal that (docs/sessions.md). A background
- * write that fails is retried with backoff; a fencing failure stops (`onBackgroundError`, `flush` rejects).
+ * can lose the last batch's ratchet steps; WhatsApp's retry receipts heal that (docs/sessions.md). A write that
+ * fails (in both modes) is kept and retried with capped, jittered backoff until it lands, its callers waiting
+ * up to `writeWaitMs`; while writes fail, write-behind is suspended (ratchet steps are awaited too); a fencing
+ * failure stops (`onBackgroundError`, `flush` rejects).
  * Reads come from memory. A failed read is an error: this never falls back to fresh credentials unless the
  * store holds nothing at all for the session.
  */
@@ -48,6 +50,11 @@ export interface BlobAuthStateOptions {
   compactEvery?: number;
   /** Do not make Baileys wait for ratchet-only key writes (see the class comment). Default false. */
   writeBehind?: boolean;
+  /**
+   * Longest a caller waits for its write while the store keeps failing (default 60 s): then it is told (the
+   * write itself is still retried). Until then a failing write is retried under it, not reported at once.
+   */
+  writeWaitMs?: number;
   /** A background (write-behind) batch failed: every failure, fencing ones (then writes stop) included. */
   onBackgroundError?: (err: unknown) => void;
 }
@@ -63,6 +70,15 @@ function ratchetOnly(data: SignalDataSet): boolean {
     if (Object.values(entries).some((v) => v !== null && v !== undefined)) return false;
   }
   return true;
+}
+
+/**
+ * Delay before retrying a failed write: exponential from 100 ms, capped at 5 s, with equal jitter, so the
+ * sessions of a shard that all failed at one store outage do not retry in lockstep when it comes back.
+ */
+export function retryDelay(failures: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
 const isFencing = (err: unknown): boolean => {
@@ -104,7 +120,7 @@ function decode(bytes: Buffer, key: string): StoredState {
 interface Pending {
   creds?: AuthenticationCreds;
   keys: Partial<Record<KeyType, Record<string, unknown>>>;
-  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  waiters: { resolve: () => void; reject: (err: unknown) => void; since: number }[];
 }
 
 export class BlobAuthState {
@@ -252,7 +268,11 @@ export class BlobAuthState {
         Object.assign(target, entries);
       }
     });
-    if (!this.opts.writeBehind || !ratchetOnly(data)) return durable;
+    // Write-behind only while the store takes writes: once one fails, ratchet steps are awaited too, so Baileys
+    // does not acknowledge messages whose ratchet step is not stored (a crash during an outage would otherwise
+    // restore a state older than the one every message of the outage was acknowledged with). At most the
+    // batch that failed first is at risk, as any last batch before a crash.
+    if (!this.opts.writeBehind || !ratchetOnly(data) || this.failures > 0) return durable;
     durable.catch(() => undefined); // reported through onBackgroundError / flush
     return Promise.resolve();
   }
@@ -262,7 +282,7 @@ export class BlobAuthState {
     if (refused !== undefined) return Promise.reject(refused);
     const p = (this.pending ??= { keys: {}, waiters: [] });
     fill(p);
-    const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject, since: Date.now() }));
     this.writing ??= this.drain();
     return done;
   }
@@ -277,19 +297,27 @@ export class BlobAuthState {
           this.failures = 0;
           for (const w of batch.waiters) w.resolve();
         } catch (err) {
-          for (const w of batch.waiters) w.reject(err);
-          if (!this.opts.writeBehind) continue;
-          // Changes nobody waits for must not be dropped: memory already holds them. Retry them under what
-          // was queued since (newer values win), unless the lease is gone or a closing store keeps failing.
+          // Callers wait through the retries (bounded by writeWaitMs), so a short outage is only a delay.
+          const limit = Date.now() - (this.opts.writeWaitMs ?? 60_000);
+          // Given up on: the lease is gone, or a closing store keeps failing.
+          const fenced = isFencing(err) || (this.closing && this.failures + 1 >= 3);
+          for (const w of batch.waiters) if (fenced || w.since <= limit) w.reject(err);
+          batch.waiters = fenced ? [] : batch.waiters.filter((w) => w.since > limit);
+          // A failed batch is never dropped, in either mode: memory already holds its changes (Baileys applied
+          // them), so dropping it would leave the store behind memory for good, and the next restore would
+          // bring back a state older than one messages were acknowledged with. Retry it under what was queued
+          // since (newer values win), unless the lease is gone or a closing store keeps failing.
           this.failures++;
           this.opts.onBackgroundError?.(err);
-          if (isFencing(err) || (this.closing && this.failures >= 3)) {
+          if (fenced) {
             this.failed = err;
+            // Queued meanwhile by other calls (TS cannot see that across the awaits above).
+            for (const w of (this.pending as Pending | undefined)?.waiters ?? []) w.reject(err);
             this.pending = undefined;
             return;
           }
           this.pending = mergeBatches(batch, this.pending);
-          await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6))));
+          await new Promise((r) => setTimeout(r, retryDelay(this.failures)));
         }
       }
     } finally {
@@ -328,7 +356,7 @@ export class BlobAuthState {
   }
 }
 
-/** `older` with `newer` applied over it (creds and each key), without `older`'s waiters (already answered). */
+/** `older` with `newer` applied over it (creds and each key); the waiters of both wait for the merged write. */
 function mergeBatches(older: Pending, newer: Pending | undefined): Pending {
   const keys: Partial<Record<KeyType, Record<string, unknown>>> = {};
   for (const source of [older.keys, newer?.keys ?? {}]) {
@@ -336,7 +364,7 @@ function mergeBatches(older: Pending, newer: Pending | undefined): Pending {
       if (entries) Object.assign((keys[type] ??= {}), entries);
     }
   }
-  const merged: Pending = { keys, waiters: newer?.waiters ?? [] };
+  const merged: Pending = { keys, waiters: [...older.waiters, ...(newer?.waiters ?? [])] };
   const creds = newer?.creds ?? older.creds;
   if (creds) merged.creds = creds;
   return merged;

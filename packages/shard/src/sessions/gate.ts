@@ -1,15 +1,30 @@
 /**
  * A counting semaphore with a FIFO queue. Caps how many logins/pairings a shard runs at once: each one
  * generates hundreds of prekeys on the event loop, and Baileys drops a socket that handled no frame for 35 s.
+ *
+ * It also spaces the starts (`ratePerSecond`): a concurrency cap alone does not bound the rate when attempts
+ * fail fast. After a WhatsApp-side restart every socket of the shard drops at once, and against a server that
+ * refuses connections each attempt frees its slot within milliseconds: without spacing, the shard's sessions
+ * would hammer the server in lockstep (a thundering herd, which WhatsApp answers with rate limits or bans).
+ * With it, any window of W ms sees at most `floor(W * ratePerSecond / 1000) + 1` starts from one shard.
  */
 export class Gate {
   private readonly limit: number;
+  private readonly intervalMs: number;
+  private readonly now: () => number;
   private active = 0;
   private readonly queue: (() => void)[] = [];
+  /** When the last start happened (read after waking: a stalled event loop must not release a burst). */
+  private lastStartAt = -Infinity;
+  /** Starts pass one at a time through this chain, each after waiting out the spacing. */
+  private spacing: Promise<void> = Promise.resolve();
 
-  constructor(limit: number) {
+  constructor(limit: number, ratePerSecond = Infinity, now: () => number = Date.now) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`gate limit must be a positive integer, got ${limit}`);
+    if (!(ratePerSecond > 0)) throw new RangeError(`gate rate must be positive, got ${ratePerSecond}`);
     this.limit = limit;
+    this.intervalMs = Number.isFinite(ratePerSecond) ? 1000 / ratePerSecond : Infinity;
+    this.now = now;
   }
 
   get running(): number {
@@ -20,10 +35,22 @@ export class Gate {
     return this.queue.length;
   }
 
-  /** Resolves with a release function once a slot is free. Release is idempotent. */
+  /** Resolves with a release function once a slot is free and the start rate allows. Release is idempotent. */
   async acquire(): Promise<() => void> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.active++;
+    if (Number.isFinite(this.intervalMs)) {
+      const turn = this.spacing.then(async () => {
+        // Measured after every wake-up, not reserved ahead: timers set for t+1 s and t+2 s that fire together
+        // after a stall would otherwise start together.
+        for (let wait = this.lastStartAt + this.intervalMs - this.now(); wait > 0; wait = this.lastStartAt + this.intervalMs - this.now()) {
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+        this.lastStartAt = this.now();
+      });
+      this.spacing = turn;
+      await turn;
+    }
     let released = false;
     return () => {
       if (released) return;

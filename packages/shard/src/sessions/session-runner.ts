@@ -227,7 +227,13 @@ export class SessionRunner {
     const deadline = Date.now() + maxMs;
     const quietMs = 250;
     for (;;) {
-      await this.auth?.flush();
+      // Bounded too: against a store that is down, flush would wait for as long as the outage lasts (failed
+      // writes are retried until they land), and a stop (migration, shutdown) must not hang on it. What is still
+      // unwritten then gets close()'s few last tries.
+      const flushed = this.auth?.flush().catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([flushed, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
       const idleFor = Date.now() - this.lastActivity;
       if (idleFor >= quietMs || Date.now() >= deadline) return;
       await new Promise((r) => setTimeout(r, Math.min(quietMs - idleFor, Math.max(0, deadline - Date.now()))));
@@ -385,9 +391,17 @@ export class SessionRunner {
         // Right after a pairing (the socket never opened: state qr or pairing) WhatsApp always asks for this
         // restart: it is part of connecting, so the status stays until `connected` (a backend alerting on
         // `reconnecting` is not paged for every new customer). On a socket that was up it is a real drop.
-        if (this.state === 'qr' || this.state === 'pairing') this.log.info({ statusCode }, 'paired; reconnecting as WhatsApp asks');
-        else this.setState('reconnecting', `restart required (${statusCode})`);
-        this.connect().catch((err: unknown) => this.fail(err));
+        if (this.state === 'qr' || this.state === 'pairing') {
+          this.log.info({ statusCode }, 'paired; reconnecting as WhatsApp asks');
+          this.connect().catch((err: unknown) => this.fail(err));
+          return;
+        }
+        // WhatsApp asks every socket of a server it restarts at once: a random delay up to the base spreads the
+        // shard's sessions out (the login gate also spaces the starts) instead of answering in lockstep.
+        this.setState('reconnecting', `restart required (${statusCode})`);
+        this.reconnectTimer = setTimeout(() => {
+          this.connect().catch((err: unknown) => this.fail(err));
+        }, Math.round(Math.random() * this.deps.reconnect.baseMs));
         return;
       case 'replaced':
         // Another login took this device over: do not fight it; retry later with backoff and cap.

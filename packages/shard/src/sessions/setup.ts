@@ -57,7 +57,7 @@ export async function createSessionHost(
       url: sessions.wa.websocketUrl,
       ...(sessions.wa.version === undefined ? {} : { version: sessions.wa.version as WAVersion }),
     },
-    gate: new Gate(sessions.loginConcurrency),
+    gate: new Gate(sessions.loginConcurrency, sessions.loginRatePerSecond ?? Infinity),
     reconnect: sessions.reconnect,
     keyWriteBehind: sessions.keyWriteBehind === true,
     emit,

@@ -25,6 +25,23 @@ async function collect(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * The minio client has no request timeout: against a partitioned store (connection open, nothing answers) a
+ * put would wait forever, and with it every auth write of a session. This transport gives each request an idle
+ * limit and destroys it when reached, which frees the socket too (a hung keep-alive socket would otherwise hold
+ * one of the agent's slots for good).
+ */
+function timedTransport(base: typeof http | typeof https, timeoutMs: number): Pick<typeof http, 'request'> {
+  const request = (options: http.RequestOptions, callback?: (res: http.IncomingMessage) => void): http.ClientRequest => {
+    const req = callback === undefined ? base.request(options) : base.request(options, callback);
+    req.setTimeout(timeoutMs, () => {
+      req.destroy(Object.assign(new Error(`S3 request: no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    });
+    return req;
+  };
+  return { request: request as typeof http.request };
+}
+
 export interface S3BlobStoreOptions {
   logger: Logger;
   /** Limit for the start-up check (connect, bucket exists / create). Default 5000 ms. */
@@ -61,6 +78,7 @@ export class S3BlobStore implements BlobStore {
       region: config.region,
       pathStyle: config.pathStyle,
       transportAgent: agent,
+      transport: timedTransport(useSSL ? https : http, config.requestTimeoutMs ?? 10_000) as typeof http,
     });
     const store = new S3BlobStore(client, config.bucket, agent);
     const timeoutMs = options.startupTimeoutMs ?? 5000;

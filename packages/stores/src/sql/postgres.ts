@@ -43,7 +43,17 @@ function toError(err: unknown): Error {
  * server (pg.DatabaseError) stays as it is.
  */
 function isConnectionFailure(err: unknown): boolean {
-  return err instanceof Error && !(err instanceof pg.DatabaseError) && (err as { code?: unknown }).code !== 'DEPENDENCY_UNAVAILABLE';
+  if (err instanceof pg.DatabaseError) return isOutOfResources(err);
+  return err instanceof Error && (err as { code?: unknown }).code !== 'DEPENDENCY_UNAVAILABLE';
+}
+
+/**
+ * SQLSTATE class 53, insufficient resources (53100 disk full, 53200 out of memory, 53300 too many connections):
+ * the server cannot take the write now, whatever the SQL. Like an unreachable server it is a 503 the caller
+ * may retry, not a 500 (test/faults/disk-full.test.ts: PGlite's data directory on a full disk).
+ */
+function isOutOfResources(err: pg.DatabaseError): boolean {
+  return typeof err.code === 'string' && err.code.startsWith('53');
 }
 
 /** A client that refuses use once its transaction has ended (a leaked `tx` would run outside it). */
@@ -82,7 +92,9 @@ export class PostgresDatabase implements SqlDatabase {
 
   /** At run time the message names the dependency and the failure, not its URL (it reaches API callers). */
   readonly #unavailable = (err: unknown): Error =>
-    new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} is unreachable: ${describeFailure(err)}`, { dependency: this.#name }, { cause: err });
+    err instanceof pg.DatabaseError
+      ? new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} is out of resources (SQLSTATE ${err.code ?? '53'}: ${err.code === '53100' ? 'disk full' : describeFailure(err)})`, { dependency: this.#name, sqlstate: err.code }, { cause: err })
+      : new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} is unreachable: ${describeFailure(err)}`, { dependency: this.#name }, { cause: err });
 
   static async connect(url: string, options: PostgresOptions): Promise<PostgresDatabase> {
     const kind = options.kind ?? 'postgres';
