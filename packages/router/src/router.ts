@@ -5,8 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { BlobStore, GatewayConfig, Logger, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
-import type { HostRegistry, QrCache } from '@wagw/stores';
+import type { BlobStore, GatewayConfig, HostRegistry, Logger, QrCache, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
@@ -170,7 +169,7 @@ export class GatewayRouter {
         lease: options.config.lease,
         cluster: options.config.cluster,
         maxSessionsPerShard: options.config.shards.maxSessions,
-        singleHost: s.directory.kind === 'memory',
+        singleHost: s.directory.scope === 'process',
         logger: options.logger,
         shards: this.supervisor,
         directory: s.directory,

@@ -64,7 +64,7 @@ export type CallOutcome = 'ok' | 'error' | 'timeout' | 'crashed';
 export interface SupervisorHooks {
   /**
    * Runs before a planned stop of shard `index` (scale-down or shutdown) while the shard still serves calls.
-   * Issue 4 migrates the shard's sessions here. Errors are logged; the stop goes on.
+   * The session manager migrates the shard's sessions to the other shards here. Errors are logged; the stop goes on.
    */
   beforeStop?: (index: number, reason: string) => Promise<void>;
   onStateChange?: (info: ShardInfo) => void;

@@ -279,7 +279,6 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   const stop = async (reason: string, keep: number): Promise<ShutdownResult> => {
     const log = logger;
     state = 'draining';
-    emit({ type: 'shard.draining', reason });
     const running = inFlight - keep;
     log?.info({ reason, running }, 'shard draining');
     // Leave time for the reply and the exit within the router's stop timeout.

@@ -5,6 +5,8 @@ export * from './logger.ts';
 export * from './session-state.ts';
 export * from './sessions.ts';
 export * from './stores.ts';
+export * from './blob-keys.ts';
+export * from './backoff.ts';
 export * from './docs.ts';
 export * from './webhooks.ts';
 export * from './phone.ts';
