@@ -50,8 +50,8 @@ export interface GatewayRouterOptions {
   config: GatewayConfig;
   logger: Logger;
   stores: RouterStores;
-  /** Supervisor overrides (tests: a fixture entry, piped stdio, another protocol version). */
-  supervisor?: Omit<Partial<ShardSupervisorOptions>, 'config' | 'logger' | 'hooks'>;
+  /** The shard entry file (required) and overrides (tests: a fixture entry, piped stdio, another protocol version). */
+  supervisor: Pick<ShardSupervisorOptions, 'entry'> & Omit<Partial<ShardSupervisorOptions>, 'config' | 'logger' | 'hooks'>;
   hooks?: Omit<SupervisorHooks, 'onCallDone'>;
   /** Default process metrics on /metrics (default true). */
   defaultMetrics?: boolean;

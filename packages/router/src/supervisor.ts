@@ -6,7 +6,6 @@
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter, shardEnvironment, toErrorBody } from '@wagw/shared';
 import type {
@@ -81,8 +80,11 @@ export interface ShardSupervisorOptions {
   config: SupervisorConfig;
   logger: Logger;
   hooks?: SupervisorHooks;
-  /** The shard entry file; default `@wagw/shard/main`. Tests point it at misbehaving fixtures. */
-  entry?: string;
+  /**
+   * The shard entry file, passed in by the composition root (main.ts resolves `@wagw/shard/main`): the router
+   * never imports the shard package. Tests point it at misbehaving fixtures.
+   */
+  entry: string;
   /** Node flags for the shards (default: none). */
   execArgv?: string[];
   /** IPC serialization (see docs/benchmarks.md for why `json` is the default). */
@@ -138,8 +140,6 @@ interface Slot {
   stopSequence: { child: ChildProcess | undefined; done: Promise<void> } | undefined;
 }
 
-const DEFAULT_ENTRY = fileURLToPath(import.meta.resolve('@wagw/shard/main'));
-
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => {
@@ -171,7 +171,7 @@ export class ShardSupervisor {
     this.#config = options.config;
     this.#log = options.logger.child({ component: 'supervisor' });
     this.#hooks = options.hooks ?? {};
-    this.#entry = options.entry ?? DEFAULT_ENTRY;
+    this.#entry = options.entry;
     this.#execArgv = options.execArgv ?? [];
     this.#serialization = options.serialization ?? 'json';
     this.#stdio = options.stdio ?? 'inherit';
