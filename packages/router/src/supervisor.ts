@@ -7,7 +7,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter, shardEnvironment, toErrorBody } from '@wagw/shared';
+import { GatewayError, PROTOCOL_VERSION, PendingCalls, assertNever, isShardToRouter, shardEnvironment, toErrorBody } from '@wagw/shared';
 import type {
   ErrorCode,
   GatewayConfig,
@@ -103,12 +103,9 @@ export interface ShardSupervisorOptions {
   sessions?: ShardSessionsConfig;
 }
 
-interface Pending {
+/** What the supervisor keeps per pending call (the ids, deadlines and settling are `PendingCalls`'). */
+interface CallMeta {
   kind: RequestKind;
-  started: number;
-  timer: NodeJS.Timeout;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
 }
 
 interface Slot {
@@ -122,7 +119,8 @@ interface Slot {
   lastExit: ShardExit | undefined;
   failureReason: string | undefined;
   readySince: string | undefined;
-  pending: Map<number, Pending>;
+  /** Calls to the current process (one table per slot: a restart starts with none; ids keep growing). */
+  pending: PendingCalls<CallMeta>;
   handshakeTimer: NodeJS.Timeout | undefined;
   restartTimer: NodeJS.Timeout | undefined;
   /** Set when the supervisor is stopping this process on purpose. */
@@ -162,7 +160,6 @@ export class ShardSupervisor {
   readonly #sessions: ShardSessionsConfig | undefined;
   readonly #env: Record<string, string>;
   readonly #slots: Slot[] = [];
-  #nextId = 0;
   #stopping = false;
   #scaling: Promise<void> = Promise.resolve();
   readonly #watchers = new Set<() => void>();
@@ -323,7 +320,7 @@ export class ShardSupervisor {
       lastExit: undefined,
       failureReason: undefined,
       readySince: undefined,
-      pending: new Map(),
+      pending: this.#pendingCalls(index),
       handshakeTimer: undefined,
       restartTimer: undefined,
       planned: undefined,
@@ -517,25 +514,16 @@ export class ShardSupervisor {
     );
   }
 
-  #settle(slot: Slot, reply: IpcReply): void {
-    const p = slot.pending.get(reply.id);
-    if (!p) {
-      this.#log.debug({ shard: slot.index, id: reply.id }, 'late reply ignored');
-      return;
-    }
-    slot.pending.delete(reply.id);
-    clearTimeout(p.timer);
-    if (reply.ok) {
-      this.#observe(p, slot.index, 'ok');
-      p.resolve(reply.value);
-    } else {
-      this.#observe(p, slot.index, 'error');
-      p.reject(fromErrorBody(reply.error));
-    }
+  #pendingCalls(index: number): PendingCalls<CallMeta> {
+    return new PendingCalls<CallMeta>({
+      timeoutError: (meta, timeoutMs) => new GatewayError('IPC_TIMEOUT', undefined, { shard: index, kind: meta.kind, timeoutMs }),
+      onDone: (meta, outcome, startedAt) =>
+        this.#hooks.onCallDone?.(meta.kind, index, (performance.now() - startedAt) / 1000, outcome === 'closed' ? 'crashed' : outcome),
+    });
   }
 
-  #observe(p: Pending, index: number, outcome: CallOutcome): void {
-    this.#hooks.onCallDone?.(p.kind, index, (performance.now() - p.started) / 1000, outcome);
+  #settle(slot: Slot, reply: IpcReply): void {
+    if (!slot.pending.settle(reply)) this.#log.debug({ shard: slot.index, id: reply.id }, 'late reply ignored');
   }
 
   #send(slot: Slot, request: IpcRequestBody, timeoutMs: number, reqId: string | undefined): Promise<unknown> {
@@ -543,32 +531,16 @@ export class ShardSupervisor {
     if (!child?.connected) {
       return Promise.reject(new GatewayError('SHARD_UNAVAILABLE', undefined, { shard: slot.index, state: slot.state }));
     }
-    const id = ++this.#nextId;
-    const kind = request.kind;
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const p = slot.pending.get(id);
-        if (!p) return;
-        slot.pending.delete(id);
-        this.#observe(p, slot.index, 'timeout');
-        reject(new GatewayError('IPC_TIMEOUT', undefined, { shard: slot.index, kind, timeoutMs }));
-      }, timeoutMs);
-      slot.pending.set(id, { kind, started: performance.now(), timer, resolve, reject });
-      const msg = reqId === undefined ? { ...request, id } : { ...request, id, reqId };
-      child.send(msg as Serializable);
+    return slot.pending.open({ kind: request.kind }, timeoutMs, (id) => {
+      child.send((reqId === undefined ? { ...request, id } : { ...request, id, reqId }) as Serializable);
     });
   }
 
   #rejectAll(slot: Slot, code: ErrorCode): void {
-    if (slot.pending.size === 0) return;
-    const pending = [...slot.pending.values()];
-    slot.pending.clear();
-    this.#log.warn({ shard: slot.index, calls: pending.length, code }, 'pending calls failed: shard exited');
-    for (const p of pending) {
-      clearTimeout(p.timer);
-      this.#observe(p, slot.index, 'crashed');
-      p.reject(new GatewayError(code, code === 'SHARD_CRASHED' ? undefined : 'The shard stopped.', { shard: slot.index, kind: p.kind }));
-    }
+    const calls = slot.pending.size;
+    if (calls === 0) return;
+    this.#log.warn({ shard: slot.index, calls, code }, 'pending calls failed: shard exited');
+    slot.pending.rejectAll((meta) => new GatewayError(code, code === 'SHARD_CRASHED' ? undefined : 'The shard stopped.', { shard: slot.index, kind: meta.kind }));
   }
 
   #clearHandshake(slot: Slot): void {

@@ -1,6 +1,7 @@
 export * from './config.ts';
 export * from './errors.ts';
 export * from './ipc.ts';
+export * from './ipc-peer.ts';
 export * from './logger.ts';
 export * from './session-state.ts';
 export * from './sessions.ts';
