@@ -108,6 +108,23 @@ interface CallMeta {
   kind: RequestKind;
 }
 
+/**
+ * What the exit of a slot's current process leads to, decided before that exit:
+ * - `crash` (the default while it runs): pending calls fail with SHARD_CRASHED, restart with backoff or give
+ *   up at the crash-loop cap;
+ * - `give-up` (protocol mismatch, non-retryable init failure): `failed`, no restart;
+ * - `planned` (scale-down, shutdown, killAll): `stopped`, pending calls fail with SHARD_UNAVAILABLE. A planned
+ *   stop wins over a give-up decided before or after it.
+ */
+type ProcessEnding = { kind: 'crash' } | { kind: 'give-up'; reason: string } | { kind: 'planned'; reason: string };
+
+const CRASH: ProcessEnding = { kind: 'crash' };
+
+/** A give-up never replaces a planned stop. */
+function giveUp(slot: { ending: ProcessEnding }, reason: string): void {
+  if (slot.ending.kind !== 'planned') slot.ending = { kind: 'give-up', reason };
+}
+
 interface Slot {
   readonly index: number;
   state: ShardState;
@@ -123,10 +140,8 @@ interface Slot {
   pending: PendingCalls<CallMeta>;
   handshakeTimer: NodeJS.Timeout | undefined;
   restartTimer: NodeJS.Timeout | undefined;
-  /** Set when the supervisor is stopping this process on purpose. */
-  planned: string | undefined;
-  /** Set when the current process must not be restarted (non-retryable handshake failure). */
-  giveUp: string | undefined;
+  /** What the exit of the current process leads to, decided before it (see `ProcessEnding`). */
+  ending: ProcessEnding;
   /** Why the current process is going away, when known before its exit. */
   exitReason: string | undefined;
   exited: Promise<void>;
@@ -299,7 +314,7 @@ export class ShardSupervisor {
     this.#stopping = true;
     for (const s of this.#slots) {
       if (s.restartTimer) clearTimeout(s.restartTimer);
-      s.planned ??= 'killed';
+      if (s.ending.kind !== 'planned') s.ending = { kind: 'planned', reason: 'killed' };
       s.child?.kill('SIGKILL');
     }
   }
@@ -323,8 +338,7 @@ export class ShardSupervisor {
       pending: this.#pendingCalls(index),
       handshakeTimer: undefined,
       restartTimer: undefined,
-      planned: undefined,
-      giveUp: undefined,
+      ending: CRASH,
       exitReason: undefined,
       exited: exited.promise,
       markExited: exited.resolve,
@@ -362,8 +376,7 @@ export class ShardSupervisor {
     slot.generation++;
     const generation = slot.generation;
     slot.restartTimer = undefined;
-    slot.planned = undefined;
-    slot.giveUp = undefined;
+    slot.ending = CRASH;
     slot.exitReason = undefined;
     slot.readySince = undefined;
     const exited = deferred();
@@ -413,7 +426,7 @@ export class ShardSupervisor {
     child.on('disconnect', () => {
       // The channel is gone: nobody will answer. Fail the pending calls now rather than at the exit.
       if (!current()) return;
-      this.#rejectAll(slot, slot.planned === undefined ? 'SHARD_CRASHED' : 'SHARD_UNAVAILABLE');
+      this.#rejectAll(slot, slot.ending.kind === 'planned' ? 'SHARD_UNAVAILABLE' : 'SHARD_CRASHED');
     });
     child.on('exit', (code, signal) => {
       if (current()) this.#onExit(slot, generation, code, signal);
@@ -463,8 +476,9 @@ export class ShardSupervisor {
         if (slot.state !== 'starting') return;
         this.#clearHandshake(slot);
         if (msg.protocolVersion !== this.#protocolVersion) {
-          slot.giveUp = `protocol version mismatch: router speaks ${this.#protocolVersion}, shard speaks ${msg.protocolVersion}`;
-          slot.exitReason = slot.giveUp;
+          const reason = `protocol version mismatch: router speaks ${this.#protocolVersion}, shard speaks ${msg.protocolVersion}`;
+          giveUp(slot, reason);
+          slot.exitReason = reason;
           slot.child?.kill('SIGKILL');
           return;
         }
@@ -479,7 +493,7 @@ export class ShardSupervisor {
         const reason = `init failed: ${msg.error.message}`;
         this.#log.error({ shard: slot.index, error: msg.error, retryable: msg.retryable }, 'shard init failed');
         slot.exitReason = reason;
-        if (!msg.retryable) slot.giveUp = reason;
+        if (!msg.retryable) giveUp(slot, reason);
         slot.child?.kill('SIGKILL');
         return;
       }
@@ -551,7 +565,8 @@ export class ShardSupervisor {
   #onExit(slot: Slot, generation: number, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.generation !== generation || (slot.child === undefined && slot.state !== 'starting')) return;
     this.#clearHandshake(slot);
-    const planned = slot.planned !== undefined;
+    const ending = slot.ending;
+    const planned = ending.kind === 'planned';
     this.#rejectAll(slot, planned ? 'SHARD_UNAVAILABLE' : 'SHARD_CRASHED');
     const pid = slot.child?.pid;
     slot.child = undefined;
@@ -561,14 +576,14 @@ export class ShardSupervisor {
     slot.markExited();
     slot.settleAttempt();
 
-    if (planned) {
-      this.#log.info({ shard: slot.index, pid, code, signal, reason: slot.planned }, 'shard stopped');
+    if (ending.kind === 'planned') {
+      this.#log.info({ shard: slot.index, pid, code, signal, reason: ending.reason }, 'shard stopped');
       this.#setState(slot, 'stopped');
       return;
     }
-    if (slot.giveUp !== undefined) {
-      slot.failureReason = slot.giveUp;
-      this.#log.error({ shard: slot.index, pid, reason: slot.giveUp }, 'shard failed; not restarting');
+    if (ending.kind === 'give-up') {
+      slot.failureReason = ending.reason;
+      this.#log.error({ shard: slot.index, pid, reason: ending.reason }, 'shard failed; not restarting');
       this.#setState(slot, 'failed');
       return;
     }
@@ -625,7 +640,7 @@ export class ShardSupervisor {
     }
     if (slot.child !== child) return; // it exited meanwhile and was handled (or restarted)
     // A channel that closed on its own means the process is dying: let its exit count as the crash it is.
-    if (child.connected || slot.state === 'starting') slot.planned = reason;
+    if (child.connected || slot.state === 'starting') slot.ending = { kind: 'planned', reason };
     const wasReady = slot.state === 'ready';
     this.#setState(slot, 'stopping');
     this.#clearHandshake(slot);
