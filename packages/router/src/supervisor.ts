@@ -1,8 +1,10 @@
 /**
- * ShardSupervisor: forks the shard processes, runs the handshake, routes calls with deadlines, rejects every
+ * ShardSupervisor: forks the shard processes, runs the handshake, routes calls with deadlines (one
+ * `PendingCalls` table per shard, the same machinery the shard uses for its calls to the router), rejects every
  * pending call at once when a shard exits, restarts crashed shards with exponential backoff and gives up on a
- * crash loop, tells planned stops from crashes, and grows or shrinks the shard count at run time.
- * See docs/protocol.md for the lifecycle.
+ * crash loop, tells planned stops from crashes (`ProcessEnding`), and grows or shrinks the shard count at run
+ * time. See docs/protocol.md for the lifecycle. Over 500 lines: the pool and its restart policy are not yet
+ * separated from the per-process state (#11 item 1, docs/architecture.md "Decisions").
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
