@@ -15,6 +15,8 @@ import { performance } from 'node:perf_hooks';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { ShardSupervisor } from '@wagw/router';
 
+const SHARD_MAIN = fileURLToPath(import.meta.resolve('@wagw/shard/main'));
+
 type Serialization = 'json' | 'advanced';
 type Batching = 'immediate' | 'none';
 
@@ -95,7 +97,7 @@ async function runScenario(sup: ShardSupervisor, scenario: Scenario): Promise<Om
 async function runVariant(variant: Variant): Promise<Result[]> {
   const config = loadConfig({ NODE_ENV: 'production', LOG_LEVEL: 'warn', SHARD_COUNT: '1', WORKER_THREADS: '1', SHARD_STOP_TIMEOUT_MS: '2000' });
   const logger = createRootLogger({ proc: 'bench', level: 'warn' });
-  const sup = new ShardSupervisor({ config, logger, serialization: variant.serialization, replyBatching: variant.batching });
+  const sup = new ShardSupervisor({ config, logger, entry: SHARD_MAIN, serialization: variant.serialization, replyBatching: variant.batching });
   await sup.start();
   const results: Result[] = [];
   try {

@@ -16,8 +16,9 @@ import { writeBenchSection } from './report.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GatewayRouter } from '@wagw/router';
+import { composeGateway } from '@wagw/router';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
 import { WaSimulator } from '@wagw/wa-sim';
@@ -79,11 +80,12 @@ async function runSize(n: number): Promise<Row> {
   });
   const logger = createRootLogger({ proc: 'bench', level: logLevel, destination: process.stderr });
   const stores = await openStores(config, logger);
-  const router = await GatewayRouter.create({
+  const { router } = await composeGateway({
     config,
     logger,
-    stores: { health: () => stores.health(), close: () => stores.close() },
-    sessions: { directory: stores.directory, blobs: stores.blobs, sql: stores.sql, qr: stores.qr, hosts: stores.hosts },
+    stores,
+    shardEntry: fileURLToPath(import.meta.resolve('@wagw/shard/main')),
+    webhooks: false,
     supervisor: { execArgv: ['--expose-gc'] },
     defaultMetrics: false,
   });

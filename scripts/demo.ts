@@ -10,8 +10,9 @@ import { randomBytes, createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import QRCode from 'qrcode';
-import { GatewayRouter, webhooks as webhookSystem } from '@wagw/router';
+import { composeGateway } from '@wagw/router';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
 import { DemoPeople, WaSimulator } from '@wagw/wa-sim';
@@ -55,30 +56,13 @@ const config = loadConfig({
 });
 const logger = createRootLogger({ proc: 'router', level: config.logLevel });
 const stores = await openStores(config, logger);
-const webhooks = webhookSystem.createWebhookSystem({ sql: stores.sql, config, logger });
-const router = await GatewayRouter.create({
+const { router } = await composeGateway({
   config,
   logger,
-  stores: {
-    health: () => stores.health(),
-    close: async () => {
-      await webhooks.dispatcher.stop();
-      await stores.close();
-    },
-  },
-  sessions: {
-    directory: stores.directory,
-    blobs: stores.blobs,
-    sql: stores.sql,
-    qr: stores.qr,
-    hosts: stores.hosts,
-    outbox: webhooks.outbox,
-    validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url),
-  },
-  webhooks,
+  stores,
+  shardEntry: fileURLToPath(import.meta.resolve('@wagw/shard/main')),
   simulator: people,
 });
-webhooks.dispatcher.start();
 
 let stopping = false;
 let watch: NodeJS.Timeout | undefined;

@@ -6,6 +6,8 @@ import type { RouterStores } from '@wagw/router';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 export const ROUTER_MAIN = fileURLToPath(import.meta.resolve('@wagw/router/main'));
+/** The real shard entry: every supervisor gets its entry passed in (the router package never resolves it). */
+export const SHARD_MAIN = fileURLToPath(import.meta.resolve('@wagw/shard/main'));
 
 /** Quick timeouts so the tests finish in seconds; overrides are environment variable names. */
 export function testConfig(overrides: Record<string, string> = {}): GatewayConfig {

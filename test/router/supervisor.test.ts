@@ -8,14 +8,14 @@ import path from 'node:path';
 import { PROTOCOL_VERSION } from '@wagw/shared';
 import type { GatewayError } from '@wagw/shared';
 import { GatewayRouter, ShardSupervisor } from '@wagw/router';
-import { FIXTURES, alive, fakeStores, testConfig, testLogger, until } from './helpers.ts';
+import { FIXTURES, SHARD_MAIN, alive, fakeStores, testConfig, testLogger, until } from './helpers.ts';
 
 const codeOf = (err: unknown): string => String((err as { code?: unknown }).code);
 
 describe('a shard SIGKILLed under load', () => {
   let router: GatewayRouter;
   before(async () => {
-    router = await GatewayRouter.create({ config: testConfig(), logger: testLogger('fatal'), stores: fakeStores(), defaultMetrics: false });
+    router = await GatewayRouter.create({ config: testConfig(), logger: testLogger('fatal'), stores: fakeStores(), supervisor: { entry: SHARD_MAIN }, defaultMetrics: false });
   });
   after(async () => {
     await router.stop('test done');
@@ -134,7 +134,7 @@ describe('a shard that crashes at start-up in a loop', () => {
 
 describe('handshake', () => {
   it('a protocol version mismatch is refused by the shard (init-failed) and reported without restarts', async () => {
-    const sup = new ShardSupervisor({ config: testConfig({ SHARD_COUNT: '1' }), logger: testLogger('fatal'), protocolVersion: 999 });
+    const sup = new ShardSupervisor({ config: testConfig({ SHARD_COUNT: '1' }), logger: testLogger('fatal'), entry: SHARD_MAIN, protocolVersion: 999 });
     try {
       const [s] = await sup.start();
       const [failed] = s?.state === 'failed' ? [s] : await sup.waitFor((l) => l[0]?.state === 'failed', 20_000);
@@ -173,9 +173,10 @@ describe('planned stops and scaling', () => {
     const sup = new ShardSupervisor({
       config: testConfig({ SHARD_COUNT: '2' }),
       logger: testLogger('fatal'),
+      entry: SHARD_MAIN,
       hooks: {
         beforeStop: async (index, reason) => {
-          // The shard still serves calls here (issue 4 migrates its sessions).
+          // The shard still serves calls here (the session manager migrates its sessions).
           await sup.call(index, { kind: 'ping' });
           stopped.push([index, reason]);
         },
@@ -207,7 +208,7 @@ describe('planned stops and scaling', () => {
   });
 
   it('stop() shuts every shard down with exit code 0, leaves no process, and refuses later calls', async () => {
-    const sup = new ShardSupervisor({ config: testConfig({ SHARD_COUNT: '2' }), logger: testLogger('fatal') });
+    const sup = new ShardSupervisor({ config: testConfig({ SHARD_COUNT: '2' }), logger: testLogger('fatal'), entry: SHARD_MAIN });
     const shards = await sup.start();
     const pids = shards.map((s) => s.pid ?? 0);
     const slow = sup.call(0, { kind: 'ping', delayMs: 100, payload: 'drained' });

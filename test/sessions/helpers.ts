@@ -11,7 +11,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GatewayRouter, webhooks as webhookSystem } from '@wagw/router';
+import { composeGateway } from '@wagw/router';
+import type { GatewayRouter } from '@wagw/router';
 import type { GatewayRouterOptions } from '@wagw/router';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig, Logger, WebhookOutbox } from '@wagw/shared';
@@ -21,6 +22,7 @@ import { WaSimulator } from '@wagw/wa-sim';
 import type { SimPhone } from '@wagw/wa-sim';
 import { createTestDatabase, redisNamespace, startS3, tempDir, waitFor } from '../harness/index.ts';
 import type { Cleanup } from '../harness/index.ts';
+import { SHARD_MAIN } from '../router/helpers.ts';
 
 export const ROUTER_MAIN = fileURLToPath(import.meta.resolve('@wagw/router/main'));
 
@@ -122,40 +124,23 @@ export async function startGateway(t: Cleanup, options: GatewayOptions): Promise
   const config = loadConfig(options.env);
   const logger = options.logger ?? createRootLogger({ proc: 'test', level: config.logLevel });
   const stores = await openStores(config, logger, options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix });
-  const webhooks = options.webhooks === true ? webhookSystem.createWebhookSystem({ sql: stores.sql, config, logger }) : undefined;
-  const outbox = webhooks?.outbox ?? options.outbox?.(stores);
   let router: GatewayRouter;
   try {
-    router = await GatewayRouter.create({
+    ({ router } = await composeGateway({
       config,
       logger,
-      stores: {
-        health: () => stores.health(),
-        close: async () => {
-          await webhooks?.dispatcher.stop();
-          await stores.close();
-        },
-      },
-      sessions: {
-        directory: stores.directory,
-        blobs: stores.blobs,
-        sql: stores.sql,
-        qr: stores.qr,
-        hosts: stores.hosts,
-        ...(outbox === undefined ? {} : { outbox }),
-        ...(webhooks === undefined ? {} : { validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url) }),
-      },
+      stores,
+      shardEntry: options.shardEntry ?? SHARD_MAIN,
+      webhooks: options.webhooks === true,
+      ...(options.outbox === undefined ? {} : { outbox: options.outbox(stores) }),
       defaultMetrics: false,
-      ...(options.shardEntry === undefined ? {} : { supervisor: { entry: options.shardEntry } }),
-      ...(webhooks === undefined ? {} : { webhooks }),
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
       ...(options.simulator === undefined ? {} : { simulator: options.simulator }),
-    });
+    }));
   } catch (err) {
     await stores.close();
     throw err;
   }
-  webhooks?.dispatcher.start();
   let stopped = false;
   const gw: Gateway = {
     router,

@@ -1,5 +1,7 @@
 export { GatewayRouter } from './router.ts';
-export type { GatewayRouterOptions, RouterStores } from './router.ts';
+export type { GatewayRouterOptions, RouterStores, SessionStores } from './router.ts';
+export { composeGateway } from './compose.ts';
+export type { ComposeOptions, ComposedGateway } from './compose.ts';
 export { ShardSupervisor } from './supervisor.ts';
 export type {
   CallOptions,

@@ -4,20 +4,22 @@
  * SIGTERM/SIGINT stop gracefully and exit 0 within SHUTDOWN_TIMEOUT_MS (past that deadline the shards are
  * SIGKILLed and the exit code is 1).
  */
+import { fileURLToPath } from 'node:url';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import type { GatewayConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
+import type { Stores } from '@wagw/stores';
 import { createBackendClient } from './backend/index.ts';
 import type { BackendClient } from './backend/index.ts';
 import { installProcessHandlers } from './process-handlers.ts';
-import { GatewayRouter } from './router.ts';
+import { composeGateway } from './compose.ts';
+import type { GatewayRouter } from './router.ts';
 import { createAuthenticator, logRateLimitDecision, RateLimits } from './security/index.ts';
 import type { Authenticator } from './security/index.ts';
-import { createWebhookSystem } from './webhooks/index.ts';
-import type { WebhookSystem } from './webhooks/index.ts';
-import type { RouterStores, SessionStores } from './router.ts';
 
 const VERSION = '0.1.0';
+/** The shard process entry: resolved here, the composition root's caller, so the router code never imports the shard. */
+const SHARD_ENTRY = fileURLToPath(import.meta.resolve('@wagw/shard/main'));
 
 let config: GatewayConfig;
 try {
@@ -47,9 +49,7 @@ auth.logStartup();
 logRateLimitDecision(config, logger);
 
 let router: GatewayRouter | undefined;
-let stores: RouterStores | undefined;
-let sessionStores: SessionStores | undefined;
-let webhooks: WebhookSystem | undefined;
+let stores: Stores | undefined;
 let limits: RateLimits | undefined;
 let backend: BackendClient | undefined;
 let stopRequested: NodeJS.Signals | undefined;
@@ -102,27 +102,7 @@ async function abortIfStopping(): Promise<void> {
 }
 
 try {
-  const opened = await openStores(config, logger);
-  const hooks = createWebhookSystem({ sql: opened.sql, config, logger });
-  webhooks = hooks;
-  // The worker-registry client and the dispatcher (in-flight deliveries recorded) stop before the stores close.
-  stores = {
-    health: () => opened.health(),
-    close: async () => {
-      await backend?.stop().catch((err: unknown) => logger.error({ err }, 'stopping the backend client failed'));
-      await hooks.dispatcher.stop();
-      await opened.close();
-    },
-  };
-  sessionStores = {
-    directory: opened.directory,
-    blobs: opened.blobs,
-    sql: opened.sql,
-    qr: opened.qr,
-    hosts: opened.hosts,
-    outbox: hooks.outbox,
-    validateWebhookUrl: (url) => hooks.validateWebhookUrl(url),
-  };
+  stores = await openStores(config, logger);
 } catch (err) {
   // An unreachable Redis/PostgreSQL/S3 is reported by name (DEPENDENCY_UNAVAILABLE), not as a stack.
   const code = (err as { code?: unknown }).code;
@@ -130,27 +110,29 @@ try {
   process.stderr.write(`router failed to start: ${(err as Error).message}\n`);
   process.exit(1);
 }
+const opened = stores;
 await abortIfStopping();
 
 try {
   limits = await RateLimits.create(config, { logger });
-  router = await GatewayRouter.create({
+  ({ router } = await composeGateway({
     config,
     logger,
-    stores,
+    stores: opened,
+    shardEntry: SHARD_ENTRY,
     security: { auth, limits },
-    ...(webhooks === undefined ? {} : { webhooks }),
-    ...(sessionStores === undefined ? {} : { sessions: sessionStores }),
-  });
+    // The worker-registry client stops before the stores close.
+    beforeStoresClose: async () => {
+      await backend?.stop().catch((err: unknown) => logger.error({ err }, 'stopping the backend client failed'));
+    },
+  }));
 } catch (err) {
   logger.fatal({ err }, 'router failed to start');
   process.stderr.write(`router failed to start: ${(err as Error).message}\n`);
-  await stores.close().catch(() => undefined);
+  await opened.close().catch(() => undefined);
   await limits?.close();
   process.exit(1);
 }
-webhooks?.registerMetrics(router.metrics.registry);
-webhooks?.dispatcher.start();
 
 // The backend's worker registry, in the background: start-up and the API never wait for the backend.
 {

@@ -5,8 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { BlobStore, GatewayConfig, Logger, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
-import type { HostRegistry, QrCache } from '@wagw/stores';
+import type { BlobStore, GatewayConfig, HostRegistry, Logger, QrCache, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
@@ -51,8 +50,8 @@ export interface GatewayRouterOptions {
   config: GatewayConfig;
   logger: Logger;
   stores: RouterStores;
-  /** Supervisor overrides (tests: a fixture entry, piped stdio, another protocol version). */
-  supervisor?: Omit<Partial<ShardSupervisorOptions>, 'config' | 'logger' | 'hooks'>;
+  /** The shard entry file (required) and overrides (tests: a fixture entry, piped stdio, another protocol version). */
+  supervisor: Pick<ShardSupervisorOptions, 'entry'> & Omit<Partial<ShardSupervisorOptions>, 'config' | 'logger' | 'hooks'>;
   hooks?: Omit<SupervisorHooks, 'onCallDone'>;
   /** Default process metrics on /metrics (default true). */
   defaultMetrics?: boolean;
@@ -171,7 +170,7 @@ export class GatewayRouter {
         lease: options.config.lease,
         cluster: options.config.cluster,
         maxSessionsPerShard: options.config.shards.maxSessions,
-        singleHost: s.directory.kind === 'memory',
+        singleHost: s.directory.scope === 'process',
         logger: options.logger,
         shards: this.supervisor,
         directory: s.directory,

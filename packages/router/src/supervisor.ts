@@ -1,14 +1,15 @@
 /**
- * ShardSupervisor: forks the shard processes, runs the handshake, routes calls with deadlines, rejects every
+ * ShardSupervisor: forks the shard processes, runs the handshake, routes calls with deadlines (one
+ * `PendingCalls` table per shard, the same machinery the shard uses for its calls to the router), rejects every
  * pending call at once when a shard exits, restarts crashed shards with exponential backoff and gives up on a
- * crash loop, tells planned stops from crashes, and grows or shrinks the shard count at run time.
- * See docs/protocol.md for the lifecycle.
+ * crash loop, tells planned stops from crashes (`ProcessEnding`), and grows or shrinks the shard count at run
+ * time. See docs/protocol.md for the lifecycle. Over 500 lines: the pool and its restart policy are not yet
+ * separated from the per-process state (#11 item 1, docs/architecture.md "Decisions").
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { GatewayError, PROTOCOL_VERSION, assertNever, fromErrorBody, isShardToRouter, shardEnvironment, toErrorBody } from '@wagw/shared';
+import { GatewayError, PROTOCOL_VERSION, PendingCalls, assertNever, isShardToRouter, shardEnvironment, toErrorBody } from '@wagw/shared';
 import type {
   ErrorCode,
   GatewayConfig,
@@ -64,7 +65,7 @@ export type CallOutcome = 'ok' | 'error' | 'timeout' | 'crashed';
 export interface SupervisorHooks {
   /**
    * Runs before a planned stop of shard `index` (scale-down or shutdown) while the shard still serves calls.
-   * Issue 4 migrates the shard's sessions here. Errors are logged; the stop goes on.
+   * The session manager migrates the shard's sessions to the other shards here. Errors are logged; the stop goes on.
    */
   beforeStop?: (index: number, reason: string) => Promise<void>;
   onStateChange?: (info: ShardInfo) => void;
@@ -81,8 +82,11 @@ export interface ShardSupervisorOptions {
   config: SupervisorConfig;
   logger: Logger;
   hooks?: SupervisorHooks;
-  /** The shard entry file; default `@wagw/shard/main`. Tests point it at misbehaving fixtures. */
-  entry?: string;
+  /**
+   * The shard entry file, passed in by the composition root (main.ts resolves `@wagw/shard/main`): the router
+   * never imports the shard package. Tests point it at misbehaving fixtures.
+   */
+  entry: string;
   /** Node flags for the shards (default: none). */
   execArgv?: string[];
   /** IPC serialization (see docs/benchmarks.md for why `json` is the default). */
@@ -101,12 +105,26 @@ export interface ShardSupervisorOptions {
   sessions?: ShardSessionsConfig;
 }
 
-interface Pending {
+/** What the supervisor keeps per pending call (the ids, deadlines and settling are `PendingCalls`'). */
+interface CallMeta {
   kind: RequestKind;
-  started: number;
-  timer: NodeJS.Timeout;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
+}
+
+/**
+ * What the exit of a slot's current process leads to, decided before that exit:
+ * - `crash` (the default while it runs): pending calls fail with SHARD_CRASHED, restart with backoff or give
+ *   up at the crash-loop cap;
+ * - `give-up` (protocol mismatch, non-retryable init failure): `failed`, no restart;
+ * - `planned` (scale-down, shutdown, killAll): `stopped`, pending calls fail with SHARD_UNAVAILABLE. A planned
+ *   stop wins over a give-up decided before or after it.
+ */
+type ProcessEnding = { kind: 'crash' } | { kind: 'give-up'; reason: string } | { kind: 'planned'; reason: string };
+
+const CRASH: ProcessEnding = { kind: 'crash' };
+
+/** A give-up never replaces a planned stop. */
+function giveUp(slot: { ending: ProcessEnding }, reason: string): void {
+  if (slot.ending.kind !== 'planned') slot.ending = { kind: 'give-up', reason };
 }
 
 interface Slot {
@@ -120,13 +138,12 @@ interface Slot {
   lastExit: ShardExit | undefined;
   failureReason: string | undefined;
   readySince: string | undefined;
-  pending: Map<number, Pending>;
+  /** Calls to the current process (one table per slot: a restart starts with none; ids keep growing). */
+  pending: PendingCalls<CallMeta>;
   handshakeTimer: NodeJS.Timeout | undefined;
   restartTimer: NodeJS.Timeout | undefined;
-  /** Set when the supervisor is stopping this process on purpose. */
-  planned: string | undefined;
-  /** Set when the current process must not be restarted (non-retryable handshake failure). */
-  giveUp: string | undefined;
+  /** What the exit of the current process leads to, decided before it (see `ProcessEnding`). */
+  ending: ProcessEnding;
   /** Why the current process is going away, when known before its exit. */
   exitReason: string | undefined;
   exited: Promise<void>;
@@ -137,8 +154,6 @@ interface Slot {
   /** The stop sequence running for `child`, if any. */
   stopSequence: { child: ChildProcess | undefined; done: Promise<void> } | undefined;
 }
-
-const DEFAULT_ENTRY = fileURLToPath(import.meta.resolve('@wagw/shard/main'));
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -162,7 +177,6 @@ export class ShardSupervisor {
   readonly #sessions: ShardSessionsConfig | undefined;
   readonly #env: Record<string, string>;
   readonly #slots: Slot[] = [];
-  #nextId = 0;
   #stopping = false;
   #scaling: Promise<void> = Promise.resolve();
   readonly #watchers = new Set<() => void>();
@@ -171,7 +185,7 @@ export class ShardSupervisor {
     this.#config = options.config;
     this.#log = options.logger.child({ component: 'supervisor' });
     this.#hooks = options.hooks ?? {};
-    this.#entry = options.entry ?? DEFAULT_ENTRY;
+    this.#entry = options.entry;
     this.#execArgv = options.execArgv ?? [];
     this.#serialization = options.serialization ?? 'json';
     this.#stdio = options.stdio ?? 'inherit';
@@ -302,7 +316,7 @@ export class ShardSupervisor {
     this.#stopping = true;
     for (const s of this.#slots) {
       if (s.restartTimer) clearTimeout(s.restartTimer);
-      s.planned ??= 'killed';
+      if (s.ending.kind !== 'planned') s.ending = { kind: 'planned', reason: 'killed' };
       s.child?.kill('SIGKILL');
     }
   }
@@ -323,11 +337,10 @@ export class ShardSupervisor {
       lastExit: undefined,
       failureReason: undefined,
       readySince: undefined,
-      pending: new Map(),
+      pending: this.#pendingCalls(index),
       handshakeTimer: undefined,
       restartTimer: undefined,
-      planned: undefined,
-      giveUp: undefined,
+      ending: CRASH,
       exitReason: undefined,
       exited: exited.promise,
       markExited: exited.resolve,
@@ -365,8 +378,7 @@ export class ShardSupervisor {
     slot.generation++;
     const generation = slot.generation;
     slot.restartTimer = undefined;
-    slot.planned = undefined;
-    slot.giveUp = undefined;
+    slot.ending = CRASH;
     slot.exitReason = undefined;
     slot.readySince = undefined;
     const exited = deferred();
@@ -416,7 +428,7 @@ export class ShardSupervisor {
     child.on('disconnect', () => {
       // The channel is gone: nobody will answer. Fail the pending calls now rather than at the exit.
       if (!current()) return;
-      this.#rejectAll(slot, slot.planned === undefined ? 'SHARD_CRASHED' : 'SHARD_UNAVAILABLE');
+      this.#rejectAll(slot, slot.ending.kind === 'planned' ? 'SHARD_UNAVAILABLE' : 'SHARD_CRASHED');
     });
     child.on('exit', (code, signal) => {
       if (current()) this.#onExit(slot, generation, code, signal);
@@ -466,8 +478,9 @@ export class ShardSupervisor {
         if (slot.state !== 'starting') return;
         this.#clearHandshake(slot);
         if (msg.protocolVersion !== this.#protocolVersion) {
-          slot.giveUp = `protocol version mismatch: router speaks ${this.#protocolVersion}, shard speaks ${msg.protocolVersion}`;
-          slot.exitReason = slot.giveUp;
+          const reason = `protocol version mismatch: router speaks ${this.#protocolVersion}, shard speaks ${msg.protocolVersion}`;
+          giveUp(slot, reason);
+          slot.exitReason = reason;
           slot.child?.kill('SIGKILL');
           return;
         }
@@ -482,7 +495,7 @@ export class ShardSupervisor {
         const reason = `init failed: ${msg.error.message}`;
         this.#log.error({ shard: slot.index, error: msg.error, retryable: msg.retryable }, 'shard init failed');
         slot.exitReason = reason;
-        if (!msg.retryable) slot.giveUp = reason;
+        if (!msg.retryable) giveUp(slot, reason);
         slot.child?.kill('SIGKILL');
         return;
       }
@@ -517,25 +530,16 @@ export class ShardSupervisor {
     );
   }
 
-  #settle(slot: Slot, reply: IpcReply): void {
-    const p = slot.pending.get(reply.id);
-    if (!p) {
-      this.#log.debug({ shard: slot.index, id: reply.id }, 'late reply ignored');
-      return;
-    }
-    slot.pending.delete(reply.id);
-    clearTimeout(p.timer);
-    if (reply.ok) {
-      this.#observe(p, slot.index, 'ok');
-      p.resolve(reply.value);
-    } else {
-      this.#observe(p, slot.index, 'error');
-      p.reject(fromErrorBody(reply.error));
-    }
+  #pendingCalls(index: number): PendingCalls<CallMeta> {
+    return new PendingCalls<CallMeta>({
+      timeoutError: (meta, timeoutMs) => new GatewayError('IPC_TIMEOUT', undefined, { shard: index, kind: meta.kind, timeoutMs }),
+      onDone: (meta, outcome, startedAt) =>
+        this.#hooks.onCallDone?.(meta.kind, index, (performance.now() - startedAt) / 1000, outcome === 'closed' ? 'crashed' : outcome),
+    });
   }
 
-  #observe(p: Pending, index: number, outcome: CallOutcome): void {
-    this.#hooks.onCallDone?.(p.kind, index, (performance.now() - p.started) / 1000, outcome);
+  #settle(slot: Slot, reply: IpcReply): void {
+    if (!slot.pending.settle(reply)) this.#log.debug({ shard: slot.index, id: reply.id }, 'late reply ignored');
   }
 
   #send(slot: Slot, request: IpcRequestBody, timeoutMs: number, reqId: string | undefined): Promise<unknown> {
@@ -543,32 +547,16 @@ export class ShardSupervisor {
     if (!child?.connected) {
       return Promise.reject(new GatewayError('SHARD_UNAVAILABLE', undefined, { shard: slot.index, state: slot.state }));
     }
-    const id = ++this.#nextId;
-    const kind = request.kind;
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const p = slot.pending.get(id);
-        if (!p) return;
-        slot.pending.delete(id);
-        this.#observe(p, slot.index, 'timeout');
-        reject(new GatewayError('IPC_TIMEOUT', undefined, { shard: slot.index, kind, timeoutMs }));
-      }, timeoutMs);
-      slot.pending.set(id, { kind, started: performance.now(), timer, resolve, reject });
-      const msg = reqId === undefined ? { ...request, id } : { ...request, id, reqId };
-      child.send(msg as Serializable);
+    return slot.pending.open({ kind: request.kind }, timeoutMs, (id) => {
+      child.send((reqId === undefined ? { ...request, id } : { ...request, id, reqId }) as Serializable);
     });
   }
 
   #rejectAll(slot: Slot, code: ErrorCode): void {
-    if (slot.pending.size === 0) return;
-    const pending = [...slot.pending.values()];
-    slot.pending.clear();
-    this.#log.warn({ shard: slot.index, calls: pending.length, code }, 'pending calls failed: shard exited');
-    for (const p of pending) {
-      clearTimeout(p.timer);
-      this.#observe(p, slot.index, 'crashed');
-      p.reject(new GatewayError(code, code === 'SHARD_CRASHED' ? undefined : 'The shard stopped.', { shard: slot.index, kind: p.kind }));
-    }
+    const calls = slot.pending.size;
+    if (calls === 0) return;
+    this.#log.warn({ shard: slot.index, calls, code }, 'pending calls failed: shard exited');
+    slot.pending.rejectAll((meta) => new GatewayError(code, code === 'SHARD_CRASHED' ? undefined : 'The shard stopped.', { shard: slot.index, kind: meta.kind }));
   }
 
   #clearHandshake(slot: Slot): void {
@@ -579,7 +567,8 @@ export class ShardSupervisor {
   #onExit(slot: Slot, generation: number, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.generation !== generation || (slot.child === undefined && slot.state !== 'starting')) return;
     this.#clearHandshake(slot);
-    const planned = slot.planned !== undefined;
+    const ending = slot.ending;
+    const planned = ending.kind === 'planned';
     this.#rejectAll(slot, planned ? 'SHARD_UNAVAILABLE' : 'SHARD_CRASHED');
     const pid = slot.child?.pid;
     slot.child = undefined;
@@ -589,14 +578,14 @@ export class ShardSupervisor {
     slot.markExited();
     slot.settleAttempt();
 
-    if (planned) {
-      this.#log.info({ shard: slot.index, pid, code, signal, reason: slot.planned }, 'shard stopped');
+    if (ending.kind === 'planned') {
+      this.#log.info({ shard: slot.index, pid, code, signal, reason: ending.reason }, 'shard stopped');
       this.#setState(slot, 'stopped');
       return;
     }
-    if (slot.giveUp !== undefined) {
-      slot.failureReason = slot.giveUp;
-      this.#log.error({ shard: slot.index, pid, reason: slot.giveUp }, 'shard failed; not restarting');
+    if (ending.kind === 'give-up') {
+      slot.failureReason = ending.reason;
+      this.#log.error({ shard: slot.index, pid, reason: ending.reason }, 'shard failed; not restarting');
       this.#setState(slot, 'failed');
       return;
     }
@@ -653,7 +642,7 @@ export class ShardSupervisor {
     }
     if (slot.child !== child) return; // it exited meanwhile and was handled (or restarted)
     // A channel that closed on its own means the process is dying: let its exit count as the crash it is.
-    if (child.connected || slot.state === 'starting') slot.planned = reason;
+    if (child.connected || slot.state === 'starting') slot.ending = { kind: 'planned', reason };
     const wasReady = slot.state === 'ready';
     this.#setState(slot, 'stopping');
     this.#clearHandshake(slot);

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import type { HostRegistry } from '@wagw/stores';
+import type { HostRegistry } from '@wagw/shared';
 import { Lifecycle, createApp } from '../src/app.ts';
 import type { AuthHook } from '../src/api/define-route.ts';
 import { sessionRoutes } from '../src/api/sessions-routes.ts';

@@ -7,8 +7,9 @@ import type { EventLoopUtilization, ELDHistogram } from 'node:perf_hooks';
 import {
   GatewayError,
   MAX_PING_DELAY_MS,
-  fromErrorBody,
+  PendingCalls,
   PROTOCOL_VERSION,
+  ReplyBatcher,
   assertNever,
   createRootLogger,
   isRouterToShard,
@@ -18,7 +19,6 @@ import type {
   CpuPoolStats,
   InitMessage,
   IpcReply,
-  IpcReplyError,
   IpcRequest,
   IpcResult,
   Logger,
@@ -31,6 +31,7 @@ import type {
   ShardToRouter,
   ShutdownResult,
   QrRenderResult,
+  ReplyBatching,
 } from '@wagw/shared';
 import { CpuPool } from './cpu-pool.ts';
 import type { RenderQrResult, RenderQrTask } from './qr.ts';
@@ -46,12 +47,11 @@ export interface CpuPoolLike {
 }
 
 /**
- * How replies leave the handler:
- * - `immediate`: replies produced during one event-loop turn go out together in one `replies` message,
- *   flushed by `setImmediate` (fewer pipe writes under load; the default, see docs/benchmarks.md);
- * - `none`: one message per reply.
+ * How replies leave the handler (`ReplyBatcher` in @wagw/shared): `immediate` sends the replies of one
+ * event-loop turn as one `replies` message (fewer pipe writes under load; the default, see docs/benchmarks.md),
+ * `none` one message per reply.
  */
-export type ReplyBatching = 'immediate' | 'none';
+export type { ReplyBatching };
 
 export interface ShardHandlerOptions {
   /** Sends one message to the router. `onSent` runs once the message has left the process. */
@@ -99,7 +99,6 @@ const EXIT_FLUSH_TIMEOUT_MS = 1000;
 
 export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   const pid = options.pid ?? process.pid;
-  let batching: ReplyBatching = options.replyBatching ?? 'immediate';
   let sessions: SessionHostHandle | undefined;
   const sessionCount = options.sessionCount ?? (() => sessions?.host.count ?? 0);
   const startedAt = performance.now();
@@ -115,51 +114,22 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   let shutdownPromise: Promise<void> | undefined;
   let exitAfterReply: { code: number; reason: string } | undefined;
 
-  let outbox: IpcReply[] = [];
-  let flushScheduled = false;
-
-  const flush = (): void => {
-    flushScheduled = false;
-    const replies = outbox;
-    outbox = [];
-    if (replies.length === 1) options.send(replies[0] as IpcReply);
-    else if (replies.length > 1) options.send({ kind: 'replies', replies });
-  };
-
-  const reply = (msg: IpcReply): void => {
-    if (batching === 'none') {
-      options.send(msg);
-      return;
-    }
-    outbox.push(msg);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  };
+  const replies = new ReplyBatcher((msg) => options.send(msg), options.replyBatching ?? 'immediate');
+  const reply = (msg: IpcReply): void => replies.reply(msg);
+  const flush = (): void => replies.flush();
 
   const emit = (event: ShardEvent): void => options.send({ kind: 'event', event });
 
-  let nextRequestId = 0;
-  const pendingRequests = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
-  const request: ShardRequester = <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs = SHARD_REQUEST_TIMEOUT_MS) =>
-    new Promise<ShardRequestResult<K>>((resolve, reject) => {
-      const id = ++nextRequestId;
-      const timer = setTimeout(() => {
-        pendingRequests.delete(id);
-        reject(new GatewayError('IPC_TIMEOUT', `The router did not answer ${body.kind} in time.`, { kind: body.kind, timeoutMs }));
-      }, timeoutMs);
-      timer.unref();
-      pendingRequests.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
-      options.send({ kind: 'request', id, request: body as ShardRequestBody });
-    });
+  // The shard's own calls to the router (inbound messages, getMessage): the same pending-call table as the
+  // router's calls to it. The deadlines do not keep a shard alive whose parent is gone.
+  const requests = new PendingCalls<{ kind: ShardRequestKind }>({
+    timeoutError: (meta, timeoutMs) => new GatewayError('IPC_TIMEOUT', `The router did not answer ${meta.kind} in time.`, { kind: meta.kind, timeoutMs }),
+    unrefTimers: true,
+  });
+  const request: ShardRequester = async <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs = SHARD_REQUEST_TIMEOUT_MS) =>
+    (await requests.open({ kind: body.kind }, timeoutMs, (id) => options.send({ kind: 'request', id, request: body as ShardRequestBody }))) as ShardRequestResult<K>;
   const settleRequest = (msg: IpcReply): void => {
-    const p = pendingRequests.get(msg.id);
-    if (p === undefined) return;
-    pendingRequests.delete(msg.id);
-    clearTimeout(p.timer);
-    if (msg.ok) p.resolve(msg.value);
-    else p.reject(fromErrorBody((msg as IpcReplyError).error));
+    requests.settle(msg);
   };
 
   const finish = (code: number, reason: string): void => {
@@ -197,7 +167,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       return;
     }
     init = msg;
-    if (options.replyBatching === undefined && msg.config.replyBatching !== undefined) batching = msg.config.replyBatching;
+    if (options.replyBatching === undefined && msg.config.replyBatching !== undefined) replies.mode = msg.config.replyBatching;
     logger = (options.createLogger ?? defaultLogger)(msg);
     try {
       pool = await (options.createCpuPool ?? defaultPool)(msg);
@@ -279,7 +249,6 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   const stop = async (reason: string, keep: number): Promise<ShutdownResult> => {
     const log = logger;
     state = 'draining';
-    emit({ type: 'shard.draining', reason });
     const running = inFlight - keep;
     log?.info({ reason, running }, 'shard draining');
     // Leave time for the reply and the exit within the router's stop timeout.

@@ -244,13 +244,13 @@ export interface MessagingConfig {
     inboundDownload: 'eager' | 'lazy';
     /** MEDIA_URL_ALLOW_PRIVATE (absent: false). */
     allowPrivate?: boolean;
-    /** MEDIA_DOWNLOAD_BUDGET_BYTES, per shard (absent: 4 x maxBytes). */
-    downloadBudgetBytes?: number;
+    /** MEDIA_DOWNLOAD_BUDGET_BYTES, per shard (unset: 4 x maxBytes, resolved here). */
+    downloadBudgetBytes: number;
   };
   /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
   expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
-  /** GROUP_METADATA_CACHE_TTL_MS and GROUP_METADATA_CACHE_MAX: each session's group metadata cache (docs/groups.md); absent: 5 min, 500. */
-  groups?: { ttlMs: number; max: number };
+  /** GROUP_METADATA_CACHE_TTL_MS and GROUP_METADATA_CACHE_MAX: each session's group metadata cache (docs/groups.md). */
+  groups: { ttlMs: number; max: number };
 }
 
 export interface BackendConfig {

@@ -100,6 +100,14 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * True for an error carrying a registry code. House style matches on `code`, never on the class: a second copy
+ * of this module (another realm, a worker) or an error rebuilt elsewhere still counts.
+ */
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof Error && isErrorCode((err as { code?: unknown }).code);
+}
+
 /** Rebuilds an error that crossed a process boundary as `{code, message}`. */
 export function fromErrorBody(body: { code?: unknown; message?: unknown; details?: unknown }): GatewayError {
   const code = isErrorCode(body.code) ? body.code : 'INTERNAL';

@@ -19,7 +19,6 @@ import type {
   LeasesExtendParams,
   QrRenderParams,
   QrRenderResult,
-  SessionMessagesEvent,
   SessionPairingCodeParams,
   SessionQrEvent,
   SessionStartParams,
@@ -369,14 +368,10 @@ export interface ShardRequestMessage {
 
 /** One-way notifications from a shard. */
 export interface ShardEventMap {
-  /** The shard began a planned stop and refuses new requests. */
-  'shard.draining': { reason: string };
   /** A session's state changed (one event per change). */
   'session.status': SessionStatusEvent;
   /** A session's socket produced a QR code. */
   'session.qr': SessionQrEvent;
-  /** Messages a session's socket received or sent (ids and text only). */
-  'session.messages': SessionMessagesEvent;
 }
 
 export type ShardEventType = keyof ShardEventMap;

@@ -27,11 +27,7 @@ export function isSessionState(value: unknown): value is SessionState {
   return typeof value === 'string' && (SESSION_STATES as readonly string[]).includes(value);
 }
 
+/** The transitions of TRANSITIONS; the session runner (shard) checks every change against it. */
 export function canTransition(from: SessionState, to: SessionState): boolean {
   return TRANSITIONS[from].includes(to);
-}
-
-/** States in which the session holds (or is trying to hold) a live socket. */
-export function isActiveState(state: SessionState): boolean {
-  return state !== 'disconnected' && state !== 'logged_out' && state !== 'failed';
 }

@@ -27,10 +27,10 @@ export interface ShardSessionsConfig {
   /** Logins/pairings this shard starts per second at most (absent: unlimited). */
   loginRatePerSecond?: number;
   reconnect: { baseMs: number; maxMs: number; maxAttempts: number };
-  /** SESSION_KEY_WRITE_BEHIND: ratchet-only key writes are not awaited (absent: false). */
-  keyWriteBehind?: boolean;
-  /** Send governor and media limits (docs/messaging.md); absent: defaults. */
-  messaging?: MessagingConfig;
+  /** SESSION_KEY_WRITE_BEHIND: ratchet-only key writes are not awaited. */
+  keyWriteBehind: boolean;
+  /** Send governor and media limits (docs/messaging.md). The defaults live only in config.ts. */
+  messaging: MessagingConfig;
 }
 
 /** A session as its shard sees it. */
@@ -84,17 +84,6 @@ export interface QrRenderResult {
   data: string;
 }
 
-/** One inbound/outbound message a session's socket saw (ids only; the messages issue stores them). */
-export interface SessionMessageRef {
-  id: string;
-  chat: string;
-  fromMe: boolean;
-  /** Baileys upsert type: notify (new) or append (history/own). */
-  upsert: string;
-  /** Plain text when the message is a text (used by tests and SSE; never logged). */
-  text?: string;
-}
-
 /** Session events a shard emits (part of ShardEventMap). */
 export interface SessionStatusEvent {
   sessionId: string;
@@ -118,8 +107,3 @@ export interface SessionQrEvent {
   at: string;
 }
 
-export interface SessionMessagesEvent {
-  sessionId: string;
-  epoch: number;
-  messages: SessionMessageRef[];
-}

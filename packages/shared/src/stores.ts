@@ -24,6 +24,11 @@ export interface LeaseRef {
 export interface SessionDirectory {
   readonly kind: 'redis' | 'memory';
   /**
+   * Who sees the leases: `process` (only this router: a single-host deployment, so no other host can own a
+   * session and there is no cluster membership to keep) or `cluster` (every router sharing the store).
+   */
+  readonly scope: 'process' | 'cluster';
+  /**
    * Takes the lease when it is free, lapsed, or already held by `owner`; every successful claim returns an
    * epoch higher than any before it for that session. Otherwise returns the live holder.
    */
@@ -40,6 +45,66 @@ export interface SessionDirectory {
   listByOwner(owner: string): Promise<Lease[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * QR codes of sessions waiting to be linked. They live only in a cache with their TTL (Redis in production,
+ * the router's memory embedded), never in SQL: a QR is worthless once it expires.
+ */
+export interface CachedQr {
+  /** The QR string Baileys produced (what the phone scans). */
+  qr: string;
+  /** Lease epoch of the socket that produced it (a QR of an older owner is ignored). */
+  epoch: number;
+  /** 0 for the first QR of a login attempt. */
+  index: number;
+  /** Epoch milliseconds at which the QR expires. */
+  expiresAt: number;
+}
+
+export interface QrCache {
+  readonly kind: 'redis' | 'memory';
+  /** Stores the session's current QR for `ttlMs` (replacing any previous one). */
+  set(sessionId: string, entry: CachedQr, ttlMs: number): Promise<void>;
+  /** The current QR, or null when none or expired. */
+  get(sessionId: string): Promise<CachedQr | null>;
+  delete(sessionId: string): Promise<void>;
+}
+
+/** One router of the cluster, as it announces itself. */
+export interface HostRecord {
+  hostId: string;
+  /** Where other routers reach it (PUBLIC_URL). */
+  url: string;
+  shards: number;
+  /** Shards in state ready at the announcement. */
+  shardsReady: number;
+  sessions: number;
+  /** Sessions the host accepts in all (shards * SHARD_MAX_SESSIONS). */
+  capacity: number;
+  /** Being drained: it takes no new sessions (orphans, hand-offs, rebalancing) and gives its own away. */
+  draining: boolean;
+  /** ISO time of the announcement (the heartbeat). */
+  updatedAt: string;
+  /** Epoch ms after which the record counts as gone. */
+  expiresAt: number;
+}
+
+export type HostAnnouncement = Omit<HostRecord, 'expiresAt' | 'updatedAt'>;
+
+/**
+ * The hosts of the cluster: each router announces itself (its heartbeat) periodically with a TTL of
+ * HOST_DEAD_AFTER_MS; a record past its expiry is a dead host (kept an hour so operators see it).
+ */
+export interface HostRegistry {
+  readonly kind: 'redis' | 'memory';
+  announce(record: HostAnnouncement, ttlMs: number): Promise<void>;
+  /** Live hosts, sorted by id. */
+  list(): Promise<HostRecord[]>;
+  /** Every known host, live or dead (expired in the last hour), sorted by id. */
+  listAll(): Promise<HostRecord[]>;
+  get(hostId: string): Promise<HostRecord | null>;
+  remove(hostId: string): Promise<void>;
 }
 
 export interface BlobStore {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { renderConfigurationDoc, renderErrorsDoc } from '../src/docs.ts';
-import { ERRORS, GatewayError, fromErrorBody, toErrorBody } from '../src/errors.ts';
+import { ERRORS, GatewayError, fromErrorBody, isGatewayError, toErrorBody } from '../src/errors.ts';
 
 const root = new URL('../../../', import.meta.url);
 
@@ -35,4 +35,13 @@ test('unknown errors become INTERNAL without leaking their text', () => {
   const body = toErrorBody(new Error('secret database password in message'));
   assert.deepEqual(body, { code: 'INTERNAL', message: ERRORS.INTERNAL.message });
   assert.equal(fromErrorBody({ code: 'NOPE', message: 'x' }).code, 'INTERNAL');
+});
+
+test('isGatewayError matches on a registry code, not on the class', () => {
+  assert.equal(isGatewayError(new GatewayError('SESSION_NOT_FOUND')), true);
+  // an error of another copy of the module (or rebuilt by hand) with a registry code still counts
+  assert.equal(isGatewayError(Object.assign(new Error('gone'), { code: 'SESSION_NOT_FOUND' })), true);
+  assert.equal(isGatewayError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })), false);
+  assert.equal(isGatewayError({ code: 'SESSION_NOT_FOUND', message: 'not an Error' }), false);
+  assert.equal(isGatewayError(undefined), false);
 });

@@ -26,6 +26,6 @@ export type { Migration, MigrateResult } from './sql/migrate.ts';
 export { dependencyUnavailable, redactUrl } from './dependency.ts';
 export { MemoryQrCache } from './qr/memory.ts';
 export { RedisQrCache } from './qr/redis.ts';
-export type { CachedQr, QrCache } from './qr/types.ts';
 export { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
-export type { HostAnnouncement, HostRecord, HostRegistry } from './hosts/registry.ts';
+// The interfaces live in @wagw/shared with the other store contracts; re-exported for existing importers.
+export type { CachedQr, QrCache, HostAnnouncement, HostRecord, HostRegistry } from '@wagw/shared';

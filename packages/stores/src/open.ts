@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, isGatewayError } from '@wagw/shared';
 import type { BlobStore, DependencyHealth, GatewayConfig, Logger, SessionDirectory, SqlDatabase } from '@wagw/shared';
 import { LocalBlobStore } from './blobs/local.ts';
 import { S3BlobStore } from './blobs/s3.ts';
@@ -11,9 +11,8 @@ import { PgliteDatabase } from './sql/pglite.ts';
 import { PostgresDatabase } from './sql/postgres.ts';
 import { MemoryQrCache } from './qr/memory.ts';
 import { RedisQrCache } from './qr/redis.ts';
-import type { QrCache } from './qr/types.ts';
+import type { HostRegistry, QrCache } from '@wagw/shared';
 import { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
-import type { HostRegistry } from './hosts/registry.ts';
 
 /** The part of GatewayConfig the stores read. */
 export type StoresConfig = Pick<GatewayConfig, 'redis' | 'database' | 's3' | 'dataDir' | 'pglitePort'>;
@@ -174,6 +173,6 @@ function combineFailures(failures: readonly unknown[]): Error {
   const first = failures[0];
   if (failures.length === 1 && first instanceof Error) return first;
   const messages = failures.map((f) => (f instanceof Error ? f.message : String(f)));
-  const dependencies = failures.map((f) => (f instanceof GatewayError ? f.details?.['dependency'] : undefined)).filter((d) => d !== undefined);
+  const dependencies = failures.map((f) => (isGatewayError(f) ? f.details?.['dependency'] : undefined)).filter((d) => d !== undefined);
   return new GatewayError('DEPENDENCY_UNAVAILABLE', messages.join('; '), { dependencies }, { cause: new AggregateError(failures) });
 }

@@ -7,7 +7,7 @@ import { createRootLogger } from '@wagw/shared';
 import { redisNamespace } from '../../../test/harness/index.ts';
 import { RedisDirectory } from '../src/directory/redis.ts';
 import { MemoryHostRegistry, RedisHostRegistry } from '../src/hosts/registry.ts';
-import type { HostAnnouncement, HostRegistry } from '../src/hosts/registry.ts';
+import type { HostAnnouncement, HostRegistry } from '@wagw/shared';
 
 const logger = createRootLogger({ proc: 'test', level: 'silent' });
 

@@ -6,7 +6,7 @@ import { createRootLogger } from '@wagw/shared';
 import { redisNamespace } from '../../../test/harness/index.ts';
 import { MemoryQrCache } from '../src/qr/memory.ts';
 import { RedisQrCache } from '../src/qr/redis.ts';
-import type { QrCache } from '../src/qr/types.ts';
+import type { QrCache } from '@wagw/shared';
 import { RedisDirectory } from '../src/directory/redis.ts';
 
 const logger = createRootLogger({ proc: 'test', level: 'silent' });

@@ -11,7 +11,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { GatewayError } from '@wagw/shared';
-import type { HostRegistry } from '@wagw/stores';
+import type { HostRegistry } from '@wagw/shared';
 import type { AppContext } from '../app.ts';
 import { FORWARD_HEADERS, signForwarded } from '../security/forwarded.ts';
 import type { SessionManager } from '../sessions/manager.ts';

@@ -6,9 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { GatewayError, createGroupSchemas, groupJidSchema } from '@wagw/shared';
-import type { BlobStore, GroupAction, GroupActionResult, MessagingConfig } from '@wagw/shared';
-import type { HostRegistry } from '@wagw/stores';
+import { GatewayError, blobKeys, createGroupSchemas, groupJidSchema } from '@wagw/shared';
+import type { BlobStore, GroupAction, GroupActionResult, HostRegistry, MessagingConfig } from '@wagw/shared';
 import type { SessionManager } from '../sessions/manager.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
 import type { AppContext } from '../app.ts';
@@ -288,7 +287,7 @@ export function groupRoutes(deps: GroupRoutesDeps): RouteDefinition[] {
       responses: { 200: { description: 'Set', schema: z.object({ ok: z.boolean() }) }, ...COMMON_ERRORS },
       handler: async (ctx, { params, body }) => {
         const upload = `grp-pic-${randomUUID()}`;
-        const key = `uploads/${params.id}/${upload}`;
+        const key = blobKeys.upload(params.id, upload);
         await deps.blobs.put(key, Buffer.from(body.base64, 'base64'));
         try {
           reply(ctx, await run(ctx, params.id, { type: 'picture', group: params.group, upload }), () => ({ ok: true }));

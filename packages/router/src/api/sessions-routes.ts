@@ -1,6 +1,6 @@
 /** The session REST API (`/api/v1/sessions`) and the operator routes (`/api/v1/admin`), as route definitions. */
 import { GatewayError } from '@wagw/shared';
-import type { HostRegistry } from '@wagw/stores';
+import type { HostRegistry } from '@wagw/shared';
 import { ANONYMOUS, assertSessionAllowed, sessionAllowed } from '../security/principal.ts';
 import type { SessionManager } from '../sessions/manager.ts';
 import { defineRoute } from './define-route.ts';

@@ -20,6 +20,7 @@ import {
 } from 'cockatiel';
 import type { IPolicy } from 'cockatiel';
 import { z } from 'zod';
+import { backoffDelay } from '@wagw/shared';
 import type { BackendConfig, Logger } from '@wagw/shared';
 
 /** One assigned session as the backend lists it: an id string, or an object with `id` (or `sessionId`); unknown fields are kept. */
@@ -224,7 +225,7 @@ class WorkerRegistryClient implements BackendClient {
         return true;
       } catch (err) {
         if (this.#stopController.signal.aborted) return false;
-        const delay = Math.round(Math.random() * Math.min(cap, initial * 2 ** Math.min(attempt - 1, 20))) + 50;
+        const delay = backoffDelay(attempt, initial, cap, { jitter: 'full' }) + 50;
         const message = isBrokenCircuitError(err) ? 'circuit open' : (err as Error).message;
         (attempt <= 3 ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log))({ attempt, delayMs: delay, err: message }, `${what} failed; retrying`);
         await new Promise<void>((resolve) => {

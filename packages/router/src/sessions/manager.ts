@@ -11,17 +11,19 @@
  *   published on the SSE hub.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, blobKeys } from '@wagw/shared';
 import type {
   BlobStore,
+  HostRecord,
+  HostRegistry,
   IpcRequestBody,
   IpcResult,
   LeaseGrant,
   Logger,
+  QrCache,
   RequestKind,
   SessionDirectory,
   SessionMe,
-  SessionMessagesEvent,
   SessionQrEvent,
   SessionState,
   SessionStatusData,
@@ -31,7 +33,6 @@ import type {
   WebhookEvent,
   WebhookOutbox,
 } from '@wagw/shared';
-import type { HostRecord, HostRegistry, QrCache } from '@wagw/stores';
 import type { EventHub, HubEvent } from '../api/sse.ts';
 import type { CallOptions, ShardInfo } from '../supervisor.ts';
 import { SessionStore } from './store.ts';
@@ -191,8 +192,6 @@ export class SessionManager {
    */
   readonly #inFlight = new Map<string, { to: string; at: number }>();
   #rebalancing: Promise<void> | undefined;
-  /** Messages seen per session (debug counter; the messages issue persists them). */
-  readonly messageCounts = new Map<string, number>();
 
   constructor(options: SessionManagerOptions) {
     this.#o = options;
@@ -378,7 +377,6 @@ export class SessionManager {
         await this.#enqueue(tx, id, null, { status: 'logged_out', reason: 'deleted' }, `deleted|${Date.now()}`, reqId);
       });
       this.#o.hub.publish(id, { type: 'deleted', data: { id } });
-      this.messageCounts.delete(id);
     });
   }
 
@@ -396,7 +394,7 @@ export class SessionManager {
       this.#local.delete(id);
       await this.#release(id, local);
     }
-    await this.#o.blobs.deletePrefix(`sessions/${id}/`);
+    await this.#o.blobs.deletePrefix(blobKeys.session(id));
     await this.#o.qr.delete(id);
   }
 
@@ -590,7 +588,6 @@ export class SessionManager {
     const candidates = [...this.#local].filter(([, l]) => !l.starting && !l.quiet).map(([id]) => id);
     const records = await Promise.all(candidates.map(async (id) => await this.store.get(id)));
     const connected = records.filter((r): r is SessionRecord => r !== null && r.status === 'connected').map((r) => r.id);
-    connected.sort((a, b) => (this.messageCounts.get(a) ?? 0) - (this.messageCounts.get(b) ?? 0));
     const targets = await this.#targets();
     let moved = 0;
     for (const id of connected.slice(0, want)) {
@@ -662,11 +659,6 @@ export class SessionManager {
         return;
       case 'session.qr':
         this.#chain(event.sessionId, () => this.#onQr(index, event));
-        return;
-      case 'session.messages':
-        this.#onMessages(index, event);
-        return;
-      case 'shard.draining':
         return;
     }
   }
@@ -1085,7 +1077,7 @@ export class SessionManager {
     if (ended && this.#local.get(ev.sessionId) === l) {
       this.#local.delete(ev.sessionId);
       await this.#release(ev.sessionId, l);
-      if (ev.status === 'logged_out') await this.#o.blobs.deletePrefix(`sessions/${ev.sessionId}/`);
+      if (ev.status === 'logged_out') await this.#o.blobs.deletePrefix(blobKeys.session(ev.sessionId));
     }
   }
 
@@ -1134,14 +1126,6 @@ export class SessionManager {
     await this.store.withRecord(ev.sessionId, async (tx, r) => {
       await this.#enqueue(tx, ev.sessionId, r.webhookUrl, { status: 'qr', qr: ev.qr, qrExpiresAt }, `qr|${sha256(ev.qr)}`, l.cause);
     });
-  }
-
-  #onMessages(index: number, ev: SessionMessagesEvent): void {
-    if (!this.#current(index, ev.sessionId, ev.epoch)) return;
-    this.messageCounts.set(ev.sessionId, (this.messageCounts.get(ev.sessionId) ?? 0) + ev.messages.length);
-    for (const m of ev.messages) {
-      this.#o.hub.publish(ev.sessionId, { type: 'message', data: { sessionId: ev.sessionId, shard: index, epoch: ev.epoch, ...m } });
-    }
   }
 
   /** What a new SSE client gets first: the session's current status (and QR when there is one). */

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WEBHOOK_TOPICS } from '@wagw/shared';
+import { WEBHOOK_TOPICS, backoffDelay } from '@wagw/shared';
 import type { Logger, SqlDatabase, WebhookTopic } from '@wagw/shared';
 import { EndpointBreakers, EndpointDownError, originOf } from './breakers.ts';
 import type { DeliveryOutcome, WebhookMetrics } from './metrics.ts';
@@ -75,11 +75,6 @@ interface RecordedResult {
   error: string | null;
 }
 
-/** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 40));
-  return Math.round(random() * ceiling);
-}
 
 const FLUSH_AT = 256;
 const FLUSH_DELAY_MS = 5;
@@ -368,7 +363,7 @@ export class WebhookDispatcher {
       return { id: row.id, token: row.token, status: 'dead', attempted: true, nextAttemptAt: now, httpStatus, error };
     }
     this.#count(row.topic, 'retry');
-    const next = Math.min(now.getTime() + backoffDelay(attempt, this.#s.backoffBaseMs, this.#s.backoffMaxMs), deadline);
+    const next = Math.min(now.getTime() + backoffDelay(attempt, this.#s.backoffBaseMs, this.#s.backoffMaxMs, { jitter: 'full' }), deadline);
     return { id: row.id, token: row.token, status: 'pending', attempted: true, nextAttemptAt: new Date(next), httpStatus, error };
   }
 

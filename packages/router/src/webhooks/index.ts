@@ -15,7 +15,7 @@ import { WebhookTransport } from './transport.ts';
 
 export { OutboxWriter, toPayload, orderingKeyFor, backendEndpoint } from './outbox.ts';
 export type { WebhookPayload, OutboxWriterOptions } from './outbox.ts';
-export { WebhookDispatcher, backoffDelay } from './dispatcher.ts';
+export { WebhookDispatcher } from './dispatcher.ts';
 export type { DispatcherOptions, DispatcherSettings } from './dispatcher.ts';
 export { WebhookTransport } from './transport.ts';
 export { sessionWebhookSecret } from './secrets.ts';

@@ -24,7 +24,7 @@
  */
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys';
 import type { AuthenticationCreds, AuthenticationState, SignalDataSet, SignalDataTypeMap, SignalKeyStore } from '@whiskeysockets/baileys';
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, blobKeys } from '@wagw/shared';
 import type { BlobStore, Logger } from '@wagw/shared';
 
 type KeyType = keyof SignalDataTypeMap;
@@ -94,7 +94,7 @@ const pad = (n: number): string => {
 };
 
 export function authPrefix(sessionId: string): string {
-  return `sessions/${sessionId}/auth/`;
+  return blobKeys.auth(sessionId);
 }
 
 function parseName(key: string, prefix: string): { kind: 'snap' | 'log'; epoch: number; seq: number } | undefined {

@@ -5,7 +5,7 @@
  * follows would too, a moment later).
  */
 import type { BinaryNode, GroupMetadata, WASocket } from '@whiskeysockets/baileys';
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, blobKeys, isGatewayError } from '@wagw/shared';
 import type { BlobStore, GroupAction, GroupActionResult, GroupInfo, GroupParticipant, ParticipantResult } from '@wagw/shared';
 import type { GroupMetadataCache } from './cache.ts';
 
@@ -68,7 +68,7 @@ function waCode(err: unknown): number | undefined {
 
 /** WhatsApp's refusal -> the gateway's error (what the API answers). */
 export function groupError(err: unknown, what: string): GatewayError {
-  if (err instanceof GatewayError) return err;
+  if (isGatewayError(err)) return err;
   const code = waCode(err);
   const text = (err as Error | undefined)?.message ?? String(err);
   switch (code) {
@@ -143,7 +143,7 @@ async function run(action: GroupAction, sock: WASocket, deps: GroupDeps): Promis
         await sock.removeProfilePicture(action.group);
         return {};
       }
-      const data = await deps.blobs?.get(`uploads/${deps.sessionId}/${action.upload}`);
+      const data = await deps.blobs?.get(blobKeys.upload(deps.sessionId, action.upload));
       if (data === null || data === undefined) throw new GatewayError('VALIDATION_FAILED', 'The picture upload is gone.');
       try {
         // Baileys resizes it to a 640x640 JPEG (sharp) before it goes to WhatsApp

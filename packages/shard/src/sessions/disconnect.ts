@@ -42,8 +42,5 @@ export function disconnectAction(statusCode: number | undefined): DisconnectActi
   return { kind: 'reconnect-backoff' };
 }
 
-/** Full-jitter exponential backoff: attempt 1 -> up to base, doubling, capped. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
+// The backoff (equal jitter) lives in @wagw/shared; re-exported because messaging/inbound.ts imports it from here.
+export { backoffDelay } from '@wagw/shared';

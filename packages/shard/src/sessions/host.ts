@@ -29,24 +29,17 @@ export interface SessionHostOptions {
   maxSessions: number;
   now?: () => number;
   loginGateTimeoutMs?: number;
-  /** Send governor and media limits; absent: the config defaults. */
-  messaging?: MessagingConfig;
-  /** Requests to the router (inbound messages, getMessage); absent: inbound messages are only emitted as events. */
-  request?: ShardRequester;
+  /** Send governor and media limits (from config.ts through `init`; the shard has no defaults of its own). */
+  messaging: MessagingConfig;
+  /** Requests to the router: inbound messages and receipts are stored through it, getMessage is answered by it. */
+  request: ShardRequester;
   /** Longest wait for WhatsApp's ack of a send (default 20 s). */
   ackTimeoutMs?: number;
-  /** SESSION_KEY_WRITE_BEHIND (default false). */
-  keyWriteBehind?: boolean;
+  /** SESSION_KEY_WRITE_BEHIND: ratchet-only key writes are stored in the background. */
+  keyWriteBehind: boolean;
   /** WA_MEDIA_HOST, passed only in simulator mode (setup.ts): the one non-WhatsApp host of inbound media. */
   mediaSimulatorHost?: string;
 }
-
-const DEFAULT_MESSAGING: MessagingConfig = {
-  defaultCountry: 'ID',
-  send: { ratePerSec: 1, burst: 5, perRecipientIntervalMs: 1000, queueMax: 100, queueTimeoutMs: 25_000 },
-  media: { maxBytes: 64 * 1024 ** 2, fetchTimeoutMs: 30_000, inboundDownload: 'eager' },
-  expiry: { idempotencyTtlMs: 86_400_000, uploadTtlMs: 86_400_000, sweepIntervalMs: 600_000 },
-};
 
 interface Entry {
   runner: SessionRunner;
@@ -71,8 +64,8 @@ export class SessionHost {
 
   constructor(options: SessionHostOptions) {
     this.#opts = options;
-    this.#messaging = options.messaging ?? DEFAULT_MESSAGING;
-    this.#mediaBudget = new ByteBudget(this.#messaging.media.downloadBudgetBytes ?? 4 * this.#messaging.media.maxBytes);
+    this.#messaging = options.messaging;
+    this.#mediaBudget = new ByteBudget(this.#messaging.media.downloadBudgetBytes);
     this.#log = options.logger.child({ component: 'sessions' });
     this.#now = options.now ?? Date.now;
   }
@@ -110,7 +103,7 @@ export class SessionHost {
       wa: this.#opts.wa,
       gate: this.#opts.gate,
       reconnect: this.#opts.reconnect,
-      keyWriteBehind: this.#opts.keyWriteBehind === true,
+      keyWriteBehind: this.#opts.keyWriteBehind,
       loginGateTimeoutMs: this.#opts.loginGateTimeoutMs ?? 30_000,
       isCurrent: async (id, e) => {
         const current = this.#entries.get(id);
@@ -124,8 +117,8 @@ export class SessionHost {
         return false;
       },
       emit: (event) => this.#emit(event),
-      ...(this.#opts.request === undefined ? {} : { request: this.#opts.request }),
-      ...(this.#messaging.groups === undefined ? {} : { groupCache: this.#messaging.groups }),
+      request: this.#opts.request,
+      groupCache: this.#messaging.groups,
       inboundMedia: {
         download: this.#messaging.media.inboundDownload,
         maxBytes: this.#messaging.media.maxBytes,
@@ -313,11 +306,6 @@ export class SessionHost {
       case 'qr': {
         const { type: _t, ...rest } = event;
         this.#opts.emit({ type: 'session.qr', ...rest, at });
-        return;
-      }
-      case 'messages': {
-        const { type: _t, ...rest } = event;
-        this.#opts.emit({ type: 'session.messages', ...rest });
         return;
       }
     }

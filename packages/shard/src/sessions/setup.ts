@@ -43,7 +43,7 @@ export async function createSessionHost(
   sessions: ShardSessionsConfig,
   logger: Logger,
   emit: (event: ShardEvent) => void,
-  request?: ShardRequester,
+  request: ShardRequester,
 ): Promise<SessionHostHandle> {
   await configureWhatsApp(sessions, logger);
   const blobs = await openBlobsForShard(sessions, logger);
@@ -59,11 +59,11 @@ export async function createSessionHost(
     },
     gate: new Gate(sessions.loginConcurrency, sessions.loginRatePerSecond ?? Infinity),
     reconnect: sessions.reconnect,
-    keyWriteBehind: sessions.keyWriteBehind === true,
+    keyWriteBehind: sessions.keyWriteBehind,
     emit,
     maxSessions: init.config.maxSessions,
-    ...(sessions.messaging === undefined ? {} : { messaging: sessions.messaging }),
-    ...(request === undefined ? {} : { request }),
+    messaging: sessions.messaging,
+    request,
     // The simulator's media host is trusted only in simulator mode (config.ts also refuses it without the key).
     ...(sessions.wa.rootPublicKey !== undefined && sessions.wa.mediaHost !== undefined ? { mediaSimulatorHost: sessions.wa.mediaHost } : {}),
   });

@@ -6,7 +6,7 @@
  * Objects are strict: an unknown field (a typo such as `captoin`) is a 400, never silently dropped.
  */
 import { z } from 'zod';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, isGatewayError } from '../errors.ts';
 import { acceptedFormats, normalizeRecipient, type NormalizeOptions, type RecipientKind } from '../phone.ts';
 
 export const MESSAGE_TYPES = ['text', 'image', 'video', 'audio', 'document', 'sticker', 'location', 'contact', 'reaction', 'poll'] as const;
@@ -46,7 +46,7 @@ export function recipientSchema(options: NormalizeOptions) {
       try {
         return normalizeRecipient(value, options);
       } catch (err) {
-        const details = err instanceof GatewayError ? err.details : undefined;
+        const details = isGatewayError(err) ? err.details : undefined;
         // The message is one sentence; the accepted formats travel as data (details of the 400).
         ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err), input: value, params: { code: 'INVALID_PHONE', reason: details?.['reason'], accepted } });
         return z.NEVER;

@@ -11,6 +11,7 @@ export type Clock = () => number;
  */
 export class MemoryDirectory implements SessionDirectory {
   readonly kind = 'memory' as const;
+  readonly scope = 'process' as const;
   readonly #now: Clock;
   readonly #leases = new Map<string, Lease>();
   readonly #epochs = new Map<string, number>();

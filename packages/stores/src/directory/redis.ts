@@ -40,6 +40,7 @@ export interface RedisDirectoryOptions {
  */
 export class RedisDirectory implements SessionDirectory {
   readonly kind = 'redis' as const;
+  readonly scope = 'cluster' as const;
   readonly keys: RedisKeys;
   readonly #redis: Redis & LeaseCommands;
   readonly #ownsClient: boolean;

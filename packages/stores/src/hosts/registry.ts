@@ -1,41 +1,6 @@
 import type { Redis } from 'ioredis';
+import type { HostAnnouncement, HostRecord, HostRegistry } from '@wagw/shared';
 import { redisCall } from '../redis-client.ts';
-
-/** One router of the cluster, as it announces itself. */
-export interface HostRecord {
-  hostId: string;
-  /** Where other routers reach it (PUBLIC_URL). */
-  url: string;
-  shards: number;
-  /** Shards in state ready at the announcement. */
-  shardsReady: number;
-  sessions: number;
-  /** Sessions the host accepts in all (shards * SHARD_MAX_SESSIONS). */
-  capacity: number;
-  /** Being drained: it takes no new sessions (orphans, hand-offs, rebalancing) and gives its own away. */
-  draining: boolean;
-  /** ISO time of the announcement (the heartbeat). */
-  updatedAt: string;
-  /** Epoch ms after which the record counts as gone. */
-  expiresAt: number;
-}
-
-export type HostAnnouncement = Omit<HostRecord, 'expiresAt' | 'updatedAt'>;
-
-/**
- * The hosts of the cluster: each router announces itself (its heartbeat) periodically with a TTL of
- * HOST_DEAD_AFTER_MS; a record past its expiry is a dead host (kept an hour so operators see it).
- */
-export interface HostRegistry {
-  readonly kind: 'redis' | 'memory';
-  announce(record: HostAnnouncement, ttlMs: number): Promise<void>;
-  /** Live hosts, sorted by id. */
-  list(): Promise<HostRecord[]>;
-  /** Every known host, live or dead (expired in the last hour), sorted by id. */
-  listAll(): Promise<HostRecord[]>;
-  get(hostId: string): Promise<HostRecord | null>;
-  remove(hostId: string): Promise<void>;
-}
 
 /** Single host (embedded): only this router's own record. */
 export class MemoryHostRegistry implements HostRegistry {

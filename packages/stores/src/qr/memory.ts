@@ -1,4 +1,4 @@
-import type { CachedQr, QrCache } from './types.ts';
+import type { CachedQr, QrCache } from '@wagw/shared';
 
 /** QR codes in the router's memory (embedded, single host): TTL per entry and a size cap (oldest evicted). */
 export class MemoryQrCache implements QrCache {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { redisCall } from '../redis-client.ts';
-import type { CachedQr, QrCache } from './types.ts';
+import type { CachedQr, QrCache } from '@wagw/shared';
 
 /** QR codes in Redis under `{prefix}qr:{sessionId}` with PX expiry (shared by every router of the cluster). */
 export class RedisQrCache implements QrCache {
