@@ -21,6 +21,7 @@ import { ANONYMOUS, sessionAllowed } from '../security/principal.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
 import { errorSchema } from './schemas.ts';
+import { respondWithEvents } from './sse.ts';
 import type { EventHub } from './sse.ts';
 
 /** What the console's simulator button drives: a simulated phone that scans a QR (wa-sim's demo helpers). */
@@ -291,14 +292,7 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteDefinition[] {
       handler: (ctx) => {
         const principal = ctx.state.principal ?? ANONYMOUS;
         const stream = deps.hub.subscribeAll((topic) => sessionAllowed(principal, topic), `${principal.kind}:${principal.subject}`);
-        ctx.req.socket.setTimeout(0);
-        ctx.req.socket.setNoDelay(true);
-        ctx.req.once('close', () => stream.destroy());
-        ctx.status = 200;
-        ctx.type = 'text/event-stream';
-        ctx.set('cache-control', 'no-cache, no-transform');
-        ctx.set('x-accel-buffering', 'no');
-        ctx.body = stream;
+        respondWithEvents(ctx, stream);
       },
     }),
   ];

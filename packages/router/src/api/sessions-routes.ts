@@ -7,6 +7,7 @@ import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
 import { sessionWebhookSecret } from '../webhooks/secrets.ts';
 import { createForwarder, forwardToHost } from './forward.ts';
+import { respondWithEvents } from './sse.ts';
 import type { EventHub } from './sse.ts';
 import {
   createSessionBody,
@@ -251,14 +252,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
         // Capped per session, per credential on the session, per credential and in total: 429 TOO_MANY_STREAMS.
         const principal = ctx.state.principal ?? ANONYMOUS;
         const stream = hub.subscribe(params.id, initial, `${principal.kind}:${principal.subject}`);
-        ctx.req.socket.setTimeout(0);
-        ctx.req.socket.setNoDelay(true);
-        ctx.req.once('close', () => stream.destroy());
-        ctx.status = 200;
-        ctx.type = 'text/event-stream';
-        ctx.set('cache-control', 'no-cache, no-transform');
-        ctx.set('x-accel-buffering', 'no');
-        ctx.body = stream;
+        respondWithEvents(ctx, stream);
       },
     }),
     defineRoute({

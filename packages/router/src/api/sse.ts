@@ -5,6 +5,7 @@
  * Streams are capped per topic, per owner (the caller's principal) on one topic, per owner and in total, so one
  * credential cannot take every slot (docs/security.md).
  */
+import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { GatewayError } from '@wagw/shared';
 
@@ -105,36 +106,19 @@ export class EventHub {
 
   /**
    * A new stream of `owner` (a principal's key) for `topic`, primed with `initial` events. Throws 503
-   * SHUTTING_DOWN once the hub is closed and 429 TOO_MANY_STREAMS past a cap. The slot is freed when the stream
-   * ends (client gone, dropped, or hub closed).
+   * SHUTTING_DOWN once the hub is closed and 429 TOO_MANY_STREAMS past a cap.
    */
   subscribe(topic: string, initial: readonly HubEvent[] = [], owner = 'anonymous'): PassThrough {
-    if (this.#closed) throw new GatewayError('SHUTTING_DOWN', 'The gateway is shutting down; no new event streams.');
-    this.#admit(topic, owner);
     let set = this.#topics.get(topic);
-    if (!set) this.#topics.set(topic, (set = new Set()));
-    const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
-    const client: Client = { stream, topic, owner, remove: () => remove() };
-    set.add(client);
-    this.#total++;
-    this.#count(owner, 1);
-    this.#count(`${owner}\0${topic}`, 1);
-    let removed = false;
-    const remove = (): void => {
-      if (removed) return;
-      removed = true;
-      this.#total--;
-      this.#count(owner, -1);
-      this.#count(`${owner}\0${topic}`, -1);
+    const { stream, client } = this.#open(topic, owner, (c) => {
+      if (!set) this.#topics.set(topic, (set = new Set()));
+      set.add({ ...c, topic, owner });
+    }, (c) => {
       const s = this.#topics.get(topic);
-      s?.delete(client);
+      for (const x of s ?? []) if (x.stream === c.stream) s?.delete(x);
       if (s?.size === 0) this.#topics.delete(topic);
-    };
-    stream.once('close', remove);
-    stream.once('error', remove);
-    stream.write(': connected\n\n');
+    });
     for (const e of initial) this.#write(client, formatSse(e));
-    this.#ensureHeartbeat();
     return stream;
   }
 
@@ -144,28 +128,43 @@ export class EventHub {
    * TOO_MANY_STREAMS past a cap.
    */
   subscribeAll(sees: (topic: string) => boolean, owner = 'anonymous'): PassThrough {
+    let wide: WideClient | undefined;
+    return this.#open(WIDE, owner, (c) => this.#wide.add((wide = { ...c, sees })), () => {
+      if (wide) this.#wide.delete(wide);
+    }).stream;
+  }
+
+  /**
+   * Admits a stream of `owner` under `key` (a topic, or WIDE), counts its slots, and frees them once when the
+   * stream ends (client gone, dropped, or hub closed): the bookkeeping both kinds of client share.
+   */
+  #open(
+    key: string,
+    owner: string,
+    attach: (c: { stream: PassThrough; remove: () => void }) => void,
+    detach: (c: { stream: PassThrough }) => void,
+  ): { stream: PassThrough; client: { stream: PassThrough } } {
     if (this.#closed) throw new GatewayError('SHUTTING_DOWN', 'The gateway is shutting down; no new event streams.');
-    this.#admit(WIDE, owner);
+    this.#admit(key, owner);
     const stream = new PassThrough({ highWaterMark: this.#maxBuffered });
-    const client: WideClient = { stream, sees, remove: () => remove() };
-    this.#wide.add(client);
-    this.#total++;
-    this.#count(owner, 1);
-    this.#count(`${owner}\0${WIDE}`, 1);
     let removed = false;
     const remove = (): void => {
       if (removed) return;
       removed = true;
       this.#total--;
       this.#count(owner, -1);
-      this.#count(`${owner}\0${WIDE}`, -1);
-      this.#wide.delete(client);
+      this.#count(`${owner}\0${key}`, -1);
+      detach({ stream });
     };
+    attach({ stream, remove });
+    this.#total++;
+    this.#count(owner, 1);
+    this.#count(`${owner}\0${key}`, 1);
     stream.once('close', remove);
     stream.once('error', remove);
     stream.write(': connected\n\n');
     this.#ensureHeartbeat();
-    return stream;
+    return { stream, client: { stream } };
   }
 
   publish(topic: string, event: HubEvent): void {
@@ -217,4 +216,19 @@ export class EventHub {
     }, this.#heartbeatMs);
     this.#timer.unref();
   }
+}
+
+/** Answers a request with an event stream: no socket timeout, no buffering by proxies, destroyed when the client goes. */
+export function respondWithEvents(
+  ctx: { req: IncomingMessage; status: number; type: string; body: unknown; set(field: string, value: string): void },
+  stream: PassThrough,
+): void {
+  ctx.req.socket.setTimeout(0);
+  ctx.req.socket.setNoDelay(true);
+  ctx.req.once('close', () => stream.destroy());
+  ctx.status = 200;
+  ctx.type = 'text/event-stream';
+  ctx.set('cache-control', 'no-cache, no-transform');
+  ctx.set('x-accel-buffering', 'no');
+  ctx.body = stream;
 }
