@@ -43,8 +43,16 @@ function toError(err: unknown): Error {
  * server (pg.DatabaseError) stays as it is.
  */
 function isConnectionFailure(err: unknown): boolean {
-  if (err instanceof pg.DatabaseError) return isOutOfResources(err);
+  if (err instanceof pg.DatabaseError) return isOutOfResources(err) || isServerGone(err);
   return err instanceof Error && (err as { code?: unknown }).code !== 'DEPENDENCY_UNAVAILABLE';
+}
+
+/**
+ * SQLSTATE class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now):
+ * the server ended or refused the connection (a restart, pg_terminate_backend), not the SQL.
+ */
+function isServerGone(err: pg.DatabaseError): boolean {
+  return (err.code?.startsWith('08') ?? false) || err.code === '57P01' || err.code === '57P02' || err.code === '57P03';
 }
 
 /**
@@ -92,7 +100,7 @@ export class PostgresDatabase implements SqlDatabase {
 
   /** At run time the message names the dependency and the failure, not its URL (it reaches API callers). */
   readonly #unavailable = (err: unknown): Error =>
-    err instanceof pg.DatabaseError
+    err instanceof pg.DatabaseError && isOutOfResources(err)
       ? new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} is out of resources (SQLSTATE ${err.code ?? '53'}: ${err.code === '53100' ? 'disk full' : describeFailure(err)})`, { dependency: this.#name, sqlstate: err.code }, { cause: err })
       : new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} is unreachable: ${describeFailure(err)}`, { dependency: this.#name }, { cause: err });
 
@@ -112,6 +120,14 @@ export class PostgresDatabase implements SqlDatabase {
     const name: DependencyName = kind === 'pglite' ? 'PGlite' : 'PostgreSQL';
     pool.on('error', (err) => {
       options.logger.warn({ err: err.message, dependency: name }, 'idle database connection failed');
+    });
+    // pg emits 'error' on a checked-out client whose connection ends between two of its queries (a server restart,
+    // pg_terminate_backend, a reset by the network); the pool listens only while a client is idle, and an 'error'
+    // with no listener ends the process. The next query on it fails and is handled there (DEPENDENCY_UNAVAILABLE).
+    pool.on('connect', (client) => {
+      client.on('error', (err) => {
+        options.logger.warn({ err: err.message, dependency: name }, 'database connection in use failed');
+      });
     });
     try {
       await pool.query('SELECT 1');
