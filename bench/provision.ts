@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { BlobAuthState } from '@wagw/shard/auth';
 import type { BlobStore, Logger, SqlClient } from '@wagw/shared';
 import { proto } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds } from '@whiskeysockets/baileys';
 
 export interface ProvisionOptions {
   /** The simulator's admin base URL (`sim.urls.admin`); loopback only. */
@@ -28,6 +29,10 @@ export interface ProvisionOptions {
   /** Auth-state writes in flight. Default 32. */
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Insert the desired=running rows (default true); false for bare-Baileys comparison sockets. */
+  insertRows?: boolean;
+  /** Sees each session's final credentials (the bare-Baileys comparison opens sockets with them). */
+  onCreds?: (id: string, creds: AuthenticationCreds) => void;
 }
 
 export interface ProvisionedSession {
@@ -84,9 +89,10 @@ export async function provisionSessions(opts: ProvisionOptions): Promise<Provisi
       };
       await auth.saveCreds();
       await auth.close();
+      opts.onCreds?.(ids[i] as string, creds);
     });
     const rows = ids.map((id, i) => ({ id, me: devices[i] as SimProvisioned }));
-    await opts.sql.query(
+    if (opts.insertRows !== false) await opts.sql.query(
       `INSERT INTO sessions (id, status, desired, me)
          SELECT x.id, 'starting', 'running', x.me FROM jsonb_to_recordset($1::jsonb) AS x(id text, me jsonb)`,
       [JSON.stringify(rows.map((r) => ({ id: r.id, me: { phone: r.me.number, jid: r.me.jid, lid: r.me.lid } })))],
