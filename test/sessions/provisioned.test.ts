@@ -56,6 +56,9 @@ describe('provisioned sessions (bench/provision.ts)', () => {
     );
     assert.equal(stored.fromMe, false);
     assert.equal(stored.text, 'and back');
+    // Stop here, not in the cleanup: t.after hooks run in the order registered, so the database (registered
+    // first) would be dropped WITH (FORCE) under the gateway's open connections (57P01 on its pool).
+    await gw.stop();
   });
 
 });
