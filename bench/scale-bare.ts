@@ -1,0 +1,56 @@
+/**
+ * The bare-Baileys baseline for bench/scale.ts: one process with N plain makeWASocket sockets (credentials
+ * from a file the bench wrote, in-memory Signal keys, no gateway around them) against the same simulator.
+ * Prints `connected <n>` lines and `ready` when all are open; the bench reads this process's RSS and CPU.
+ *
+ *   node bench/scale-bare.ts <creds.json> <wsUrl> <rootPublicKeyBase64>
+ */
+import { readFileSync } from 'node:fs';
+import { BufferJSON, makeWASocket, WA_CERT_DETAILS } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds, SignalDataTypeMap } from '@whiskeysockets/baileys';
+
+const [file, wsUrl, root] = process.argv.slice(2);
+if (!file || !wsUrl || !root) throw new Error('usage: scale-bare.ts <creds.json> <wsUrl> <rootPublicKeyBase64>');
+// The simulator signs its Noise certificates with its own root (the same switch the shard sets in setup.ts).
+(WA_CERT_DETAILS as { PUBLIC_KEY: Buffer }).PUBLIC_KEY = Buffer.from(root, 'base64');
+const all = JSON.parse(readFileSync(file, 'utf8'), BufferJSON.reviver) as AuthenticationCreds[];
+
+const silent = { level: 'silent', child: () => silent, trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
+let open = 0;
+const concurrency = Number(process.env['BARE_CONCURRENCY'] ?? '16');
+let next = 0;
+async function one(creds: AuthenticationCreds): Promise<void> {
+  const keys: Record<string, Record<string, unknown>> = {};
+  await new Promise<void>((resolve) => {
+    const sock = makeWASocket({
+      waWebSocketUrl: wsUrl,
+      auth: {
+        creds,
+        keys: {
+          get: async (type, ids) => Object.fromEntries(ids.map((id) => [id, keys[type]?.[id]])) as { [id: string]: SignalDataTypeMap[typeof type] },
+          set: async (data) => {
+            for (const [type, entries] of Object.entries(data)) Object.assign((keys[type] ??= {}), entries);
+          },
+        },
+      },
+      logger: silent as never,
+      printQRInTerminal: false,
+      markOnlineOnConnect: false,
+      syncFullHistory: false,
+    });
+    sock.ev.on('connection.update', (u) => {
+      if (u.connection === 'open') {
+        open++;
+        if (open % 100 === 0) process.stdout.write(`connected ${open}\n`);
+        resolve();
+      }
+    });
+  });
+}
+await Promise.all(
+  Array.from({ length: concurrency }, async () => {
+    while (next < all.length) await one(all[next++] as AuthenticationCreds);
+  }),
+);
+process.stdout.write(`ready ${open}\n`);
+setInterval(() => undefined, 1 << 30);

@@ -1,0 +1,306 @@
+/**
+ * Sessions on one host (issue #17), separate from `npm test`:
+ *
+ *   npm run bench:scale -- --sessions 10000            # one size
+ *   npm run bench:scale -- --sizes 1000,2500,5000,10000 --shards 8
+ *   npm run bench:scale -- --sessions 200 --no-write   # smoke
+ *
+ * Per size N: provisions N linked sessions (bench/provision.ts: no QR), starts a real router process with
+ * --shards shards on PostgreSQL + a private redis-server + a local DATA_DIR, waits until all N are connected,
+ * then measures RSS summed over router + shards (from /proc) against the same processes' RSS before any
+ * session, idle CPU over --idle-seconds, control-plane timings (GET /api/v1/sessions page, /metrics, /health),
+ * a shard SIGKILL (time until its sessions are connected again), and a full restart (SIGTERM the router,
+ * start it again, time to all connected) next to the login-CPU bound (CPU the processes spent logging in /
+ * cores). The same run opens N bare Baileys sockets (bench/scale-bare.ts, one process) for the baseline.
+ * The simulator runs in this process. Loopback only.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRootLogger, loadConfig } from '@wagw/shared';
+import { openStores } from '@wagw/stores';
+import { WaSimulator } from '@wagw/wa-sim';
+import { BufferJSON } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds } from '@whiskeysockets/baileys';
+import { createTestDatabase, startPrivateRedis, tempDir } from '../test/harness/index.ts';
+import { Api, sessionTestEnv, startRouterProcess } from '../test/sessions/helpers.ts';
+import type { RouterProcess } from '../test/sessions/helpers.ts';
+import { provisionSessions } from './provision.ts';
+import { writeBenchSection } from './report.ts';
+
+const args = process.argv.slice(2);
+const arg = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const sizes = (arg('sizes') ?? arg('sessions') ?? '1000').split(',').map(Number);
+const shards = Number(arg('shards') ?? String(Math.max(2, Math.ceil(Math.max(...sizes) / 1250))));
+const idleSeconds = Number(arg('idle-seconds') ?? '20');
+const write = !args.includes('--no-write');
+const bare = !args.includes('--no-bare');
+const PAGE = 100;
+
+const cleanups: (() => Promise<void>)[] = [];
+const t = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
+const progress = (what: string, done: number, total: number, t0: number): void => {
+  process.stderr.write(`  ${what}: ${done}/${total} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+};
+
+interface ProcStat {
+  rss: number;
+  cpuMs: number;
+}
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+function procStat(pid: number): ProcStat {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? '0');
+    return { rss: rssKb * 1024, cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS };
+  } catch {
+    return { rss: 0, cpuMs: 0 };
+  }
+}
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+/** The router and its shard processes (and their pool workers are threads: counted in the shard). */
+function tree(pid: number): ProcStat & { pids: number[] } {
+  const pids = [pid, ...children(pid)];
+  let rss = 0;
+  let cpuMs = 0;
+  for (const p of pids) {
+    const s = procStat(p);
+    rss += s.rss;
+    cpuMs += s.cpuMs;
+  }
+  return { rss, cpuMs, pids };
+}
+
+async function countConnected(api: Api, since = 0): Promise<number> {
+  let n = 0;
+  let cursor: string | undefined;
+  for (;;) {
+    const r = await api.get<{ data: { status: string; connectedAt?: string }[]; nextCursor?: string | null }>(
+      `/api/v1/sessions?limit=500${cursor ? `&after=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    if (r.status !== 200) throw new Error(`GET /api/v1/sessions: ${r.status} ${r.raw.toString().slice(0, 200)}`);
+    for (const s of r.body.data) if (s.status === 'connected' && (since === 0 || Date.parse(s.connectedAt ?? '') >= since)) n++;
+    if (!r.body.nextCursor) return n;
+    cursor = r.body.nextCursor;
+  }
+}
+
+async function waitAll(api: Api, n: number, what: string, since = 0, timeoutMs = 3_600_000): Promise<number> {
+  const t0 = Date.now();
+  let last = 0;
+  for (;;) {
+    const c = await countConnected(api, since).catch(() => -1);
+    if (c >= n) return Date.now() - t0;
+    if (Date.now() - last > 5000) {
+      progress(what, Math.max(c, 0), n, t0);
+      last = Date.now();
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: ${c}/${n} after ${timeoutMs} ms`);
+    await sleep(500);
+  }
+}
+
+async function timed(fn: () => Promise<unknown>, runs = 5): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return Math.round((ms[Math.floor(ms.length / 2)] ?? 0) * 10) / 10;
+}
+
+interface Row {
+  n: number;
+  provisionS: number;
+  connectS: number;
+  baseMb: number;
+  rssMb: number;
+  perSessionKb: number;
+  idleCpuPct: number;
+  loginCpuS: number;
+  restartS: number;
+  boundS: number;
+  killS: number;
+  pageMs: number;
+  metricsMs: number;
+  healthMs: number;
+  bareConnectS?: number;
+  barePerSessionKb?: number;
+  bareIdleCpuPct?: number;
+}
+
+async function runSize(n: number): Promise<Row> {
+  const dir = await tempDir(t);
+  const sim = await WaSimulator.create();
+  t.after(() => sim.close());
+  const caFile = path.join(dir.path, 'wa-sim-ca.pem');
+  writeFileSync(caFile, sim.mediaCaPem);
+  const [db, redis] = await Promise.all([createTestDatabase(t), startPrivateRedis(t)]);
+  const env = sessionTestEnv(dir.path, {
+    WA_WEBSOCKET_URL: sim.urls.ws,
+    WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
+    WA_EXTRA_CA_FILE: caFile,
+    WA_MEDIA_HOST: sim.media.hostPort,
+    DATABASE_URL: db.url,
+    REDIS_URL: redis.url,
+    SHARD_COUNT: String(shards),
+    LOG_LEVEL: 'error',
+    LEASE_TTL_MS: '30000',
+    LEASE_RENEW_INTERVAL_MS: '10000',
+    HOST_DEAD_AFTER_MS: '30000',
+    SHARD_READY_TIMEOUT_MS: '120000',
+    IPC_CALL_TIMEOUT_MS: '120000',
+    SHUTDOWN_TIMEOUT_MS: '600000',
+    SHARD_STOP_TIMEOUT_MS: '300000',
+  });
+  const config = loadConfig(env);
+  const logger = createRootLogger({ proc: 'bench', level: 'error' });
+
+  // Baseline: a router with no session (it also creates the schema).
+  let router: RouterProcess = await startRouterProcess(t, env);
+  await sleep(3000);
+  const base = tree(router.child.pid as number);
+  await router.stop('SIGTERM');
+
+  const stores = await openStores(config, logger);
+  const ids = Array.from({ length: n }, (_, i) => `s${String(i).padStart(6, '0')}`);
+  let t0 = Date.now();
+  await provisionSessions({ adminUrl: sim.urls.admin, blobs: stores.blobs, sql: stores.sql, logger, ids, batch: 250, onProgress: (d, tot) => progress('provision', d, tot, t0) });
+  const bareCreds: AuthenticationCreds[] = [];
+  if (bare) {
+    await provisionSessions({ adminUrl: sim.urls.admin, blobs: stores.blobs, sql: stores.sql, logger, ids: ids.map((id) => `bare-${id}`), batch: 250, insertRows: false, onCreds: (_id, c) => bareCreds.push(c) });
+  }
+  await stores.close();
+  const provisionS = (Date.now() - t0) / 1000;
+
+  t0 = Date.now();
+  router = await startRouterProcess(t, env);
+  const api = new Api(router.url);
+  const connectMs = await waitAll(api, n, 'connect');
+  await sleep(5000);
+  const loaded = tree(router.child.pid as number);
+  await sleep(idleSeconds * 1000);
+  const idle = tree(router.child.pid as number);
+  const idleCpuPct = Math.round(((idle.cpuMs - loaded.cpuMs) / (idleSeconds * 1000)) * 1000) / 10;
+
+  const pageMs = await timed(() => api.get(`/api/v1/sessions?limit=${PAGE}`));
+  const metricsMs = await timed(() => api.get('/metrics'));
+  const healthMs = await timed(() => api.get('/health'));
+  process.stderr.write(`  control plane: page ${pageMs} ms, /metrics ${metricsMs} ms, /health ${healthMs} ms\n`);
+
+  // Shard SIGKILL: the first shard holds about N / shards sessions.
+  const victim = children(router.child.pid as number)[0];
+  const killAt = Date.now();
+  if (victim !== undefined) process.kill(victim, 'SIGKILL');
+  await sleep(1000);
+  const killMs = await waitAll(api, n, 'after shard SIGKILL', 0);
+
+  // Full restart: SIGTERM, start again, all connected (connectedAt after the new start).
+  const beforeStop = tree(router.child.pid as number);
+  await router.stop('SIGTERM');
+  const restartAt = Date.now();
+  router = await startRouterProcess(t, env);
+  const api2 = new Api(router.url);
+  const restartMs = await waitAll(api2, n, 'restart', restartAt);
+  const after = tree(router.child.pid as number);
+  await router.stop('SIGTERM');
+  void beforeStop;
+  void killAt;
+
+  const row: Row = {
+    n,
+    provisionS: Math.round(provisionS),
+    connectS: Math.round(connectMs / 100) / 10,
+    baseMb: Math.round(base.rss / 1048576),
+    rssMb: Math.round(loaded.rss / 1048576),
+    perSessionKb: Math.round((loaded.rss - base.rss) / n / 1024),
+    idleCpuPct,
+    loginCpuS: Math.round(after.cpuMs / 100) / 10,
+    restartS: Math.round(restartMs / 100) / 10,
+    boundS: Math.round(after.cpuMs / os.cpus().length / 100) / 10,
+    killS: Math.round(killMs / 100) / 10,
+    pageMs,
+    metricsMs,
+    healthMs,
+  };
+
+  if (bare) {
+    const credsFile = path.join(dir.path, 'bare-creds.json');
+    writeFileSync(credsFile, JSON.stringify(bareCreds, BufferJSON.replacer));
+    const bareStart = Date.now();
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./scale-bare.ts', import.meta.url)), credsFile, sim.urls.ws, sim.rootPublicKey.toString('base64')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(async () => void child.kill('SIGKILL'));
+    const baseBare = await new Promise<ProcStat>((resolve) => setTimeout(() => resolve(procStat(child.pid as number)), 300));
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const lines = out.split('\n');
+        out = lines.pop() ?? '';
+        for (const l of lines) {
+          if (l.startsWith('ready')) resolve();
+          else process.stderr.write(`  bare ${l}/${n}\n`);
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`scale-bare exited ${String(code)}`)));
+    });
+    row.bareConnectS = Math.round((Date.now() - bareStart) / 100) / 10;
+    await sleep(5000);
+    const b1 = procStat(child.pid as number);
+    await sleep(idleSeconds * 1000);
+    const b2 = procStat(child.pid as number);
+    row.barePerSessionKb = Math.round((b1.rss - baseBare.rss) / n / 1024);
+    row.bareIdleCpuPct = Math.round(((b2.cpuMs - b1.cpuMs) / (idleSeconds * 1000)) * 1000) / 10;
+    child.kill('SIGKILL');
+  }
+  return row;
+}
+
+const rows: Row[] = [];
+try {
+  for (const n of sizes) {
+    process.stderr.write(`size ${n} (${shards} shards)\n`);
+    const row = await runSize(n);
+    process.stderr.write(`${JSON.stringify(row)}\n`);
+    rows.push(row);
+  }
+} finally {
+  for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+}
+
+const table = [
+  '| sessions | connect s | router+shards RSS MB (0 sessions) | RSS MB | marginal KB/session | bare Baileys KB/session | idle CPU % (gateway / bare) | restart to all connected s | login-CPU bound s | shard SIGKILL to all connected s | sessions page / metrics / health ms |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ...rows.map(
+    (r) =>
+      `| ${r.n} | ${r.connectS} | ${r.baseMb} | ${r.rssMb} | ${r.perSessionKb} | ${r.barePerSessionKb ?? '-'} | ${r.idleCpuPct} / ${r.bareIdleCpuPct ?? '-'} | ${r.restartS} | ${r.boundS} | ${r.killS} | ${r.pageMs} / ${r.metricsMs} / ${r.healthMs} |`,
+  ),
+].join('\n');
+console.log(table);
+if (write) {
+  writeBenchSection(
+    'scale',
+    [
+      `\`npm run bench:scale -- --sizes ${sizes.join(',')} --shards ${shards}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${os.loadavg()[0]?.toFixed(1)} at the end (the box is shared with other engineers' work), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM.`,
+      'Sessions provisioned by bench/provision.ts (no QR); a real router process on PostgreSQL + a private redis-server + local auth blobs; the simulator in the bench process. RSS summed over router + shards from /proc; the bare baseline is one process of plain Baileys sockets with in-memory keys. The login-CPU bound is the CPU router + shards spent until all were connected after the restart, divided by the cores.',
+      '',
+      table,
+    ].join('\n'),
+  );
+}
