@@ -79,7 +79,8 @@ export const ENV_SPEC = {
   WEBHOOK_LOCK_TIMEOUT_MS: { schema: int(1000, 3_600_000), default: '60000', doc: 'Lease of a claimed outbox row: if its router dies, the row is due again after this long.' },
   WEBHOOK_POLL_INTERVAL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the dispatcher looks for due rows when nothing woke it (rows enqueued by this router wake it at once).' },
   WEBHOOK_BREAKER_THRESHOLD: { schema: int(1, 10_000), default: '5', doc: 'Consecutive failed deliveries (connection errors, timeouts, 429, 5xx) that open an endpoint\'s circuit breaker.' },
-  WEBHOOK_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'Time an open breaker waits before one probe delivery (half-open).' },
+  WEBHOOK_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '500', doc: 'Time an open breaker waits before its first probe delivery (half-open); each failed probe doubles the wait up to WEBHOOK_BREAKER_HALF_OPEN_MAX_MS.' },
+  WEBHOOK_BREAKER_HALF_OPEN_MAX_MS: { schema: int(100, 3_600_000), default: '3000', doc: 'Longest wait between probes of an open breaker: a receiver that comes back gets its backlog at most this long (plus one poll) later. One probe request per origin per wait is all a dead receiver costs. Values below WEBHOOK_BREAKER_HALF_OPEN_MS mean a fixed wait of that.' },
   WEBHOOK_RETENTION_MS: { schema: int(60_000, 365 * 86_400_000), default: '259200000', doc: 'Delivered outbox rows are deleted this long after delivery (dead rows stay until replayed).' },
   WEBHOOK_ALLOW_PRIVATE_TARGETS: { schema: bool, default: 'false', doc: 'Allow session webhookUrls that resolve to loopback, private or link-local addresses (BACKEND_URL is always allowed).' },
   RATE_LIMITING_ENABLED: { schema: bool.optional(), default: undefined, doc: 'Set false to turn rate limiting off even in production.' },
@@ -270,6 +271,7 @@ export interface WebhookConfig {
   pollIntervalMs: number;
   breakerThreshold: number;
   breakerHalfOpenMs: number;
+  breakerHalfOpenMaxMs: number;
   allowPrivateTargets: boolean;
   retentionMs: number;
 }
@@ -447,6 +449,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       pollIntervalMs: r.WEBHOOK_POLL_INTERVAL_MS,
       breakerThreshold: r.WEBHOOK_BREAKER_THRESHOLD,
       breakerHalfOpenMs: r.WEBHOOK_BREAKER_HALF_OPEN_MS,
+      breakerHalfOpenMaxMs: r.WEBHOOK_BREAKER_HALF_OPEN_MAX_MS,
       allowPrivateTargets: r.WEBHOOK_ALLOW_PRIVATE_TARGETS,
       retentionMs: r.WEBHOOK_RETENTION_MS,
     },
