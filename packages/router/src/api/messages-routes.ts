@@ -25,6 +25,7 @@ import type { ShardSupervisor } from '../supervisor.ts';
 import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
 import { recordSentStatus } from '../messages/ingest.ts';
+import type { TransactionRunner } from '../messages/group-commit.ts';
 import type { EventHub } from './sse.ts';
 import { defineRoute } from './define-route.ts';
 import { createForwarder } from './forward.ts';
@@ -36,6 +37,8 @@ export interface MessageRoutesDeps {
   manager: SessionManager;
   shards: Pick<ShardSupervisor, 'call'>;
   sql: SqlDatabase;
+  /** Group commit (messages/group-commit.ts) for a send's row and `sent` status; absent: sql. */
+  writer?: TransactionRunner;
   blobs: BlobStore;
   messaging: MessagingConfig;
   /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
@@ -217,7 +220,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       );
       // The row and its `sent` status in one transaction; when the socket's echo of this send stored the row
       // first, that transaction already wrote `sent` (with this request id, set on the row just now).
-      const sent = await deps.sql.transaction(async (tx) =>
+      const sent = await (deps.writer ?? deps.sql).transaction(async (tx) =>
         (await store.insert(id, result.message, 'sent', result.raw, tx, reqId)) ? await recordSentStatus(tx, deps.outbox, id, result.message, reqId) : undefined,
       );
       if (sent !== undefined) deps.hub?.publish(id, { type: 'message-status', data: { sessionId: id, ...sent } });
