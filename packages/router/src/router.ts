@@ -128,7 +128,7 @@ export class GatewayRouter {
       return stats.flatMap((st, i) => (st?.sendQueue === undefined ? [] : [{ shard: ready[i]?.index ?? -1, ...st.sendQueue }]));
     });
     // One group-commit writer for the send route and the shards' inbound/status writes (messages/group-commit.ts).
-    const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 2, logger: options.logger });
+    const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 8, logger: options.logger });
     const ingest =
       options.sessions === undefined
         ? undefined

@@ -115,7 +115,7 @@ export const ENV_SPEC = {
   MEDIA_URL_ALLOW_PRIVATE: { schema: bool, default: 'false', doc: 'Let a send\'s media.url reach loopback, private and link-local addresses (tests, private deployments). Off: such URLs, names resolving there and redirects there get one uniform 400 before any connection.' },
   MEDIA_DOWNLOAD_BUDGET_BYTES: { schema: int(1024, 64 * 1024 ** 3).optional(), default: undefined, doc: 'Media bytes all sends of one shard may hold in memory at once (URL downloads and uploads, counted as they arrive); past it a send answers 429 QUEUE_FULL. Unset: 4 x MEDIA_MAX_BYTES.' },
   MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: "Deadline for downloading media: a URL given in a send request, and an inbound message's media (served lazily after it)." },
-  MESSAGE_WRITERS: { schema: int(0, 64), default: '2', doc: 'Group commit of the router\'s message writes (send rows, inbound messages, status changes and their webhook rows): this many transactions commit at once, each carrying every write that arrived while the previous one ran, so one fsync serves many messages; each reply still waits for its own commit. 0: one transaction per write (no grouping).' },
+  MESSAGE_WRITERS: { schema: int(0, 64), default: '8', doc: 'Group commit of the router\'s message writes (send rows, inbound messages, status changes and their webhook rows): this many transactions commit at once, each carrying every write that arrived while the previous one ran, so one fsync serves many messages; each reply still waits for its own commit. Keep it below DATABASE_POOL_MAX (other queries need connections); 2 writers made inbound latency-bound in bench/messages. 0: one transaction per write (no grouping).' },
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
@@ -247,7 +247,7 @@ export interface MessagingConfig {
   };
   /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
   expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
-  /** MESSAGE_WRITERS: group-commit writers of the message write path (0: one transaction per write); absent: 2. */
+  /** MESSAGE_WRITERS: group-commit writers of the message write path (0: one transaction per write); absent: 8. */
   writers?: number;
   /** GROUP_METADATA_CACHE_TTL_MS and GROUP_METADATA_CACHE_MAX: each session's group metadata cache (docs/groups.md); absent: 5 min, 500. */
   groups?: { ttlMs: number; max: number };
