@@ -219,7 +219,7 @@ async function runOn(kind: 'postgres' | 'pglite', n: number, outageSeconds: numb
         events: outageEvents.length,
         seconds: total,
         perSec: outageEvents.length / afterFirst,
-        note: `first delivery ${((firstAt - r0) / 1000).toFixed(1)} s after recovery (breaker half-open probe, WEBHOOK_BREAKER_HALF_OPEN_MS=${config.webhooks.breakerHalfOpenMs}); then drained in ${afterFirst.toFixed(2)} s`,
+        note: `first delivery ${((firstAt - r0) / 1000).toFixed(1)} s after recovery (breaker half-open probe, WEBHOOK_BREAKER_HALF_OPEN_MS=${config.webhooks.breakerHalfOpenMs} doubling up to ${config.webhooks.breakerHalfOpenMaxMs}); then drained in ${afterFirst.toFixed(2)} s`,
       });
       process.stdout.write(`${kind}: outage backlog ${outageEvents.length} drained ${total.toFixed(2)} s after recovery\n`);
     }

@@ -33,6 +33,7 @@ export function webhookConfig(overrides: Record<string, string | undefined> = {}
     WEBHOOK_POLL_INTERVAL_MS: '50',
     WEBHOOK_BREAKER_THRESHOLD: '5',
     WEBHOOK_BREAKER_HALF_OPEN_MS: '150',
+    WEBHOOK_BREAKER_HALF_OPEN_MAX_MS: '150',
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
     WEBHOOK_BATCH_SIZE: '100',
     WEBHOOK_CONCURRENCY: '32',

@@ -10,6 +10,7 @@ import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
 import { messageRoutes } from './api/messages-routes.ts';
+import { GroupCommit } from './messages/group-commit.ts';
 import { groupRoutes } from './api/groups-routes.ts';
 import { MessageMetrics } from './messages/metrics.ts';
 import { MessageIngest } from './messages/ingest.ts';
@@ -126,11 +127,14 @@ export class GatewayRouter {
       const stats = await Promise.all(ready.map((s) => this.supervisor.call(s.index, { kind: 'stats' }, { timeoutMs: 2000 }).catch(() => undefined)));
       return stats.flatMap((st, i) => (st?.sendQueue === undefined ? [] : [{ shard: ready[i]?.index ?? -1, ...st.sendQueue }]));
     });
+    // One group-commit writer for the send route and the shards' inbound/status writes (messages/group-commit.ts).
+    const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 8, logger: options.logger });
     const ingest =
       options.sessions === undefined
         ? undefined
         : new MessageIngest({
             sql: options.sessions.sql,
+            ...(writer === undefined ? {} : { writer }),
             hub: this.hub,
             metrics: messageMetrics,
             logger: options.logger,
@@ -209,6 +213,7 @@ export class GatewayRouter {
           manager: this.sessions,
           shards: this.supervisor,
           sql: s.sql,
+          ...(writer === undefined ? {} : { writer }),
           blobs: s.blobs,
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,

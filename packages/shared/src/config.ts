@@ -80,7 +80,8 @@ export const ENV_SPEC = {
   WEBHOOK_LOCK_TIMEOUT_MS: { schema: int(1000, 3_600_000), default: '60000', doc: 'Lease of a claimed outbox row: if its router dies, the row is due again after this long.' },
   WEBHOOK_POLL_INTERVAL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the dispatcher looks for due rows when nothing woke it (rows enqueued by this router wake it at once).' },
   WEBHOOK_BREAKER_THRESHOLD: { schema: int(1, 10_000), default: '5', doc: 'Consecutive failed deliveries (connection errors, timeouts, 429, 5xx) that open an endpoint\'s circuit breaker.' },
-  WEBHOOK_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'Time an open breaker waits before one probe delivery (half-open).' },
+  WEBHOOK_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '500', doc: 'Time an open breaker waits before its first probe delivery (half-open); each failed probe doubles the wait up to WEBHOOK_BREAKER_HALF_OPEN_MAX_MS.' },
+  WEBHOOK_BREAKER_HALF_OPEN_MAX_MS: { schema: int(100, 3_600_000), default: '3000', doc: 'Longest wait between probes of an open breaker: a receiver that comes back gets its backlog at most this long (plus one poll) later. One probe request per origin per wait is all a dead receiver costs. Values below WEBHOOK_BREAKER_HALF_OPEN_MS mean a fixed wait of that.' },
   WEBHOOK_RETENTION_MS: { schema: int(60_000, 365 * 86_400_000), default: '259200000', doc: 'Delivered outbox rows are deleted this long after delivery (dead rows stay until replayed).' },
   WEBHOOK_ALLOW_PRIVATE_TARGETS: { schema: bool, default: 'false', doc: 'Allow session webhookUrls that resolve to loopback, private or link-local addresses (BACKEND_URL is always allowed).' },
   RATE_LIMITING_ENABLED: { schema: bool.optional(), default: undefined, doc: 'Set false to turn rate limiting off even in production.' },
@@ -115,6 +116,7 @@ export const ENV_SPEC = {
   MEDIA_URL_ALLOW_PRIVATE: { schema: bool, default: 'false', doc: 'Let a send\'s media.url reach loopback, private and link-local addresses (tests, private deployments). Off: such URLs, names resolving there and redirects there get one uniform 400 before any connection.' },
   MEDIA_DOWNLOAD_BUDGET_BYTES: { schema: int(1024, 64 * 1024 ** 3).optional(), default: undefined, doc: 'Media bytes all sends of one shard may hold in memory at once (URL downloads and uploads, counted as they arrive); past it a send answers 429 QUEUE_FULL. Unset: 4 x MEDIA_MAX_BYTES.' },
   MEDIA_FETCH_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: "Deadline for downloading media: a URL given in a send request, and an inbound message's media (served lazily after it)." },
+  MESSAGE_WRITERS: { schema: int(0, 64), default: '8', doc: 'Group commit of the router\'s message writes (send rows, inbound messages, status changes and their webhook rows): this many transactions commit at once, each carrying every write that arrived while the previous one ran, so one fsync serves many messages; each reply still waits for its own commit. Keep it below DATABASE_POOL_MAX (other queries need connections); 2 writers made inbound latency-bound in bench/messages. 0: one transaction per write (no grouping).' },
   IDEMPOTENCY_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'How long a completed Idempotency-Key is remembered (replayed); older keys are swept and a retry sends again.' },
   UPLOAD_TTL_MS: { schema: int(60_000, 30 * 86_400_000), default: '86400000', doc: 'Uploads (POST .../uploads) are deleted from the blob store this long after they were stored, used or not.' },
   EXPIRY_SWEEP_INTERVAL_MS: { schema: int(1000, 86_400_000), default: '600000', doc: 'How often each router deletes expired Idempotency-Keys and uploads (safe when several routers sweep).' },
@@ -249,6 +251,8 @@ export interface MessagingConfig {
   };
   /** IDEMPOTENCY_TTL_MS, UPLOAD_TTL_MS and EXPIRY_SWEEP_INTERVAL_MS: the router's expiry sweep. */
   expiry: { idempotencyTtlMs: number; uploadTtlMs: number; sweepIntervalMs: number };
+  /** MESSAGE_WRITERS: group-commit writers of the message write path (0: one transaction per write). */
+  writers: number;
   /** GROUP_METADATA_CACHE_TTL_MS and GROUP_METADATA_CACHE_MAX: each session's group metadata cache (docs/groups.md). */
   groups: { ttlMs: number; max: number };
 }
@@ -274,6 +278,7 @@ export interface WebhookConfig {
   pollIntervalMs: number;
   breakerThreshold: number;
   breakerHalfOpenMs: number;
+  breakerHalfOpenMaxMs: number;
   allowPrivateTargets: boolean;
   retentionMs: number;
 }
@@ -452,6 +457,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       pollIntervalMs: r.WEBHOOK_POLL_INTERVAL_MS,
       breakerThreshold: r.WEBHOOK_BREAKER_THRESHOLD,
       breakerHalfOpenMs: r.WEBHOOK_BREAKER_HALF_OPEN_MS,
+      breakerHalfOpenMaxMs: r.WEBHOOK_BREAKER_HALF_OPEN_MAX_MS,
       allowPrivateTargets: r.WEBHOOK_ALLOW_PRIVATE_TARGETS,
       retentionMs: r.WEBHOOK_RETENTION_MS,
     },
@@ -475,6 +481,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         downloadBudgetBytes: r.MEDIA_DOWNLOAD_BUDGET_BYTES ?? 4 * r.MEDIA_MAX_BYTES,
       },
       expiry: { idempotencyTtlMs: r.IDEMPOTENCY_TTL_MS, uploadTtlMs: r.UPLOAD_TTL_MS, sweepIntervalMs: r.EXPIRY_SWEEP_INTERVAL_MS },
+      writers: r.MESSAGE_WRITERS,
       groups: { ttlMs: r.GROUP_METADATA_CACHE_TTL_MS, max: r.GROUP_METADATA_CACHE_MAX },
     },
     wa: {

@@ -1,7 +1,8 @@
 /**
- * The message REST API (docs/messaging.md): POST /api/v1/sessions/:id/messages sends through the owning
- * shard (IPC `message.send`: governor, Baileys, server ack), with `Idempotency-Key` handled here against the
- * `idempotency_keys` table and the sent message stored in `messages`.
+ * The message REST API (docs/messaging.md): POST /api/v1/sessions/:id/messages validates, forwards to the
+ * owning host when another one runs the session, and hands the send to messages/sender.ts (IPC `message.send`:
+ * governor, Baileys, server ack; the `Idempotency-Key` record; the stored row); history, single messages,
+ * media, uploads and message actions.
  */
 import { randomUUID } from 'node:crypto';
 import busboy from 'busboy';
@@ -10,13 +11,9 @@ import {
   GatewayError,
   IDEMPOTENCY_HEADER,
   createMessageSchemas,
-  deriveMessageId,
   parseIdempotencyKey,
-  requestFingerprint,
-  shouldStoreOutcome,
-  toErrorBody,
 } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, SessionAction, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { BlobStore, MessageRefWire, MessagingConfig, SessionAction, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
@@ -24,7 +21,9 @@ import type { AppContext } from '../app.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
 import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
-import { recordSentStatus } from '../messages/ingest.ts';
+import { MessageSender } from '../messages/sender.ts';
+import type { SendOutcome } from '../messages/sender.ts';
+import type { TransactionRunner } from '../messages/group-commit.ts';
 import type { EventHub } from './sse.ts';
 import { defineRoute } from './define-route.ts';
 import { createForwarder } from './forward.ts';
@@ -36,6 +35,8 @@ export interface MessageRoutesDeps {
   manager: SessionManager;
   shards: Pick<ShardSupervisor, 'call'>;
   sql: SqlDatabase;
+  /** Group commit (messages/group-commit.ts) for a send's row and `sent` status; absent: sql. */
+  writer?: TransactionRunner;
   blobs: BlobStore;
   messaging: MessagingConfig;
   /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
@@ -156,8 +157,6 @@ export const storedMessageSchema = z
   .meta({ id: 'Message' });
 
 const SESSIONS = '/api/v1/sessions';
-/** Time beyond the governor's queue timeout an IPC send may take (media, encryption, server ack). */
-const SEND_MARGIN_MS = 30_000;
 
 /** Uploads one session may hold at once whatever their size (each costs a listing entry and a meta read). */
 const MAX_UPLOADS_PER_SESSION = 1000;
@@ -176,62 +175,29 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   const { manager, shards, blobs, messaging } = deps;
   const schemas = createMessageSchemas({ defaultCountry: messaging.defaultCountry, mediaMaxBytes: messaging.media.maxBytes });
   const store = new MessageStore(deps.sql, { idempotencyTtlMs: messaging.expiry.idempotencyTtlMs });
-  const sendTimeoutMs = messaging.send.queueTimeoutMs + SEND_MARGIN_MS;
   const forwarded = deps.hosts === undefined ? async () => false : createForwarder(manager, deps.hosts, deps.clusterSecret);
   const location = (ctx: AppContext, id: string, msgId: string): void => {
     ctx.set('location', `${SESSIONS}/${encodeURIComponent(id)}/messages/${encodeURIComponent(msgId)}`);
   };
 
+  const sender = new MessageSender({
+    manager,
+    shards,
+    blobs,
+    messaging,
+    store,
+    writer: deps.writer ?? deps.sql,
+    uploadKey,
+    ...(deps.outbox === undefined ? {} : { outbox: deps.outbox }),
+    ...(deps.hub === undefined ? {} : { hub: deps.hub }),
+    ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
+  });
+  const { sendTimeoutMs } = sender;
   const localShard = async (id: string): Promise<number> => {
     const own = await manager.ownership(id);
     if (own.kind === 'local') return own.shard;
     if (own.kind === 'foreign') throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${id} runs on host ${own.hostId}; send through that host.`, { host: own.hostId });
     throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${id} is not running.`);
-  };
-
-  /** Sends once (no idempotency); base64 media goes to the blob store first and is removed afterwards. */
-  const send = async (id: string, request: SendMessageRequest, messageId: string | undefined, reqId: string): Promise<{ status: number; body: z.output<typeof sendResponseSchema> }> => {
-    const shard = await localShard(id);
-    let req = request;
-    let temp: string | undefined;
-    if ('media' in req && 'base64' in req.media) {
-      const bytes = Buffer.from(req.media.base64, 'base64');
-      if (bytes.length > messaging.media.maxBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `media.base64 decodes to more than ${messaging.media.maxBytes} bytes.`);
-      const upload = `b64-${randomUUID()}`;
-      temp = uploadKey(id, upload);
-      await blobs.put(temp, bytes);
-      req = { ...req, media: { upload } } as SendMessageRequest;
-    }
-    const refs: MessageRefWire[] = [];
-    const refId = req.type === 'reaction' ? req.messageId : req.quotedId;
-    if (refId !== undefined) {
-      const ref = await store.ref(id, refId);
-      if (ref !== undefined) refs.push(ref);
-    }
-    const t0 = performance.now();
-    try {
-      const result = await shards.call(
-        shard,
-        { kind: 'message.send', sessionId: id, request: req, ...(messageId === undefined ? {} : { messageId }), ...(refs.length === 0 ? {} : { refs }) },
-        { requestId: reqId, timeoutMs: sendTimeoutMs },
-      );
-      // The row and its `sent` status in one transaction; when the socket's echo of this send stored the row
-      // first, that transaction already wrote `sent` (with this request id, set on the row just now).
-      const sent = await deps.sql.transaction(async (tx) =>
-        (await store.insert(id, result.message, 'sent', result.raw, tx, reqId)) ? await recordSentStatus(tx, deps.outbox, id, result.message, reqId) : undefined,
-      );
-      if (sent !== undefined) deps.hub?.publish(id, { type: 'message-status', data: { sessionId: id, ...sent } });
-      deps.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
-      // A sent reaction is listed on its target too. Applying it again is harmless (same reactor, emoji and
-      // time), so it does not matter whether the socket's own echo stored the row first.
-      if (result.message.type === 'reaction') await store.applyReaction(id, result.message);
-      return { status: 201, body: { id: result.id, status: 'sent', chat: result.message.chat, timestamp: result.message.timestamp, type: result.message.type } };
-    } catch (e) {
-      deps.metrics?.observeSend(e instanceof GatewayError ? e.code : 'INTERNAL', (performance.now() - t0) / 1000);
-      throw e;
-    } finally {
-      if (temp !== undefined) await blobs.delete(temp).catch(() => undefined);
-    }
   };
 
   const action = async (id: string, act: SessionAction, reqId: string) => {
@@ -366,57 +332,16 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const key = parseIdempotencyKey(ctx.req.headers[IDEMPOTENCY_HEADER]);
         // Another host owns the session: it sends (and handles the Idempotency-Key, whose record is shared).
         if (await forwarded(ctx, id)) return;
-        if (key === undefined) {
-          try {
-            const out = await send(id, body, undefined, ctx.state.reqId);
-            ctx.status = out.status;
-            ctx.body = out.body;
-            location(ctx, id, out.body.id);
-          } catch (e) {
-            setRetryAfter(ctx, e);
-            throw e;
-          }
-          return;
-        }
-        const fingerprint = requestFingerprint({ method: 'POST', path: `${SESSIONS}/${id}/messages`, body });
-        const messageId = deriveMessageId(id, key);
-        const decision = await store.beginIdempotent(id, key, fingerprint, messageId, sendTimeoutMs + 5000);
-        if (decision.action === 'replay') {
-          ctx.set('idempotent-replayed', 'true');
-          ctx.status = decision.status;
-          ctx.body = decision.body;
-          const sent = sendResponseSchema.safeParse(decision.body);
-          if (decision.status === 201 && sent.success) location(ctx, id, sent.data.id);
-          return;
-        }
-        if (decision.action === 'reject') {
-          setRetryAfter(ctx, decision.error);
-          throw decision.error;
-        }
-        if (decision.takeover) {
-          // The first attempt died after the send: if its message is stored, answer with it.
-          const row = await store.get(id, messageId);
-          if (row !== undefined) {
-            const m = toApiMessage(row);
-            const response = { id: m.id, status: 'sent' as const, chat: m.chat, timestamp: m.timestamp, type: m.type };
-            await store.completeIdempotent(id, key, 201, response);
-            ctx.status = 201;
-            ctx.body = response;
-            location(ctx, id, response.id);
-            return;
-          }
-        }
         try {
-          const out = await send(id, body, messageId, ctx.state.reqId);
-          await store.completeIdempotent(id, key, out.status, out.body);
+          const out: SendOutcome = key === undefined ? await sender.send(id, body, undefined, ctx.state.reqId) : await sender.sendWithKey(id, body, key, `${SESSIONS}/${id}/messages`, ctx.state.reqId);
           ctx.status = out.status;
           ctx.body = out.body;
-          location(ctx, id, out.body.id);
+          if (out.replayed === true) {
+            ctx.set('idempotent-replayed', 'true');
+            const sent = sendResponseSchema.safeParse(out.body);
+            if (out.status === 201 && sent.success) location(ctx, id, sent.data.id);
+          } else location(ctx, id, out.body.id);
         } catch (e) {
-          const errBody = toErrorBody(e);
-          const status = e instanceof GatewayError ? e.status : 500;
-          if (shouldStoreOutcome(status, errBody.code)) await store.completeIdempotent(id, key, status, { error: errBody });
-          else await store.releaseIdempotent(id, key);
           setRetryAfter(ctx, e);
           throw e;
         }

@@ -8,9 +8,12 @@ import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
+import type { TransactionRunner } from './group-commit.ts';
 
 export interface MessageIngestOptions {
   sql: SqlDatabase;
+  /** Group commit for inbound messages and status changes (messages/group-commit.ts); absent: sql. */
+  writer?: TransactionRunner;
   hub: EventHub;
   outbox?: WebhookOutbox;
   metrics?: MessageMetrics;
@@ -52,9 +55,11 @@ const STATUS_RANK: Record<MessageStatusWire['status'], number> = { sent: 1, deli
 export class MessageIngest {
   readonly #o: MessageIngestOptions;
   readonly #store: MessageStore;
+  readonly #writer: TransactionRunner;
 
   constructor(options: MessageIngestOptions) {
     this.#o = options;
+    this.#writer = options.writer ?? options.sql;
     this.#store = new MessageStore(options.sql);
   }
 
@@ -102,7 +107,7 @@ export class MessageIngest {
   async #applyStatus(sessionId: string, u: MessageStatusWire): Promise<'changed' | 'same' | 'missing'> {
     const rank = STATUS_RANK[u.status];
     const outbox = this.#o.outbox;
-    const result = await this.#o.sql.transaction(async (tx) => {
+    const result = await this.#writer.transaction(async (tx) => {
       const upd = await tx.query<{ chat_jid: string; request_id: string | null; webhook_url: string | null }>(
         `UPDATE messages m SET status = $3, updated_at = now()
            WHERE m.session_id = $1 AND m.id = $2 AND m.from_me
@@ -158,7 +163,7 @@ export class MessageIngest {
     const { sessionId } = req;
     const outbox = this.#o.outbox;
     const sent: { messageId: string; chat: string; status: 'sent'; at: string }[] = [];
-    const inserted = await this.#o.sql.transaction(async (tx) => {
+    const inserted = await this.#writer.transaction(async (tx) => {
       const out: WireMessage[] = [];
       // The session's webhook URL, read once in this transaction and only when a row was inserted and there is an
       // outbox (a re-delivery or the forwarded copy of an API send inserts nothing and needs no lookup).

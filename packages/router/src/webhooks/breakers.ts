@@ -1,11 +1,16 @@
 /**
  * One cockatiel circuit breaker per target origin (scheme://host:port): the backend's three topic URLs share
  * one, each receiver host of session webhooks has its own. While a breaker is open the dispatcher claims no
- * row for that origin (a dead backend costs nothing but queued rows); after WEBHOOK_BREAKER_HALF_OPEN_MS it
- * claims exactly one row as the probe; the probe's success closes the breaker, its failure reopens it.
+ * row for that origin (a dead backend costs nothing but queued rows); after the half-open wait it claims
+ * exactly one row as the probe; the probe's success closes the breaker, its failure reopens it.
+ *
+ * The half-open wait is adaptive: WEBHOOK_BREAKER_HALF_OPEN_MS after the breaker opens, doubled after each
+ * failed probe up to WEBHOOK_BREAKER_HALF_OPEN_MAX_MS. A fixed long wait held every event of a receiver that
+ * came back for that long; one probe request per origin every few seconds costs nothing, so the cap is what
+ * bounds how late a recovered receiver hears from us.
  */
 import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleType, isBrokenCircuitError } from 'cockatiel';
-import type { CircuitBreakerPolicy } from 'cockatiel';
+import type { CircuitBreakerPolicy, IBackoff, IBackoffFactory, IHalfOpenAfterBackoffContext } from 'cockatiel';
 
 /** Thrown inside the breaker for outcomes that say the endpoint is down: no answer, 408, 429, 5xx. */
 export class EndpointDownError extends Error {
@@ -15,7 +20,31 @@ export class EndpointDownError extends Error {
 interface Entry {
   policy: CircuitBreakerPolicy;
   openedAt: number;
+  /** The current half-open wait (set by the backoff when the breaker opens or reopens). */
+  waitMs: number;
   lastUsed: number;
+}
+
+/**
+ * Deterministic doubling (no jitter: there is one probe per origin, nothing to spread). cockatiel asks the
+ * factory for the first wait when the breaker opens and the previous backoff's next() when a probe fails, so
+ * `onWait` sees every wait the policy uses and the claim gate agrees with it.
+ */
+class DoublingWait implements IBackoff<IHalfOpenAfterBackoffContext> {
+  readonly duration: number;
+  readonly #maxMs: number;
+  readonly #onWait: (ms: number) => void;
+
+  constructor(ms: number, maxMs: number, onWait: (ms: number) => void) {
+    this.duration = Math.min(ms, maxMs);
+    this.#maxMs = maxMs;
+    this.#onWait = onWait;
+    onWait(this.duration);
+  }
+
+  next(): DoublingWait {
+    return new DoublingWait(this.duration * 2, this.#maxMs, this.#onWait);
+  }
 }
 
 export type BreakerGate = 'closed' | 'blocked' | 'probe';
@@ -30,7 +59,10 @@ export function originOf(endpoint: string): string {
 
 export interface EndpointBreakersOptions {
   threshold: number;
+  /** The first half-open wait after the breaker opens. */
   halfOpenAfterMs: number;
+  /** The longest half-open wait (the wait doubles after each failed probe); defaults to halfOpenAfterMs. */
+  halfOpenMaxMs?: number;
   /** Called when a breaker closes again after being open (the dispatcher pulls that origin's backlog forward). */
   onRecovered?: (origin: string) => void;
   onStateChange?: (origin: string, state: CircuitState) => void;
@@ -49,11 +81,19 @@ export class EndpointBreakers {
   #entry(origin: string): Entry {
     let entry = this.#entries.get(origin);
     if (entry === undefined) {
+      const first = this.#options.halfOpenAfterMs;
+      const max = Math.max(first, this.#options.halfOpenMaxMs ?? first);
+      const holder: { entry?: Entry } = {};
+      const onWait = (ms: number): void => {
+        if (holder.entry !== undefined) holder.entry.waitMs = ms;
+      };
+      const halfOpenAfter: IBackoffFactory<IHalfOpenAfterBackoffContext> = { next: () => new DoublingWait(first, max, onWait) };
       const policy = circuitBreaker(handleType(EndpointDownError), {
-        halfOpenAfter: this.#options.halfOpenAfterMs,
+        halfOpenAfter,
         breaker: new ConsecutiveBreaker(this.#options.threshold),
       });
-      const created: Entry = { policy, openedAt: 0, lastUsed: Date.now() };
+      const created: Entry = { policy, openedAt: 0, waitMs: first, lastUsed: Date.now() };
+      holder.entry = created;
       policy.onBreak(() => {
         created.openedAt = Date.now();
       });
@@ -78,7 +118,7 @@ export class EndpointBreakers {
         return 'blocked';
       case CircuitState.Open:
         if (this.#probing.has(origin)) return 'blocked';
-        return now - entry.openedAt >= this.#options.halfOpenAfterMs ? 'probe' : 'blocked';
+        return now - entry.openedAt >= entry.waitMs ? 'probe' : 'blocked';
     }
   }
 
@@ -86,7 +126,7 @@ export class EndpointBreakers {
   probeAt(origin: string): number {
     const entry = this.#entries.get(origin);
     if (entry === undefined || entry.policy.state !== CircuitState.Open) return Date.now();
-    return entry.openedAt + this.#options.halfOpenAfterMs;
+    return entry.openedAt + entry.waitMs;
   }
 
   /** Origins that must not be claimed now, and those whose probe may be claimed. */
@@ -119,6 +159,12 @@ export class EndpointBreakers {
     } finally {
       this.#probing.delete(origin);
     }
+  }
+
+  /** The current half-open wait of an open breaker of `origin` (undefined when it is not open). */
+  halfOpenWait(origin: string): number | undefined {
+    const entry = this.#entries.get(origin);
+    return entry === undefined || entry.policy.state !== CircuitState.Open ? undefined : entry.waitMs;
   }
 
   states(): Map<string, number> {

@@ -30,6 +30,7 @@ export interface DispatcherSettings {
   backoffMaxMs: number;
   breakerThreshold: number;
   breakerHalfOpenMs: number;
+  breakerHalfOpenMaxMs: number;
   allowPrivateTargets: boolean;
   retentionMs: number;
 }
@@ -119,6 +120,7 @@ export class WebhookDispatcher {
     this.breakers = new EndpointBreakers({
       threshold: options.settings.breakerThreshold,
       halfOpenAfterMs: options.settings.breakerHalfOpenMs,
+      halfOpenMaxMs: options.settings.breakerHalfOpenMaxMs,
       onRecovered: (origin) => {
         this.#log.info({ origin }, 'webhook endpoint recovered; its backlog is due now');
         this.#pullForward(origin);
@@ -255,7 +257,11 @@ export class WebhookDispatcher {
     }>(
       `WITH due AS (
          SELECT o.id FROM webhook_outbox o
-          WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+          WHERE o.status = 'pending'
+            -- A breaker's probe ($4) takes the origin's next unclaimed row even when that row's own retry
+            -- backoff runs longer: the breaker's schedule, not a row's backoff, decides when a receiver that
+            -- came back is found again.
+            AND (o.next_attempt_at <= now() OR ($4::text IS NOT NULL AND o.locked_by IS NULL))
             AND NOT (o.endpoint LIKE ANY ($3::text[]))
             AND ($4::text IS NULL OR o.endpoint LIKE $4)
             AND (o.ordering_key IS NULL OR NOT EXISTS (

@@ -97,6 +97,7 @@ export function createWebhookSystem(options: WebhookSystemOptions): WebhookSyste
       backoffMaxMs: w.backoffMaxMs,
       breakerThreshold: w.breakerThreshold,
       breakerHalfOpenMs: w.breakerHalfOpenMs,
+      breakerHalfOpenMaxMs: w.breakerHalfOpenMaxMs,
       allowPrivateTargets: w.allowPrivateTargets,
       retentionMs: w.retentionMs,
     };
