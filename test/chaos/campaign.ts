@@ -61,6 +61,7 @@ const log = (msg: string): void => void process.stdout.write(`[chaos ${new Date(
 // it replaces a session, which every re-login after a fault causes: keep the campaign's own output readable.
 console.log = () => undefined;
 console.info = () => undefined;
+console.warn = () => undefined;
 
 async function main(): Promise<void> {
   log(`seed ${seed}, ${minutes} min, ${sessionCount} sessions, ${hostCount} host(s)`);
@@ -349,7 +350,8 @@ async function main(): Promise<void> {
   stopping = true;
   const outcome = {
     'routers that ended by themselves': crashes,
-    'two live sockets (violations)': maxViolations,
+    'frames accepted from a superseded socket (the invariant, docs/sessions.md)': snap.supersededFrames,
+    'two live sockets at once for one device (stricter)': maxViolations,
     'inbound messages lost': inboundLost,
     'sends doubled per Idempotency-Key': doubled,
     'sends acknowledged but never delivered': ackedNotDelivered,

@@ -1006,17 +1006,18 @@ export class SessionManager {
     if (!l || l.epoch !== epoch) return;
     this.#local.delete(id);
     this.#log.error({ sessionId: id, shard, epoch }, 'lease lost; aborting the socket');
-    this.#o.shards.call(shard, { kind: 'session.abort', sessionId: id, reason: 'lease lost' }).catch(() => undefined);
-    // When nobody holds it now (it lapsed while the directory was unreachable), run it again.
-    this.#o.directory.get(id).then(
-      (lease) => {
-        if (lease === null) {
-          this.#unplaced.add(id);
-          void this.#placeUnplaced();
-        }
-      },
-      () => undefined,
-    );
+    // Under the session's lock until the shard confirmed the abort: a re-placement may pick another shard, and the
+    // IPC channels of two shards are not ordered with each other, so a new login could otherwise reach WhatsApp
+    // while the old socket is still open (two live sockets; chaos campaign, "Redis restarted, data lost").
+    // Placement passes and reconcile wait for or skip a session whose lock is held.
+    void this.#withLock(id, async () => {
+      await this.#o.shards.call(shard, { kind: 'session.abort', sessionId: id, reason: 'lease lost' }).catch(() => undefined);
+      // When nobody holds it now (it lapsed while the directory was unreachable), run it again.
+      const lease = await this.#o.directory.get(id).catch(() => undefined);
+      if (lease === null) this.#unplaced.add(id);
+    }).then(() => {
+      if (this.#unplaced.has(id)) void this.#placeUnplaced();
+    });
   }
 
   async #announce(): Promise<void> {
