@@ -15,6 +15,7 @@ import { BlobAuthState } from '@wagw/shard/auth';
 import type { BlobStore, Logger, SqlClient } from '@wagw/shared';
 import { proto } from '@whiskeysockets/baileys';
 import type { AuthenticationCreds } from '@whiskeysockets/baileys';
+import { mapLimit } from '../test/sessions/helpers.ts';
 
 export interface ProvisionOptions {
   /** The simulator's admin base URL (`sim.urls.admin`); loopback only. */
@@ -100,19 +101,5 @@ export async function provisionSessions(opts: ProvisionOptions): Promise<Provisi
     for (const r of rows) out.push({ id: r.id, number: r.me.number, jid: r.me.jid, lid: r.me.lid });
     opts.onProgress?.(out.length, opts.ids.length);
   }
-  return out;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i] as T, i);
-      }
-    }),
-  );
   return out;
 }
