@@ -42,6 +42,7 @@ describe('session API: bad inputs and the OpenAPI document', () => {
     await expectError(gw.api.get('/api/v1/sessions/nope'), 404, 'SESSION_NOT_FOUND');
     await expectError(gw.api.get('/api/v1/sessions/nope/qr'), 404, 'SESSION_NOT_FOUND');
     await expectError(gw.api.get('/api/v1/sessions/nope/events'), 404, 'SESSION_NOT_FOUND');
+    await expectError(gw.api.get('/api/v1/sessions/nope/history'), 404, 'SESSION_NOT_FOUND');
     await expectError(gw.api.post('/api/v1/sessions/nope/restart'), 404, 'SESSION_NOT_FOUND');
     await expectError(gw.api.post('/api/v1/sessions/nope/logout'), 404, 'SESSION_NOT_FOUND');
     await expectError(gw.api.post('/api/v1/sessions/nope/migrate', {}), 404, 'SESSION_NOT_FOUND');
@@ -73,6 +74,9 @@ describe('session API: bad inputs and the OpenAPI document', () => {
     await expectError(gw.api.post('/api/v1/sessions/dup/migrate', { shard: 7 }), 400, 'VALIDATION_FAILED');
     await expectError(gw.api.get('/api/v1/sessions/dup/qr?format=gif'), 400, 'VALIDATION_FAILED');
     await expectError(gw.api.get('/api/v1/sessions?limit=-3'), 400, 'VALIDATION_FAILED');
+    const history = await expectError(gw.api.get('/api/v1/sessions/dup/history?limit=500&cursor=abc'), 400, 'VALIDATION_FAILED');
+    assert.deepEqual((history.error.details?.fields ?? []).map((f) => f.field).sort(), ['query.cursor', 'query.limit']);
+    await expectError(gw.api.get('/api/v1/sessions/dup/history?cursor=99999999999999999999'), 400, 'VALIDATION_FAILED');
     await expectError(gw.api.call('PUT', '/api/v1/admin/shards', { count: 0 }), 400, 'VALIDATION_FAILED');
     await expectError(gw.api.call('PUT', '/api/v1/admin/shards', { count: 1e9 }), 400, 'VALIDATION_FAILED');
     await expectError(gw.api.get(`/api/v1/sessions/${encodeURIComponent('../etc/passwd')}`), 400, 'VALIDATION_FAILED');
@@ -86,11 +90,21 @@ describe('session API: bad inputs and the OpenAPI document', () => {
     await expectError(gw.api.post('/api/v1/sessions', { metadata: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, i])) }), 400, 'VALIDATION_FAILED');
   });
 
-  test('a session waiting for its QR serves it and restarts', async () => {
+  test('a session waiting for its QR serves it and restarts; its stored history shows it', async () => {
     const qr = await gw.api.waitQr('dup');
     assert.ok(qr.length > 10);
     const restarted = await gw.api.post('/api/v1/sessions/dup/restart');
     assert.equal(restarted.status, 200, restarted.raw.toString());
+    const history = await gw.api.get<{ data: { seq: number; status: string; host: string | null; shard: number | null; epoch: number | null }[]; nextCursor: number | null }>(
+      '/api/v1/sessions/dup/history?limit=1',
+    );
+    assert.equal(history.status, 200, history.raw.toString());
+    assert.equal(history.body.data.length, 1);
+    assert.notEqual(history.body.nextCursor, null, 'more than one change: a next page');
+    const rest = await gw.api.get<{ data: { seq: number; status: string; host: string | null; epoch: number | null }[] }>(`/api/v1/sessions/dup/history?cursor=${history.body.nextCursor}`);
+    const all = [...history.body.data, ...rest.body.data];
+    assert.ok(all.some((e) => e.status === 'qr' && e.host === 'test-host' && e.epoch !== null), JSON.stringify(all));
+    assert.deepEqual(all.map((e) => e.seq), [...all.map((e) => e.seq)].sort((a, b) => b - a), 'newest first');
   });
 
   test('every registered Koa route is in /openapi.json, and /docs answers', async () => {

@@ -77,6 +77,35 @@ export const listQuery = z
 
 export const sessionListSchema = z.object({ data: z.array(sessionSchema), nextCursor: z.string().nullable() }).meta({ id: 'SessionList' });
 
+export const historyQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+    cursor: z.coerce
+      .number()
+      .int()
+      .positive()
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional()
+      .describe('Entries older than this one (the previous page\'s `nextCursor`)'),
+  })
+  .strict();
+
+export const statusChangeSchema = z
+  .object({
+    seq: z.number().int().describe('Order of the writes; the paging cursor'),
+    status: sessionStatusSchema,
+    reason: z.string().nullable().describe("Why, e.g. 'restart required (515)', 'logged out by WhatsApp (401)', 'logout requested'"),
+    host: z.string().nullable().describe('The host the session was placed on'),
+    shard: z.number().int().nullable(),
+    epoch: z.number().int().nullable().describe('Lease epoch of the owner that reported it'),
+    at: z.string(),
+  })
+  .meta({ id: 'SessionStatusChange' });
+
+export const statusHistorySchema = z
+  .object({ data: z.array(statusChangeSchema), nextCursor: z.number().int().nullable() })
+  .meta({ id: 'SessionStatusHistory' });
+
 export const qrQuery = z.object({ format: z.enum(['png', 'svg', 'text', 'json']).default('json') }).strict();
 
 export const qrJsonSchema = z

@@ -15,6 +15,7 @@ import {
   drainResponse,
   errorSchema,
   hostParams,
+  historyQuery,
   hostsResponse,
   idParams,
   listQuery,
@@ -28,6 +29,7 @@ import {
   sessionListSchema,
   sessionSchema,
   setShardsBody,
+  statusHistorySchema,
   shardsResponse,
 } from './schemas.ts';
 
@@ -124,6 +126,23 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       responses: { 200: { description: 'The session', schema: sessionSchema }, 404: E404 },
       handler: async (ctx, { params }) => {
         ctx.body = await manager.get(params.id);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${SESSIONS}/:id/history`,
+      summary: 'Stored status history of the session, newest first (paginated with `cursor`): each change with its reason, host, shard and lease epoch',
+      description:
+        'Written with each status change in the same transaction as the session row; a repeat of the newest entry adds none, the newest 200 are kept, and they are deleted with the session. Any host answers from the database (docs/sessions.md, "Status history").',
+      tags: ['sessions'],
+      auth: READ,
+      params: idParams,
+      query: historyQuery,
+      responses: { 200: { description: 'Status changes', schema: statusHistorySchema }, 404: E404 },
+      handler: async (ctx, { params, query }) => {
+        const page = await manager.store.history(params.id, { limit: query.limit, ...(query.cursor === undefined ? {} : { cursor: query.cursor }) });
+        if (page === null) throw new GatewayError('SESSION_NOT_FOUND', `No session ${params.id}.`, { id: params.id });
+        ctx.body = page;
       },
     }),
     defineRoute({

@@ -76,6 +76,52 @@ export interface StatusWrite {
   ownerEpoch?: number;
 }
 
+/** One stored status change of a session (`session_status_history`, migration 008). */
+export interface StatusHistoryEntry {
+  /** Order of writes; the paging cursor (`cursor`: entries with a lower seq). */
+  seq: number;
+  status: SessionState;
+  reason: string | null;
+  host: string | null;
+  shard: number | null;
+  epoch: number | null;
+  at: string;
+}
+
+/** Stored status changes kept per session (older ones are trimmed as new ones are written). */
+export const STATUS_HISTORY_KEEP = 200;
+
+/**
+ * The status change in `session_status_history`, written in the status write's transaction right after the row
+ * UPDATE (which holds the session row's lock, so two writes of one session queue here). Nothing is written when
+ * the newest entry already says the same (status, reason, host, shard, epoch). One statement also trims the
+ * session to its newest STATUS_HISTORY_KEEP entries: the DELETE runs on the statement's snapshot, which does not
+ * see the row just inserted, so it keeps KEEP - 1 of the older ones.
+ */
+const HISTORY_WRITE = `WITH ins AS (
+    INSERT INTO session_status_history (session_id, status, reason, host_id, shard, epoch, at)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, $6::bigint, $7::timestamptz
+    WHERE NOT EXISTS (
+      SELECT 1 FROM (SELECT status, reason, host_id, shard, epoch FROM session_status_history WHERE session_id = $1::text ORDER BY seq DESC LIMIT 1) last
+      WHERE last.status = $2::text AND last.reason IS NOT DISTINCT FROM $3::text AND last.host_id IS NOT DISTINCT FROM $4::text
+        AND last.shard IS NOT DISTINCT FROM $5::integer AND last.epoch IS NOT DISTINCT FROM $6::bigint)
+    RETURNING seq
+  )
+  DELETE FROM session_status_history
+   WHERE session_id = $1::text AND EXISTS (SELECT 1 FROM ins)
+     AND seq <= (SELECT seq FROM session_status_history WHERE session_id = $1::text ORDER BY seq DESC OFFSET $8::integer LIMIT 1)`;
+
+/** A history row; all NULL in the one row of a session without entries (LEFT JOIN). */
+interface HistoryRow extends Record<string, unknown> {
+  seq: string | number | null;
+  status: string;
+  reason: string | null;
+  host_id: string | null;
+  shard: number | null;
+  epoch: string | number | null;
+  at: Date | string;
+}
+
 export class SessionStore {
   readonly #sql: SqlDatabase;
 
@@ -203,9 +249,41 @@ export class SessionStore {
       const row = res.rows[0];
       if (row === undefined) return null;
       const record = toRecord(row);
+      await tx.query(HISTORY_WRITE, [id, record.status, record.statusReason, record.hostId, record.shard, record.epoch, record.updatedAt, STATUS_HISTORY_KEEP - 1]);
       if (then) await then(tx, record);
       return record;
     });
+  }
+
+  /**
+   * A page of the session's stored status history, newest first; `cursor`: entries older than that seq (the
+   * previous page's last). Null when the session does not exist.
+   */
+  async history(id: string, options: { limit: number; cursor?: number }): Promise<{ data: StatusHistoryEntry[]; nextCursor: number | null } | null> {
+    // One round trip: the session row (none: null) joined with the page (no entries: one row of NULLs).
+    const res = await this.#sql.query<HistoryRow>(
+      `SELECT h.seq, h.status, h.reason, h.host_id, h.shard, h.epoch, h.at FROM sessions s
+         LEFT JOIN LATERAL (
+           SELECT seq, status, reason, host_id, shard, epoch, at FROM session_status_history
+            WHERE session_id = s.id AND ($2::bigint IS NULL OR seq < $2::bigint) ORDER BY seq DESC LIMIT $3
+         ) h ON true
+        WHERE s.id = $1 ORDER BY h.seq DESC`,
+      [id, options.cursor ?? null, options.limit + 1],
+    );
+    if (res.rows.length === 0) return null;
+    const rows = res.rows.filter((r) => r.seq !== null);
+    const page = rows.slice(0, options.limit).map(
+      (r): StatusHistoryEntry => ({
+        seq: Number(r.seq),
+        status: isSessionState(r.status) ? r.status : 'failed',
+        reason: r.reason,
+        host: r.host_id,
+        shard: r.shard,
+        epoch: r.epoch === null ? null : Number(r.epoch),
+        at: iso(r.at),
+      }),
+    );
+    return { data: page, nextCursor: rows.length > options.limit ? (page.at(-1)?.seq ?? null) : null };
   }
 
   /** Runs `fn` with the session's row in a transaction (QR webhooks: no row change, same transaction rule). */
