@@ -1,5 +1,6 @@
 // The breaker's half-open wait is adaptive (doubling per failed probe up to a cap), and a receiver that was
 // down for a while gets its backlog within 5 s of coming back, with the production breaker and retry timings.
+// What the operators' API shows of each breaker (`snapshot()`, GET /api/v1/admin/webhooks/breakers) follows it.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -16,9 +17,26 @@ test('an open breaker probes after 500 ms, then doubles the wait per failed prob
   const breakers = new EndpointBreakers({ threshold: 2, halfOpenAfterMs: 500, halfOpenMaxMs: 3000, onRecovered: (o) => recovered.push(o) });
   const origin = 'http://receiver.test';
   const fail = (): Promise<never> => Promise.reject(new EndpointDownError('down'));
-  for (let i = 0; i < 2; i++) await breakers.run(origin, fail).catch(() => undefined);
+  await breakers.run(origin, fail).catch(() => undefined);
+  assert.deepEqual(breakers.snapshot(), [
+    { origin, state: 'closed', consecutiveFailures: 1, lastFailureAt: new Date(1_000_000).toISOString(), lastError: 'down', openedAt: null, nextTryAt: null, waitMs: null },
+  ]);
+  t.mock.timers.tick(10);
+  await breakers.run(origin, fail).catch(() => undefined);
   assert.equal(breakers.halfOpenWait(origin), 500, 'opened with the first wait');
   assert.equal(breakers.gate(origin), 'blocked');
+  assert.deepEqual(breakers.snapshot(), [
+    {
+      origin,
+      state: 'open',
+      consecutiveFailures: 2,
+      lastFailureAt: new Date(1_000_010).toISOString(),
+      lastError: 'down',
+      openedAt: new Date(1_000_010).toISOString(),
+      nextTryAt: new Date(1_000_510).toISOString(),
+      waitMs: 500,
+    },
+  ]);
 
   const waits: number[] = [];
   for (let probe = 0; probe < 5; probe++) {
@@ -33,11 +51,20 @@ test('an open breaker probes after 500 ms, then doubles the wait per failed prob
     await breakers.run(origin, fail).catch(() => undefined);
   }
   assert.deepEqual(waits, [500, 1000, 2000, 3000, 3000]);
+  const open = breakers.snapshot()[0];
+  assert.equal(open?.consecutiveFailures, 7, 'each failed probe counts');
+  assert.equal(open?.waitMs, 3000);
+  assert.equal(Date.parse(open?.nextTryAt ?? ''), Date.parse(open?.openedAt ?? '') + 3000, 'the next probe is one wait after the last reopening');
 
   t.mock.timers.tick(breakers.halfOpenWait(origin) as number);
   assert.equal(await breakers.run(origin, () => Promise.resolve('ok')), 'ok');
   assert.equal(breakers.gate(origin), 'closed');
   assert.deepEqual(recovered, [origin]);
+  assert.deepEqual(
+    breakers.snapshot().map((b) => [b.state, b.consecutiveFailures, b.lastError, b.openedAt, b.nextTryAt, b.waitMs]),
+    [['closed', 0, 'down', null, null, null]],
+    'closed again: no failure in a row, the last one still shown',
+  );
 
   // Opened again later, the wait starts over from the first one.
   for (let i = 0; i < 2; i++) await breakers.run(origin, fail).catch(() => undefined);
@@ -74,6 +101,13 @@ test('a receiver answering 500 for 10 s, then up: deliveries resume within 5 s (
   // 5 failures open the breaker; then one probe per wait (0.5 + 1 + 2 + 3 + 3 s ...): a handful, not 50 rows' retries.
   assert.ok(attemptsWhileDown <= 15, `the open breaker kept the dead receiver quiet (${attemptsWhileDown} attempts in 10 s)`);
   assert.equal(backend.accepted.length, 0);
+  // The system's breakers (what GET /api/v1/admin/webhooks/breakers serves): the backend's origin, not closed.
+  const down = system.breakers().find((b) => b.origin === new URL(backend.url).origin);
+  assert.ok(down, JSON.stringify(system.breakers()));
+  assert.notEqual(down.state, 'closed');
+  assert.ok(down.consecutiveFailures >= 5, `${down.consecutiveFailures} failures in a row`);
+  assert.equal(down.lastError, 'HTTP 500');
+  assert.ok(down.openedAt !== null && down.waitMs !== null && down.waitMs >= 500);
 
   const upAt = Date.now();
   await backend.setMode('ok');
@@ -83,4 +117,8 @@ test('a receiver answering 500 for 10 s, then up: deliveries resume within 5 s (
   const ids = new Set(backend.accepted.map((w) => w.id));
   for (const e of events) assert.ok(ids.has(e.id), `event ${e.id} arrived`);
   assert.ok(Date.now() - upAt < 6000, `the whole backlog arrived ${Date.now() - upAt} ms after recovery`);
+  assert.deepEqual(
+    system.breakers().map((b) => [b.state, b.consecutiveFailures]),
+    [['closed', 0]],
+  );
 });

@@ -69,7 +69,7 @@ export interface GatewayRouterOptions {
   /** Overrides the per-route auth middleware built from `security` (route-layer tests). */
   auth?: AuthHook;
   /** The webhook system: its operator routes (/api/v1/admin/webhooks...) and its check on /health. */
-  webhooks?: Pick<WebhookSystem, 'admin' | 'health'>;
+  webhooks?: Pick<WebhookSystem, 'admin' | 'health' | 'breakers'>;
   /** Tests: sees the Koa router and the OpenAPI registry once every route is mounted. */
   inspect?: AppDeps['inspect'];
   /**
@@ -227,7 +227,7 @@ export class GatewayRouter {
         ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts, clusterSecret: options.config.http.clusterSecret }),
       );
     }
-    if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin));
+    if (options.webhooks !== undefined) routes.push(...webhookAdminRoutes(options.webhooks.admin, options.webhooks.breakers, options.config.hostId));
     routes.push(...consoleRoutes({ hub: this.hub, shards: this.supervisor }));
     if (options.simulator !== undefined) routes.push(...simulatorRoutes(options.simulator));
     routes.push(...(options.routes ?? []));

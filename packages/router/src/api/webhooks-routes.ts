@@ -1,6 +1,7 @@
 /** Operator routes for webhook deliveries (`/api/v1/admin/webhooks...`, scope admin), over WebhookAdmin. */
 import { z } from 'zod';
 import type { WebhookAdmin } from '../webhooks/admin.ts';
+import type { BreakerSnapshot } from '../webhooks/breakers.ts';
 import {
   webhookIdParamsSchema,
   webhookListQuerySchema,
@@ -20,8 +21,39 @@ const rowId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const idParams = webhookIdParamsSchema.extend({ id: rowId });
 const listQuery = webhookListQuerySchema.extend({ cursor: rowId.optional() });
 
-export function webhookAdminRoutes(admin: WebhookAdmin): RouteDefinition[] {
+const breakerSchema = z
+  .object({
+    origin: z.string().describe('Receiver origin (scheme://host:port): one breaker per origin'),
+    state: z.enum(['closed', 'open', 'half-open']).describe('open: no delivery is tried until nextTryAt; half-open: the one probe is in flight'),
+    consecutiveFailures: z.number().int().describe('"Endpoint down" outcomes (no answer, 408, 429, 5xx) since the last success'),
+    lastFailureAt: z.string().nullable(),
+    lastError: z.string().nullable().describe('Short error of the last failure, e.g. `HTTP 500` or `ECONNREFUSED`'),
+    openedAt: z.string().nullable().describe('When the breaker opened (null while closed)'),
+    nextTryAt: z.string().nullable().describe('When an open breaker lets its probe through'),
+    waitMs: z.number().int().nullable().describe('The current half-open wait (doubles per failed probe up to WEBHOOK_BREAKER_HALF_OPEN_MAX_MS)'),
+  })
+  .meta({ id: 'WebhookBreaker' });
+
+const breakersResponse = z
+  .object({ hostId: z.string().describe('The host that answered: breakers are per router process'), breakers: z.array(breakerSchema) })
+  .meta({ id: 'WebhookBreakerList' });
+
+/** `breakers`: this router's circuit breakers (the dispatcher's; none without one). */
+export function webhookAdminRoutes(admin: WebhookAdmin, breakers: () => BreakerSnapshot[], hostId: string): RouteDefinition[] {
   return [
+    defineRoute({
+      method: 'get',
+      path: '/api/v1/admin/webhooks/breakers',
+      summary: "The circuit breakers of the host that answers, per receiver origin: state, consecutive failures, last failure, when it opened and when it tries again",
+      description:
+        'Breakers live in each router process (docs/webhooks.md, "Circuit breakers"): each host answers with its own, and a receiver may be open on one host and closed on another. Closed breakers unused for 10 minutes are forgotten.',
+      tags: ['admin'],
+      auth: ADMIN,
+      responses: { 200: { description: 'Breakers of this host', schema: breakersResponse } },
+      handler: (ctx) => {
+        ctx.body = { hostId, breakers: breakers() };
+      },
+    }),
     defineRoute({
       method: 'get',
       path: '/api/v1/admin/webhooks',

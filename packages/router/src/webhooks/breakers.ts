@@ -23,7 +23,29 @@ interface Entry {
   /** The current half-open wait (set by the backoff when the breaker opens or reopens). */
   waitMs: number;
   lastUsed: number;
+  /** "Endpoint down" outcomes since the last success (what the ConsecutiveBreaker counts). */
+  failures: number;
+  lastFailure: { at: number; error: string } | undefined;
 }
+
+/** One origin's breaker as the operators' API shows it (GET /api/v1/admin/webhooks/breakers). */
+export interface BreakerSnapshot {
+  origin: string;
+  state: 'closed' | 'open' | 'half-open';
+  consecutiveFailures: number;
+  /** ISO time and short error of the latest "endpoint down" outcome (no answer, 408, 429, 5xx). */
+  lastFailureAt: string | null;
+  lastError: string | null;
+  /** When the breaker last opened (null while closed). */
+  openedAt: string | null;
+  /** When an open breaker lets its probe through (null unless open). */
+  nextTryAt: string | null;
+  /** The current half-open wait (null unless open or half-open). */
+  waitMs: number | null;
+}
+
+/** Errors shown by the breakers API are cut to this many characters. */
+const SHORT_ERROR = 200;
 
 /**
  * Deterministic doubling (no jitter: there is one probe per origin, nothing to spread). cockatiel asks the
@@ -92,7 +114,7 @@ export class EndpointBreakers {
         halfOpenAfter,
         breaker: new ConsecutiveBreaker(this.#options.threshold),
       });
-      const created: Entry = { policy, openedAt: 0, waitMs: first, lastUsed: Date.now() };
+      const created: Entry = { policy, openedAt: 0, waitMs: first, lastUsed: Date.now(), failures: 0, lastFailure: undefined };
       holder.entry = created;
       policy.onBreak(() => {
         created.openedAt = Date.now();
@@ -152,9 +174,15 @@ export class EndpointBreakers {
   async run<T>(origin: string, fn: () => Promise<T>): Promise<T | 'rejected'> {
     const entry = this.#entry(origin);
     try {
-      return await entry.policy.execute(fn);
+      const value = await entry.policy.execute(fn);
+      entry.failures = 0;
+      return value;
     } catch (err) {
       if (isBrokenCircuitError(err)) return 'rejected';
+      if (err instanceof EndpointDownError) {
+        entry.failures++;
+        entry.lastFailure = { at: Date.now(), error: err.message.slice(0, SHORT_ERROR) };
+      }
       throw err;
     } finally {
       this.#probing.delete(origin);
@@ -171,6 +199,27 @@ export class EndpointBreakers {
     const out = new Map<string, number>();
     for (const [origin, entry] of this.#entries) out.set(origin, entry.policy.state);
     return out;
+  }
+
+  /** Every breaker this process holds (breakers are in-process: another host has its own), by origin. */
+  snapshot(): BreakerSnapshot[] {
+    const out: BreakerSnapshot[] = [];
+    for (const [origin, entry] of this.#entries) {
+      const state = entry.policy.state;
+      const open = state === CircuitState.Open || state === CircuitState.Isolated;
+      const notClosed = state !== CircuitState.Closed;
+      out.push({
+        origin,
+        state: state === CircuitState.Closed ? 'closed' : state === CircuitState.HalfOpen ? 'half-open' : 'open',
+        consecutiveFailures: entry.failures,
+        lastFailureAt: entry.lastFailure === undefined ? null : new Date(entry.lastFailure.at).toISOString(),
+        lastError: entry.lastFailure?.error ?? null,
+        openedAt: notClosed && entry.openedAt > 0 ? new Date(entry.openedAt).toISOString() : null,
+        nextTryAt: open ? new Date(entry.openedAt + entry.waitMs).toISOString() : null,
+        waitMs: notClosed ? entry.waitMs : null,
+      });
+    }
+    return out.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0));
   }
 
   /** Forgets closed breakers unused for `idleMs` (bounds the metric's label set). */

@@ -5,6 +5,7 @@
 import type { Registry } from 'prom-client';
 import type { GatewayConfig, Logger, SqlDatabase, WebhookOutbox } from '@wagw/shared';
 import { WebhookAdmin } from './admin.ts';
+import type { BreakerSnapshot } from './breakers.ts';
 import { WebhookDispatcher } from './dispatcher.ts';
 import type { DispatcherSettings } from './dispatcher.ts';
 import { WebhookMetrics } from './metrics.ts';
@@ -21,6 +22,7 @@ export { WebhookTransport } from './transport.ts';
 export { sessionWebhookSecret } from './secrets.ts';
 export type { DeliveryRequest, DeliveryResult, TransportOptions } from './transport.ts';
 export { EndpointBreakers, EndpointDownError, originOf } from './breakers.ts';
+export type { BreakerSnapshot } from './breakers.ts';
 export { WebhookMetrics } from './metrics.ts';
 export type { OutboxStats, DeliveryOutcome } from './metrics.ts';
 export {
@@ -57,6 +59,8 @@ export interface WebhookSystem {
    */
   dispatcher: { start(): void; stop(options?: { abandon?: boolean }): Promise<void>; readonly enabled: boolean };
   admin: WebhookAdmin;
+  /** This process's circuit breakers per receiver origin (empty without a dispatcher): in-process, per host. */
+  breakers(): BreakerSnapshot[];
   /** For /health: `{ok, ...stats}`; never throws. */
   health(): Promise<{ ok: boolean; stats?: OutboxStats; error?: string }>;
   /** For the sessions route: validates a session's webhookUrl against this configuration. */
@@ -139,6 +143,7 @@ export function createWebhookSystem(options: WebhookSystemOptions): WebhookSyste
       },
     },
     admin,
+    breakers: () => dispatcher?.breakers.snapshot() ?? [],
     async health() {
       try {
         const stats = await admin.stats();
