@@ -256,3 +256,19 @@ export async function sessionRows(sql: pg.Pool, ids: readonly string[]): Promise
 }
 
 
+
+/** An SSE stream read in the background (e.g. `GET /api/v1/events` of one host): its text so far; close() ends it. */
+export function openEventStream(url: string): { text(): string; close(): void } {
+  const controller = new AbortController();
+  let text = '';
+  void (async () => {
+    try {
+      const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+      if (res.body === null) return;
+      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) text += chunk;
+    } catch {
+      // aborted by close(), or the host went away: the text so far stays readable
+    }
+  })();
+  return { text: () => text, close: () => controller.abort() };
+}

@@ -1,12 +1,13 @@
-// Cross-host migration and drain, on three router processes (one Redis + PostgreSQL + S3).
+// Cross-host migration and drain, on three router processes (one Redis + PostgreSQL + S3); the all-sessions event
+// stream of a host that runs none of them relays the other hosts' status events (Redis pub/sub).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { waitFor } from '../harness/index.ts';
 import { mapLimit, pairByQr } from '../sessions/helpers.ts';
-import { listHosts, sessionRows, startCluster } from './helpers.ts';
+import { listHosts, openEventStream, sessionRows, startCluster } from './helpers.ts';
 
 describe('cluster: migration and drain', () => {
-  test('POST /:id/migrate {host} on a third host while a phone sends 50 messages: the session runs on the target, all 50 stored once', async (t) => {
+  test('POST /:id/migrate {host} on a third host while a phone sends 50 messages: the session runs on the target, all 50 stored once; the third host streams its status live', async (t) => {
     const c = await startCluster(t, 3);
     const [a, b, third] = c.hosts as [NonNullable<(typeof c.hosts)[0]>, NonNullable<(typeof c.hosts)[1]>, NonNullable<(typeof c.hosts)[2]>];
     const sim = c.sim;
@@ -14,6 +15,9 @@ describe('cluster: migration and drain', () => {
     const friend = sim.createPhone({ number: '6281234560002', name: 'Friend' });
     await pairByQr(a.api, sim, owner, 'mig', 60_000);
     const before = sim.snapshot();
+    // The console's one stream, opened on the host that never runs the session: what it gets comes from a and b.
+    const stream = openEventStream(`${third.url}/api/v1/events`);
+    t.after(() => stream.close());
 
     const sending = (async () => {
       const out: string[] = [];
@@ -32,6 +36,11 @@ describe('cluster: migration and drain', () => {
 
     const s = await third.api.waitStatus('mig', 'connected', 30_000);
     assert.equal(s.host, b.id);
+    const connectedOnB = new RegExp(String.raw`event: status\nid: ${b.id}\.[0-9a-f]{8}\.\d+\ndata: \{"id":"mig","status":"connected","host":"${b.id}"`);
+    await waitFor(() => connectedOnB.test(stream.text()), { what: "b's connected status relayed to the third host's stream", timeoutMs: 10_000, intervalMs: 50 });
+    const eventIds = [...stream.text().matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
+    assert.equal(new Set(eventIds).size, eventIds.length, `each relayed event once: ${eventIds.join(', ')}`);
+    assert.doesNotMatch(stream.text(), /^event: message/m, 'message events stay on the host that stored them');
     assert.equal((await sessionRows(c.sql, ['mig'])).get('mig')?.host, b.id);
     await waitFor(
       async () => (await c.sql.query<{ n: number }>("SELECT count(*)::int AS n FROM messages WHERE session_id = 'mig' AND id = ANY($1::text[])", [ids])).rows[0]?.n === 50,

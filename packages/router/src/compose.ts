@@ -59,6 +59,7 @@ export async function composeGateway(options: ComposeOptions): Promise<ComposedG
       sql: stores.sql,
       qr: stores.qr,
       hosts: stores.hosts,
+      ...(stores.events === undefined ? {} : { events: stores.events }),
       ...(outbox === undefined ? {} : { outbox }),
       ...(webhooks === undefined ? {} : { validateWebhookUrl: (url: string) => webhooks.validateWebhookUrl(url) }),
     },

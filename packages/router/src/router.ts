@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { BlobStore, GatewayConfig, HostRegistry, Logger, QrCache, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
+import type { BlobStore, EventRelay, GatewayConfig, HostRegistry, Logger, QrCache, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
 import { webhookAdminRoutes } from './api/webhooks-routes.ts';
@@ -19,6 +19,7 @@ import { RateLimits } from './security/rate-limit.ts';
 import { validateWebhookUrl } from './security/webhook-url.ts';
 import type { WebhookSystem } from './webhooks/index.ts';
 import { EventHub } from './api/sse.ts';
+import { HubRelay } from './api/hub-relay.ts';
 import { SessionManager } from './sessions/manager.ts';
 import { Lifecycle, createApp } from './app.ts';
 import type { AppDeps, AppSecurity, DependencyCheck } from './app.ts';
@@ -42,6 +43,8 @@ export interface SessionStores {
   sql: SqlDatabase;
   qr: QrCache;
   hosts: HostRegistry;
+  /** The cluster's event bus (Redis); used only when the directory's scope is the cluster (api/hub-relay.ts). */
+  events?: EventRelay;
   outbox?: WebhookOutbox;
   /** Validates (and normalises) a session's webhookUrl at creation; throws VALIDATION_FAILED. */
   validateWebhookUrl?: (url: string) => string;
@@ -110,6 +113,8 @@ export class GatewayRouter {
   readonly #log: Logger;
   readonly #stores: RouterStores;
   readonly #security: AppSecurity;
+  /** Relays session events to and from the other hosts (cluster scope only). */
+  readonly #relay: HubRelay | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(options: GatewayRouterOptions & { security: AppSecurity }) {
@@ -186,6 +191,9 @@ export class GatewayRouter {
         ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
         ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
       });
+      if (s.events !== undefined && s.directory.scope === 'cluster') {
+        this.#relay = new HubRelay({ hub: this.hub, relay: s.events, hostId: options.config.hostId, logger: options.logger });
+      }
       const registry = this.sessions.store;
       const messaging = options.config.messaging;
       this.expiry = new ExpirySweeper({
@@ -278,6 +286,8 @@ export class GatewayRouter {
       await security.limits.close();
       throw err;
     }
+    // The stream of all sessions covers every host's only with the relay; without it, the start goes on.
+    await router.#relay?.start().catch((err: unknown) => router.#log.error({ err }, 'the cluster event relay did not start; all-session streams show this host only'));
     router.lifecycle.markReady();
     if (router.sessions) {
       const log = router.#log;
@@ -356,6 +366,7 @@ export class GatewayRouter {
     this.sessions?.beginShutdown();
     await this.expiry?.stop();
     this.hub.close();
+    await this.#relay?.stop();
     this.#log.info({ reason }, 'router stopping: no new connections, draining requests');
     const drainMs = Math.max(100, this.#config.shutdownTimeoutMs - this.#config.shards.stopTimeoutMs - 1000);
     await this.#drainHttp(drainMs);

@@ -107,6 +107,37 @@ export interface HostRegistry {
   remove(hostId: string): Promise<void>;
 }
 
+/** A session event of one host relayed to the others (the all-sessions stream, `GET /api/v1/events`). */
+export interface RelayedEvent {
+  /** Unique per event (the publishing host, a per-process nonce and a counter): receivers drop repeats. */
+  id: string;
+  /** The host that published it. */
+  origin: string;
+  /** The session id (the event hub's topic). */
+  topic: string;
+  /** The SSE event type: status, qr or deleted. */
+  type: string;
+  data: unknown;
+}
+
+/**
+ * A cluster-wide bus of session events: each router publishes the status/qr/deleted events of the sessions it
+ * runs and hears those of every host. Redis pub/sub, only in cluster scope (none in single-host mode). At most
+ * once: what is published while a router's subscriber is disconnected is lost to it.
+ */
+export interface EventRelay {
+  readonly kind: 'redis';
+  /** Publishes one event; rejects when Redis did not take it (the caller logs, the event is lost). */
+  publish(event: RelayedEvent): Promise<void>;
+  /**
+   * Opens the one subscriber connection and calls `onEvent` for every event of any host (its own included);
+   * `onError` hears connection errors (it reconnects and resubscribes by itself). Once per relay.
+   */
+  subscribe(onEvent: (event: RelayedEvent) => void, onError: (err: Error) => void): Promise<void>;
+  /** Closes the subscriber connection (the publisher is the directory's, closed with it). Idempotent. */
+  close(): Promise<void>;
+}
+
 export interface BlobStore {
   readonly kind: 's3' | 'local';
   put(key: string, data: Uint8Array, contentType?: string): Promise<void>;

@@ -27,5 +27,6 @@ export { dependencyUnavailable, redactUrl } from './dependency.ts';
 export { MemoryQrCache } from './qr/memory.ts';
 export { RedisQrCache } from './qr/redis.ts';
 export { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
+export { RedisEventRelay } from './events/redis.ts';
 // The interfaces live in @wagw/shared with the other store contracts; re-exported for existing importers.
 export type { CachedQr, QrCache, HostAnnouncement, HostRecord, HostRegistry } from '@wagw/shared';

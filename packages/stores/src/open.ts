@@ -11,7 +11,8 @@ import { PgliteDatabase } from './sql/pglite.ts';
 import { PostgresDatabase } from './sql/postgres.ts';
 import { MemoryQrCache } from './qr/memory.ts';
 import { RedisQrCache } from './qr/redis.ts';
-import type { HostRegistry, QrCache } from '@wagw/shared';
+import type { EventRelay, HostRegistry, QrCache } from '@wagw/shared';
+import { RedisEventRelay } from './events/redis.ts';
 import { MemoryHostRegistry, RedisHostRegistry } from './hosts/registry.ts';
 
 /** The part of GatewayConfig the stores read. */
@@ -34,6 +35,11 @@ export interface Stores {
   qr: QrCache;
   /** The routers of the cluster: Redis next to the directory, or just this one. */
   hosts: HostRegistry;
+  /**
+   * Session events between the routers of a cluster: Redis pub/sub next to the directory; undefined with the
+   * in-process directory (single host: nothing to relay). Its subscriber connection opens on `subscribe` only.
+   */
+  events: EventRelay | undefined;
   /** URL of the embedded PGlite wire server when this process runs it (embedded mode), else undefined. */
   embeddedSqlUrl: string | undefined;
   /** Pings every store (each bounded by a 2 s timeout); never throws. */
@@ -144,12 +150,14 @@ export async function openStores(config: StoresConfig, logger: Logger, options: 
 export function assembleStores(directory: SessionDirectory, blobs: BlobStore, sql: SqlDatabase): Stores {
   let closed: Promise<void> | undefined;
   const redis = directory instanceof RedisDirectory ? directory : undefined;
+  const events = redis ? new RedisEventRelay(redis.client, redis.keys.events()) : undefined;
   return {
     directory,
     blobs,
     sql,
     qr: redis ? new RedisQrCache(redis.client, (id) => redis.keys.qr(id)) : new MemoryQrCache(),
     hosts: redis ? new RedisHostRegistry(redis.client, redis.keys.hosts()) : new MemoryHostRegistry(),
+    events,
     embeddedSqlUrl: sql instanceof PgliteDatabase ? sql.url : undefined,
     async health() {
       const [redis, postgres, storage] = await Promise.all([
@@ -160,7 +168,7 @@ export function assembleStores(directory: SessionDirectory, blobs: BlobStore, sq
       return { redis, postgres, storage };
     },
     close() {
-      closed ??= Promise.allSettled([directory.close(), blobs.close(), sql.close()]).then((results) => {
+      closed ??= Promise.allSettled([events?.close(), directory.close(), blobs.close(), sql.close()]).then((results) => {
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed !== undefined) throw failed.reason;
       });

@@ -17,6 +17,8 @@ export interface RedisKeys {
   qr(sessionId: string): string;
   /** Hash host id -> JSON record: the routers of the cluster. */
   hosts(): string;
+  /** Pub/sub channel of session events relayed between the routers (RelayedEvent as JSON). */
+  events(): string;
   /** `lease(id)` is `leaseKeyParts[0] + id + leaseKeyParts[1]` (the owner-listing script builds keys so). */
   readonly leaseKeyParts: readonly [string, string];
 }
@@ -29,6 +31,7 @@ export function redisKeys(prefix: string = DEFAULT_REDIS_PREFIX): RedisKeys {
     owner: (owner) => `${prefix}owner:${owner}`,
     qr: (sessionId) => `${prefix}qr:{${sessionId}}`,
     hosts: () => `${prefix}hosts`,
+    events: () => `${prefix}events`,
     leaseKeyParts: [`${prefix}lease:{`, '}'],
   };
 }

@@ -280,8 +280,9 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteDefinition[] {
     defineRoute({
       method: 'get',
       path: '/api/v1/events',
-      summary: "Server-Sent Events of every session the credential may see, owned by this host (status, qr, message, message-status, deleted)",
-      description: 'Each event names its session (`id` or `sessionId`). Sessions owned by another host stream from that host only; the console also re-reads the list.',
+      summary: 'Server-Sent Events of every session the credential may see (status, qr, deleted of every host; message, message-status of this host)',
+      description:
+        "Each event names its session (`id` or `sessionId`). In a cluster, the status, qr and deleted events of other hosts' sessions are relayed here over Redis pub/sub (each with an SSE `id`, delivered once, at most once); message events only from this host's sessions (docs/console.md, \"Live updates\").",
       tags: ['sessions'],
       auth: { scopes: ['sessions:read'] },
       responses: {

@@ -70,6 +70,7 @@ export class EventHub {
   #total = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #tap: ((topic: string, event: HubEvent) => HubEvent) | undefined;
 
   constructor(options: EventHubOptions = {}) {
     this.#heartbeatMs = options.heartbeatMs ?? 15_000;
@@ -167,12 +168,32 @@ export class EventHub {
     return { stream, client: { stream } };
   }
 
+  /**
+   * Sees every local `publish` first and may return the event to send instead (the cluster relay gives the
+   * events it forwards an id). One tap.
+   */
+  tap(fn: (topic: string, event: HubEvent) => HubEvent): void {
+    this.#tap = fn;
+  }
+
   publish(topic: string, event: HubEvent): void {
+    if (this.#tap !== undefined) event = this.#tap(topic, event);
     const set = this.#topics.get(topic);
     const wide = [...this.#wide].filter((c) => c.sees(topic));
     if ((!set || set.size === 0) && wide.length === 0) return;
     const text = formatSse(event);
     for (const c of [...(set ?? [])]) this.#write(c, text);
+    for (const c of wide) this.#write(c, text);
+  }
+
+  /**
+   * An event of a session another host runs (relayed over the cluster's event bus): only the all-session streams
+   * get it, filtered by each one's `sees` like a local event. A session's own stream is served by its owner.
+   */
+  publishWide(topic: string, event: HubEvent): void {
+    const wide = [...this.#wide].filter((c) => c.sees(topic));
+    if (wide.length === 0) return;
+    const text = formatSse(event);
     for (const c of wide) this.#write(c, text);
   }
 
