@@ -1,8 +1,8 @@
 // The web console in real Chromium against a real gateway (forked shards, PostgreSQL) and the WhatsApp
 // simulator: sign in, create a session, see its QR, a simulated phone scans it, the status turns connected
 // without a reload, send a text and an image to a simulated contact who receives them, its answer appears
-// live, logout; a key limited to one session sees only that one; a read-only key gets no working write
-// buttons. Every page passes axe-core (no serious or critical violation) and its screenshot is kept in
+// live, logout and the stored status history; a key limited to one session sees only that one; a read-only key
+// gets no working write buttons; webhook breakers listed; the host drained from the Cluster page. Every page passes axe-core (no serious or critical violation) and its screenshot is kept in
 // test-artifacts/console/ (copies in docs/console/).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -255,6 +255,23 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     await page.getByTestId('session-status').filter({ hasText: 'logged out' }).waitFor({ timeout: 30_000 });
     const s = await gw.api.call<{ status: string }>('GET', '/api/v1/sessions/demo-1', undefined, { 'x-api-key': KEYS.admin });
     assert.equal(s.body.status, 'logged_out');
+
+    // The stored status history (GET /:id/history, written with each status change) is what the page shows,
+    // newest first: the logout, and before it the session connected on the shard it migrated to.
+    const stored = await gw.api.call<{ data: { seq: number; status: string; reason: string | null; shard: number | null }[] }>('GET', '/api/v1/sessions/demo-1/history', undefined, { 'x-api-key': KEYS.admin });
+    assert.equal(stored.status, 200);
+    const logout = stored.body.data.find((e) => e.status === 'logged_out' && e.reason === 'logout requested');
+    assert.ok(logout, JSON.stringify(stored.body.data));
+    assert.ok(stored.body.data.some((e) => e.status === 'connected' && e.shard === to), JSON.stringify(stored.body.data));
+    assert.ok(stored.body.data.some((e) => e.status === 'qr'), 'from the start: the QR the phone scanned');
+    const history = page.getByRole('table', { name: /Stored status changes/ });
+    await history.locator(`tr[data-seq="${logout.seq}"]`).filter({ hasText: 'logout requested' }).waitFor();
+    assert.deepEqual(
+      await history.locator('tbody tr').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-seq')))),
+      stored.body.data.map((e) => e.seq),
+      'every stored change, newest first',
+    );
+    await check('session-history');
     await signOut();
   });
 
@@ -266,6 +283,9 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     assert.equal(await page.locator('tr[data-session]').count(), 1);
     assert.equal(await page.locator('tr[data-session="demo-1"]').count(), 0);
     await page.getByRole('link', { name: 'Cluster' }).waitFor({ state: 'detached' });
+    // The history is session-scoped like every session route.
+    assert.equal((await gw.api.call('GET', '/api/v1/sessions/demo-1/history', undefined, { 'x-api-key': KEYS.limited })).status, 403);
+    assert.equal((await gw.api.call('GET', '/api/v1/sessions/other/history', undefined, { 'x-api-key': KEYS.limited })).status, 200);
     await check('limited-key');
     await signOut();
   });
@@ -333,6 +353,24 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     const row = page.locator('table.deliveries tbody tr').filter({ hasText: failingHook }).first();
     await row.waitFor({ timeout: 30_000 });
     assert.match((await row.textContent()) ?? '', /500/, 'the last error names the receiver status');
+    // The receiver's circuit breaker (this host's; the threshold here keeps it closed): its failures in a row and
+    // the last one's error, from GET /api/v1/admin/webhooks/breakers.
+    const origin = new URL(failingHook).origin;
+    const breakers = await gw.api.call<{ hostId: string; breakers: { origin: string; state: string; consecutiveFailures: number; lastError: string | null }[] }>(
+      'GET',
+      '/api/v1/admin/webhooks/breakers',
+      undefined,
+      { 'x-api-key': KEYS.admin },
+    );
+    assert.equal(breakers.body.hostId, 'test-host');
+    const breaker = breakers.body.breakers.find((b) => b.origin === origin);
+    assert.equal(breaker?.state, 'closed', JSON.stringify(breakers.body));
+    assert.ok((breaker?.consecutiveFailures ?? 0) > 0);
+    assert.equal(breaker?.lastError, 'HTTP 500');
+    assert.equal((await gw.api.call('GET', '/api/v1/admin/webhooks/breakers', undefined, { 'x-api-key': KEYS.readonly })).status, 403);
+    const breakerRow = page.getByRole('table', { name: /Circuit breakers of host test-host/ }).locator(`tr[data-origin="${origin}"]`);
+    await breakerRow.filter({ hasText: 'HTTP 500' }).waitFor();
+    assert.match((await breakerRow.textContent()) ?? '', /closed/);
     await check('webhooks');
     await row.getByRole('button', { name: /^Replay delivery \d+$/ }).click();
     await page.getByRole('status').filter({ hasText: /^1 deliveries pending again\.$/ }).waitFor();
@@ -363,6 +401,25 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     await sim.enterPairingCode(phone, code);
     await page.getByTestId('session-status').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
     await page.getByText(`+${phone.number}`).first().waitFor();
+  });
+
+  test('drain the host from the Cluster page: a confirm step, then the row shows draining and the sessions moved and left', async () => {
+    await page.goto(`${gw.url}/console#/cluster`);
+    const row = page.locator('tr[data-host="test-host"]');
+    await row.filter({ hasText: 'alive' }).waitFor();
+    await row.getByRole('button', { name: 'Drain host test-host' }).click();
+    await row.getByRole('group', { name: 'Confirm drain of host test-host' }).getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await gw.api.call('GET', '/ready')).status, 200, 'cancel drains nothing');
+    await row.getByRole('button', { name: 'Drain host test-host' }).click();
+    await row.getByRole('button', { name: 'Confirm drain' }).click();
+    // One host: no other takes its sessions, so all of them are left (a cluster moves them: test/cluster).
+    const left = gw.router.sessions?.localCount ?? -1;
+    assert.ok(left > 0);
+    await row.getByTestId('drain-result').filter({ hasText: `moved 0 · left ${left}` }).waitFor();
+    await row.filter({ hasText: 'draining' }).waitFor();
+    assert.equal(await row.getByRole('button', { name: 'Drain host test-host' }).count(), 0, 'a draining host has no drain button');
+    assert.equal((await gw.api.call('GET', '/ready')).status, 503, 'the host is draining');
+    await check('cluster-drained');
   });
 
   test('nothing left loopback and no CSP violation or script error', () => {

@@ -1,16 +1,24 @@
-// Cluster: hosts of the registry, this host's shards (sessions, restarts, health probe) and the shard count.
+// Cluster: hosts of the registry (drain one, with a confirm step), this host's shards (sessions, restarts, health
+// probe) and the shard count.
 import { useEffect, useState } from 'preact/hooks';
 import { api, authHeaders, credential } from './api.ts';
 import { html } from './html.ts';
 import type { Ctx } from './state.ts';
-import { errorText, time } from './state.ts';
+import { can, errorText, time } from './state.ts';
 
 interface Host {
   hostId: string;
   url: string;
+  state: 'alive' | 'draining' | 'dead';
   shards: number;
   sessions: number;
   updatedAt: string;
+}
+/** The answer of POST /api/v1/admin/hosts/:id/drain. */
+interface Drained {
+  hostId: string;
+  moved: number;
+  remaining: number;
 }
 interface Shard {
   index: number;
@@ -45,6 +53,11 @@ export function ClusterPage(props: { ctx: Ctx }) {
   const [count, setCount] = useState('');
   const [note, setNote] = useState('');
   const [tick, setTick] = useState(0);
+  /** The host whose drain waits for its confirm step. */
+  const [confirmDrain, setConfirmDrain] = useState<string | null>(null);
+  /** Drain results by host (this page's, until reload): sessions moved and left. */
+  const [drained, setDrained] = useState<Map<string, Drained>>(new Map());
+  const admin = can(props.ctx.me, 'admin');
   useEffect(() => {
     let gone = false;
     const load = async (): Promise<void> => {
@@ -84,12 +97,40 @@ export function ClusterPage(props: { ctx: Ctx }) {
       setNote(errorText(err));
     }
   };
+  const drain = async (hostId: string): Promise<void> => {
+    setConfirmDrain(null);
+    setNote(`Draining host ${hostId}…`);
+    try {
+      const r = await api<Drained>('POST', `/api/v1/admin/hosts/${encodeURIComponent(hostId)}/drain`);
+      setDrained((prev) => new Map(prev).set(hostId, r));
+      setNote(`Host ${hostId} drained: ${r.moved} sessions moved, ${r.remaining} left.`);
+      setTick((t) => t + 1);
+      await props.ctx.reload();
+    } catch (err) {
+      setNote(`Drain ${hostId}: ${errorText(err)}`);
+    }
+  };
+  const drainCell = (h: Host) => {
+    const done = drained.get(h.hostId);
+    const result = done ? html`<span data-testid="drain-result">moved ${done.moved} · left ${done.remaining}</span>` : null;
+    // Admin only (the page is, and the API refuses anyone else); a draining or dead host has nothing to drain.
+    if (!admin || h.state !== 'alive') return result ?? '—';
+    if (confirmDrain === h.hostId) {
+      return html`<span role="group" aria-label=${`Confirm drain of host ${h.hostId}`}>Stop placing sessions on ${h.hostId} and hand its ${h.sessions} sessions to the other live hosts?
+        <button type="button" class="danger" onClick=${() => void drain(h.hostId)}>Confirm drain</button>
+        <button type="button" onClick=${() => setConfirmDrain(null)}>Cancel</button></span>`;
+    }
+    return html`<button type="button" onClick=${() => setConfirmDrain(h.hostId)} aria-label=${`Drain host ${h.hostId}`}>Drain…</button>`;
+  };
   return html`<section aria-labelledby="cluster-h">
     <h2 id="cluster-h">Cluster</h2>
     <table>
       <caption>Hosts (routers) in the registry</caption>
-      <thead><tr><th scope="col">Host</th><th scope="col">URL</th><th scope="col">Shards</th><th scope="col">Sessions</th><th scope="col">Heartbeat</th></tr></thead>
-      <tbody>${hosts.map((h) => html`<tr><th scope="row">${h.hostId}</th><td>${h.url}</td><td>${h.shards}</td><td>${h.sessions}</td><td>${time(h.updatedAt)}</td></tr>`)}</tbody>
+      <thead><tr><th scope="col">Host</th><th scope="col">URL</th><th scope="col">State</th><th scope="col">Shards</th><th scope="col">Sessions</th><th scope="col">Heartbeat</th><th scope="col">Drain</th></tr></thead>
+      <tbody>${hosts.map(
+        (h) => html`<tr data-host=${h.hostId}><th scope="row">${h.hostId}</th><td>${h.url}</td><td>${h.state}</td><td>${h.shards}</td><td>${h.sessions}</td><td>${time(h.updatedAt)}</td>
+          <td>${drainCell(h)}</td></tr>`,
+      )}</tbody>
     </table>
     ${shards
       ? html`<table>

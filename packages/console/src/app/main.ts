@@ -161,8 +161,9 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
       setLive(up);
       if (up) void reload();
     });
-    // Sessions owned by other hosts stream from those hosts: the list is read again now and then.
-    const timer = setInterval(() => void reload(), 15_000);
+    // The stream covers every host's sessions (relayed between the routers in a cluster), but the relay is at most
+    // once: the list is read again now and then as a safety net.
+    const timer = setInterval(() => void reload(), 60_000);
     return () => {
       stream.close();
       clearInterval(timer);

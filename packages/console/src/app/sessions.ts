@@ -19,6 +19,17 @@ export interface Session {
   updatedAt: string;
 }
 
+/** One entry of GET /api/v1/sessions/:id/history. */
+interface StatusChange {
+  seq: number;
+  status: string;
+  reason: string | null;
+  host: string | null;
+  shard: number | null;
+  epoch: number | null;
+  at: string;
+}
+
 const STATUSES = ['starting', 'qr', 'pairing', 'connected', 'reconnecting', 'disconnected', 'logged_out', 'failed'];
 
 function StatusBadge(props: { status: string }) {
@@ -201,13 +212,66 @@ function Actions(props: { ctx: Ctx; session: Session }) {
   </section>`;
 }
 
+/** The stored status history (any host answers from the database), read again on each status event of the session. */
+function History(props: { ctx: Ctx; id: string }) {
+  const { ctx, id } = props;
+  const changes = ctx.history.get(id)?.length ?? 0;
+  const [rows, setRows] = useState<StatusChange[]>([]);
+  const [next, setNext] = useState<number | null>(null);
+  const [error, setError] = useState('');
+  const path = `/api/v1/sessions/${encodeURIComponent(id)}/history?limit=50`;
+  useEffect(() => {
+    let gone = false;
+    api<{ data: StatusChange[]; nextCursor: number | null }>('GET', path).then(
+      (page) => {
+        if (gone) return;
+        setRows(page.data);
+        setNext(page.nextCursor);
+        setError('');
+      },
+      (err: unknown) => {
+        if (!gone) setError(errorText(err));
+      },
+    );
+    return () => {
+      gone = true;
+    };
+  }, [id, changes]);
+  const older = async (): Promise<void> => {
+    if (next === null) return;
+    try {
+      const page = await api<{ data: StatusChange[]; nextCursor: number | null }>('GET', `${path}&cursor=${next}`);
+      setRows((prev) => [...prev, ...page.data]);
+      setNext(page.nextCursor);
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return html`<section aria-labelledby="hist-h" class="card">
+    <h3 id="hist-h">Status history</h3>
+    ${error ? html`<p role="alert" class="error">${error}</p>` : null}
+    ${rows.length === 0
+      ? html`<p>No status change stored yet.</p>`
+      : html`<table class="history">
+          <caption>Stored status changes, newest first (the newest 200 are kept)</caption>
+          <thead><tr><th scope="col">Time</th><th scope="col">Status</th><th scope="col">Reason</th><th scope="col">Host / shard</th><th scope="col">Epoch</th></tr></thead>
+          <tbody>
+            ${rows.map(
+              (r) => html`<tr data-seq=${r.seq}><td>${new Date(r.at).toLocaleString()}</td><td><${StatusBadge} status=${r.status} /></td><td>${r.reason ?? '—'}</td>
+                <td>${r.host ?? '—'} / ${r.shard ?? '—'}</td><td>${r.epoch ?? '—'}</td></tr>`,
+            )}
+          </tbody>
+        </table>`}
+    ${next !== null ? html`<button type="button" onClick=${older}>Show older</button>` : null}
+  </section>`;
+}
+
 function Detail(props: { ctx: Ctx; id: string }) {
   const { ctx, id } = props;
   const session = ctx.sessions.get(id);
   if (session === undefined) {
     return html`<section><h2>Session ${id}</h2><p>No such session, or not visible with this credential.</p><p><a href="#/sessions">Back to sessions</a></p></section>`;
   }
-  const history = ctx.history.get(id) ?? [];
   return html`<section aria-labelledby="detail-h">
     <p><a href="#/sessions">← All sessions</a></p>
     <h2 id="detail-h">Session ${session.id}</h2>
@@ -222,12 +286,7 @@ function Detail(props: { ctx: Ctx; id: string }) {
     ${session.status === 'connected' && can(ctx.me, 'messages:read') ? html`<p><a href=${`#/chats/${encodeURIComponent(session.id)}`}>Open chats</a></p>` : null}
     <${Qr} ctx=${ctx} session=${session} />
     ${can(ctx.me, 'sessions:write') ? html`<${Actions} ctx=${ctx} session=${session} />` : null}
-    <section aria-labelledby="hist-h" class="card">
-      <h3 id="hist-h">Status history (since sign-in)</h3>
-      ${history.length === 0
-        ? html`<p>No change seen yet.</p>`
-        : html`<ol class="history">${history.map((e) => html`<li>${time(e.at)} · ${String(e.data['status'])}${e.data['reason'] ? ` (${String(e.data['reason'])})` : ''}</li>`)}</ol>`}
-    </section>
+    <${History} ctx=${ctx} id=${session.id} />
   </section>`;
 }
 

@@ -16,7 +16,7 @@ export interface Ctx {
   reload: () => Promise<void>;
   /** The latest QR string of each session (from the stream). */
   qr: Map<string, { qr: string; at: number }>;
-  /** Status events of each session seen since sign-in (the disconnect history). */
+  /** Status events of each session seen since sign-in: the session view reads the stored history again on each. */
   history: Map<string, SseEvent[]>;
   /** Bumped on each message or message-status event of a session (the chat view reloads). */
   messageTick: Map<string, number>;

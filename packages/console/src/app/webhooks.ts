@@ -1,5 +1,5 @@
-// Webhooks: the outbox (depth, oldest pending, failed, dead), deliveries by endpoint, dead letters with their
-// last error, replay one or all.
+// Webhooks: the outbox (depth, oldest pending, failed, dead), the circuit breaker of each receiver origin (of the
+// host the console talks to), deliveries by endpoint, dead letters with their last error, replay one or all.
 import { useEffect, useState } from 'preact/hooks';
 import { api, authHeaders, credential } from './api.ts';
 import { html } from './html.ts';
@@ -26,6 +26,17 @@ interface Stats {
   oldestPendingSeconds: number;
 }
 
+interface Breaker {
+  origin: string;
+  state: 'closed' | 'open' | 'half-open';
+  consecutiveFailures: number;
+  lastFailureAt: string | null;
+  lastError: string | null;
+  openedAt: string | null;
+  nextTryAt: string | null;
+  waitMs: number | null;
+}
+
 const FILTERS = ['failed', 'dead', 'pending', 'delivered'];
 
 export function WebhooksPage(_props: { ctx: Ctx }) {
@@ -33,6 +44,7 @@ export function WebhooksPage(_props: { ctx: Ctx }) {
   const [configured, setConfigured] = useState(true);
   const [filter, setFilter] = useState('failed');
   const [rows, setRows] = useState<Delivery[]>([]);
+  const [breakers, setBreakers] = useState<{ hostId: string; breakers: Breaker[] } | null>(null);
   const [note, setNote] = useState('');
   const [tick, setTick] = useState(0);
   useEffect(() => {
@@ -45,8 +57,13 @@ export function WebhooksPage(_props: { ctx: Ctx }) {
         setConfigured(health.webhooks !== undefined);
         setStats(health.webhooks?.stats ?? null);
         if (health.webhooks === undefined) return;
-        const list = await api<{ data: Delivery[] }>('GET', `/api/v1/admin/webhooks?status=${filter}&limit=100`);
-        if (!gone) setRows(list.data);
+        const [list, br] = await Promise.all([
+          api<{ data: Delivery[] }>('GET', `/api/v1/admin/webhooks?status=${filter}&limit=100`),
+          api<{ hostId: string; breakers: Breaker[] }>('GET', '/api/v1/admin/webhooks/breakers'),
+        ]);
+        if (gone) return;
+        setRows(list.data);
+        setBreakers(br);
       } catch (err) {
         if (!gone) setNote(errorText(err));
       }
@@ -79,6 +96,23 @@ export function WebhooksPage(_props: { ctx: Ctx }) {
           <dt>Pending</dt><dd>${stats.pending}</dd><dt>In flight</dt><dd>${stats.inFlight}</dd><dt>Failed (retrying)</dt><dd>${stats.failed}</dd>
           <dt>Dead</dt><dd>${stats.dead}</dd><dt>Oldest pending</dt><dd>${Math.round(stats.oldestPendingSeconds)} s</dd>
         </dl>`
+      : null}
+    ${breakers
+      ? html`<table class="breakers">
+          <caption>Circuit breakers of host ${breakers.hostId}, per receiver origin (each host keeps its own)</caption>
+          <thead><tr><th scope="col">Receiver</th><th scope="col">State</th><th scope="col">Consecutive failures</th><th scope="col">Last failure</th><th scope="col">Opened</th><th scope="col">Next try</th><th scope="col">Wait</th></tr></thead>
+          <tbody>
+            ${breakers.breakers.length === 0
+              ? html`<tr><td colspan="7">No breaker: no delivery attempted recently.</td></tr>`
+              : breakers.breakers.map(
+                  (b) => html`<tr data-origin=${b.origin}>
+                    <th scope="row">${b.origin}</th><td><span class=${`badge b-${b.state}`}>${b.state}</span></td><td>${b.consecutiveFailures}</td>
+                    <td>${b.lastFailureAt ? `${time(b.lastFailureAt)} · ${b.lastError ?? ''}` : '—'}</td><td>${b.openedAt ? time(b.openedAt) : '—'}</td>
+                    <td>${b.nextTryAt ? time(b.nextTryAt) : '—'}</td><td>${b.waitMs === null ? '—' : `${(b.waitMs / 1000).toFixed(1)} s`}</td>
+                  </tr>`,
+                )}
+          </tbody>
+        </table>`
       : null}
     <div class="row">
       <label for="wh-filter">Show deliveries</label>
