@@ -53,7 +53,7 @@ export function sqlConformance(name: string, open: () => Promise<SqlDatabase>, o
       const tables = await db.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
-      for (const table of ['idempotency_keys', 'message_status_events', 'messages', 'sessions', 'webhook_outbox']) {
+      for (const table of ['idempotency_keys', 'message_status_events', 'messages', 'session_status_history', 'sessions', 'webhook_outbox']) {
         assert.ok(tables.rows.some((r) => r.table_name === table), `table ${table} exists`);
       }
     });
