@@ -120,7 +120,7 @@ export function ClusterPage(props: { ctx: Ctx }) {
         <button type="button" class="danger" onClick=${() => void drain(h.hostId)}>Confirm drain</button>
         <button type="button" onClick=${() => setConfirmDrain(null)}>Cancel</button></span>`;
     }
-    return html`<button type="button" onClick=${() => setConfirmDrain(h.hostId)} aria-label=${`Drain host ${h.hostId}`}>Drain…</button>`;
+    return html`<button type="button" onClick=${() => setConfirmDrain(h.hostId)} aria-label=${`Drain host ${h.hostId}`}>Drain</button>`;
   };
   return html`<section aria-labelledby="cluster-h">
     <h2 id="cluster-h">Cluster</h2>
