@@ -131,6 +131,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sessions/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stored status history of the session, newest first (paginated with `cursor`): each change with its reason, host, shard and lease epoch
+         * @description Written with each status change in the same transaction as the session row; a repeat of the newest entry adds none, the newest 200 are kept, and they are deleted with the session. Any host answers from the database (docs/sessions.md, "Status history").
+         */
+        get: operations["getSessionHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions/{id}/qr": {
         parameters: {
             query?: never;
@@ -623,6 +643,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/webhooks/breakers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The circuit breakers of the host that answers, per receiver origin: state, consecutive failures, last failure, when it opened and when it tries again
+         * @description Breakers live in each router process (docs/webhooks.md, "Circuit breakers"): each host answers with its own, and a receiver may be open on one host and closed on another. Closed breakers unused for 10 minutes are forgotten.
+         */
+        get: operations["getAdminWebhooksBreakers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/webhooks": {
         parameters: {
             query?: never;
@@ -716,8 +756,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Server-Sent Events of every session the credential may see, owned by this host (status, qr, message, message-status, deleted)
-         * @description Each event names its session (`id` or `sessionId`). Sessions owned by another host stream from that host only; the console also re-reads the list.
+         * Server-Sent Events of every session the credential may see (status, qr, deleted of every host; message, message-status of this host)
+         * @description Each event names its session (`id` or `sessionId`). In a cluster, the status, qr and deleted events of other hosts' sessions are relayed here over Redis pub/sub (each with an SSE `id`, delivered once, at most once); message events only from this host's sessions (docs/console.md, "Live updates").
          */
         get: operations["getEvents"];
         put?: never;
@@ -835,6 +875,24 @@ export interface components {
             jid: string;
             lid?: string;
             name?: string;
+        };
+        SessionStatusHistory: {
+            data: components["schemas"]["SessionStatusChange"][];
+            nextCursor: number | null;
+        };
+        SessionStatusChange: {
+            /** @description Order of the writes; the paging cursor */
+            seq: number;
+            /** @enum {string} */
+            status: "starting" | "qr" | "pairing" | "connected" | "reconnecting" | "disconnected" | "logged_out" | "failed";
+            /** @description Why, e.g. 'restart required (515)', 'logged out by WhatsApp (401)', 'logout requested' */
+            reason: string | null;
+            /** @description The host the session was placed on */
+            host: string | null;
+            shard: number | null;
+            /** @description Lease epoch of the owner that reported it */
+            epoch: number | null;
+            at: string;
         };
         SessionQr: {
             id: string;
@@ -1590,6 +1648,31 @@ export interface components {
                 size?: number;
             }[];
         };
+        WebhookBreakerList: {
+            /** @description The host that answered: breakers are per router process */
+            hostId: string;
+            breakers: components["schemas"]["WebhookBreaker"][];
+        };
+        WebhookBreaker: {
+            /** @description Receiver origin (scheme://host:port): one breaker per origin */
+            origin: string;
+            /**
+             * @description open: no delivery is tried until nextTryAt; half-open: the one probe is in flight
+             * @enum {string}
+             */
+            state: "closed" | "open" | "half-open";
+            /** @description "Endpoint down" outcomes (no answer, 408, 429, 5xx) since the last success */
+            consecutiveFailures: number;
+            lastFailureAt: string | null;
+            /** @description Short error of the last failure, e.g. `HTTP 500` or `ECONNREFUSED` */
+            lastError: string | null;
+            /** @description When the breaker opened (null while closed) */
+            openedAt: string | null;
+            /** @description When an open breaker lets its probe through */
+            nextTryAt: string | null;
+            /** @description The current half-open wait (doubles per failed probe up to WEBHOOK_BREAKER_HALF_OPEN_MAX_MS) */
+            waitMs: number | null;
+        };
         ShardStats: {
             index: number;
             ok: boolean;
@@ -2001,6 +2084,79 @@ export interface operations {
                 content?: never;
             };
             /** @description Invalid path parameter (VALIDATION_FAILED); details.fields names each bad field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credentials, or invalid ones (UNAUTHORIZED, INVALID_TOKEN, TOKEN_EXPIRED, INVALID_API_KEY) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credentials lack a required scope or are limited to other sessions (INSUFFICIENT_SCOPE, SESSION_NOT_ALLOWED, FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such session (SESSION_NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited per client address or per credential (RATE_LIMITED); see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSessionHistory: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description Entries older than this one (the previous page's `nextCursor`) */
+                cursor?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Status changes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionStatusHistory"];
+                };
+            };
+            /** @description Invalid path parameter or query parameter (VALIDATION_FAILED); details.fields names each bad field */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5789,6 +5945,55 @@ export interface operations {
             /** @description WhatsApp or the shard did not answer in time (WA_TIMEOUT, IPC_TIMEOUT) */
             504: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAdminWebhooksBreakers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Breakers of this host */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookBreakerList"];
+                };
+            };
+            /** @description No credentials, or invalid ones (UNAUTHORIZED, INVALID_TOKEN, TOKEN_EXPIRED, INVALID_API_KEY) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credentials lack a required scope (INSUFFICIENT_SCOPE, FORBIDDEN) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited per client address or per credential (RATE_LIMITED); see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
