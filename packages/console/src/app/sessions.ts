@@ -139,8 +139,8 @@ function Qr(props: { ctx: Ctx; session: Session }) {
   </section>`;
 }
 
-function Actions(props: { ctx: Ctx; session: Session }) {
-  const { ctx, session } = props;
+function Actions(props: { ctx: Ctx; session: Session; onDeleting: (on: boolean) => void }) {
+  const { ctx, session, onDeleting } = props;
   const id = encodeURIComponent(session.id);
   const [note, setNote] = useState('');
   const [confirming, setConfirming] = useState(false);
@@ -185,8 +185,14 @@ function Actions(props: { ctx: Ctx; session: Session }) {
         ? html`<span role="group" aria-label="Confirm delete">Delete ${session.id} and all its state?
             <button type="button" class="danger" onClick=${() => {
               setConfirming(false);
+              onDeleting(true);
               void run('Delete', async () => {
-                await api('DELETE', `/api/v1/sessions/${id}`);
+                try {
+                  await api('DELETE', `/api/v1/sessions/${id}`);
+                } catch (err) {
+                  onDeleting(false);
+                  throw err;
+                }
                 location.hash = '#/sessions';
               });
             }}>Confirm delete</button>
@@ -212,15 +218,19 @@ function Actions(props: { ctx: Ctx; session: Session }) {
   </section>`;
 }
 
-/** The stored status history (any host answers from the database), read again on each status event of the session. */
-function History(props: { ctx: Ctx; id: string }) {
-  const { ctx, id } = props;
+/**
+ * The stored status history (any host answers from the database), read again on each status event of the session;
+ * not while this page deletes the session (its last status events arrive as its rows go).
+ */
+function History(props: { ctx: Ctx; id: string; deleting: boolean }) {
+  const { ctx, id, deleting } = props;
   const changes = ctx.history.get(id)?.length ?? 0;
   const [rows, setRows] = useState<StatusChange[]>([]);
   const [next, setNext] = useState<number | null>(null);
   const [error, setError] = useState('');
   const path = `/api/v1/sessions/${encodeURIComponent(id)}/history?limit=50`;
   useEffect(() => {
+    if (deleting) return;
     let gone = false;
     api<{ data: StatusChange[]; nextCursor: number | null }>('GET', path).then(
       (page) => {
@@ -236,7 +246,7 @@ function History(props: { ctx: Ctx; id: string }) {
     return () => {
       gone = true;
     };
-  }, [id, changes]);
+  }, [id, changes, deleting]);
   const older = async (): Promise<void> => {
     if (next === null) return;
     try {
@@ -269,6 +279,7 @@ function History(props: { ctx: Ctx; id: string }) {
 function Detail(props: { ctx: Ctx; id: string }) {
   const { ctx, id } = props;
   const session = ctx.sessions.get(id);
+  const [deleting, setDeleting] = useState(false);
   if (session === undefined) {
     return html`<section><h2>Session ${id}</h2><p>No such session, or not visible with this credential.</p><p><a href="#/sessions">Back to sessions</a></p></section>`;
   }
@@ -285,8 +296,8 @@ function Detail(props: { ctx: Ctx; id: string }) {
     </dl>
     ${session.status === 'connected' && can(ctx.me, 'messages:read') ? html`<p><a href=${`#/chats/${encodeURIComponent(session.id)}`}>Open chats</a></p>` : null}
     <${Qr} ctx=${ctx} session=${session} />
-    ${can(ctx.me, 'sessions:write') ? html`<${Actions} ctx=${ctx} session=${session} />` : null}
-    <${History} ctx=${ctx} id=${session.id} />
+    ${can(ctx.me, 'sessions:write') ? html`<${Actions} ctx=${ctx} session=${session} onDeleting=${setDeleting} />` : null}
+    <${History} ctx=${ctx} id=${session.id} deleting=${deleting} />
   </section>`;
 }
 
