@@ -89,7 +89,7 @@ async function provisionOnFirstHost(c: Cluster, t: { after(fn: () => Promise<voi
   await until(
     `${n} provisioned sessions connected on the first host`,
     async () => [...(await sessionRows(c.sql, ids)).values()].filter((r) => r.status === 'connected' && r.host === a.id).length === n,
-    300_000,
+    Math.max(300_000, n * 1000),
   );
   return { ids, jids: made.map((m) => m.jid), seconds: (Date.now() - p0) / 1000 };
 }
@@ -153,7 +153,7 @@ async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number
         if (p95Ms === 0 && ok >= Math.ceil(n * 0.95)) p95Ms = Date.now() - t0;
         return ok === n;
       },
-      180_000,
+      Math.max(180_000, n * 1000),
     );
     const allMs = Date.now() - t0;
     const spread = new Map<string, number>();
