@@ -3,30 +3,50 @@
  * (each its own loopback address 127.0.0.x, HOST_ID, PUBLIC_URL and process group, one shard each) on Redis +
  * PostgreSQL + S3 (s3rver), real Baileys sockets against the WhatsApp simulator in this process. The cluster
  * harness is the one of test/cluster (test/cluster/helpers.ts): LEASE_TTL_MS=4000, LEASE_RENEW_INTERVAL_MS=1000,
- * HOST_DEAD_AFTER_MS=3000.
+ * HOST_DEAD_AFTER_MS=3000. Sessions are provisioned (bench/provision.ts: linked devices and auth state written
+ * directly, no QR scan each), so 500 sessions take seconds to set up, not a pairing each.
  *
- *   node bench/cluster.ts                  # 100 sessions; writes docs/benchmarks.md ## cluster
- *   node bench/cluster.ts --sizes 50 --no-write
+ *   node bench/cluster.ts                          # failover 100 and 500, rebalance 100, LB calls/s; writes docs/benchmarks.md ## cluster
+ *   node bench/cluster.ts --sizes 20 --rebalance 20 --lb-seconds 5 --no-write
  *
- * Failover: three hosts, N sessions paired on the first, which is then SIGKILLed (router and shards); the
- * clock runs until 95% and 100% of the sessions are `connected` on the survivors (connected_at after the kill).
- * Rebalancing: one host with N connected sessions (capacity N), REBALANCE_INTERVAL_MS=1000,
- * REBALANCE_MAX_MOVES_PER_INTERVAL=20, REBALANCE_TOLERANCE=0.05; a second, empty host starts and the clock runs
- * until both loads are within the tolerance of the mean with every session connected.
+ * Failover (each of --sizes): the first host claims N provisioned sessions alone (capacity N), two more hosts
+ * join, then the first is SIGKILLed (router and shards); the clock runs until 95% and 100% of the sessions are
+ * `connected` on the survivors (connected_at after the kill). Before the kill, HAProxy (deploy/haproxy/haproxy.cfg,
+ * the reference setup) is started in front of the three routers and a closed loop of --lb-concurrency clients
+ * (default 16) calls through it for --lb-seconds (default 10): GET /api/v1/sessions/:id and a text send between
+ * two of the sessions (forwarded to the owner by the two other routers); calls/s and non-2xx are printed.
+ * Rebalancing (--rebalance, default 100; 0 skips): one host with that many connected sessions (capacity N),
+ * REBALANCE_INTERVAL_MS=1000, REBALANCE_MAX_MOVES_PER_INTERVAL=20, REBALANCE_TOLERANCE=0.05; a second, empty
+ * host starts and the clock runs until both loads are within the tolerance of the mean, every session connected.
  */
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createRootLogger, loadConfig } from '@wagw/shared';
+import { openStores } from '@wagw/stores';
+import { provisionSessions } from './provision.ts';
 import { writeBenchSection } from './report.ts';
 import { listHosts, sessionRows, startCluster } from '../test/cluster/helpers.ts';
-import { mapLimit, pairByQr } from '../test/sessions/helpers.ts';
+import type { Cluster } from '../test/cluster/helpers.ts';
+import { tempDir } from '../test/harness/index.ts';
+import { startHaproxy } from '../test/deploy/haproxy.ts';
+import { Api, sessionTestEnv } from '../test/sessions/helpers.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const sizes = (arg('sizes') ?? '100').split(',').map(Number);
+const sizes = (arg('sizes') ?? '100,500').split(',').map(Number);
+const rebalanceSize = Number(arg('rebalance') ?? '100');
+const lbSeconds = Number(arg('lb-seconds') ?? '10');
+const lbConcurrency = Number(arg('lb-concurrency') ?? '16');
 const write = !args.includes('--no-write');
+for (const n of [...sizes, rebalanceSize, lbSeconds, lbConcurrency]) {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`bench/cluster: sizes, --rebalance, --lb-seconds and --lb-concurrency take whole numbers >= 0 (got ${n})`);
+}
+if (sizes.some((n) => n < 2)) throw new Error('bench/cluster: --sizes needs at least 2 sessions each (the LB load sends between two)');
+/** A host id that never announces itself: rows placed on it are orphans, claimed by the live hosts. */
+const NOBODY = 'bench-provisioned';
 
 /** The harness's cleanup hook, run in reverse order at the end of each measurement. */
 function scope(): { t: { after(fn: () => Promise<void>): void }; close(): Promise<void> } {
@@ -47,16 +67,81 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number
   }
 }
 
-async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number; allMs: number; spread: string }> {
+/**
+ * N linked sessions on the cluster's only host so far: provisioned (auth state in S3, rows desired=running on a
+ * host that never announces), claimed by that host as orphans; resolves when all are connected on it.
+ */
+async function provisionOnFirstHost(c: Cluster, t: { after(fn: () => Promise<void>): void }, prefix: string, n: number): Promise<{ ids: string[]; jids: string[]; seconds: number }> {
+  const p0 = Date.now();
+  const dir = await tempDir(t);
+  const config = loadConfig(sessionTestEnv(dir.path, { ...c.storesEnv, LOG_LEVEL: 'error' }));
+  const logger = createRootLogger({ proc: 'bench', level: 'error' });
+  const stores = await openStores(config, logger);
+  const ids = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+  let made: { jid: string }[];
+  try {
+    made = await provisionSessions({ adminUrl: c.sim.urls.admin, blobs: stores.blobs, sql: stores.sql, logger, ids, batch: 250 });
+    await stores.sql.query(`UPDATE sessions SET host_id = $2 WHERE id = ANY($1::text[])`, [ids, NOBODY]);
+  } finally {
+    await stores.close();
+  }
+  const a = c.hosts[0]!;
+  await until(
+    `${n} provisioned sessions connected on the first host`,
+    async () => [...(await sessionRows(c.sql, ids)).values()].filter((r) => r.status === 'connected' && r.host === a.id).length === n,
+    Math.max(300_000, n * 1000),
+  );
+  return { ids, jids: made.map((m) => m.jid), seconds: (Date.now() - p0) / 1000 };
+}
+
+/** Closed-loop clients through HAProxy in front of the three routers for `seconds`: calls per second. */
+async function lbCalls(c: Cluster, t: { after(fn: () => Promise<void>): void }, ids: string[], jids: string[], seconds: number): Promise<{ perSecond: number; calls: number; reads: number; sends: number; non2xx: number; sample: string }> {
+  const binds = c.hosts.slice(0, 3).map((h) => new URL(h.url).host) as unknown as [string, string, string];
+  const lb = await startHaproxy(t, binds);
+  await until('haproxy to see three routers UP', async () => (await lb.stats()).every((x) => x.status === 'UP'), 15_000);
+  const api = new Api(lb.url);
+  let calls = 0;
+  let sends = 0;
+  let non2xx = 0;
+  let sample = '';
+  let n = 0;
+  const end = Date.now() + seconds * 1000;
+  const t0 = Date.now();
+  await Promise.all(
+    Array.from({ length: lbConcurrency }, async (_, k) => {
+      // Even clients only read, odd clients only send: a slow send does not hold reads back.
+      const sender = k % 2 === 1;
+      while (Date.now() < end) {
+        const i = n++;
+        const from = ids[i % ids.length]!;
+        const r = !sender
+          ? await api.call('GET', `/api/v1/sessions/${from}`).catch((e: unknown) => ({ status: 0, raw: Buffer.from(String(e)) }))
+          : await api.call('POST', `/api/v1/sessions/${from}/messages`, { to: jids[(i + 1) % jids.length], type: 'text', text: `lb ${i}` }).catch((e: unknown) => ({ status: 0, raw: Buffer.from(String(e)) }));
+        calls++;
+        if (sender) sends++;
+        if (r.status < 200 || r.status >= 300) {
+          non2xx++;
+          sample ||= `${r.status} ${r.raw.toString('utf8').slice(0, 160)}`;
+        }
+      }
+    }),
+  );
+  const perSecond = Math.round(calls / ((Date.now() - t0) / 1000));
+  await lb.stop();
+  return { perSecond, calls, reads: calls - sends, sends, non2xx, sample };
+}
+
+async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number; allMs: number; spread: string; lb: Awaited<ReturnType<typeof lbCalls>> | null }> {
   const s = scope();
   try {
-    const c = await startCluster(s.t, 3, { SESSION_LOGIN_CONCURRENCY: '8' });
+    const settings = { SESSION_LOGIN_CONCURRENCY: '8', SHARD_MAX_SESSIONS: String(Math.max(n, 100)), LOG_LEVEL: 'error' };
+    const c = await startCluster(s.t, 1, settings);
     const a = c.hosts[0]!;
-    const ids = Array.from({ length: n }, (_, i) => `bf-${i}`);
-    const phones = ids.map((id) => c.sim.createPhone({ name: id }));
-    const p0 = Date.now();
-    await mapLimit(ids, 8, (id, i) => pairByQr(a.api, c.sim, phones[i]!, id, 180_000));
-    const pairSeconds = (Date.now() - p0) / 1000;
+    const { ids, jids, seconds: pairSeconds } = await provisionOnFirstHost(c, s.t, 'bf', n);
+    await c.addHost();
+    await c.addHost();
+    await until('three hosts alive', async () => (await listHosts(a.api)).filter((h) => h.state === 'alive').length === 3, 30_000);
+    const lb = lbSeconds > 0 ? await lbCalls(c, s.t, ids, jids, lbSeconds) : null;
     const t0 = Date.now();
     a.signal('SIGKILL');
     let p95Ms = 0;
@@ -68,14 +153,14 @@ async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number
         if (p95Ms === 0 && ok >= Math.ceil(n * 0.95)) p95Ms = Date.now() - t0;
         return ok === n;
       },
-      180_000,
+      Math.max(180_000, n * 1000),
     );
     const allMs = Date.now() - t0;
     const spread = new Map<string, number>();
     for (const r of (await sessionRows(c.sql, ids)).values()) spread.set(r.host ?? '?', (spread.get(r.host ?? '?') ?? 0) + 1);
     const snap = c.sim.snapshot();
     if (snap.concurrentLoginViolations !== 0 || snap.supersededFrames !== 0) throw new Error(`violations: ${snap.concurrentLoginViolations} / ${snap.supersededFrames}`);
-    return { pairSeconds, p95Ms, allMs, spread: [...spread.values()].join(' + ') };
+    return { pairSeconds, p95Ms, allMs, spread: [...spread.values()].join(' + '), lb };
   } finally {
     await s.close();
   }
@@ -94,9 +179,7 @@ async function rebalance(n: number): Promise<{ ms: number; moved: number }> {
     };
     const c = await startCluster(s.t, 1, settings);
     const a = c.hosts[0]!;
-    const ids = Array.from({ length: n }, (_, i) => `br-${i}`);
-    const phones = ids.map((id) => c.sim.createPhone({ name: id }));
-    await mapLimit(ids, 8, (id, i) => pairByQr(a.api, c.sim, phones[i]!, id, 180_000));
+    const { ids } = await provisionOnFirstHost(c, s.t, 'br', n);
     const t0 = Date.now();
     const b = await c.addHost();
     let moved = 0;
@@ -118,31 +201,57 @@ async function rebalance(n: number): Promise<{ ms: number; moved: number }> {
   }
 }
 
-const lines: string[] = [];
+const load = os.loadavg().map((x) => x.toFixed(1)).join(' / ');
+const failLines: string[] = [];
+const lbLines: string[] = [];
 for (const n of sizes) {
   const f = await failover(n);
-  console.log(`failover ${n}: paired in ${f.pairSeconds.toFixed(1)} s; 95% connected ${f.p95Ms} ms, 100% ${f.allMs} ms after the SIGKILL (spread ${f.spread})`);
-  const r = await rebalance(n);
-  console.log(`rebalance ${n}: ${r.moved} sessions moved to the new host in ${r.ms} ms`);
-  lines.push(`| ${n} | ${f.p95Ms} | ${f.allMs} | ${f.spread} | ${r.moved} | ${r.ms} |`);
+  console.log(`failover ${n}: provisioned and connected in ${f.pairSeconds.toFixed(1)} s; 95% connected ${f.p95Ms} ms, 100% ${f.allMs} ms after the SIGKILL (spread ${f.spread})`);
+  failLines.push(`| ${n} | ${f.p95Ms} | ${f.allMs} | ${f.spread} |`);
+  if (f.lb !== null) {
+    console.log(`haproxy + 3 routers (${n} sessions): ${f.lb.perSecond} calls/s (${f.lb.calls} calls: ${f.lb.reads} reads, ${f.lb.sends} sends; ${lbConcurrency} clients, ${lbSeconds} s), ${f.lb.non2xx} non-2xx${f.lb.sample ? ` (first: ${f.lb.sample})` : ''}`);
+    lbLines.push(`| ${n} | ${lbConcurrency} | ${f.lb.perSecond} | ${f.lb.reads} / ${f.lb.sends} | ${f.lb.non2xx} |`);
+  }
 }
+let rebalanceLine = 'not run';
+if (rebalanceSize > 0) {
+  const r = await rebalance(rebalanceSize);
+  console.log(`rebalance ${rebalanceSize}: ${r.moved} sessions moved to the new host in ${r.ms} ms`);
+  rebalanceLine = `${rebalanceSize} sessions on one host, a second empty host joins: ${r.moved} moved, loads within the tolerance after **${r.ms} ms**`;
+}
+const loadAfter = os.loadavg().map((x) => x.toFixed(1)).join(' / ');
+const command = ['node bench/cluster.ts', ...args].join(' ');
 if (write) {
   const file = writeBenchSection(
     'cluster',
-    `\`node bench/cluster.ts\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), shared with other work; three router processes on
-127.0.0.2-4, one shard each, Redis + PostgreSQL + s3rver, the simulator in the bench process. LEASE_TTL_MS=4000,
-LEASE_RENEW_INTERVAL_MS=1000, HOST_DEAD_AFTER_MS=3000. Failover: the host holding every session is SIGKILLed
-(router and shards); time until 95% / 100% are connected on the two survivors (no QR; zero violations checked).
-Rebalancing: a new empty host next to one with N sessions (capacity N each, tolerance 0.05, at most 20 moves a
-second); time until both are within the tolerance.
+    `\`${command}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}); load average (1/5/15 min)
+${load} at the start, ${loadAfter} at the end (a load above the core count means the figures are inflated by other
+work on the box). Router processes on 127.0.0.2-4, one shard each, Redis + PostgreSQL + s3rver, the simulator in
+the bench process; sessions provisioned (bench/provision.ts), not paired. LEASE_TTL_MS=4000,
+LEASE_RENEW_INTERVAL_MS=1000, HOST_DEAD_AFTER_MS=3000, SESSION_LOGIN_CONCURRENCY=8.
 
-| sessions | failover 95% (ms) | failover 100% (ms) | spread on survivors | moved by rebalancing | rebalance (ms) |
-|---|---|---|---|---|---|
-${lines.join('\n')}
+Failover: the host holding every session is SIGKILLed (router and shards); time until 95% / 100% are connected
+on the two survivors (no QR; zero simulator violations checked).
+
+| sessions | failover 95% (ms) | failover 100% (ms) | spread on survivors |
+|---|---|---|---|
+${failLines.join('\n')}
+
+Rebalancing (capacity N each, tolerance 0.05, at most 20 moves a second): ${rebalanceLine}.
+
+Calls through HAProxy (deploy/haproxy/haproxy.cfg) in front of the three routers, before the kill: closed-loop
+clients, half of them reading (GET /api/v1/sessions/:id), half sending texts between the sessions (two sends in three reach a router that
+does not own the session and are forwarded to the owner). Each client waits for its call; a send returns after
+the server ack, paced by the per-session send governor (docs/messaging.md): the sends are a cluster round-trip
+figure, not HAProxy's ceiling; the reads show what the LB and the routers answer.
+
+| sessions | clients | calls/s | reads / sends | non-2xx |
+|---|---|---|---|---|
+${lbLines.join('\n')}
 
 The floor of failover is HOST_DEAD_AFTER_MS / the lease TTL (whichever ends later) plus one renewal tick;
-the rest is logins (SESSION_LOGIN_CONCURRENCY per shard). Not measured here: 500 sessions and calls per second
-through a load balancer (the load-balancer setup is docs/deployment.md's).`,
+the rest is logins (SESSION_LOGIN_CONCURRENCY per shard). The full run (failover 100 and 500 to 95%/100%, rebalance 100, 10 s
+through HAProxy) is \`node bench/cluster.ts\` with no arguments, on a quiet box.`,
   );
   console.log(`wrote ${file}`);
 }

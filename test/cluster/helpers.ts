@@ -79,6 +79,8 @@ export interface Cluster {
   hosts: Host[];
   /** The cluster's PostgreSQL database (to count stored rows directly). */
   sql: pg.Pool;
+  /** The stores the hosts share (DATABASE_URL, REDIS_URL, S3_*): bench/cluster.ts provisions sessions with them. */
+  storesEnv: Record<string, string>;
   /** Starts one more host (e.g. a fourth, empty one). */
   addHost(overrides?: Record<string, string>, options?: { redisProxy?: boolean }): Promise<Host>;
 }
@@ -227,7 +229,8 @@ export async function startCluster(t: Cleanup, count: number, overrides: Record<
     return host;
   };
   for (let i = 0; i < count; i++) await addHost();
-  return { sim: sim.sim, hosts, sql, addHost };
+  const storesEnv = { REDIS_URL: redisUrl, DATABASE_URL: db.url, S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: s3.bucket };
+  return { sim: sim.sim, hosts, sql, storesEnv, addHost };
 }
 
 export interface HostListEntry {

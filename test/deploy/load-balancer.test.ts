@@ -1,8 +1,9 @@
 // The reference deployment's one entrypoint: HAProxy (deploy/haproxy/haproxy.cfg) in front of three real router
 // processes on 127.0.0.2, 127.0.0.3 and 127.0.0.4, each with its own HOST_ID, PUBLIC_URL, shards and data dir,
 // on Redis + PostgreSQL + S3 and the simulator. Sessions are created, paired and messaged through the LB; every
-// router answers for every session (forwarding); a router stopped with SIGTERM leaves the rotation through its
-// failing /ready check while calls through the LB keep succeeding.
+// router answers for every session (forwarding); a router that owns sessions is drained (API) and then SIGTERMed
+// while a client keeps calling through the LB: it leaves the rotation through its failing /ready check, its
+// sessions move to the others, and the client's calls all succeed within bounded retries.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
@@ -34,33 +35,43 @@ interface Tally {
   ok: number;
   /** 5xx answers and connection errors the client saw (each then retried). */
   fiveXx: number;
+  /** 409 SESSION_NOT_CONNECTED / IDEMPOTENCY_IN_PROGRESS answers (a session between sockets while it moves; retried). */
+  notConnected: number;
   /** Calls that still failed after the bounded retries. */
   failed: string[];
 }
 
-/** One call with bounded client retries on 5xx / connection errors, as an operator's client would do. */
+const RETRIED_409 = new Set(['SESSION_NOT_CONNECTED', 'IDEMPOTENCY_IN_PROGRESS']);
+
+/**
+ * One call with bounded client retries, as an operator's client would do: on 5xx / connection errors, and on
+ * 409 SESSION_NOT_CONNECTED while a session moves (about one login; docs/deployment.md). At most 40 attempts
+ * 250 ms apart (10 s); any other 4xx is an answer (and a failure when the test expects 2xx).
+ */
 async function callWithRetry(api: Api, tally: Tally, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<number> {
   let last = '';
-  for (let attempt = 0; attempt < 4; attempt++) {
+  for (let attempt = 0; attempt < 40; attempt++) {
     try {
-      const r = await api.call(method, path, body, headers);
-      if (r.status < 500) {
+      const r = await api.call<{ error?: { code?: string } }>(method, path, body, headers);
+      last = `${r.status} ${r.raw.toString('utf8').slice(0, 200)}`;
+      if (r.status === 409 && RETRIED_409.has(r.body.error?.code ?? '')) tally.notConnected++;
+      else if (r.status < 300) {
         tally.ok++;
         return r.status;
-      }
-      last = `${r.status} ${r.raw.toString('utf8').slice(0, 200)}`;
+      } else if (r.status < 500) break;
+      else tally.fiveXx++;
     } catch (err) {
       last = (err as Error).message;
+      tally.fiveXx++;
     }
-    tally.fiveXx++;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 250));
   }
   tally.failed.push(`${method} ${path}: ${last}`);
   return 0;
 }
 
 describe('reference deployment: HAProxy in front of three routers', () => {
-  test('pair and send through the LB, any router answers any call, a SIGTERMed router leaves the rotation without failed calls', async (t) => {
+  test('pair and send through the LB, any router answers any call, a drained then SIGTERMed router leaves the rotation without failed calls', async (t) => {
     const dir = await tempDir(t);
     const [{ sim, env: simEnv }, prod, redis] = await Promise.all([startSim(t, dir.path), productionStores(t), startPrivateRedis(t)]);
     // Router processes use the default Redis key prefix: they share a private redis-server (as one cluster).
@@ -110,12 +121,12 @@ describe('reference deployment: HAProxy in front of three routers', () => {
     }
     await waitFor(() => ids.every((id) => friend.received().some((m) => textOf(m) === `hello from ${id}`)), { what: 'the friend to receive both messages', timeoutMs: 20_000 });
 
-    // Stop a router that owns no session (failover of a host's sessions is not this test's subject) while a
-    // client keeps calling through the LB.
-    const owners = new Set(paired.map((s) => s.host));
-    const victim = hostIds.findIndex((h) => !owners.has(h));
-    assert.ok(victim >= 0, 'two sessions leave at least one router without a session');
-    const tally: Tally = { ok: 0, fiveXx: 0, failed: [] };
+    // Drain (API, through the LB) and then SIGTERM a router that owns a session, while a client keeps calling
+    // through the LB: its sessions move to the others (about one login each) and no call fails.
+    const victim = hostIds.indexOf(paired[0]!.host!);
+    const victimHost = hostIds[victim]!;
+    const moving = ids.filter((_, i) => paired[i]!.host === victimHost);
+    const tally: Tally = { ok: 0, fiveXx: 0, notConnected: 0, failed: [] };
     let sendCount = 0;
     let running = true;
     const load = (async () => {
@@ -136,6 +147,22 @@ describe('reference deployment: HAProxy in front of three routers', () => {
     assert.deepEqual((await lb.stats()).map((s) => s.check), ['L7OK', 'L7OK', 'L7OK']);
     // Round robin: every router took calls from the LB (the health checks are not counted here).
     for (const s of await lb.stats()) assert.ok(s.requests > 0, `${s.name} served calls through the LB`);
+    const t0 = Date.now();
+    const drained = await api.post<{ hostId: string; moved: number; remaining: number }>(`/api/v1/admin/hosts/${victimHost}/drain`);
+    assert.equal(drained.status, 200, drained.raw.toString());
+    assert.deepEqual(drained.body, { hostId: victimHost, moved: moving.length, remaining: 0 });
+    const survivor = new Api(routers[(victim + 1) % routers.length]!.url);
+    await waitFor(
+      async () => {
+        for (const id of moving) {
+          const s = await survivor.session(id);
+          if (s.status !== 'connected' || s.host === victimHost) return false;
+        }
+        return true;
+      },
+      { what: `the sessions of ${victimHost} connected on the other routers`, timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const moveMs = Date.now() - t0;
     assert.equal(await routers[victim]!.stop('SIGTERM'), 0, routers[victim]!.stderr());
     const victimName = `gateway-${victim + 1}`;
     const down = await waitFor(
@@ -151,7 +178,10 @@ describe('reference deployment: HAProxy in front of three routers', () => {
     await load;
 
     const states = await lb.stats();
-    t.diagnostic(`${tally.ok} calls ok, ${tally.fiveXx} 5xx/connection errors retried by the client, ${tally.failed.length} failed; ${victimName} ${down.status} (${down.check})`);
+    t.diagnostic(
+      `${tally.ok} calls ok, ${tally.fiveXx} 5xx/connection errors and ${tally.notConnected} 409 SESSION_NOT_CONNECTED retried by the client, ${tally.failed.length} failed; ` +
+        `${moving.length} session(s) of ${victimHost} moved in ${moveMs} ms (drain call to connected elsewhere); ${victimName} ${down.status} (${down.check})`,
+    );
     assert.deepEqual(tally.failed, [], 'every call through the LB succeeded within the bounded retries');
     assert.deepEqual(
       states.map((s) => [s.name, s.status.split(' ')[0]]),

@@ -44,5 +44,28 @@ describe('multi-host', () => {
     await b.api.waitStatus('mh', 'connected', 30_000);
     assert.equal(b.router.sessions?.localCount, 0);
     assert.equal(sim.snapshot().concurrentLoginViolations, 0);
+
+    // A draining host takes no new session: the create is forwarded to the least-loaded live host.
+    const drained = await b.api.post<{ moved: number; remaining: number }>('/api/v1/admin/hosts/host-a/drain');
+    assert.equal(drained.status, 200, drained.raw.toString());
+    const placed = await a.api.post<{ id: string; host: string }>('/api/v1/sessions', { id: 'mh-new' });
+    assert.equal(placed.status, 201, placed.raw.toString());
+    assert.equal(placed.body.host, 'host-b');
+    assert.equal(placed.headers.get('x-wagw-served-by'), 'host-b');
+    assert.equal(placed.headers.get('location'), '/api/v1/sessions/mh-new');
+    assert.equal((await b.api.session('mh-new')).host, 'host-b');
+    await b.api.waitStatus('mh', 'connected', 30_000);
+    // No host left that takes sessions (both draining): 503 HOST_UNAVAILABLE with Retry-After, on either host.
+    const drainedB = await a.api.post<{ hostId: string }>('/api/v1/admin/hosts/host-b/drain');
+    assert.equal(drainedB.status, 200, drainedB.raw.toString());
+    assert.equal(drainedB.body.hostId, 'host-b');
+    for (const host of [a, b]) {
+      const refused = await host.api.post<{ error: { code: string; message: string } }>('/api/v1/sessions', { id: 'mh-none' });
+      assert.equal(refused.status, 503, refused.raw.toString());
+      assert.equal(refused.body.error.code, 'HOST_UNAVAILABLE');
+      assert.match(refused.body.error.message, /draining/);
+      assert.equal(refused.headers.get('retry-after'), '5');
+    }
+    assert.equal((await b.api.get('/api/v1/sessions/mh-none')).status, 404, 'a refused create leaves no row');
   });
 });

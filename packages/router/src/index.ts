@@ -29,3 +29,5 @@ export type { GroupCommitOptions, TransactionRunner } from './messages/group-com
 export type { ExpirySweeperOptions, SweepResult } from './messages/expiry.ts';
 export { CONSOLE_CSP, consoleRoutes, simulatorRoutes } from './api/console-routes.ts';
 export type { SimulatorControl } from './api/console-routes.ts';
+/** Where a draining host forwards a new session (the least-loaded live host that takes sessions). */
+export { placementHost } from './sessions/placement-host.ts';

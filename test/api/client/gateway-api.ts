@@ -1911,7 +1911,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created and starting */
+            /** @description Created and starting (on a draining host: created on the least-loaded other host, see `host`) */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1985,7 +1985,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No shard available (SHARD_UNAVAILABLE, NO_CAPACITY, SHUTTING_DOWN) */
+            /** @description No shard available (SHARD_UNAVAILABLE, NO_CAPACITY, SHUTTING_DOWN), or this host is draining and no other host takes sessions (HOST_UNAVAILABLE, with Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;

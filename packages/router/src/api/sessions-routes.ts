@@ -6,7 +6,7 @@ import type { SessionManager } from '../sessions/manager.ts';
 import { defineRoute } from './define-route.ts';
 import type { RouteDefinition } from './define-route.ts';
 import { sessionWebhookSecret } from '../webhooks/secrets.ts';
-import { createForwarder, forwardToHost } from './forward.ts';
+import { FORWARDED_HEADER, createForwarder, forwardToHost } from './forward.ts';
 import { respondWithEvents } from './sse.ts';
 import type { EventHub } from './sse.ts';
 import {
@@ -73,7 +73,12 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
       tags: ['sessions'],
       auth: { scopes: ['sessions:write'] },
       body: createSessionBody,
-      responses: { 201: { description: 'Created and starting', schema: createdSchema }, 400: E400, 409: err('The id exists (SESSION_EXISTS)'), 503: E503 },
+      responses: {
+        201: { description: 'Created and starting (on a draining host: created on the least-loaded other host, see `host`)', schema: createdSchema },
+        400: E400,
+        409: err('The id exists (SESSION_EXISTS)'),
+        503: err('No shard available (SHARD_UNAVAILABLE, NO_CAPACITY, SHUTTING_DOWN), or this host is draining and no other host takes sessions (HOST_UNAVAILABLE, with Retry-After)'),
+      },
       handler: async (ctx, { body }) => {
         const principal = ctx.state.principal ?? ANONYMOUS;
         if (body.id !== undefined) assertSessionAllowed(principal, body.id);
@@ -84,7 +89,21 @@ export function sessionRoutes(deps: SessionRoutesDeps): RouteDefinition[] {
         if (body.id !== undefined) input.id = body.id;
         if (body.webhookUrl !== undefined) input.webhookUrl = checkWebhookUrl === undefined ? body.webhookUrl : await checkWebhookUrl(body.webhookUrl);
         if (body.metadata !== undefined) input.metadata = body.metadata;
-        const created = await manager.create(input, ctx.state.reqId);
+        if (manager.draining) {
+          // A draining host takes no new session: the least-loaded live host does (the create is forwarded,
+          // signed; a create forwarded here already is refused by the manager). None left: 503, retry later.
+          const to = ctx.get(FORWARDED_HEADER) ? null : await manager.placementHost();
+          if (to === null) {
+            ctx.set('retry-after', '5');
+            throw new GatewayError('HOST_UNAVAILABLE', `Host ${manager.hostId} is draining and no other host takes new sessions.`, { host: manager.hostId });
+          }
+          await forwardToHost(ctx, hosts, to, manager.hostId, { clusterSecret });
+          return;
+        }
+        const created = await manager.create(input, ctx.state.reqId).catch((e: unknown) => {
+          if (e instanceof GatewayError && e.code === 'HOST_UNAVAILABLE') ctx.set('retry-after', '5');
+          throw e;
+        });
         ctx.status = 201;
         ctx.set('location', `${SESSIONS}/${encodeURIComponent(created.id)}`);
         if (input.webhookUrl !== undefined && webhookSecret !== undefined) {

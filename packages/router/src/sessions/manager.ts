@@ -35,6 +35,7 @@ import type {
 } from '@wagw/shared';
 import type { EventHub, HubEvent } from '../api/sse.ts';
 import type { CallOptions, ShardInfo } from '../supervisor.ts';
+import { placementHost } from './placement-host.ts';
 import { SessionStore } from './store.ts';
 import type { SessionRecord } from './store.ts';
 
@@ -275,6 +276,9 @@ export class SessionManager {
 
   async create(input: { id?: string; webhookUrl?: string; metadata?: Record<string, unknown> }, reqId?: string): Promise<{ id: string; status: SessionState; shard: number; host: string }> {
     if (this.#stopping) throw new GatewayError('SHUTTING_DOWN');
+    // A draining host places nothing: the route forwards the create to placementHost() (this guard stops a
+    // create forwarded here just as this host started draining).
+    if (this.#drainingHost) throw new GatewayError('HOST_UNAVAILABLE', `Host ${this.#o.hostId} is draining; it takes no new sessions.`, { host: this.#o.hostId });
     const id = input.id ?? randomUUID();
     const webhookUrl = input.webhookUrl === undefined ? null : (this.#o.validateWebhookUrl?.(input.webhookUrl) ?? input.webhookUrl);
     const inserted = await this.store.insert({ id, hostId: this.#o.hostId, webhookUrl, metadata: input.metadata ?? {} });
@@ -466,6 +470,11 @@ export class SessionManager {
       state: h.expiresAt <= now ? 'dead' : h.draining ? 'draining' : 'alive',
       lastHeartbeatAt: h.updatedAt,
     }));
+  }
+
+  /** The host a new session goes to while this one drains (sessions/placement-host.ts); null when none takes it. */
+  async placementHost(): Promise<string | null> {
+    return placementHost(await this.#o.hosts.list(), this.#o.hostId);
   }
 
   /** Whether this host is being drained (`/ready` answers 503 meanwhile). */
