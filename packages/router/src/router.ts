@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { answerShardRequest } from '@wagw/shared';
 import type { BlobStore, GatewayConfig, HostRegistry, Logger, QrCache, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
@@ -152,7 +153,7 @@ export class GatewayRouter {
           hooks.onEvent?.(index, event);
           manager()?.onShardEvent(index, event);
         },
-        ...(ingest === undefined ? {} : { onRequest: (index, request) => ingest.handle(index, request) }),
+        ...(ingest === undefined ? {} : { onRequest: async (index, request) => await answerShardRequest(ingest.handlers, index, request) }),
         onStateChange: (info) => {
           hooks.onStateChange?.(info);
           manager()?.onShardState(info);

@@ -20,6 +20,8 @@ import type {
   RequestKind,
   ShardEvent,
   ShardRequestBody,
+  ShardRequestKind,
+  ShardRequestResult,
   ShardInitConfig,
   ShardSessionsConfig,
   ShardToRouter,
@@ -70,8 +72,11 @@ export interface SupervisorHooks {
   beforeStop?: (index: number, reason: string) => Promise<void>;
   onStateChange?: (info: ShardInfo) => void;
   onEvent?: (index: number, event: ShardEvent) => void;
-  /** Answers a shard's request (`ShardRequestMap`); the reply goes back once the promise settles. */
-  onRequest?: (index: number, request: ShardRequestBody) => Promise<unknown>;
+  /**
+   * Answers a shard's request (`ShardRequestMap`); the reply goes back once the promise settles. The router passes
+   * `answerShardRequest` over its typed `ShardRequestHandlers` (messages/ingest.ts).
+   */
+  onRequest?: (index: number, request: ShardRequestBody) => Promise<ShardRequestResult<ShardRequestKind>>;
   /** Every settled call, for metrics. */
   onCallDone?: (kind: RequestKind, index: number, seconds: number, outcome: CallOutcome) => void;
 }
