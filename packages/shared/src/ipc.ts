@@ -30,6 +30,7 @@ import type {
   ShardSessionsConfig,
 } from './sessions.ts';
 import type { SendMessageRequest } from './api/messages.ts';
+import type { WireMessage } from './api/stored-message.ts';
 import type { GroupAction, GroupActionResult, GroupUpdateWire } from './groups.ts';
 
 /** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
@@ -167,18 +168,6 @@ export interface MessageSendParams {
   messageId?: string;
   /** Messages the request refers to (quotedId, reaction target), looked up by the router. */
   refs?: MessageRefWire[];
-}
-
-/** A message in the stored / API shape (`normalizeInbound` in the shard). */
-export interface WireMessage {
-  id: string;
-  chat: string;
-  from: string;
-  fromMe: boolean;
-  timestamp: string;
-  type: string;
-  quotedId?: string;
-  [field: string]: unknown;
 }
 
 /** Non-send operations on a session's socket (read, edit, revoke, presence, number lookup). */

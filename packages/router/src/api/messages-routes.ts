@@ -12,6 +12,7 @@ import {
   IDEMPOTENCY_HEADER,
   createMessageSchemas,
   parseIdempotencyKey,
+  storedMessageSchema,
 } from '@wagw/shared';
 import type { BlobStore, MessageRefWire, MessagingConfig, SessionAction, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
@@ -76,85 +77,6 @@ export const sendResponseSchema = z
     type: z.string(),
   })
   .meta({ id: 'SendMessageResponse' });
-
-const storedMediaSchema = z
-  .looseObject({
-    kind: z.enum(['image', 'video', 'audio', 'document', 'sticker']),
-    mimetype: z.string().optional(),
-    fileName: z.string().optional(),
-    size: z.number().optional(),
-    sha256: z.string().optional().meta({ description: 'hex SHA-256 of the file' }),
-    seconds: z.number().optional(),
-    width: z.number().optional(),
-    height: z.number().optional(),
-    ptt: z.boolean().optional().meta({ description: 'audio: a voice note' }),
-    gifPlayback: z.boolean().optional(),
-    animated: z.boolean().optional(),
-  })
-  .meta({ id: 'MessageMedia', description: 'The file is at GET …/messages/:msgId/media' });
-
-/** The stored/API shape (docs/messaging.md, "Content types"): the common fields plus the ones of its `type`. */
-export const storedMessageSchema = z
-  .looseObject({
-    id: z.string(),
-    chat: z.string(),
-    from: z.string().optional(),
-    fromMe: z.boolean(),
-    timestamp: z.string(),
-    type: z.string().meta({ description: 'A send type (text, image, video, audio, document, sticker, location, contact, reaction, poll), or edit, revoke, poll-vote, unsupported' }),
-    status: z.string(),
-    text: z.string().optional(),
-    caption: z.string().optional(),
-    media: storedMediaSchema.optional(),
-    location: z.object({ latitude: z.number(), longitude: z.number(), name: z.string().optional(), address: z.string().optional() }).optional(),
-    contacts: z.array(z.object({ name: z.string(), vcard: z.string(), phone: z.string().optional() })).optional(),
-    reaction: z
-      .object({ messageId: z.string(), emoji: z.string(), removed: z.boolean() })
-      .optional()
-      .meta({ description: 'type reaction: the message reacted to and the emoji ("" = removed)' }),
-    reactions: z
-      .array(z.object({ from: z.string(), fromMe: z.boolean(), emoji: z.string(), at: z.string() }))
-      .optional()
-      .meta({ description: 'Current reactions to this message, one per reactor' }),
-    poll: z
-      .object({
-        name: z.string(),
-        options: z.array(z.string()),
-        selectableCount: z.number(),
-        votes: z
-          .array(z.object({ from: z.string(), fromMe: z.boolean(), options: z.array(z.string()), at: z.string() }))
-          .optional()
-          .meta({ description: 'The current vote of each voter (decoded votes only)' }),
-        tally: z
-          .array(z.object({ option: z.string(), count: z.number() }))
-          .optional()
-          .meta({ description: 'Voters per option, in the poll order' }),
-      })
-      .optional(),
-    pollVote: z
-      .object({ pollId: z.string(), options: z.array(z.string()).optional() })
-      .optional()
-      .meta({ description: 'type poll-vote: the poll, and the options selected when the vote could be decoded ([] = vote taken back)' }),
-    edited: z.boolean().optional().meta({ description: 'The text or caption was edited (by PATCH, or by its author on the phone)' }),
-    editedAt: z.string().optional().meta({ description: 'Time of the edit that set the current text or caption' }),
-    editHistory: z
-      .array(z.object({ text: z.string(), at: z.string() }))
-      .optional()
-      .meta({ description: 'Earlier versions of the text or caption, oldest first; `at` is when that version was written' }),
-    revoked: z.boolean().optional().meta({ description: 'Deleted for everyone (by DELETE, or by its author on the phone)' }),
-    revokedAt: z.string().optional(),
-    edit: z
-      .object({ messageId: z.string(), text: z.string().optional(), applied: z.boolean().optional() })
-      .optional()
-      .meta({ description: 'type edit: the message edited, its new text, and whether the stored target was changed (same chat, same author)' }),
-    revoke: z
-      .object({ messageId: z.string(), applied: z.boolean().optional() })
-      .optional()
-      .meta({ description: 'type revoke: the message deleted for everyone, and whether the stored target was marked revoked' }),
-    quotedId: z.string().optional(),
-    mentions: z.array(z.string()).optional(),
-  })
-  .meta({ id: 'Message' });
 
 const SESSIONS = '/api/v1/sessions';
 

@@ -4,7 +4,7 @@
  * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
  * requests from the stored raw proto (a miss is an empty answer, never an empty message).
  */
-import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlClient, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlClient, StoredContent, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
@@ -78,7 +78,7 @@ export class MessageIngest {
   async #get(sessionId: string, id: string): Promise<ShardRequestResult<'message.get'>> {
     const row = await this.#store.get(sessionId, id);
     if (row?.raw === null || row?.raw === undefined) return {};
-    const content = typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content;
+    const content = typeof row.content === 'string' ? (JSON.parse(row.content) as StoredContent) : row.content;
     const out: ShardRequestResult<'message.get'> = { raw: row.raw, chat: row.chat_jid, fromMe: row.from_me };
     if (row.sender_jid !== null) out.from = row.sender_jid;
     if (typeof content['fromLid'] === 'string') out.fromLid = content['fromLid'];
@@ -166,12 +166,12 @@ export class MessageIngest {
     const outbox = this.#o.outbox;
     const sent: { messageId: string; chat: string; status: 'sent'; at: string }[] = [];
     const inserted = await this.#writer.transaction(async (tx) => {
-      const out: WireMessage[] = [];
+      const out: StoredContent[] = [];
       // The session's webhook URL, read once in this transaction and only when a row was inserted and there is an
       // outbox (a re-delivery or the forwarded copy of an API send inserts nothing and needs no lookup).
       let webhookUrl: string | null | undefined;
       for (const item of req.messages) {
-        let message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
+        let message: StoredContent = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
         const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId);
         if (!ok) continue;
         if (message.type === 'reaction') await this.#store.applyReaction(sessionId, message, tx);
@@ -180,7 +180,7 @@ export class MessageIngest {
           // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
           const applied = message.type === 'edit' ? await this.#store.applyEdit(sessionId, message, tx) : await this.#store.applyRevoke(sessionId, message, tx);
           const field = message.type;
-          message = { ...message, [field]: { ...(message[field] as Record<string, unknown>), applied } };
+          message = { ...message, [field]: { ...message[field], applied } };
           await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
         }
         out.push(message);

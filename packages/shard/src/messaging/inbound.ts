@@ -9,7 +9,7 @@
  */
 import { normalizeMessageContent, proto } from '@whiskeysockets/baileys';
 import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
-import type { BaseLookup, BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
+import type { BaseLookup, BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult } from '@wagw/shared';
 import { normalizeInbound } from './content.ts';
 import { downloadInboundMedia } from './inbound-media.ts';
 import { createLidResolver } from './lid.ts';
@@ -221,7 +221,7 @@ export class InboundForwarder {
         if (options !== undefined) normalized.pollVote.options = options;
       }
       const raw = m.message === null || m.message === undefined ? '' : Buffer.from(proto.Message.encode(m.message).finish()).toString('base64');
-      const item: InboundMessageWire = { message: normalized as unknown as WireMessage, raw };
+      const item: InboundMessageWire = { message: normalized, raw };
       const requestId = m.key.fromMe === true ? this.#apiSends.get(m.key.id) : undefined;
       if (requestId !== undefined) {
         this.#apiSends.delete(m.key.id);

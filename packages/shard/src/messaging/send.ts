@@ -216,7 +216,7 @@ async function admittedSend(params: MessageSendParams, deps: SendDeps, reservati
   const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
   const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
   const ownJid = deps.socket()?.user?.id;
-  const message = (normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
+  const message: WireMessage = normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type };
   return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
 }
 
