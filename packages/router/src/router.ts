@@ -128,7 +128,7 @@ export class GatewayRouter {
       const stats = await Promise.all(ready.map((s) => this.supervisor.call(s.index, { kind: 'stats' }, { timeoutMs: 2000 }).catch(() => undefined)));
       return stats.flatMap((st, i) => (st?.sendQueue === undefined ? [] : [{ shard: ready[i]?.index ?? -1, ...st.sendQueue }]));
     });
-    // One group-commit writer for the send route and the shards' inbound/status writes (messages/group-commit.ts).
+    // One group-commit writer for the shards' message and status writes (messages/group-commit.ts), an API send's row included.
     const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 8, logger: options.logger });
     const ingest =
       options.sessions === undefined
@@ -214,15 +214,12 @@ export class GatewayRouter {
           manager: this.sessions,
           shards: this.supervisor,
           sql: s.sql,
-          ...(writer === undefined ? {} : { writer }),
           blobs: s.blobs,
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,
           uploadQuotaBytes: options.config.limits.uploadQuotaBytes,
           metrics: messageMetrics,
           hosts: s.hosts,
-          hub: this.hub,
-          ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
           clusterSecret: options.config.http.clusterSecret,
         }),
         ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts, clusterSecret: options.config.http.clusterSecret }),

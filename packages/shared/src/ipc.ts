@@ -34,7 +34,7 @@ import type { WireMessage } from './api/stored-message.ts';
 import type { GroupAction, GroupActionResult, GroupUpdateWire } from './groups.ts';
 
 /** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 // ---------------------------------------------------------------------------------------------------------
 // Handshake
@@ -193,9 +193,8 @@ export interface SessionActionResult {
 export interface MessageSendResult {
   id: string;
   status: 'sent';
+  /** The sent message as stored (the shard stored it through `message.received` before answering). */
   message: WireMessage;
-  /** base64 of the `proto.Message` bytes sent (served to Baileys' retry requests). */
-  raw: string;
   /** Governor queue wait of this send, ms. */
   waitMs: number;
 }

@@ -14,7 +14,7 @@ import {
   parseIdempotencyKey,
   storedMessageSchema,
 } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SessionAction, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { BlobStore, MessageRefWire, MessagingConfig, SessionAction, SqlDatabase, WireMessage } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
@@ -24,8 +24,6 @@ import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
 import { MessageSender } from '../messages/sender.ts';
 import type { SendOutcome } from '../messages/sender.ts';
-import type { TransactionRunner } from '../messages/group-commit.ts';
-import type { EventHub } from './sse.ts';
 import { defineRoute } from './define-route.ts';
 import { createForwarder } from './forward.ts';
 import { mediaHeaders } from './media-headers.ts';
@@ -36,8 +34,6 @@ export interface MessageRoutesDeps {
   manager: SessionManager;
   shards: Pick<ShardSupervisor, 'call'>;
   sql: SqlDatabase;
-  /** Group commit (messages/group-commit.ts) for a send's row and `sent` status; absent: sql. */
-  writer?: TransactionRunner;
   blobs: BlobStore;
   messaging: MessagingConfig;
   /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
@@ -52,10 +48,6 @@ export interface MessageRoutesDeps {
    * Absent: such a call answers 409 SESSION_NOT_CONNECTED.
    */
   hosts?: HostRegistry;
-  /** The webhook outbox: a send's `message-status` `sent` event is written with its row (docs/webhooks.md). */
-  outbox?: WebhookOutbox;
-  /** SSE: the `message-status` `sent` of a send is published there too, like every later status. */
-  hub?: Pick<EventHub, 'publish'>;
   /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
   clusterSecret?: string | undefined;
 }
@@ -108,10 +100,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
     blobs,
     messaging,
     store,
-    writer: deps.writer ?? deps.sql,
     uploadKey,
-    ...(deps.outbox === undefined ? {} : { outbox: deps.outbox }),
-    ...(deps.hub === undefined ? {} : { hub: deps.hub }),
     ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
   });
   const { sendTimeoutMs } = sender;

@@ -431,9 +431,14 @@ export class SessionRunner {
     this.setState('logged_out', reason);
   }
 
-  /** The API is sending `messageId` for request `requestId` (its echo then carries the correlation id). */
-  noteApiSend(messageId: string, requestId: string): void {
+  /** The API is sending `messageId` for request `requestId` (`storeSent` stores it with that correlation id). */
+  noteApiSend(messageId: string, requestId: string | undefined): void {
     this.inbound.noteApiSend(messageId, requestId);
+  }
+
+  /** Stores an API send's message, sent on `sock`, through the inbound chain (resolves once the router committed it). */
+  storeSent(sock: WASocket, sent: WAMessage): Promise<void> {
+    return this.inbound.storeSent(sock, sent);
   }
 
   private onAuthWriteFailed(err: unknown): void {
