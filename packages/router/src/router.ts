@@ -186,6 +186,7 @@ export class GatewayRouter {
         hub: this.hub,
         ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
         ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
+        timings: this.metrics.controlPlane,
       });
       const registry = this.sessions.store;
       const messaging = options.config.messaging;

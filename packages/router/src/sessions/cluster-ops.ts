@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { GatewayError } from '@wagw/shared';
 import type { HostRecord } from '@wagw/shared';
 import type { SessionRecord } from './store.ts';
-import { codeOf, mapLimit } from './context.ts';
-import type { SessionContext } from './context.ts';
+import { performance } from 'node:perf_hooks';
+import { SessionContext, codeOf, mapLimit } from './context.ts';
 import type { Placement } from './placement.ts';
 
 /** Order of orphans for one host: each host walks them in its own hashed order, so claims rarely collide. */
@@ -228,6 +228,16 @@ export class ClusterOps {
   async claimOrphans(): Promise<void> {
     const ctx = this.#ctx;
     if (ctx.stopping || ctx.drainingHost || ctx.o.singleHost) return;
+    const t0 = performance.now();
+    try {
+      await this.#claimOrphans();
+    } finally {
+      ctx.o.timings?.orphanClaimPass(SessionContext.since(t0));
+    }
+  }
+
+  async #claimOrphans(): Promise<void> {
+    const ctx = this.#ctx;
     const myFree = ctx.capacity() - ctx.local.size - ctx.unplaced.size;
     if (myFree <= 0) return;
     let orphans: string[];

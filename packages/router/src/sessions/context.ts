@@ -7,6 +7,7 @@
  * leases), cluster-ops.ts (hand-off, drain, rebalancing, orphan claims), intake.ts (status/QR from shards),
  * views.ts (what the API reads).
  */
+import { performance } from 'node:perf_hooks';
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, HostRegistry, IpcRequestBody, IpcResult, Logger, QrCache, RequestKind, SessionDirectory, WebhookOutbox } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
@@ -20,6 +21,18 @@ export interface ShardControl {
   list(): ShardInfo[];
   call<K extends RequestKind>(index: number, request: IpcRequestBody<K>, options?: CallOptions): Promise<IpcResult<K>>;
   setCount(count: number): Promise<ShardInfo[]>;
+}
+
+/** Durations of the control-plane passes, in seconds (router metrics `wagw_*_seconds`, docs/architecture.md). */
+export interface ControlPlaneTimings {
+  /** One renewal of every lease of this host (all owners) and the `leases.extend` that follow. */
+  leaseRenewRound(seconds: number): void;
+  /** One reconcile pass (sessions of this host nobody runs). */
+  reconcilePass(seconds: number): void;
+  /** One placement: claim, row, `session.start` answered (or failed). */
+  placement(seconds: number, reason: string, outcome: 'ok' | 'error'): void;
+  /** One failover scan for dead hosts' sessions without a lease (multi-host only). */
+  orphanClaimPass(seconds: number): void;
 }
 
 export interface SessionManagerOptions {
@@ -46,6 +59,8 @@ export interface SessionManagerOptions {
   placeConcurrency?: number;
   /** Validates a session's webhookUrl at creation (webhook target policy); throws VALIDATION_FAILED. */
   validateWebhookUrl?: (url: string) => string;
+  /** Control-plane timings (RouterMetrics.controlPlane); absent: not measured. */
+  timings?: ControlPlaneTimings;
 }
 
 /** A session running on this host: its shard and lease. */
@@ -114,6 +129,11 @@ export class SessionContext {
     this.o = options;
     this.log = options.logger.child({ component: 'sessions' });
     this.store = new SessionStore(options.sql);
+  }
+
+  /** Seconds since `t0` (a `performance.now()`), for the timings. */
+  static since(t0: number): number {
+    return (performance.now() - t0) / 1000;
   }
 
   get placeConcurrency(): number {

@@ -5,8 +5,8 @@
  * claims of dead hosts (cluster-ops.ts), placement of what waits, and the host heartbeat.
  */
 import type { LeaseGrant } from '@wagw/shared';
-import { codeOf, hostOfOwner } from './context.ts';
-import type { SessionContext } from './context.ts';
+import { performance } from 'node:perf_hooks';
+import { SessionContext, codeOf, hostOfOwner } from './context.ts';
 import type { Placement } from './placement.ts';
 
 export class LeaseAgent {
@@ -50,7 +50,9 @@ export class LeaseAgent {
       if (!g) byOwner.set(l.owner, (g = { shard: l.shard, refs: [] }));
       g.refs.push({ sessionId: id, epoch: l.epoch });
     }
+    const t0 = performance.now();
     await Promise.all([...byOwner].map(async ([owner, g]) => await this.#renewOwner(owner, g.shard, g.refs)));
+    ctx.o.timings?.leaseRenewRound(SessionContext.since(t0));
     // Every tick: a session handed to this host is claimed within one renewal interval.
     await this.#reconcile();
     await this.#claimOrphans();
@@ -107,6 +109,16 @@ export class LeaseAgent {
     const ctx = this.#ctx;
     // A draining host gives its sessions away; it does not pick its rows up again.
     if (ctx.stopping || ctx.drainingHost) return;
+    const t0 = performance.now();
+    try {
+      await this.#reconcilePass();
+    } finally {
+      ctx.o.timings?.reconcilePass(SessionContext.since(t0));
+    }
+  }
+
+  async #reconcilePass(): Promise<void> {
+    const ctx = this.#ctx;
     let ids: string[];
     try {
       ids = await ctx.store.idsToRestore(ctx.o.singleHost ? undefined : ctx.o.hostId);

@@ -6,8 +6,9 @@
  */
 import { GatewayError } from '@wagw/shared';
 import type { ShardInfo } from '../supervisor.ts';
-import { codeOf, hostOfOwner, mapLimit } from './context.ts';
-import type { LocalSession, SessionContext } from './context.ts';
+import { performance } from 'node:perf_hooks';
+import { SessionContext, codeOf, hostOfOwner, mapLimit } from './context.ts';
+import type { LocalSession } from './context.ts';
 
 export class Placement {
   readonly #ctx: SessionContext;
@@ -58,6 +59,18 @@ export class Placement {
 
   /** Claims the lease for a shard and starts the session there. Caller holds the session's lock. */
   async place(id: string, reason: string, preferred: number | undefined, reqId?: string): Promise<{ shard: number; epoch: number }> {
+    const t0 = performance.now();
+    try {
+      const placed = await this.#place(id, reason, preferred, reqId);
+      this.#ctx.o.timings?.placement(SessionContext.since(t0), reason, 'ok');
+      return placed;
+    } catch (err) {
+      this.#ctx.o.timings?.placement(SessionContext.since(t0), reason, 'error');
+      throw err;
+    }
+  }
+
+  async #place(id: string, reason: string, preferred: number | undefined, reqId?: string): Promise<{ shard: number; epoch: number }> {
     const ctx = this.#ctx;
     const { o } = ctx;
     if (ctx.stopping) throw new GatewayError('SHUTTING_DOWN');
