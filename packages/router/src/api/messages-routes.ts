@@ -117,7 +117,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   };
 
   /** The edit/revoke this session just sent, as the stored shape `applyEdit`/`applyRevoke` read. */
-  const ownAction = (id: string, chat: string, fields: { type: 'edit' | 'revoke' } & Record<string, unknown>): WireMessage => ({
+  const ownAction = (id: string, chat: string, fields: Pick<WireMessage, 'edit' | 'revoke'> & { type: 'edit' | 'revoke' }): WireMessage => ({
     id,
     chat,
     from: '',
@@ -447,7 +447,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const row = await store.get(params.id, params.msgId);
         if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
         const m = toApiMessage(row);
-        const media = m['media'] as { mimetype?: unknown; fileName?: unknown } | undefined;
+        const media = m.media;
         if (media === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no media.`, { messageId: params.msgId });
         // Computed before any blob stream is opened: nothing below can throw with a stream left open.
         const headers = mediaHeaders(media);

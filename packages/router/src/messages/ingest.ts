@@ -210,17 +210,18 @@ export class MessageIngest {
     const { sessionId } = req;
     const deps = { store: this.#store, outbox: this.#o.outbox };
     const written = await this.#writer.transaction(async (tx) => {
-      const out: StoredWrite[] = [];
+      const out: (StoredWrite & { apiSend: boolean })[] = [];
       const hook: { url?: string | null } = {};
       for (const item of req.messages) {
         const message: StoredContent = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
         const w = await storeMessage(tx, deps, sessionId, { message, raw: item.raw, requestId: item.requestId }, hook);
-        if (w !== undefined) out.push(w);
+        if (w !== undefined) out.push({ ...w, apiSend: item.requestId !== undefined });
       }
       return out;
     });
     for (const w of written) {
-      this.#o.metrics?.received.inc();
+      // An API send's own row is counted by wagw_message_sends_total, not as received.
+      if (!w.apiSend) this.#o.metrics?.received.inc();
       this.#o.hub.publish(sessionId, { type: 'message', data: { sessionId, shard, epoch: req.epoch, upsert: req.upsert, ...w.message } });
     }
     for (const w of written) if (w.sent !== undefined) this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...w.sent } });
