@@ -1,6 +1,7 @@
 /**
  * Messages: end-to-end sends/s and inbound messages/s through the gateway, beside the same figures for bare
  * Baileys sockets driven in one process against the same simulator (the physical limit on this machine).
+ * Over 500 lines: one reproducible script (set-up, the phases, the report) meant to be read top to bottom.
  *
  *   node bench/messages.ts                         # 100 sessions; writes docs/benchmarks.md ## messages
  *   node bench/messages.ts --quick --no-write      # 4 sessions, small phases (smoke test, < 1 min)

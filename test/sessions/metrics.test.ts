@@ -1,11 +1,13 @@
-// /metrics of a real gateway: sessions by state come from the registry, dependency gauges from the store probes.
+// /metrics of a real gateway: sessions by state come from the registry, dependency gauges from the store probes,
+// control-plane histograms from the session manager's passes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { tempDir } from '../harness/index.ts';
+import { tempDir, waitFor } from '../harness/index.ts';
 import { pairByQr, sessionTestEnv, startGateway, startSim } from './helpers.ts';
 
 function sample(text: string, name: string, labels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  const prefix = labels === '' ? `${name} ` : `${name}{${labels}}`;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
@@ -28,4 +30,16 @@ test('/metrics reports sessions by state and the up/latency of Redis, SQL and st
     const latency = sample(text, 'wagw_dependency_latency_seconds', `dependency="${dependency}",kind="${kind}"`);
     assert.ok(latency !== undefined && latency >= 0 && latency < 5, `${dependency} latency ${latency}`);
   }
+
+  // Control plane: both creations were placements; renewal rounds and reconcile passes run every
+  // LEASE_RENEW_INTERVAL_MS (1.5 s here); the orphan scan is multi-host only, so it is listed with no sample.
+  assert.equal(sample(text, 'wagw_session_placement_seconds_count', 'reason="create",outcome="ok"'), 2);
+  const rounds = await waitFor(
+    async () => {
+      const now = await (await fetch(`${gw.url}/metrics`)).text();
+      return (sample(now, 'wagw_lease_renew_round_seconds_count', '') ?? 0) >= 1 && (sample(now, 'wagw_reconcile_pass_seconds_count', '') ?? 0) >= 1 ? now : null;
+    },
+    { what: 'a renewal round and a reconcile pass in /metrics', timeoutMs: 15_000, intervalMs: 250 },
+  );
+  assert.equal(sample(rounds, 'wagw_orphan_claim_pass_seconds_count', ''), 0);
 });

@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DependencyHealth } from '@wagw/shared';
 import type { CallOutcome, ShardInfo } from './supervisor.ts';
+import type { ControlPlaneTimings } from './sessions/context.ts';
 
 /** What the shard gauges read at scrape time. */
 export interface ShardSource {
@@ -24,6 +25,8 @@ export class RouterMetrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly ipcDuration: Histogram<'kind' | 'outcome'>;
+  /** The session manager's control-plane passes (`wagw_lease_renew_round_seconds` and the three beside it). */
+  readonly controlPlane: ControlPlaneTimings;
   #source: ShardSource | undefined;
   #sessions: SessionCountSource | undefined;
   #dependencies: DependencySource | undefined;
@@ -52,6 +55,39 @@ export class RouterMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30],
       registers: [registry],
     });
+    // Control plane: seconds to a minute (a renewal round or an orphan scan over thousands of sessions).
+    const controlBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+    const renewRound = new Histogram({
+      name: 'wagw_lease_renew_round_seconds',
+      help: "One renewal of every lease of this host (a batch per shard) with the shards' leases.extend.",
+      buckets: controlBuckets,
+      registers: [registry],
+    });
+    const reconcilePass = new Histogram({
+      name: 'wagw_reconcile_pass_seconds',
+      help: 'One reconcile pass: sessions of this host that should run and have no owner.',
+      buckets: controlBuckets,
+      registers: [registry],
+    });
+    const placement = new Histogram({
+      name: 'wagw_session_placement_seconds',
+      help: 'One placement (lease claim, row, session.start answered) by reason (create, restart, migrate, recover) and outcome (ok, error).',
+      labelNames: ['reason', 'outcome'],
+      buckets: controlBuckets,
+      registers: [registry],
+    });
+    const orphanPass = new Histogram({
+      name: 'wagw_orphan_claim_pass_seconds',
+      help: "One failover scan for dead hosts' sessions without a lease (multi-host only).",
+      buckets: controlBuckets,
+      registers: [registry],
+    });
+    this.controlPlane = {
+      leaseRenewRound: (seconds) => renewRound.observe(seconds),
+      reconcilePass: (seconds) => reconcilePass.observe(seconds),
+      placement: (seconds, reason, outcome) => placement.observe({ reason, outcome }, seconds),
+      orphanClaimPass: (seconds) => orphanPass.observe(seconds),
+    };
     const source = (): ShardSource | undefined => this.#source;
     new Gauge({
       name: 'shard_up',

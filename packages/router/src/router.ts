@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { answerShardRequest } from '@wagw/shared';
 import type { BlobStore, EventRelay, GatewayConfig, HostRegistry, Logger, QrCache, SessionDirectory, ShardSessionsConfig, SqlDatabase, WebhookOutbox } from '@wagw/shared';
 import type { AuthHook, RouteDefinition } from './api/define-route.ts';
 import { sessionRoutes } from './api/sessions-routes.ts';
@@ -132,7 +133,7 @@ export class GatewayRouter {
       const stats = await Promise.all(ready.map((s) => this.supervisor.call(s.index, { kind: 'stats' }, { timeoutMs: 2000 }).catch(() => undefined)));
       return stats.flatMap((st, i) => (st?.sendQueue === undefined ? [] : [{ shard: ready[i]?.index ?? -1, ...st.sendQueue }]));
     });
-    // One group-commit writer for the send route and the shards' inbound/status writes (messages/group-commit.ts).
+    // One group-commit writer for the shards' message and status writes (messages/group-commit.ts), an API send's row included.
     const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 8, logger: options.logger });
     const ingest =
       options.sessions === undefined
@@ -157,7 +158,7 @@ export class GatewayRouter {
           hooks.onEvent?.(index, event);
           manager()?.onShardEvent(index, event);
         },
-        ...(ingest === undefined ? {} : { onRequest: (index, request) => ingest.handle(index, request) }),
+        ...(ingest === undefined ? {} : { onRequest: async (index, request) => await answerShardRequest(ingest.handlers, index, request) }),
         onStateChange: (info) => {
           hooks.onStateChange?.(info);
           manager()?.onShardState(info);
@@ -190,6 +191,7 @@ export class GatewayRouter {
         hub: this.hub,
         ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
         ...(s.validateWebhookUrl === undefined ? {} : { validateWebhookUrl: s.validateWebhookUrl }),
+        timings: this.metrics.controlPlane,
       });
       if (s.events !== undefined && s.directory.scope === 'cluster') {
         this.#relay = new HubRelay({ hub: this.hub, relay: s.events, hostId: options.config.hostId, logger: options.logger });
@@ -221,15 +223,12 @@ export class GatewayRouter {
           manager: this.sessions,
           shards: this.supervisor,
           sql: s.sql,
-          ...(writer === undefined ? {} : { writer }),
           blobs: s.blobs,
           messaging: options.config.messaging,
           uploadBytes: options.config.limits.uploadBytes,
           uploadQuotaBytes: options.config.limits.uploadQuotaBytes,
           metrics: messageMetrics,
           hosts: s.hosts,
-          hub: this.hub,
-          ...(s.outbox === undefined ? {} : { outbox: s.outbox }),
           clusterSecret: options.config.http.clusterSecret,
         }),
         ...groupRoutes({ manager: this.sessions, shards: this.supervisor, messaging: options.config.messaging, blobs: s.blobs, hosts: s.hosts, clusterSecret: options.config.http.clusterSecret }),

@@ -3,8 +3,11 @@
  * `PendingCalls` table per shard, the same machinery the shard uses for its calls to the router), rejects every
  * pending call at once when a shard exits, restarts crashed shards with exponential backoff and gives up on a
  * crash loop, tells planned stops from crashes (`ProcessEnding`), and grows or shrinks the shard count at run
- * time. See docs/protocol.md for the lifecycle. Over 500 lines: the pool and its restart policy are not yet
- * separated from the per-process state (#11 item 1, docs/architecture.md "Decisions").
+ * time. See docs/protocol.md for the lifecycle. Over 500 lines, one file on purpose: the pool, the restart
+ * policy and each process's handshake and stop sequence read and write the same slot state under one generation
+ * counter, and the ordering between them (a stop racing a crash, a restart racing a scale-down) is the hard part;
+ * a split along pool/process lines broke the supervisor's tests in a past attempt (#11). The request/reply
+ * machinery already lives in shared/src/ipc-peer.ts (docs/architecture.md "Decisions").
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess, Serializable } from 'node:child_process';
@@ -20,6 +23,8 @@ import type {
   RequestKind,
   ShardEvent,
   ShardRequestBody,
+  ShardRequestKind,
+  ShardRequestResult,
   ShardInitConfig,
   ShardSessionsConfig,
   ShardToRouter,
@@ -70,8 +75,11 @@ export interface SupervisorHooks {
   beforeStop?: (index: number, reason: string) => Promise<void>;
   onStateChange?: (info: ShardInfo) => void;
   onEvent?: (index: number, event: ShardEvent) => void;
-  /** Answers a shard's request (`ShardRequestMap`); the reply goes back once the promise settles. */
-  onRequest?: (index: number, request: ShardRequestBody) => Promise<unknown>;
+  /**
+   * Answers a shard's request (`ShardRequestMap`); the reply goes back once the promise settles. The router passes
+   * `answerShardRequest` over its typed `ShardRequestHandlers` (messages/ingest.ts).
+   */
+  onRequest?: (index: number, request: ShardRequestBody) => Promise<ShardRequestResult<ShardRequestKind>>;
   /** Every settled call, for metrics. */
   onCallDone?: (kind: RequestKind, index: number, seconds: number, outcome: CallOutcome) => void;
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { loadConfig } from '@wagw/shared';
-import type { BlobStore } from '@wagw/shared';
+import type { BlobStore, MessageMedia } from '@wagw/shared';
 import { PgliteDatabase, migrate } from '@wagw/stores';
 import { Lifecycle, createApp } from '../src/app.ts';
 import { messageRoutes } from '../src/api/messages-routes.ts';
@@ -47,7 +47,7 @@ describe('GET …/messages/:msgId/media', () => {
     db = await PgliteDatabase.open({ dataDir: path.join(dir, 'pglite'), port: 0, logger });
     await migrate(db, { logger });
     const store = new MessageStore(db);
-    const media: [string, Record<string, unknown>][] = [
+    const media: [string, MessageMedia][] = [
       ['CJK', { kind: 'document', mimetype: 'application/pdf', fileName: '報告.pdf' }],
       ['CYR', { kind: 'document', mimetype: 'application/pdf', fileName: 'Отчёт "итог" 2026.pdf' }],
       ['EMOJI', { kind: 'document', mimetype: 'application/pdf', fileName: 'party 🎉\r\nX-Evil: 1.pdf' }],
@@ -59,7 +59,7 @@ describe('GET …/messages/:msgId/media', () => {
       ['NOTYPE', { kind: 'document', mimetype: '<script>', fileName: 'plain.bin' }],
     ];
     for (const [id, m] of media) {
-      await store.insert('s1', { id, chat: 'a@s.whatsapp.net', from: 'a@s.whatsapp.net', fromMe: false, type: m['kind'] as string, timestamp: '2026-01-01T00:00:00.000Z', media: m }, 'received', undefined);
+      await store.insert('s1', { id, chat: 'a@s.whatsapp.net', from: 'a@s.whatsapp.net', fromMe: false, type: m.kind, timestamp: '2026-01-01T00:00:00.000Z', media: m }, 'received', undefined);
     }
     const lifecycle = new Lifecycle();
     lifecycle.markReady();

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createRootLogger } from '@wagw/shared';
+import type { WireMessage } from '@wagw/shared';
 import { PgliteDatabase, migrate } from '@wagw/stores';
 import { MessageStore, decodeBefore, encodeCursor } from '../src/messages/store.ts';
 
@@ -52,7 +53,7 @@ describe('MessageStore', () => {
   test('insert once; history newest first in pages chained by the cursor', async () => {
     const base = Date.parse('2026-01-01T00:00:00Z');
     for (let i = 0; i < 7; i++) {
-      const m = { id: `M${i}`, chat: i % 2 === 0 ? 'a@s.whatsapp.net' : 'b@s.whatsapp.net', from: 'x@s.whatsapp.net', fromMe: false, type: 'text', text: `t${i}`, timestamp: new Date(base + Math.floor(i / 2) * 1000).toISOString() };
+      const m = { id: `M${i}`, chat: i % 2 === 0 ? 'a@s.whatsapp.net' : 'b@s.whatsapp.net', from: 'x@s.whatsapp.net', fromMe: false, type: 'text' as const, text: `t${i}`, timestamp: new Date(base + Math.floor(i / 2) * 1000).toISOString() };
       assert.equal(await store.insert('h', m, 'received', 'AAAA'), true);
       assert.equal(await store.insert('h', m, 'received', 'AAAA'), false);
     }
@@ -76,7 +77,7 @@ describe('MessageStore', () => {
   });
 
   test("the request id of a send: recorded by whichever insert comes first, added once to an echo stored without it, never replaced", async () => {
-    const m = { id: 'R1', chat: 'a@s.whatsapp.net', from: '', fromMe: true, type: 'text', text: 'x', timestamp: new Date().toISOString() };
+    const m = { id: 'R1', chat: 'a@s.whatsapp.net', from: '', fromMe: true, type: 'text' as const, text: 'x', timestamp: new Date().toISOString() };
     const reqOf = async (id: string) => (await db.query<{ request_id: string | null }>(`SELECT request_id FROM messages WHERE session_id = 'r' AND id = $1`, [id])).rows[0]?.request_id;
     assert.equal(await store.insert('r', m, 'sent', undefined), true); // an echo without the request id
     assert.equal(await reqOf('R1'), null);
@@ -95,7 +96,7 @@ describe('MessageStore', () => {
     const dewi = '6282222222222@s.whatsapp.net';
     const eko = '6283333333333@s.whatsapp.net';
     const at = (s: number) => new Date(Date.parse('2026-02-01T00:00:00Z') + s * 1000).toISOString();
-    const msg = (id: string, chat: string, fromMe: boolean, extra: Record<string, unknown>, t: number) => ({ id, chat, from: chat, fromMe, timestamp: at(t), type: 'text', ...extra });
+    const msg = (id: string, chat: string, fromMe: boolean, extra: Partial<WireMessage>, t: number): WireMessage => ({ id, chat, from: chat, fromMe, timestamp: at(t), type: 'text', ...extra });
     const react = (id: string, chat: string, fromMe: boolean, target: string, emoji: string, t: number) =>
       msg(id, chat, fromMe, { type: 'reaction', reaction: { messageId: target, emoji, removed: emoji === '' } }, t);
     const reactionsOf = async (id: string) => {
@@ -132,7 +133,7 @@ describe('MessageStore', () => {
     const dewi = '6282222222222@s.whatsapp.net';
     const eko = '6283333333333@s.whatsapp.net';
     const at = (s: number) => new Date(Date.parse('2026-03-01T00:00:00Z') + s * 1000).toISOString();
-    const msg = (id: string, chat: string, from: string, fromMe: boolean, extra: Record<string, unknown>, t: number) => ({ id, chat, from, fromMe, timestamp: at(t), type: 'text', ...extra });
+    const msg = (id: string, chat: string, from: string, fromMe: boolean, extra: Partial<WireMessage>, t: number): WireMessage => ({ id, chat, from, fromMe, timestamp: at(t), type: 'text', ...extra });
     const edit = (id: string, chat: string, from: string, fromMe: boolean, target: string, text: string, t: number) => msg(id, chat, from, fromMe, { type: 'edit', edit: { messageId: target, text } }, t);
     const revoke = (id: string, chat: string, from: string, fromMe: boolean, target: string, t: number) => msg(id, chat, from, fromMe, { type: 'revoke', revoke: { messageId: target } }, t);
     const content = async (id: string) => {
@@ -186,7 +187,7 @@ describe('MessageStore', () => {
     const dewi = '6282222222222@s.whatsapp.net';
     const eko = '6283333333333@s.whatsapp.net';
     const at = (s: number) => new Date(Date.parse('2026-04-01T00:00:00Z') + s * 1000).toISOString();
-    const vote = (id: string, chat: string, fromMe: boolean, pollId: string, options: string[] | undefined, t: number) => ({
+    const vote = (id: string, chat: string, fromMe: boolean, pollId: string, options: string[] | undefined, t: number): WireMessage => ({
       id,
       chat,
       from: chat,

@@ -2,6 +2,9 @@
  * The only module that reads `process.env`. `loadConfig()` validates every variable at once, reports all
  * problems together with their variable names, and returns a deeply frozen object. Durations are `...Ms`.
  * Every variable is documented in docs/configuration.md (a test keeps the two in step).
+ * Over 500 lines on purpose: `ENV_SPEC`, the typed config and `loadConfig`'s cross-field checks are one
+ * contract (the house style: "only the config module reads process.env"), and one file keeps every variable's
+ * schema, default and validation in one place to read and diff.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';

@@ -12,6 +12,7 @@ export * from './docs.ts';
 export * from './webhooks.ts';
 export * from './phone.ts';
 export * from './api/messages.ts';
+export * from './api/stored-message.ts';
 export * from './groups.ts';
 export * from './api/groups.ts';
 export * from './api/idempotency.ts';

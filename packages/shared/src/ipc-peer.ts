@@ -4,9 +4,11 @@
  * calls its router with the same envelope (`{id, ...}` out, `{id, ok, value | error}` back), so the ids, the
  * deadlines, the settling of a reply and the reject-all when the other side goes away live here once:
  * `PendingCalls`. `ReplyBatcher` sends the replies of one event-loop turn as one `replies` message.
+ * `answerShardRequest` is the router's one dispatch of a shard's request to its typed handler.
  */
-import { fromErrorBody } from './errors.ts';
-import type { IpcReply, IpcReplyBatch } from './ipc.ts';
+import { GatewayError, fromErrorBody } from './errors.ts';
+import { isShardRequestKind } from './ipc.ts';
+import type { IpcReply, IpcReplyBatch, ShardRequestBody, ShardRequestHandlers, ShardRequestKind, ShardRequestResult } from './ipc.ts';
 
 /** How a pending call ended (`closed`: the other side went away, `rejectAll`). */
 export type PendingOutcome = 'ok' | 'error' | 'timeout' | 'closed';
@@ -135,4 +137,17 @@ export class ReplyBatcher {
     if (replies.length === 1) this.#send(replies[0] as IpcReply);
     else if (replies.length > 1) this.#send({ kind: 'replies', replies });
   }
+}
+
+/**
+ * Runs a shard's request through the handler of its kind. The message check (`isShardToRouter`) only knows the
+ * kind is a string, so a kind this router does not know (a shard of another version) is refused with
+ * BAD_REQUEST naming it, never answered with an empty value.
+ */
+export async function answerShardRequest(handlers: ShardRequestHandlers, shard: number, request: ShardRequestBody): Promise<ShardRequestResult<ShardRequestKind>> {
+  const kind: unknown = request.kind;
+  if (!isShardRequestKind(kind)) throw new GatewayError('BAD_REQUEST', `The router does not handle the shard request kind ${JSON.stringify(kind)}.`, { kind: String(kind) });
+  // One cast, here: TypeScript cannot correlate `handlers[request.kind]` with `request` across the union.
+  const handler = handlers[kind] as (shard: number, request: ShardRequestBody) => Promise<ShardRequestResult<ShardRequestKind>>;
+  return await handler(shard, request);
 }

@@ -12,7 +12,9 @@
  *
  * To add a request kind: add an entry `name: { params; result }` to `IpcRequestMap` (and its name to
  * `REQUEST_KINDS`); the shard handler's exhaustive switch then fails to compile until it handles it, and
- * `ShardSupervisor.call(i, {kind: 'name', ...params})` returns `Promise<result>`. See docs/protocol.md.
+ * `ShardSupervisor.call(i, {kind: 'name', ...params})` returns `Promise<result>`. The other way (shard ->
+ * router): an entry in `ShardRequestMap` and `SHARD_REQUEST_KINDS`; the router's `ShardRequestHandlers` object
+ * then fails to compile until it answers it. See docs/protocol.md.
  */
 import type { ErrorBody } from './errors.ts';
 import type {
@@ -28,10 +30,11 @@ import type {
   ShardSessionsConfig,
 } from './sessions.ts';
 import type { SendMessageRequest } from './api/messages.ts';
+import type { WireMessage } from './api/stored-message.ts';
 import type { GroupAction, GroupActionResult, GroupUpdateWire } from './groups.ts';
 
 /** Bumped on every incompatible change of the messages below. Checked in the `init` handshake. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 // ---------------------------------------------------------------------------------------------------------
 // Handshake
@@ -167,18 +170,6 @@ export interface MessageSendParams {
   refs?: MessageRefWire[];
 }
 
-/** A message in the stored / API shape (`normalizeInbound` in the shard). */
-export interface WireMessage {
-  id: string;
-  chat: string;
-  from: string;
-  fromMe: boolean;
-  timestamp: string;
-  type: string;
-  quotedId?: string;
-  [field: string]: unknown;
-}
-
 /** Non-send operations on a session's socket (read, edit, revoke, presence, number lookup). */
 export type SessionAction =
   | { type: 'read'; ref: MessageRefWire }
@@ -202,9 +193,8 @@ export interface SessionActionResult {
 export interface MessageSendResult {
   id: string;
   status: 'sent';
+  /** The sent message as stored (the shard stored it through `message.received` before answering). */
   message: WireMessage;
-  /** base64 of the `proto.Message` bytes sent (served to Baileys' retry requests). */
-  raw: string;
   /** Governor queue wait of this send, ms. */
   waitMs: number;
 }
@@ -359,6 +349,25 @@ export type ShardRequestBody<K extends ShardRequestKind = ShardRequestKind> = {
   [P in K]: { kind: P } & ShardRequestMap[P]['params'];
 }[K];
 export type ShardRequestResult<K extends ShardRequestKind> = ShardRequestMap[K]['result'];
+
+/** Runtime list of shard request kinds; kept in step with `ShardRequestMap` by the type below. */
+export const SHARD_REQUEST_KINDS = ['message.received', 'message.status', 'message.get', 'group.updated'] as const satisfies readonly ShardRequestKind[];
+type _AllShardKindsListed = Exclude<ShardRequestKind, (typeof SHARD_REQUEST_KINDS)[number]> extends never ? true : never;
+const _allShardKindsListed: _AllShardKindsListed = true;
+void _allShardKindsListed;
+
+export function isShardRequestKind(value: unknown): value is ShardRequestKind {
+  return typeof value === 'string' && (SHARD_REQUEST_KINDS as readonly string[]).includes(value);
+}
+
+/**
+ * The router's answer to every kind a shard may ask, typed per kind like the shard's handling of the router's
+ * requests: an object of this type without a handler for a new `ShardRequestMap` entry fails to compile, and
+ * each handler must return its kind's result. Dispatched by `answerShardRequest` (ipc-peer.ts).
+ */
+export type ShardRequestHandlers = {
+  [K in ShardRequestKind]: (shard: number, request: ShardRequestBody<K>) => Promise<ShardRequestResult<K>>;
+};
 
 export interface ShardRequestMessage {
   kind: 'request';

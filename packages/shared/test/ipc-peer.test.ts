@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GatewayError } from '../src/errors.ts';
-import { PendingCalls, ReplyBatcher } from '../src/ipc-peer.ts';
+import { PendingCalls, ReplyBatcher, answerShardRequest } from '../src/ipc-peer.ts';
 import type { PendingOutcome } from '../src/ipc-peer.ts';
-import type { IpcReply, IpcReplyBatch } from '../src/ipc.ts';
+import type { IpcReply, IpcReplyBatch, ShardRequestBody, ShardRequestHandlers } from '../src/ipc.ts';
 
 function calls(unrefTimers = false) {
   const done: [string, PendingOutcome][] = [];
@@ -73,4 +73,20 @@ test('replies of one event-loop turn go out as one batch; a single one alone; no
   b.mode = 'none';
   b.reply({ kind: 'reply', id: 4, ok: true, value: 4 });
   assert.deepEqual(out.at(-1), { kind: 'reply', id: 4, ok: true, value: 4 });
+});
+
+test('answerShardRequest runs the handler of the request kind with the shard index; an unknown kind is BAD_REQUEST naming it', async () => {
+  const seen: string[] = [];
+  const handlers: ShardRequestHandlers = {
+    'message.received': async (shard, r) => (seen.push(`received ${shard} ${r.sessionId}`), { stored: r.messages.length }),
+    'message.status': async (shard, r) => (seen.push(`status ${shard}`), { changed: r.updates.length }),
+    'message.get': async (shard, r) => (seen.push(`get ${shard} ${r.id}`), { raw: 'AA==', fromMe: true }),
+    'group.updated': async (shard, r) => (seen.push(`group ${shard}`), { stored: r.updates.length }),
+  };
+  assert.deepEqual(await answerShardRequest(handlers, 2, { kind: 'message.get', sessionId: 's1', id: 'M1' }), { raw: 'AA==', fromMe: true });
+  assert.deepEqual(await answerShardRequest(handlers, 0, { kind: 'message.received', sessionId: 's1', epoch: 1, upsert: 'notify', messages: [] }), { stored: 0 });
+  assert.deepEqual(seen, ['get 2 M1', 'received 0 s1']);
+  const unknown = { kind: 'message.frobnicate', sessionId: 's1' } as unknown as ShardRequestBody;
+  await assert.rejects(answerShardRequest(handlers, 1, unknown), (err: GatewayError) => err.code === 'BAD_REQUEST' && err.message.includes('message.frobnicate'));
+  assert.equal(seen.length, 2);
 });

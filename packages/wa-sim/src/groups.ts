@@ -1,7 +1,8 @@
 // Groups and communities as WhatsApp runs them (`w:g2` IQs, `w:gp2` notifications): create, metadata, participants
 // add/remove/promote/demote, subject/description/settings, invite codes with join approval, ephemeral timers,
 // leave, communities (parent group, announcement sub-group, link/unlink). Group messages are fanned out by the
-// relay (relayGroup): one `skmsg` for everybody plus the per-device sender-key distributions.
+// relay (relayGroup): one `skmsg` for everybody plus the per-device sender-key distributions. Over 500 lines: one
+// protocol area (the `w:g2` IQs and their notifications) over one group table; test-only code.
 //
 // Groups here use phone-number addressing (`addressing_mode="pn"`): participants are `N@s.whatsapp.net` and a
 // message's `participant` is the sender's device jid, which is also the sender-key name Baileys uses.

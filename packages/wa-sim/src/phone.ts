@@ -1,5 +1,6 @@
 // A simulated phone: the primary device (device 0) of an account. It holds Signal keys, decrypts what it
-// receives, sends real proto.Messages to any account, and records the receipts of what it sent.
+// receives, sends real proto.Messages to any account, and records the receipts of what it sent. Over 500 lines:
+// one device's protocol state (Signal sessions, sender keys, receipts) read by every method; test-only code.
 import { EventEmitter } from 'node:events';
 import { deflateSync } from 'node:zlib';
 import { encodeWAMessage, generateMessageIDV2, generateWAMessageContent, proto, unpadRandomMax16 } from '@whiskeysockets/baileys';

@@ -1,5 +1,6 @@
 // WaSimulator: wires the registry, Noise connections, pairing, iq handlers, relay, phones, media, faults
-// and stats together, and is the typed in-process control surface.
+// and stats together, and is the typed in-process control surface. Over 500 lines: it is the simulator's one
+// control surface (tests, bench and demo drive it); each protocol part it wires lives in its own file.
 import { Agent as HttpsAgent } from 'node:https';
 import tls from 'node:tls';
 import type { proto } from '@whiskeysockets/baileys';

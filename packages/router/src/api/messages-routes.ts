@@ -12,8 +12,9 @@ import {
   IDEMPOTENCY_HEADER,
   createMessageSchemas,
   parseIdempotencyKey,
+  storedMessageSchema,
 } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SessionAction, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { BlobStore, MessageRefWire, MessagingConfig, SessionAction, SqlDatabase, WireMessage } from '@wagw/shared';
 import type { HostRegistry } from '@wagw/stores';
 import type { SessionManager } from '../sessions/manager.ts';
 import { uploadLimits, uploadTooLarge } from '../security/limits.ts';
@@ -23,8 +24,6 @@ import { MessageStore, decodeBefore, toApiMessage } from '../messages/store.ts';
 import type { MessageMetrics } from '../messages/metrics.ts';
 import { MessageSender } from '../messages/sender.ts';
 import type { SendOutcome } from '../messages/sender.ts';
-import type { TransactionRunner } from '../messages/group-commit.ts';
-import type { EventHub } from './sse.ts';
 import { defineRoute } from './define-route.ts';
 import { createForwarder } from './forward.ts';
 import { mediaHeaders } from './media-headers.ts';
@@ -35,8 +34,6 @@ export interface MessageRoutesDeps {
   manager: SessionManager;
   shards: Pick<ShardSupervisor, 'call'>;
   sql: SqlDatabase;
-  /** Group commit (messages/group-commit.ts) for a send's row and `sent` status; absent: sql. */
-  writer?: TransactionRunner;
   blobs: BlobStore;
   messaging: MessagingConfig;
   /** UPLOAD_LIMIT_BYTES (config.limits.uploadBytes); the file itself is capped at MEDIA_MAX_BYTES too. */
@@ -51,10 +48,6 @@ export interface MessageRoutesDeps {
    * Absent: such a call answers 409 SESSION_NOT_CONNECTED.
    */
   hosts?: HostRegistry;
-  /** The webhook outbox: a send's `message-status` `sent` event is written with its row (docs/webhooks.md). */
-  outbox?: WebhookOutbox;
-  /** SSE: the `message-status` `sent` of a send is published there too, like every later status. */
-  hub?: Pick<EventHub, 'publish'>;
   /** CLUSTER_SECRET: forwarded calls are signed with it (security/forwarded.ts). */
   clusterSecret?: string | undefined;
 }
@@ -76,85 +69,6 @@ export const sendResponseSchema = z
     type: z.string(),
   })
   .meta({ id: 'SendMessageResponse' });
-
-const storedMediaSchema = z
-  .looseObject({
-    kind: z.enum(['image', 'video', 'audio', 'document', 'sticker']),
-    mimetype: z.string().optional(),
-    fileName: z.string().optional(),
-    size: z.number().optional(),
-    sha256: z.string().optional().meta({ description: 'hex SHA-256 of the file' }),
-    seconds: z.number().optional(),
-    width: z.number().optional(),
-    height: z.number().optional(),
-    ptt: z.boolean().optional().meta({ description: 'audio: a voice note' }),
-    gifPlayback: z.boolean().optional(),
-    animated: z.boolean().optional(),
-  })
-  .meta({ id: 'MessageMedia', description: 'The file is at GET …/messages/:msgId/media' });
-
-/** The stored/API shape (docs/messaging.md, "Content types"): the common fields plus the ones of its `type`. */
-export const storedMessageSchema = z
-  .looseObject({
-    id: z.string(),
-    chat: z.string(),
-    from: z.string().optional(),
-    fromMe: z.boolean(),
-    timestamp: z.string(),
-    type: z.string().meta({ description: 'A send type (text, image, video, audio, document, sticker, location, contact, reaction, poll), or edit, revoke, poll-vote, unsupported' }),
-    status: z.string(),
-    text: z.string().optional(),
-    caption: z.string().optional(),
-    media: storedMediaSchema.optional(),
-    location: z.object({ latitude: z.number(), longitude: z.number(), name: z.string().optional(), address: z.string().optional() }).optional(),
-    contacts: z.array(z.object({ name: z.string(), vcard: z.string(), phone: z.string().optional() })).optional(),
-    reaction: z
-      .object({ messageId: z.string(), emoji: z.string(), removed: z.boolean() })
-      .optional()
-      .meta({ description: 'type reaction: the message reacted to and the emoji ("" = removed)' }),
-    reactions: z
-      .array(z.object({ from: z.string(), fromMe: z.boolean(), emoji: z.string(), at: z.string() }))
-      .optional()
-      .meta({ description: 'Current reactions to this message, one per reactor' }),
-    poll: z
-      .object({
-        name: z.string(),
-        options: z.array(z.string()),
-        selectableCount: z.number(),
-        votes: z
-          .array(z.object({ from: z.string(), fromMe: z.boolean(), options: z.array(z.string()), at: z.string() }))
-          .optional()
-          .meta({ description: 'The current vote of each voter (decoded votes only)' }),
-        tally: z
-          .array(z.object({ option: z.string(), count: z.number() }))
-          .optional()
-          .meta({ description: 'Voters per option, in the poll order' }),
-      })
-      .optional(),
-    pollVote: z
-      .object({ pollId: z.string(), options: z.array(z.string()).optional() })
-      .optional()
-      .meta({ description: 'type poll-vote: the poll, and the options selected when the vote could be decoded ([] = vote taken back)' }),
-    edited: z.boolean().optional().meta({ description: 'The text or caption was edited (by PATCH, or by its author on the phone)' }),
-    editedAt: z.string().optional().meta({ description: 'Time of the edit that set the current text or caption' }),
-    editHistory: z
-      .array(z.object({ text: z.string(), at: z.string() }))
-      .optional()
-      .meta({ description: 'Earlier versions of the text or caption, oldest first; `at` is when that version was written' }),
-    revoked: z.boolean().optional().meta({ description: 'Deleted for everyone (by DELETE, or by its author on the phone)' }),
-    revokedAt: z.string().optional(),
-    edit: z
-      .object({ messageId: z.string(), text: z.string().optional(), applied: z.boolean().optional() })
-      .optional()
-      .meta({ description: 'type edit: the message edited, its new text, and whether the stored target was changed (same chat, same author)' }),
-    revoke: z
-      .object({ messageId: z.string(), applied: z.boolean().optional() })
-      .optional()
-      .meta({ description: 'type revoke: the message deleted for everyone, and whether the stored target was marked revoked' }),
-    quotedId: z.string().optional(),
-    mentions: z.array(z.string()).optional(),
-  })
-  .meta({ id: 'Message' });
 
 const SESSIONS = '/api/v1/sessions';
 
@@ -186,10 +100,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
     blobs,
     messaging,
     store,
-    writer: deps.writer ?? deps.sql,
     uploadKey,
-    ...(deps.outbox === undefined ? {} : { outbox: deps.outbox }),
-    ...(deps.hub === undefined ? {} : { hub: deps.hub }),
     ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
   });
   const { sendTimeoutMs } = sender;
@@ -206,7 +117,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
   };
 
   /** The edit/revoke this session just sent, as the stored shape `applyEdit`/`applyRevoke` read. */
-  const ownAction = (id: string, chat: string, fields: { type: 'edit' | 'revoke' } & Record<string, unknown>): WireMessage => ({
+  const ownAction = (id: string, chat: string, fields: Pick<WireMessage, 'edit' | 'revoke'> & { type: 'edit' | 'revoke' }): WireMessage => ({
     id,
     chat,
     from: '',
@@ -536,7 +447,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
         const row = await store.get(params.id, params.msgId);
         if (row === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `No message ${params.msgId} in session ${params.id}.`, { messageId: params.msgId });
         const m = toApiMessage(row);
-        const media = m['media'] as { mimetype?: unknown; fileName?: unknown } | undefined;
+        const media = m.media;
         if (media === undefined) throw new GatewayError('MESSAGE_NOT_FOUND', `Message ${params.msgId} has no media.`, { messageId: params.msgId });
         // Computed before any blob stream is opened: nothing below can throw with a stream left open.
         const headers = mediaHeaders(media);

@@ -4,7 +4,7 @@
  * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
  * requests from the stored raw proto (a miss is an empty answer, never an empty message).
  */
-import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestBody, SqlClient, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlClient, StoredContent, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
@@ -49,6 +49,51 @@ export async function recordSentStatus(
   return data;
 }
 
+/** What `storeMessage` wrote: the content as stored (with `applied` on an edit/revoke) and the `sent` status of an own message. */
+export interface StoredWrite {
+  message: StoredContent;
+  sent?: { messageId: string; chat: string; status: 'sent'; at: string };
+}
+
+/**
+ * The one writer of a message row: inserts it once (ON CONFLICT DO NOTHING) with, in the same transaction `tx`,
+ * what it changes on its target (reaction, poll vote, edit, revoke), its `messages` webhook and, for an own
+ * message, its `sent` status (`recordSentStatus`). Every row, received or sent, is written here, through the
+ * shard's `message.received`: an API send's message too (the shard stores it right after relaying it, before
+ * answering the send: messages/sender.ts writes nothing). Undefined when the row existed (a re-delivery or a
+ * retried send): nothing is written. `hook` caches the session's webhook URL across the calls of one transaction.
+ */
+export async function storeMessage(
+  tx: SqlClient,
+  deps: { store: MessageStore; outbox?: WebhookOutbox | undefined },
+  sessionId: string,
+  item: { message: StoredContent; raw: string | undefined; requestId?: string | undefined },
+  hook: { url?: string | null } = {},
+): Promise<StoredWrite | undefined> {
+  const { store, outbox } = deps;
+  let message = item.message;
+  if (!(await store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId))) return undefined;
+  if (message.type === 'reaction') await store.applyReaction(sessionId, message, tx);
+  if (message.type === 'poll-vote') await store.applyPollVote(sessionId, message, tx);
+  if (message.type === 'edit' || message.type === 'revoke') {
+    // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
+    const applied = message.type === 'edit' ? await store.applyEdit(sessionId, message, tx) : await store.applyRevoke(sessionId, message, tx);
+    const field = message.type;
+    message = { ...message, [field]: { ...message[field], applied } };
+    await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
+  }
+  if (outbox !== undefined) {
+    // Read once per transaction and only when a row was inserted (a re-delivery needs no lookup).
+    if (hook.url === undefined) {
+      const r = await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
+      hook.url = r.rows[0]?.webhook_url ?? null;
+    }
+    await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, hook.url);
+  }
+  if (!message.fromMe) return { message };
+  return { message, sent: await recordSentStatus(tx, outbox, sessionId, message, item.requestId, hook.url) };
+}
+
 /** Order of the statuses of a sent message; `failed` ranks above all so it is only set from pending/sent (checked in SQL). */
 const STATUS_RANK: Record<MessageStatusWire['status'], number> = { sent: 1, delivered: 2, read: 3, played: 4, failed: 5 };
 
@@ -63,24 +108,26 @@ export class MessageIngest {
     this.#store = new MessageStore(options.sql);
   }
 
-  async handle(shard: number, request: ShardRequestBody): Promise<unknown> {
-    switch (request.kind) {
-      case 'message.received':
-        return await this.#received(shard, request);
-      case 'message.status':
-        return await this.#status(request.sessionId, request.updates);
-      case 'group.updated':
-        return await this.#groupUpdates(request.sessionId, request.updates);
-      case 'message.get': {
-        const row = await this.#store.get(request.sessionId, request.id);
-        if (row?.raw === null || row?.raw === undefined) return {};
-        const content = typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content;
-        const out: { raw: string; chat: string; fromMe: boolean; from?: string; fromLid?: string } = { raw: row.raw, chat: row.chat_jid, fromMe: row.from_me };
-        if (row.sender_jid !== null) out.from = row.sender_jid;
-        if (typeof content['fromLid'] === 'string') out.fromLid = content['fromLid'];
-        return out;
-      }
-    }
+  /**
+   * The answer to each kind of shard request (`ShardRequestMap`), typed per kind; the supervisor dispatches with
+   * `answerShardRequest`. A kind added to the protocol fails to compile here until it is answered.
+   */
+  readonly handlers: ShardRequestHandlers = {
+    'message.received': async (shard, request) => await this.#received(shard, request),
+    'message.status': async (_shard, request) => await this.#status(request.sessionId, request.updates),
+    'group.updated': async (_shard, request) => await this.#groupUpdates(request.sessionId, request.updates),
+    'message.get': async (_shard, request) => await this.#get(request.sessionId, request.id),
+  };
+
+  /** A stored message's raw proto and author for Baileys' retry requests; `{}` when unknown or stored without one. */
+  async #get(sessionId: string, id: string): Promise<ShardRequestResult<'message.get'>> {
+    const row = await this.#store.get(sessionId, id);
+    if (row?.raw === null || row?.raw === undefined) return {};
+    const content = typeof row.content === 'string' ? (JSON.parse(row.content) as StoredContent) : row.content;
+    const out: ShardRequestResult<'message.get'> = { raw: row.raw, chat: row.chat_jid, fromMe: row.from_me };
+    if (row.sender_jid !== null) out.from = row.sender_jid;
+    if (typeof content['fromLid'] === 'string') out.fromLid = content['fromLid'];
+    return out;
   }
 
   /**
@@ -161,43 +208,23 @@ export class MessageIngest {
 
   async #received(shard: number, req: MessagesReceivedParams): Promise<{ stored: number }> {
     const { sessionId } = req;
-    const outbox = this.#o.outbox;
-    const sent: { messageId: string; chat: string; status: 'sent'; at: string }[] = [];
-    const inserted = await this.#writer.transaction(async (tx) => {
-      const out: WireMessage[] = [];
-      // The session's webhook URL, read once in this transaction and only when a row was inserted and there is an
-      // outbox (a re-delivery or the forwarded copy of an API send inserts nothing and needs no lookup).
-      let webhookUrl: string | null | undefined;
+    const deps = { store: this.#store, outbox: this.#o.outbox };
+    const written = await this.#writer.transaction(async (tx) => {
+      const out: (StoredWrite & { apiSend: boolean })[] = [];
+      const hook: { url?: string | null } = {};
       for (const item of req.messages) {
-        let message: WireMessage = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
-        const ok = await this.#store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId);
-        if (!ok) continue;
-        if (message.type === 'reaction') await this.#store.applyReaction(sessionId, message, tx);
-        if (message.type === 'poll-vote') await this.#store.applyPollVote(sessionId, message, tx);
-        if (message.type === 'edit' || message.type === 'revoke') {
-          // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
-          const applied = message.type === 'edit' ? await this.#store.applyEdit(sessionId, message, tx) : await this.#store.applyRevoke(sessionId, message, tx);
-          const field = message.type;
-          message = { ...message, [field]: { ...(message[field] as Record<string, unknown>), applied } };
-          await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
-        }
-        out.push(message);
-        if (outbox !== undefined) {
-          if (webhookUrl === undefined) {
-            const hook = await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
-            webhookUrl = hook.rows[0]?.webhook_url ?? null;
-          }
-          await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, webhookUrl);
-        }
-        if (message.fromMe) sent.push(await recordSentStatus(tx, outbox, sessionId, message, item.requestId, webhookUrl));
+        const message: StoredContent = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
+        const w = await storeMessage(tx, deps, sessionId, { message, raw: item.raw, requestId: item.requestId }, hook);
+        if (w !== undefined) out.push({ ...w, apiSend: item.requestId !== undefined });
       }
       return out;
     });
-    for (const m of inserted) {
-      this.#o.metrics?.received.inc();
-      this.#o.hub.publish(sessionId, { type: 'message', data: { sessionId, shard, epoch: req.epoch, upsert: req.upsert, ...m } });
+    for (const w of written) {
+      // An API send's own row is counted by wagw_message_sends_total, not as received.
+      if (!w.apiSend) this.#o.metrics?.received.inc();
+      this.#o.hub.publish(sessionId, { type: 'message', data: { sessionId, shard, epoch: req.epoch, upsert: req.upsert, ...w.message } });
     }
-    for (const data of sent) this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...data } });
-    return { stored: inserted.length };
+    for (const w of written) if (w.sent !== undefined) this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...w.sent } });
+    return { stored: written.length };
   }
 }

@@ -1,22 +1,20 @@
 /**
  * The send flow of POST /api/v1/sessions/:id/messages (moved out of api/messages-routes.ts, issue #11 item 3):
  * base64 media to the blob store, quoted/reacted-to references, the owning shard's `message.send` (governor,
- * Baileys, server ack), then the stored row and its `sent` status in one group-committed transaction
- * (group-commit.ts) before the answer, and the `Idempotency-Key` record around all of it. The route keeps HTTP:
+ * Baileys, the stored row, server ack), and the `Idempotency-Key` record around all of it. The route keeps HTTP:
  * forwarding to the owning host, headers (Location, Retry-After, Idempotent-Replayed) and the status code.
  *
- * One state change, one transaction: the row and `sent` are written together by whichever writer stores the
- * row first (this flow after the ack, or the shard's echo of the same message through MessageIngest, which
- * carries the request id); the other's insert is a no-op that writes nothing.
+ * One writer per row: this flow writes no message. The shard stores the sent message right after relaying it,
+ * through `message.received` like every message (messages/ingest.ts `storeMessage`: the row, its `sent` status
+ * with this request id, a reaction's change on its target and the `messages` webhook, in one transaction), and
+ * answers `message.send` only after that committed: so a 201 means the row is stored, and no receipt of the
+ * message reaches the router before its row (both take the shard's one ordered inbound chain).
  */
 import { randomUUID } from 'node:crypto';
 import { GatewayError, deriveMessageId, requestFingerprint, shouldStoreOutcome, toErrorBody } from '@wagw/shared';
-import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest, WebhookOutbox } from '@wagw/shared';
-import type { EventHub } from '../api/sse.ts';
+import type { BlobStore, MessageRefWire, MessagingConfig, SendMessageRequest } from '@wagw/shared';
 import type { SessionManager } from '../sessions/manager.ts';
 import type { ShardSupervisor } from '../supervisor.ts';
-import type { TransactionRunner } from './group-commit.ts';
-import { recordSentStatus } from './ingest.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { toApiMessage } from './store.ts';
 import type { MessageStore } from './store.ts';
@@ -38,10 +36,6 @@ export interface MessageSenderDeps {
   blobs: BlobStore;
   messaging: MessagingConfig;
   store: MessageStore;
-  /** Group commit for the row and its `sent` status. */
-  writer: TransactionRunner;
-  outbox?: WebhookOutbox;
-  hub?: Pick<EventHub, 'publish'>;
   metrics?: MessageMetrics;
   /** Blob key of a session's upload (the route's uploads live there). */
   uploadKey: (sessionId: string, uploadId: string) => string;
@@ -93,16 +87,8 @@ export class MessageSender {
         { kind: 'message.send', sessionId: id, request: req, ...(messageId === undefined ? {} : { messageId }), ...(refs.length === 0 ? {} : { refs }) },
         { requestId: reqId, timeoutMs: this.sendTimeoutMs },
       );
-      // The row and its `sent` status in one transaction; when the socket's echo of this send stored the row
-      // first, that transaction already wrote `sent` (with this request id, set on the row just now).
-      const sent = await d.writer.transaction(async (tx) =>
-        (await d.store.insert(id, result.message, 'sent', result.raw, tx, reqId)) ? await recordSentStatus(tx, d.outbox, id, result.message, reqId) : undefined,
-      );
-      if (sent !== undefined) d.hub?.publish(id, { type: 'message-status', data: { sessionId: id, ...sent } });
+      // The row is stored (by the shard, before its reply): nothing to write here.
       d.metrics?.observeSend('sent', (performance.now() - t0) / 1000, result.waitMs / 1000);
-      // A sent reaction is listed on its target too. Applying it again is harmless (same reactor, emoji and
-      // time), so it does not matter whether the socket's own echo stored the row first.
-      if (result.message.type === 'reaction') await d.store.applyReaction(id, result.message);
       return { status: 201, body: { id: result.id, status: 'sent', chat: result.message.chat, timestamp: result.message.timestamp, type: result.message.type } };
     } catch (e) {
       d.metrics?.observeSend(e instanceof GatewayError ? e.code : 'INTERNAL', (performance.now() - t0) / 1000);

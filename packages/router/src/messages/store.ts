@@ -2,8 +2,8 @@
  * The router's SQL for messages (docs/messaging.md): the `messages` rows (outbound after the server ack,
  * inbound from the shards) and the `idempotency_keys` records of POST /messages.
  */
-import { IDEMPOTENCY_TTL_MS, bareJid, decideIdempotency } from '@wagw/shared';
-import type { IdempotencyDecision, IdempotencyRecord, MessageRefWire, SqlClient, SqlDatabase, WireMessage } from '@wagw/shared';
+import { IDEMPOTENCY_TTL_MS, bareJid, decideIdempotency, isStoredMessageType } from '@wagw/shared';
+import type { IdempotencyDecision, IdempotencyRecord, MessageRefWire, SqlClient, SqlDatabase, StoredContent, StoredMessage, WireMessage } from '@wagw/shared';
 
 export interface StoredMessageRow {
   session_id: string;
@@ -13,7 +13,7 @@ export interface StoredMessageRow {
   sender_jid: string | null;
   type: string;
   status: string;
-  content: WireMessage | string;
+  content: StoredContent | string;
   quoted_id: string | null;
   sent_at: Date | string;
   raw: string | null;
@@ -41,9 +41,11 @@ export interface PollVote {
 const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
 
 /** The API shape of a stored message: its normalized content with the stored status. */
-export function toApiMessage(row: StoredMessageRow): WireMessage & { status: string } {
-  const content = typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content;
-  return { ...content, id: row.id, chat: row.chat_jid, fromMe: row.from_me, type: row.type, timestamp: iso(row.sent_at), status: row.status };
+export function toApiMessage(row: StoredMessageRow): StoredMessage {
+  const content = typeof row.content === 'string' ? (JSON.parse(row.content) as StoredContent) : row.content;
+  // The column is written from the content's own `type` (insert), so the fallback is for a hand-edited row only.
+  const type = isStoredMessageType(row.type) ? row.type : 'unsupported';
+  return { ...content, id: row.id, chat: row.chat_jid, fromMe: row.from_me, type, timestamp: iso(row.sent_at), status: row.status };
 }
 
 export function encodeCursor(at: string, id: string): string {
@@ -82,7 +84,7 @@ export class MessageStore {
    * stored first without it still records it. A row that exists with its request id writes nothing (no row
    * lock, no WAL): the usual case, since the shard's echo of an API send carries the id and lands first.
    */
-  async insert(sessionId: string, message: WireMessage, status: string, raw: string | undefined, tx: SqlClient = this.#sql, requestId?: string): Promise<boolean> {
+  async insert(sessionId: string, message: StoredContent, status: string, raw: string | undefined, tx: SqlClient = this.#sql, requestId?: string): Promise<boolean> {
     const r = await tx.query<{ inserted: boolean }>(
       `WITH ins AS (
          INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id)
@@ -106,7 +108,7 @@ export class MessageStore {
         message.quotedId ?? null,
         message.timestamp,
         raw === undefined || raw === '' ? null : raw,
-        typeof message['chatLid'] === 'string' ? message['chatLid'] : null,
+        typeof message.chatLid === 'string' ? message.chatLid : null,
         requestId ?? null,
       ],
     );
@@ -121,12 +123,12 @@ export class MessageStore {
    * Call it once per reaction row actually inserted (re-deliveries are not applied twice).
    */
   async applyReaction(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
-    const reaction = message['reaction'] as { messageId?: unknown; emoji?: unknown } | undefined;
+    const reaction = message.reaction;
     if (message.type !== 'reaction' || typeof reaction?.messageId !== 'string' || typeof reaction.emoji !== 'string' || reaction.messageId === '') return false;
     const target = await tx.query<{ reactions: unknown; me: { jid?: unknown } | string | null }>(
       `SELECT m.content->'reactions' AS reactions, (SELECT s.me FROM sessions s WHERE s.id = m.session_id) AS me
          FROM messages m WHERE m.session_id = $1 AND m.id = $2 AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4)) FOR UPDATE`,
-      [sessionId, reaction.messageId, message.chat, typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat],
+      [sessionId, reaction.messageId, message.chat, typeof message.chatLid === 'string' ? message.chatLid : message.chat],
     );
     const row = target.rows[0];
     if (row === undefined) return false;
@@ -150,10 +152,10 @@ export class MessageStore {
    * The target of an edit or revoke: the stored message `targetId` in the same chat as `message` and by the
    * same author (both this session's own, or both from the same sender JID or LID), locked for update.
    */
-  async #sameAuthorTarget(sessionId: string, message: WireMessage, targetId: string, tx: SqlClient): Promise<{ type: string; content: WireMessage } | undefined> {
-    const chatLid = typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat;
-    const fromLid = typeof message['fromLid'] === 'string' ? message['fromLid'] : message.from;
-    const r = await tx.query<{ type: string; content: WireMessage | string }>(
+  async #sameAuthorTarget(sessionId: string, message: WireMessage, targetId: string, tx: SqlClient): Promise<{ type: string; content: StoredContent } | undefined> {
+    const chatLid = typeof message.chatLid === 'string' ? message.chatLid : message.chat;
+    const fromLid = typeof message.fromLid === 'string' ? message.fromLid : message.from;
+    const r = await tx.query<{ type: string; content: StoredContent | string }>(
       `SELECT m.type, m.content FROM messages m
          WHERE m.session_id = $1 AND m.id = $2 AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4))
            AND m.type NOT IN ('edit', 'revoke', 'reaction', 'poll-vote')
@@ -163,7 +165,7 @@ export class MessageStore {
     );
     const row = r.rows[0];
     if (row === undefined) return undefined;
-    return { type: row.type, content: typeof row.content === 'string' ? (JSON.parse(row.content) as WireMessage) : row.content };
+    return { type: row.type, content: typeof row.content === 'string' ? (JSON.parse(row.content) as StoredContent) : row.content };
   }
 
   /**
@@ -175,17 +177,17 @@ export class MessageStore {
    * Call it once per edit row actually inserted (re-deliveries are not applied twice).
    */
   async applyEdit(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
-    const edit = message['edit'] as { messageId?: unknown; text?: unknown } | undefined;
+    const edit = message.edit;
     if (message.type !== 'edit' || typeof edit?.messageId !== 'string' || edit.messageId === '' || typeof edit.text !== 'string') return false;
     const target = await this.#sameAuthorTarget(sessionId, message, edit.messageId, tx);
-    if (target === undefined || target.content['revoked'] === true) return false;
+    if (target === undefined || target.content.revoked === true) return false;
     const c = target.content;
-    const editedAt = typeof c['editedAt'] === 'string' ? c['editedAt'] : undefined;
+    const editedAt = typeof c.editedAt === 'string' ? c.editedAt : undefined;
     if (editedAt !== undefined && Date.parse(editedAt) > Date.parse(message.timestamp)) return false;
     const field = target.type === 'text' ? 'text' : 'caption';
     const previous = typeof c[field] === 'string' ? c[field] : '';
     if (previous === edit.text) return false;
-    const history = Array.isArray(c['editHistory']) ? (c['editHistory'] as { text: string; at: string }[]) : [];
+    const history = Array.isArray(c.editHistory) ? c.editHistory : [];
     const patch = { [field]: edit.text, edited: true, editedAt: message.timestamp, editHistory: [...history, { text: previous, at: editedAt ?? c.timestamp }] };
     await tx.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [sessionId, edit.messageId, JSON.stringify(patch)]);
     return true;
@@ -197,10 +199,10 @@ export class MessageStore {
    * True when the target changed. Call it once per revoke row actually inserted.
    */
   async applyRevoke(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
-    const revoke = message['revoke'] as { messageId?: unknown } | undefined;
+    const revoke = message.revoke;
     if (message.type !== 'revoke' || typeof revoke?.messageId !== 'string' || revoke.messageId === '') return false;
     const target = await this.#sameAuthorTarget(sessionId, message, revoke.messageId, tx);
-    if (target === undefined || target.content['revoked'] === true) return false;
+    if (target === undefined || target.content.revoked === true) return false;
     await tx.query(`UPDATE messages SET content = content || $3::jsonb, updated_at = now() WHERE session_id = $1 AND id = $2`, [
       sessionId,
       revoke.messageId,
@@ -217,13 +219,13 @@ export class MessageStore {
    * Call it once per vote row actually inserted.
    */
   async applyPollVote(sessionId: string, message: WireMessage, tx: SqlClient = this.#sql): Promise<boolean> {
-    const vote = message['pollVote'] as { pollId?: unknown; options?: unknown } | undefined;
+    const vote = message.pollVote;
     if (message.type !== 'poll-vote' || typeof vote?.pollId !== 'string' || vote.pollId === '' || !Array.isArray(vote.options)) return false;
     const selected = vote.options.filter((o): o is string => typeof o === 'string');
     const target = await tx.query<{ poll: unknown; me: { jid?: unknown } | string | null }>(
       `SELECT m.content->'poll' AS poll, (SELECT s.me FROM sessions s WHERE s.id = m.session_id) AS me
          FROM messages m WHERE m.session_id = $1 AND m.id = $2 AND m.type = 'poll' AND (m.chat_jid IN ($3, $4) OR m.chat_lid IN ($3, $4)) FOR UPDATE`,
-      [sessionId, vote.pollId, message.chat, typeof message['chatLid'] === 'string' ? message['chatLid'] : message.chat],
+      [sessionId, vote.pollId, message.chat, typeof message.chatLid === 'string' ? message.chatLid : message.chat],
     );
     const row = target.rows[0];
     if (row === undefined) return false;

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { extractMessageContent, getContentType, normalizeMessageContent, proto, toNumber } from '@whiskeysockets/baileys';
 import type { AnyMessageContent, MiscMessageGenerationOptions, WAMessage, WAMessageKey } from '@whiskeysockets/baileys';
 import { GatewayError, bareJid, jidToPhone, resolveJid } from '@wagw/shared';
-import type { LidResolver, MediaMessageType, MediaSource, MessageType, SendMessageRequest } from '@wagw/shared';
+import type { LidResolver, MediaMessageType, MediaSource, MessageMedia, SendMessageRequest, StoredMessageType, WireMessage } from '@wagw/shared';
 
 export interface ResolvedMedia {
   data: Buffer | { stream: Readable };
@@ -182,57 +182,13 @@ export async function buildRevokeContent(msgId: string, deps: ContentDeps, chat?
 // ---------------------------------------------------------------------------------------------------------
 // Inbound: WAMessage -> NormalizedMessage
 
-export type InboundType = MessageType | 'edit' | 'revoke' | 'poll-vote' | 'unsupported';
-
-export interface NormalizedMedia {
-  kind: MediaMessageType;
-  mimetype?: string;
-  fileName?: string;
-  size?: number;
-  /** hex SHA-256 of the plaintext file */
-  sha256?: string;
-  seconds?: number;
-  width?: number;
-  height?: number;
-  ptt?: boolean;
-  gifPlayback?: boolean;
-  animated?: boolean;
-}
-
-export interface NormalizedMessage {
-  id: string;
-  /** Chat JID, the phone-number JID when a LID's mapping is known. */
-  chat: string;
-  chatPhone?: string;
-  chatLid?: string;
-  /** Author JID (the participant in groups; this session's own JID is not known here, so `fromMe` says it). */
-  from: string;
-  /** Group messages from a member: the member (WhatsApp's `participant`), the same JID as `from`. */
-  participant?: string;
-  fromPhone?: string;
-  fromLid?: string;
-  fromMe: boolean;
-  pushName?: string;
-  /** ISO-8601 */
-  timestamp: string;
-  type: InboundType;
-  /** The proto key of the content (`conversation`, `imageMessage`, …), for diagnostics and 'unsupported'. */
-  contentType?: string;
-  text?: string;
-  caption?: string;
-  media?: NormalizedMedia;
-  location?: { latitude: number; longitude: number; name?: string; address?: string };
-  contacts?: { name: string; vcard: string; phone?: string }[];
-  reaction?: { messageId: string; emoji: string; removed: boolean };
-  poll?: { name: string; options: string[]; selectableCount: number };
-  /** `options`: the names the vote selects ([] = vote taken back), when the shard could decode it (poll.ts). */
-  pollVote?: { pollId: string; options?: string[] };
-  quotedId?: string;
-  mentions?: string[];
-  edit?: { messageId: string; text?: string };
-  revoke?: { messageId: string };
-  viewOnce?: boolean;
-}
+/**
+ * The normalised shapes are the stored-message schema of `@wagw/shared` (`api/stored-message.ts`), which the API
+ * serves and documents: a field added there is one this normaliser must fill, and the reverse.
+ */
+export type InboundType = StoredMessageType;
+export type NormalizedMedia = MessageMedia;
+export type NormalizedMessage = WireMessage;
 
 const MEDIA_PROTO_KEYS = {
   imageMessage: 'image',

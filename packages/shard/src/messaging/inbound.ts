@@ -9,7 +9,7 @@
  */
 import { normalizeMessageContent, proto } from '@whiskeysockets/baileys';
 import type { WAMessage, WAMessageKey, WAMessageUpdate, WASocket } from '@whiskeysockets/baileys';
-import type { BaseLookup, BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult, WireMessage } from '@wagw/shared';
+import type { BaseLookup, BlobStore, InboundMessageWire, Logger, MessageStatus, MessageStatusWire, ShardRequestBody, ShardRequestKind, ShardRequestResult } from '@wagw/shared';
 import { normalizeInbound } from './content.ts';
 import { downloadInboundMedia } from './inbound-media.ts';
 import { createLidResolver } from './lid.ts';
@@ -86,8 +86,10 @@ export class InboundForwarder {
   readonly #queue: Batch[] = [];
   /** Ids stored by `persist` whose `messages.upsert` has not been seen yet (it follows at once). */
   readonly #persisted = new Set<string>();
-  /** Ids of sends through the API -> their request id, until Baileys' own upsert of the sent message. */
-  readonly #apiSends = new Map<string, string>();
+  /** Ids of sends through the API -> their request id, until the send stores its message (`storeSent`). */
+  readonly #apiSends = new Map<string, string | undefined>();
+  /** Ids of sends through the API whose echo in `messages.upsert` is dropped (the send stores the message itself). */
+  readonly #echoes = new Set<string>();
   /** Media fetches started after a `persist` batch committed. */
   readonly #background = new Set<Promise<void>>();
 
@@ -105,7 +107,7 @@ export class InboundForwarder {
    * upserts are merged into one request (one IPC round trip and one transaction for a burst).
    */
   push(sock: WASocket, messages: readonly WAMessage[], upsert: string): void {
-    const fresh = messages.filter((m) => !(m.key.id && this.#persisted.delete(m.key.id)));
+    const fresh = messages.filter((m) => !(m.key.id && (this.#persisted.delete(m.key.id) || (m.key.fromMe === true && this.#echoes.delete(m.key.id)))));
     if (fresh.length > 0) this.#enqueue(sock, fresh, upsert, false);
   }
 
@@ -163,10 +165,24 @@ export class InboundForwarder {
     }
   }
 
-  /** An API send is about to go out with this id: its upsert carries the request id to the router. */
-  noteApiSend(messageId: string, requestId: string): void {
+  /** An API send is about to go out with this id: `storeSent` stores it with the request id; Baileys' echo is dropped. */
+  noteApiSend(messageId: string, requestId: string | undefined): void {
     if (this.#apiSends.size >= 10_000) this.#apiSends.clear();
+    if (this.#echoes.size >= 10_000) this.#echoes.clear();
     this.#apiSends.set(messageId, requestId);
+    this.#echoes.add(messageId);
+  }
+
+  /**
+   * Stores the message of an API send (the one writer of its row: the router's `message.received`, like any
+   * message), queued right after the relay so that it reaches the router before any receipt of it (receipts
+   * take this same ordered chain); resolves once the router committed it, and the send answers only then.
+   * Its media, if any, is fetched after the commit, off the send's path.
+   */
+  storeSent(sock: WASocket, sent: WAMessage): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue(sock, [sent], 'append', true, { resolve, reject });
+    });
   }
 
   /** Queues the receipts among `messages.update` (status changes of this session's own messages). */
@@ -221,12 +237,10 @@ export class InboundForwarder {
         if (options !== undefined) normalized.pollVote.options = options;
       }
       const raw = m.message === null || m.message === undefined ? '' : Buffer.from(proto.Message.encode(m.message).finish()).toString('base64');
-      const item: InboundMessageWire = { message: normalized as unknown as WireMessage, raw };
+      const item: InboundMessageWire = { message: normalized, raw };
       const requestId = m.key.fromMe === true ? this.#apiSends.get(m.key.id) : undefined;
-      if (requestId !== undefined) {
-        this.#apiSends.delete(m.key.id);
-        item.requestId = requestId;
-      }
+      if (m.key.fromMe === true) this.#apiSends.delete(m.key.id);
+      if (requestId !== undefined) item.requestId = requestId;
       if (normalized.media !== undefined && this.#o.mediaDownload === 'eager' && (normalized.media.size ?? 0) <= this.#o.mediaMaxBytes) {
         if (deferMedia) later.push({ m, id: normalized.id, mimetype: normalized.media.mimetype });
         else if (await this.#fetchMedia(sock, m, normalized.id, normalized.media.mimetype)) item.mediaKey = mediaBlobKey(this.#o.sessionId, normalized.id);

@@ -146,8 +146,14 @@ export interface SendDeps {
   /** How a stored message's media is downloaded (lazy GET of …/media), as inbound media on arrival. */
   inboundMedia?: InboundMediaPolicy;
   ackTimeoutMs: number;
-  /** Told the message id before the send goes out (the runner tags Baileys' echo with the request id). */
+  /** Told the message id before the send goes out (the runner then drops Baileys' echo of it). */
   noteSent?: (messageId: string) => void;
+  /**
+   * Stores the sent message through the router's `message.received` (the one writer of its row), queued right
+   * after the relay and before WhatsApp's ack, so no receipt of it reaches the router first; the send answers
+   * only after it committed. Absent (actions, tests): nothing is stored by the send.
+   */
+  storeSent?: (sock: WASocket, sent: WAMessage) => Promise<void>;
 }
 
 function refToMessage(ref: MessageRefWire): WAMessage {
@@ -213,11 +219,13 @@ async function admittedSend(params: MessageSendParams, deps: SendDeps, reservati
   deps.noteSent?.(messageId);
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
-  const { sent, waitMs } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
+  const { sent, waitMs, stored } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
+  // Outside the governor: the recipient's spacing does not wait for the router's commit.
+  await stored;
   const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
   const ownJid = deps.socket()?.user?.id;
-  const message = (normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type }) as unknown as WireMessage;
-  return { id: messageId, status: 'sent' as const, message, raw: rawOf(sent), waitMs };
+  const message: WireMessage = normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type };
+  return { id: messageId, status: 'sent' as const, message, waitMs };
 }
 
 function rawOf(sent: WAMessage): string {
@@ -244,7 +252,7 @@ async function governedSend(
   messageId: string,
   pollMentions?: readonly string[],
   reservation?: Reservation,
-): Promise<{ sent: WAMessage; waitMs: number }> {
+): Promise<{ sent: WAMessage; waitMs: number; stored: Promise<void> | undefined }> {
   const queuedAt = Date.now();
   return await deps.governor.submit(jid, async () => {
     const waitMs = Date.now() - queuedAt;
@@ -263,10 +271,16 @@ async function governedSend(
       if (jid.endsWith('@g.us')) throw groupError(err, `group ${jid}`);
       throw err;
     }
+    if (sent === undefined) {
+      ack.catch(() => undefined);
+      throw new GatewayError('INTERNAL', 'Baileys returned no message.');
+    }
+    // Relayed: stored now (the row is written whatever the ack says; a refusal marks it failed).
+    const stored = deps.storeSent?.(sock, sent);
+    stored?.catch(() => undefined);
     const result = await ack;
     if (result.error !== undefined) throw ackError(result.error, messageId, jid);
-    if (sent === undefined) throw new GatewayError('INTERNAL', 'Baileys returned no message.');
-    return { sent, waitMs };
+    return { sent, waitMs, stored };
   }, reservation);
 }
 

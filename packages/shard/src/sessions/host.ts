@@ -5,6 +5,7 @@
  * and a timer aborts every socket whose lease runs out, so a router cut off from the directory cannot keep a
  * socket alive past its lease.
  */
+import type { WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
 import type { BlobStore, GroupAction, GroupActionResult, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
 import { ByteBudget } from '../messaging/byte-budget.ts';
@@ -208,7 +209,7 @@ export class SessionHost {
     return await runGroupAction(action, { sessionId, socket: () => runner.socket, connected: () => runner.status === 'connected', cache: runner.groups, blobs: this.#opts.blobs });
   }
 
-  /** `requestId`: the API call behind a send (Baileys' echo of the sent message then carries it). */
+  /** `requestId`: the API call behind a send (its stored message carries it as the correlation id). */
   #sendDeps(sessionId: string, requestId?: string): SendDeps {
     const entry = this.#entries.get(sessionId);
     if (!entry) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${sessionId} does not run on this shard.`);
@@ -228,7 +229,8 @@ export class SessionHost {
         ...(this.#opts.mediaSimulatorHost === undefined ? {} : { simulatorHost: this.#opts.mediaSimulatorHost }),
       },
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
-      ...(requestId === undefined ? {} : { noteSent: (id: string) => runner.noteApiSend(id, requestId) }),
+      noteSent: (id: string) => runner.noteApiSend(id, requestId),
+      storeSent: async (sock: WASocket, sent: WAMessage) => await runner.storeSent(sock, sent),
     };
   }
 

@@ -1,6 +1,9 @@
 /**
  * One WhatsApp session inside a shard: its Baileys socket, its fenced auth state and its lifecycle.
  * The runner never decides placement; it runs while its lease epoch is valid and reports every change.
+ * Over 500 lines on purpose: the socket's lifecycle (connect, reconnect policy, lease fence, state machine) and
+ * the wiring of its Baileys events share the same per-socket state; the parts that stand alone already live
+ * beside it (disconnect.ts, the inbound and group forwarders, auth state).
  */
 import type { Agent } from 'node:https';
 import { Browsers, makeWASocket } from '@whiskeysockets/baileys';
@@ -431,9 +434,14 @@ export class SessionRunner {
     this.setState('logged_out', reason);
   }
 
-  /** The API is sending `messageId` for request `requestId` (its echo then carries the correlation id). */
-  noteApiSend(messageId: string, requestId: string): void {
+  /** The API is sending `messageId` for request `requestId` (`storeSent` stores it with that correlation id). */
+  noteApiSend(messageId: string, requestId: string | undefined): void {
     this.inbound.noteApiSend(messageId, requestId);
+  }
+
+  /** Stores an API send's message, sent on `sock`, through the inbound chain (resolves once the router committed it). */
+  storeSent(sock: WASocket, sent: WAMessage): Promise<void> {
+    return this.inbound.storeSent(sock, sent);
   }
 
   private onAuthWriteFailed(err: unknown): void {
