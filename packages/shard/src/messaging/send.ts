@@ -259,12 +259,15 @@ async function governedSend(
     const sock = deps.socket();
     if (sock === undefined || !deps.connected()) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
     const ack = deps.acks.wait(messageId, deps.ackTimeoutMs);
+    // Observed at once: the ack's deadline runs while Baileys still encrypts and relays (an auth-state read can
+    // wait out a blob-store outage), and a rejection with no handler yet is an unhandled rejection (a fatal log
+    // line in the shard). `await ack` below still receives it.
+    ack.catch(() => undefined);
     let sent: WAMessage | undefined;
     try {
       sent = pollMentions === undefined ? await sock.sendMessage(jid, content, { ...options, messageId }) : await sendPollWithMentions(sock, jid, content, options, messageId, pollMentions);
     } catch (err) {
       deps.acks.cancel(messageId);
-      ack.catch(() => undefined);
       const message = (err as Error).message;
       if (/connection closed|not open|closed/i.test(message)) throw new GatewayError('SESSION_NOT_CONNECTED', `The session socket closed during the send: ${message}`);
       // a group send fetches the group's metadata first (on a cache miss): WhatsApp's refusal of that query
@@ -272,7 +275,6 @@ async function governedSend(
       throw err;
     }
     if (sent === undefined) {
-      ack.catch(() => undefined);
       throw new GatewayError('INTERNAL', 'Baileys returned no message.');
     }
     // Relayed: stored now (the row is written whatever the ack says; a refusal marks it failed).

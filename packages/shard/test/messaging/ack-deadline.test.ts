@@ -1,0 +1,44 @@
+// WhatsApp's ack deadline starts before Baileys relays the message. When the relay itself outlasts the deadline
+// (an auth-state read waiting out a blob-store outage), the ack's rejection arrived with no handler attached yet:
+// an unhandled rejection, logged as fatal by the shard (seen in CI during the fault tests). The send must fail
+// with WA_TIMEOUT and leave no unhandled rejection behind.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GatewayError, MessageSendParams } from '@wagw/shared';
+import type { WASocket } from '@whiskeysockets/baileys';
+import { ByteBudget } from '../../src/messaging/byte-budget.ts';
+import { SendGovernor } from '../../src/messaging/governor.ts';
+import { AckTracker, sendOne } from '../../src/messaging/send.ts';
+import type { SendDeps } from '../../src/messaging/send.ts';
+
+test('a relay slower than the ack deadline fails the send with WA_TIMEOUT and no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const socket = {
+      async sendMessage(jid: string, _content: unknown, options: { messageId: string }) {
+        await sleep(200); // the relay outlasts the 50 ms ack deadline
+        return { key: { id: options.messageId, remoteJid: jid, fromMe: true }, message: { conversation: 'hi' } };
+      },
+    } as unknown as WASocket;
+    const deps: SendDeps = {
+      sessionId: 's1',
+      socket: () => socket,
+      connected: () => true,
+      acks: new AckTracker(),
+      governor: new SendGovernor({ ratePerSec: 0, burst: 1, perRecipientIntervalMs: 0, queueMax: 10, queueTimeoutMs: 60_000 }),
+      blobs: { get: () => Promise.resolve(null) } as unknown as SendDeps['blobs'],
+      media: { maxBytes: 1 << 20, timeoutMs: 1000, allowPrivate: false } as unknown as SendDeps['media'],
+      mediaBudget: new ByteBudget(1 << 20),
+      ackTimeoutMs: 50,
+    };
+    const params = { sessionId: 's1', request: { to: { jid: '6281@s.whatsapp.net' }, type: 'text', text: 'hi' } } as unknown as MessageSendParams;
+    await assert.rejects(sendOne(params, deps), (e: GatewayError) => e.code === 'WA_TIMEOUT');
+    await sleep(20); // unhandled rejections are reported after the microtask queue drains
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
