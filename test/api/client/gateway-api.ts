@@ -1343,13 +1343,27 @@ export interface components {
         };
         Message: {
             id: string;
+            /** @description Chat JID; the phone-number JID when a LID mapping is known */
             chat: string;
-            from?: string;
+            chatPhone?: string;
+            /** @description The chat's LID when `chat` is its phone-number JID */
+            chatLid?: string;
+            /** @description The author: this session's account for its own messages, else the sender (the member in a group) */
+            from: string;
+            /** @description A member's group message: its author, as `from` */
+            participant?: string;
+            fromPhone?: string;
+            fromLid?: string;
             fromMe: boolean;
+            pushName?: string;
             timestamp: string;
-            /** @description A send type (text, image, video, audio, document, sticker, location, contact, reaction, poll), or edit, revoke, poll-vote, unsupported */
-            type: string;
-            status: string;
+            /**
+             * @description A send type, or edit, revoke, poll-vote, unsupported (received only)
+             * @enum {string}
+             */
+            type: "text" | "image" | "video" | "audio" | "document" | "sticker" | "location" | "contact" | "reaction" | "poll" | "edit" | "revoke" | "poll-vote" | "unsupported";
+            /** @description The proto field of the content (`conversation`, `imageMessage`, …); names what an `unsupported` message was */
+            contentType?: string;
             text?: string;
             caption?: string;
             media?: components["schemas"]["MessageMedia"];
@@ -1370,13 +1384,6 @@ export interface components {
                 emoji: string;
                 removed: boolean;
             };
-            /** @description Current reactions to this message, one per reactor */
-            reactions?: {
-                from: string;
-                fromMe: boolean;
-                emoji: string;
-                at: string;
-            }[];
             poll?: {
                 name: string;
                 options: string[];
@@ -1399,6 +1406,29 @@ export interface components {
                 pollId: string;
                 options?: string[];
             };
+            quotedId?: string;
+            mentions?: string[];
+            /** @description type edit: the message edited, its new text, and whether the stored target was changed (same chat, same author) */
+            edit?: {
+                messageId: string;
+                text?: string;
+                applied?: boolean;
+            };
+            /** @description type revoke: the message deleted for everyone, and whether the stored target was marked revoked */
+            revoke?: {
+                messageId: string;
+                applied?: boolean;
+            };
+            viewOnce?: boolean;
+            /** @description The media file is in the gateway's storage (downloaded on arrival) */
+            mediaStored?: boolean;
+            /** @description Current reactions to this message, one per reactor */
+            reactions?: {
+                from: string;
+                fromMe: boolean;
+                emoji: string;
+                at: string;
+            }[];
             /** @description The text or caption was edited (by PATCH, or by its author on the phone) */
             edited?: boolean;
             /** @description Time of the edit that set the current text or caption */
@@ -1411,19 +1441,8 @@ export interface components {
             /** @description Deleted for everyone (by DELETE, or by its author on the phone) */
             revoked?: boolean;
             revokedAt?: string;
-            /** @description type edit: the message edited, its new text, and whether the stored target was changed (same chat, same author) */
-            edit?: {
-                messageId: string;
-                text?: string;
-                applied?: boolean;
-            };
-            /** @description type revoke: the message deleted for everyone, and whether the stored target was marked revoked */
-            revoke?: {
-                messageId: string;
-                applied?: boolean;
-            };
-            quotedId?: string;
-            mentions?: string[];
+            /** @description received, or the send's progress: pending, sent, delivered, read, played, failed */
+            status: string;
         } & {
             [key: string]: unknown;
         };
@@ -1443,8 +1462,6 @@ export interface components {
             ptt?: boolean;
             gifPlayback?: boolean;
             animated?: boolean;
-        } & {
-            [key: string]: unknown;
         };
         MessagePage: {
             data: components["schemas"]["Message"][];
