@@ -124,6 +124,48 @@ for (const [name, makeStore] of Object.entries(factories)) {
       await assert.rejects(BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger }), /unreadable/);
     });
 
+    test('an upload that never completed (empty or cut short) is skipped: the whole objects make the state', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+      a.state.creds.me = { id: '6281234567890:3@s.whatsapp.net', name: 'Ana' };
+      await a.saveCreds();
+      await a.state.keys.set(preKeys(3));
+      // What s3rver leaves behind PUTs the client aborted: an empty object, and one cut inside its JSON. Their
+      // batches were retried under later seqs (the last whole log below).
+      const prefix = authPrefix(id);
+      const whole = Buffer.from(JSON.stringify({ v: 1, epoch: 1, seq: 98, keys: { session: { s: { type: 'Buffer', data: 'cmF0Y2hldA==' } } } }));
+      await blobs.put(`${prefix}0000000000000001-0000000000000096-log.json`, Buffer.alloc(0));
+      await blobs.put(`${prefix}0000000000000001-0000000000000097-log.json`, whole.subarray(0, whole.length - 9));
+      await blobs.put(`${prefix}0000000000000001-0000000000000098-log.json`, whole);
+      const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+      assert.equal(b.isNew, false);
+      assert.equal(b.state.creds.me?.id, '6281234567890:3@s.whatsapp.net');
+      assert.deepEqual(Object.keys(await b.state.keys.get('pre-key', ['0', '1', '2'])).sort(), ['0', '1', '2']);
+      assert.deepEqual(await b.state.keys.get('session', ['s']), { s: Buffer.from('ratchet') });
+      // The next owner's fencing snapshot removed the leftovers with everything it supersedes.
+      assert.equal((await blobs.list(prefix)).length, 1);
+    });
+
+    test('a newest snapshot whose upload never completed: the snapshot before it and its logs count', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+      await a.state.keys.set({ session: { s: Buffer.from('kept') } });
+      await blobs.put(`${authPrefix(id)}0000000000000001-0000000000000099-snap.json`, Buffer.alloc(0));
+      const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+      assert.equal(b.isNew, false);
+      assert.deepEqual(await b.state.keys.get('session', ['s']), { s: Buffer.from('kept') });
+    });
+
+    test('only uploads that never completed: nothing was ever stored, so the session is new', async (t) => {
+      const blobs = await makeStore(t);
+      const id = sid();
+      await blobs.put(`${authPrefix(id)}0000000000000001-0000000000000001-snap.json`, Buffer.alloc(0));
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+      assert.equal(a.isNew, true);
+    });
+
     test('concurrent writes are group-committed and compaction bounds the object count', async (t) => {
       const blobs = await makeStore(t);
       const id = sid();

@@ -107,14 +107,33 @@ function encode(state: StoredState): Buffer {
   return Buffer.from(JSON.stringify(state, BufferJSON.replacer));
 }
 
-function decode(bytes: Buffer, key: string): StoredState {
+/**
+ * The stored state of one object, or `undefined` for the leftover of an upload that never completed: empty, or
+ * JSON that ends early. No PUT of ours that succeeded stores either (a body is whole JSON), and a caller is only
+ * answered after its PUT succeeded, so nothing was acknowledged on such an object and a failed batch is retried
+ * under a later seq: skipping it loses nothing. S3 and MinIO never show a partial upload; s3rver (the tests' S3)
+ * leaves an empty file behind a PUT the client aborted (S3_REQUEST_TIMEOUT_MS under load), and a restore that
+ * refused it looped "start failed" forever. Any other unreadable object is corruption and stops the load.
+ */
+function decode(bytes: Buffer, key: string): StoredState | undefined {
+  if (bytes.length === 0) return undefined;
+  const text = bytes.toString('utf8');
+  let parsed: StoredState;
   try {
-    const parsed = JSON.parse(bytes.toString('utf8'), BufferJSON.reviver) as StoredState;
-    if (parsed.v !== 1) throw new Error(`unknown version ${String(parsed.v)}`);
-    return parsed;
+    parsed = JSON.parse(text, BufferJSON.reviver) as StoredState;
   } catch (err) {
+    if (err instanceof SyntaxError && endsEarly(err, text)) return undefined;
     throw new GatewayError('INTERNAL', `auth state object ${key} is unreadable`, undefined, { cause: err });
   }
+  if (parsed.v !== 1) throw new GatewayError('INTERNAL', `auth state object ${key} has unknown version ${String(parsed.v)}`);
+  return parsed;
+}
+
+/** The parser ran out of input (V8 says so, or names the position just past the last character): a cut body. */
+function endsEarly(err: SyntaxError, text: string): boolean {
+  if (err.message.includes('end of JSON input')) return true;
+  const at = /at position (\d+)/.exec(err.message);
+  return at !== null && Number(at[1]) >= text.length;
 }
 
 interface Pending {
@@ -170,29 +189,36 @@ export class BlobAuthState {
     if (newest && newest.parsed.epoch > opts.epoch) {
       throw new GatewayError('STALE_EPOCH', `auth state of ${opts.sessionId} was written at epoch ${newest.parsed.epoch} > ${opts.epoch}`);
     }
-    let snapIndex = -1;
+    const read = async (key: string): Promise<StoredState | undefined> => {
+      const bytes = await opts.blobs.get(key);
+      if (bytes === null) throw new GatewayError('INTERNAL', `auth state object ${key} vanished while loading`);
+      const body = decode(bytes, key);
+      if (body === undefined) opts.logger.warn({ sessionId: opts.sessionId, key, bytes: bytes.length }, 'auth state object of an upload that never completed; skipped');
+      return body;
+    };
+    // The newest whole snapshot and every log after it (with no snapshot yet: every log). A snapshot whose upload
+    // never completed removed nothing (older objects go only after its PUT succeeded): the one before it counts.
+    let from = 0;
+    let base: StoredState | undefined;
     for (let i = names.length - 1; i >= 0; i--) {
-      if (names[i]?.parsed.kind === 'snap') {
-        snapIndex = i;
+      const entry = names[i];
+      if (entry?.parsed.kind !== 'snap') continue;
+      base = await read(entry.key);
+      if (base !== undefined) {
+        from = i + 1;
         break;
       }
     }
-    // The newest snapshot and every log after it (with no snapshot yet: every log).
-    const toRead = names.slice(Math.max(snapIndex, 0));
-    const bodies = await Promise.all(
-      toRead.map(async ({ key }) => {
-        const bytes = await opts.blobs.get(key);
-        if (bytes === null) throw new GatewayError('INTERNAL', `auth state object ${key} vanished while loading`);
-        return decode(bytes, key);
-      }),
-    );
+    const logs = await Promise.all(names.slice(from).filter((n) => n.parsed.kind === 'log').map(async ({ key }) => await read(key)));
     let creds: AuthenticationCreds | undefined;
     const keys: KeyMap = new Map();
-    for (const body of bodies) {
+    for (const body of [base, ...logs]) {
+      if (body === undefined) continue;
       if (body.creds) creds = body.creds;
       applyKeys(keys, body.keys ?? {});
     }
-    const isNew = names.length === 0;
+    // Nothing whole was ever stored (no objects, or only uploads that never completed): no credentials were.
+    const isNew = base === undefined && logs.every((body) => body === undefined);
     if (!creds) {
       if (!isNew) throw new GatewayError('INTERNAL', `auth state of ${opts.sessionId} has objects but no credentials`);
       creds = initAuthCreds();
