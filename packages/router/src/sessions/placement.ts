@@ -4,11 +4,13 @@
  * orphan claims). The lease (owner `${hostId}/${shard}`) is claimed BEFORE the shard is told to start, and the
  * shard gets the epoch and a `validUntil`.
  */
-import { GatewayError } from '@wagw/shared';
+import { GatewayError, backoffDelay } from '@wagw/shared';
 import type { ShardInfo } from '../supervisor.ts';
-import { performance } from 'node:perf_hooks';
 import { SessionContext, codeOf, hostOfOwner, mapLimit } from './context.ts';
 import type { LocalSession } from './context.ts';
+
+/** The longest wait between start attempts of a session whose start keeps failing for a reason of its own. */
+const START_RETRY_MAX_MS = 60_000;
 
 export class Placement {
   readonly #ctx: SessionContext;
@@ -16,6 +18,14 @@ export class Placement {
   readonly #handAway: (ids: readonly string[]) => Promise<number>;
   #placing: Promise<void> | undefined;
   #placeAgain = false;
+  /**
+   * Sessions whose start failed for a reason of their own (an error without a code, or INTERNAL: e.g. an auth
+   * state that cannot be read), with when the next attempt may run. Such a failure repeats on every attempt, so
+   * retries back off (renewal interval doubling to START_RETRY_MAX_MS, jittered) instead of running every tick.
+   * Failures of the shard, the host or a dependency are not counted: they clear on their own and recovery
+   * waits on them.
+   */
+  readonly #startFailures = new Map<string, { count: number; notBefore: number }>();
 
   constructor(ctx: SessionContext, handAway: (ids: readonly string[]) => Promise<number>) {
     this.#ctx = ctx;
@@ -59,15 +69,11 @@ export class Placement {
 
   /** Claims the lease for a shard and starts the session there. Caller holds the session's lock. */
   async place(id: string, reason: string, preferred: number | undefined, reqId?: string): Promise<{ shard: number; epoch: number }> {
-    const t0 = performance.now();
-    try {
-      const placed = await this.#place(id, reason, preferred, reqId);
-      this.#ctx.o.timings?.placement(SessionContext.since(t0), reason, 'ok');
-      return placed;
-    } catch (err) {
-      this.#ctx.o.timings?.placement(SessionContext.since(t0), reason, 'error');
-      throw err;
-    }
+    const timings = this.#ctx.o.timings;
+    return await SessionContext.timed(
+      async () => await this.#place(id, reason, preferred, reqId),
+      timings && ((s, ok) => timings.placement(s, reason, ok ? 'ok' : 'error')),
+    );
   }
 
   async #place(id: string, reason: string, preferred: number | undefined, reqId?: string): Promise<{ shard: number; epoch: number }> {
@@ -188,22 +194,34 @@ export class Placement {
       return null;
     });
     if (desired === null) return;
+    const now = Date.now();
+    for (const id of this.#startFailures.keys()) if (!ctx.unplaced.has(id)) this.#startFailures.delete(id);
     await mapLimit(ids, ctx.placeConcurrency, async (id) => {
       if (ctx.stopping) return;
       if (desired.get(id) !== 'running') {
         ctx.unplaced.delete(id);
         return;
       }
+      const failed = this.#startFailures.get(id);
+      if (failed !== undefined && failed.notBefore > now) return;
       try {
         await ctx.withLock(id, async () => {
           if (ctx.local.has(id)) return;
           await this.place(id, 'recover', undefined);
         });
         ctx.unplaced.delete(id);
+        this.#startFailures.delete(id);
       } catch (err) {
         const code = codeOf(err);
         if (code === 'CONFLICT' || code === 'SESSION_NOT_FOUND') ctx.unplaced.delete(id);
-        ctx.log.warn({ sessionId: id, err: code ?? String(err) }, 'placing a session failed; will retry');
+        if (code === undefined || code === 'INTERNAL') {
+          const count = (failed?.count ?? 0) + 1;
+          const waitMs = backoffDelay(count, ctx.o.lease.renewIntervalMs, START_RETRY_MAX_MS);
+          this.#startFailures.set(id, { count, notBefore: Date.now() + waitMs });
+          ctx.log.error({ sessionId: id, err, attempts: count, retryInMs: waitMs }, 'starting a session failed; retrying with backoff');
+        } else {
+          ctx.log.warn({ sessionId: id, err: code }, 'placing a session failed; will retry');
+        }
       }
     });
   }
