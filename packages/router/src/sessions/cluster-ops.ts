@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { GatewayError } from '@wagw/shared';
 import type { HostRecord } from '@wagw/shared';
 import type { SessionRecord } from './store.ts';
-import { performance } from 'node:perf_hooks';
 import { SessionContext, codeOf, mapLimit } from './context.ts';
 import type { Placement } from './placement.ts';
+import { takesSessions } from './placement-host.ts';
 
 /** Order of orphans for one host: each host walks them in its own hashed order, so claims rarely collide. */
 const hashedOrder = (hostId: string, ids: readonly string[]): string[] =>
@@ -228,12 +228,8 @@ export class ClusterOps {
   async claimOrphans(): Promise<void> {
     const ctx = this.#ctx;
     if (ctx.stopping || ctx.drainingHost || ctx.o.singleHost) return;
-    const t0 = performance.now();
-    try {
-      await this.#claimOrphans();
-    } finally {
-      ctx.o.timings?.orphanClaimPass(SessionContext.since(t0));
-    }
+    const timings = ctx.o.timings;
+    await SessionContext.timed(async () => await this.#claimOrphans(), timings && ((s) => timings.orphanClaimPass(s)));
   }
 
   async #claimOrphans(): Promise<void> {
@@ -260,7 +256,7 @@ export class ClusterOps {
     }
     if (free.length === 0) return;
     const othersFree = alive
-      .filter((h) => h.hostId !== ctx.o.hostId && !h.draining && h.shardsReady > 0)
+      .filter((h) => h.hostId !== ctx.o.hostId && takesSessions(h))
       .reduce((n, h) => n + Math.max(0, h.capacity - h.sessions), 0);
     const share = Math.min(myFree, Math.ceil((free.length * myFree) / (myFree + othersFree)));
     const mine = hashedOrder(ctx.o.hostId, free).slice(0, share);
@@ -273,7 +269,7 @@ export class ClusterOps {
     const ctx = this.#ctx;
     const pending = this.#pendingByHost();
     return (await ctx.o.hosts.list())
-      .filter((h) => h.hostId !== ctx.o.hostId && !h.draining && h.shardsReady > 0 && h.capacity > h.sessions)
+      .filter((h) => h.hostId !== ctx.o.hostId && takesSessions(h) && h.capacity > h.sessions)
       .map((h) => ({ hostId: h.hostId, sessions: h.sessions + (pending.get(h.hostId) ?? 0), capacity: h.capacity }));
   }
 

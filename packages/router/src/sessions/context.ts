@@ -136,6 +136,22 @@ export class SessionContext {
     return (performance.now() - t0) / 1000;
   }
 
+  /**
+   * Runs `fn` and reports how long it took, in seconds, and whether it settled without throwing, whichever way
+   * it ends (the control-plane histograms: renewal rounds, reconcile passes, orphan claims, placement).
+   */
+  static async timed<T>(fn: () => Promise<T>, observe: ((seconds: number, ok: boolean) => void) | undefined): Promise<T> {
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      const value = await fn();
+      ok = true;
+      return value;
+    } finally {
+      observe?.(SessionContext.since(t0), ok);
+    }
+  }
+
   get placeConcurrency(): number {
     return this.o.placeConcurrency ?? 8;
   }

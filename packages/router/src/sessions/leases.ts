@@ -5,7 +5,6 @@
  * claims of dead hosts (cluster-ops.ts), placement of what waits, and the host heartbeat.
  */
 import type { LeaseGrant } from '@wagw/shared';
-import { performance } from 'node:perf_hooks';
 import { SessionContext, codeOf, hostOfOwner } from './context.ts';
 import type { Placement } from './placement.ts';
 
@@ -50,9 +49,11 @@ export class LeaseAgent {
       if (!g) byOwner.set(l.owner, (g = { shard: l.shard, refs: [] }));
       g.refs.push({ sessionId: id, epoch: l.epoch });
     }
-    const t0 = performance.now();
-    await Promise.all([...byOwner].map(async ([owner, g]) => await this.#renewOwner(owner, g.shard, g.refs)));
-    ctx.o.timings?.leaseRenewRound(SessionContext.since(t0));
+    const timings = ctx.o.timings;
+    await SessionContext.timed(
+      async () => await Promise.all([...byOwner].map(async ([owner, g]) => await this.#renewOwner(owner, g.shard, g.refs))),
+      timings && ((s) => timings.leaseRenewRound(s)),
+    );
     // Every tick: a session handed to this host is claimed within one renewal interval.
     await this.#reconcile();
     await this.#claimOrphans();
@@ -109,12 +110,8 @@ export class LeaseAgent {
     const ctx = this.#ctx;
     // A draining host gives its sessions away; it does not pick its rows up again.
     if (ctx.stopping || ctx.drainingHost) return;
-    const t0 = performance.now();
-    try {
-      await this.#reconcilePass();
-    } finally {
-      ctx.o.timings?.reconcilePass(SessionContext.since(t0));
-    }
+    const timings = ctx.o.timings;
+    await SessionContext.timed(async () => await this.#reconcilePass(), timings && ((s) => timings.reconcilePass(s)));
   }
 
   async #reconcilePass(): Promise<void> {
