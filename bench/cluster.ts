@@ -43,8 +43,12 @@ const lbSeconds = Number(arg('lb-seconds') ?? '10');
 const lbConcurrency = Number(arg('lb-concurrency') ?? '16');
 /** SESSION_LOGIN_RATE_PER_SECOND of every host (the gateway's default when not given). */
 const loginRate = arg('login-rate');
+/** SESSION_LOGIN_CONCURRENCY of every host (8 when not given). */
+const loginConcurrency = arg('login-concurrency') ?? '8';
+/** SESSION_PLACE_CONCURRENCY of every host (the gateway's default when not given). */
+const placeConcurrency = arg('place-concurrency');
 const write = !args.includes('--no-write');
-for (const n of [...sizes, rebalanceSize, lbSeconds, lbConcurrency, Number(loginRate ?? '1')]) {
+for (const n of [...sizes, rebalanceSize, lbSeconds, lbConcurrency, Number(loginRate ?? '1'), Number(loginConcurrency)]) {
   if (!Number.isInteger(n) || n < 0) throw new Error(`bench/cluster: sizes, --rebalance, --lb-seconds and --lb-concurrency take whole numbers >= 0 (got ${n})`);
 }
 if (sizes.some((n) => n < 2)) throw new Error('bench/cluster: --sizes needs at least 2 sessions each (the LB load sends between two)');
@@ -75,6 +79,13 @@ function groupCpuSeconds(pgids: readonly number[]): number {
     ticks += Number(f[11]) + Number(f[12]);
   }
   return ticks / TICKS_PER_SECOND;
+}
+
+/** CPU seconds the whole machine was busy (every process, all cores) since boot, from /proc/stat. */
+function machineBusySeconds(): number {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - (f[3] ?? 0) - (f[4] ?? 0)) / TICKS_PER_SECOND;
 }
 
 /** The harness's cleanup hook, run in reverse order at the end of each measurement. */
@@ -162,14 +173,15 @@ async function lbCalls(c: Cluster, t: { after(fn: () => Promise<void>): void }, 
   return { perSecond, calls, reads: calls - sends, sends, non2xx, sample };
 }
 
-async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number; allMs: number; spread: string; loginCpuS: number; boundMs: number; lb: Awaited<ReturnType<typeof lbCalls>> | null }> {
+async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number; allMs: number; spread: string; loginCpuS: number; boundMs: number; machineBusyPct: number; lb: Awaited<ReturnType<typeof lbCalls>> | null }> {
   const s = scope();
   try {
     const settings = {
-      SESSION_LOGIN_CONCURRENCY: '8',
+      SESSION_LOGIN_CONCURRENCY: loginConcurrency,
       SHARD_MAX_SESSIONS: String(Math.max(n, 100)),
       LOG_LEVEL: 'error',
       ...(loginRate === undefined ? {} : { SESSION_LOGIN_RATE_PER_SECOND: loginRate }),
+      ...(placeConcurrency === undefined ? {} : { SESSION_PLACE_CONCURRENCY: placeConcurrency }),
     };
     const c = await startCluster(s.t, 1, settings);
     const a = c.hosts[0]!;
@@ -180,6 +192,7 @@ async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number
     const lb = lbSeconds > 0 ? await lbCalls(c, s.t, ids, jids, lbSeconds) : null;
     const survivors = c.hosts.slice(1).map((h) => h.child.pid as number);
     const cpu0 = groupCpuSeconds(survivors);
+    const busy0 = machineBusySeconds();
     const t0 = Date.now();
     a.signal('SIGKILL');
     let p95Ms = 0;
@@ -197,12 +210,14 @@ async function failover(n: number): Promise<{ pairSeconds: number; p95Ms: number
     // What the survivors' routers and shards spent from the kill to the last login (claims, logins, status
     // writes, their idle work over that time), spread over the cores: the time the logins need at best.
     const loginCpuS = groupCpuSeconds(survivors) - cpu0;
+    // How busy the whole box was meanwhile (the simulator, s3rver, PostgreSQL and Redis share the two cores).
+    const machineBusyPct = Math.round((100 * (machineBusySeconds() - busy0)) / ((allMs / 1000) * os.cpus().length));
     const boundMs = Math.round((loginCpuS / os.cpus().length) * 1000);
     const spread = new Map<string, number>();
     for (const r of (await sessionRows(c.sql, ids)).values()) spread.set(r.host ?? '?', (spread.get(r.host ?? '?') ?? 0) + 1);
     const snap = c.sim.snapshot();
     if (snap.concurrentLoginViolations !== 0 || snap.supersededFrames !== 0) throw new Error(`violations: ${snap.concurrentLoginViolations} / ${snap.supersededFrames}`);
-    return { pairSeconds, p95Ms, allMs, spread: [...spread.values()].join(' + '), loginCpuS, boundMs, lb };
+    return { pairSeconds, p95Ms, allMs, spread: [...spread.values()].join(' + '), loginCpuS, boundMs, machineBusyPct, lb };
   } finally {
     await s.close();
   }
@@ -212,7 +227,7 @@ async function rebalance(n: number): Promise<{ ms: number; moved: number }> {
   const s = scope();
   try {
     const settings = {
-      SESSION_LOGIN_CONCURRENCY: '8',
+      SESSION_LOGIN_CONCURRENCY: loginConcurrency,
       SHARD_MAX_SESSIONS: String(n),
       REBALANCE_ENABLED: 'true',
       REBALANCE_INTERVAL_MS: '1000',
@@ -251,8 +266,8 @@ for (const n of sizes) {
   const f = await failover(n);
   const goalMs = LEASE_TTL_MS + Math.round(1.5 * f.boundMs);
   const met = f.allMs <= goalMs ? 'met' : 'NOT met';
-  console.log(`failover ${n}: provisioned and connected in ${f.pairSeconds.toFixed(1)} s; 95% connected ${f.p95Ms} ms, 100% ${f.allMs} ms after the SIGKILL (spread ${f.spread}); survivors' CPU ${f.loginCpuS.toFixed(1)} s, login-CPU bound ${f.boundMs} ms, goal (TTL + 1.5x bound) ${goalMs} ms: ${met}`);
-  failLines.push(`| ${n} | ${f.p95Ms} | ${f.allMs} | ${f.spread} | ${f.loginCpuS.toFixed(1)} | ${f.boundMs} | ${goalMs} (${met}) |`);
+  console.log(`failover ${n}: provisioned and connected in ${f.pairSeconds.toFixed(1)} s; 95% connected ${f.p95Ms} ms, 100% ${f.allMs} ms after the SIGKILL (spread ${f.spread}); survivors' CPU ${f.loginCpuS.toFixed(1)} s, login-CPU bound ${f.boundMs} ms, machine busy ${f.machineBusyPct}%, goal (TTL + 1.5x bound) ${goalMs} ms: ${met}`);
+  failLines.push(`| ${n} | ${f.p95Ms} | ${f.allMs} | ${f.spread} | ${f.loginCpuS.toFixed(1)} | ${f.boundMs} | ${f.machineBusyPct}% | ${goalMs} (${met}) |`);
   if (f.lb !== null) {
     console.log(`haproxy + 3 routers (${n} sessions): ${f.lb.perSecond} calls/s (${f.lb.calls} calls: ${f.lb.reads} reads, ${f.lb.sends} sends; ${lbConcurrency} clients, ${lbSeconds} s), ${f.lb.non2xx} non-2xx${f.lb.sample ? ` (first: ${f.lb.sample})` : ''}`);
     lbLines.push(`| ${n} | ${lbConcurrency} | ${f.lb.perSecond} | ${f.lb.reads} / ${f.lb.sends} | ${f.lb.non2xx} |`);
@@ -273,7 +288,7 @@ if (write) {
 ${load} at the start, ${loadAfter} at the end (a load above the core count means the figures are inflated by other
 work on the box). Router processes on 127.0.0.2-4, one shard each, Redis + PostgreSQL + s3rver, the simulator in
 the bench process; sessions provisioned (bench/provision.ts), not paired. LEASE_TTL_MS=4000,
-LEASE_RENEW_INTERVAL_MS=1000, HOST_DEAD_AFTER_MS=3000, SESSION_LOGIN_CONCURRENCY=8, SESSION_LOGIN_RATE_PER_SECOND=${loginRate ?? "10 (the default)"} per shard: with one shard per host, the two survivors start at most ${2 * Number(loginRate ?? 10)} logins a second, a floor of N / ${2 * Number(loginRate ?? 10)} s for N sessions.
+LEASE_RENEW_INTERVAL_MS=1000, HOST_DEAD_AFTER_MS=3000, SESSION_LOGIN_CONCURRENCY=${loginConcurrency}, SESSION_LOGIN_RATE_PER_SECOND=${loginRate ?? "10 (the default)"} per shard: with one shard per host, the two survivors start at most ${2 * Number(loginRate ?? 10)} logins a second, a floor of N / ${2 * Number(loginRate ?? 10)} s for N sessions.
 
 Failover: the host holding every session is SIGKILLed (router and shards); time until 95% / 100% are connected
 on the two survivors (no QR; zero simulator violations checked).
@@ -281,8 +296,8 @@ on the two survivors (no QR; zero simulator violations checked).
 The login-CPU bound is the CPU the survivors' routers and shards spent from the kill until the last session was
 connected, divided by the ${os.cpus().length} cores; the goal (issue #13) is 100% connected within the lease TTL plus 1.5x that bound.
 
-| sessions | failover 95% (ms) | failover 100% (ms) | spread on survivors | survivors' CPU (s) | login-CPU bound (ms) | goal: TTL + 1.5x bound (ms) |
-|---|---|---|---|---|---|---|
+| sessions | failover 95% (ms) | failover 100% (ms) | spread on survivors | survivors' CPU (s) | login-CPU bound (ms) | machine busy | goal: TTL + 1.5x bound (ms) |
+|---|---|---|---|---|---|---|---|
 ${failLines.join('\n')}
 
 Rebalancing (capacity N each, tolerance 0.05, at most 20 moves a second): ${rebalanceLine}.

@@ -180,6 +180,7 @@ export class GatewayRouter {
         lease: options.config.lease,
         cluster: options.config.cluster,
         maxSessionsPerShard: options.config.shards.maxSessions,
+        placeConcurrency: options.config.shards.placeConcurrency,
         singleHost: s.directory.scope === 'process',
         logger: options.logger,
         shards: this.supervisor,

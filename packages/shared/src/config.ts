@@ -39,6 +39,11 @@ export const ENV_SPEC = {
   DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Directory for embedded stores (PGlite, local blobs).' },
   SHARD_COUNT: { schema: int(1, 256), default: String(os.availableParallelism()), doc: 'Shard processes on this host (default: one per core).' },
   SHARD_MAX_SESSIONS: { schema: int(1, 100_000), default: '1000', doc: 'Sessions one shard accepts before it counts as full.' },
+  SESSION_PLACE_CONCURRENCY: {
+    schema: int(1, 256),
+    default: '8',
+    doc: "Placements one router runs at once (lease claim, row write, the shard's start with its auth-state load): bounds the start of a restore, a dead host's sessions or a drain. Logins themselves are paced per shard (SESSION_LOGIN_*).",
+  },
   SHARD_READY_TIMEOUT_MS: { schema: int(100, 600_000), default: '20000', doc: 'Time a new shard has to answer the init handshake.' },
   IPC_CALL_TIMEOUT_MS: { schema: int(10, 600_000), default: '30000', doc: 'Deadline of one router-to-shard call.' },
   SHARD_STOP_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'Grace between SIGTERM and SIGKILL for a shard.' },
@@ -192,6 +197,8 @@ export interface GatewayConfig {
   shards: {
     count: number;
     maxSessions: number;
+    /** Placements one router runs at once (SESSION_PLACE_CONCURRENCY). */
+    placeConcurrency: number;
     readyTimeoutMs: number;
     callTimeoutMs: number;
     stopTimeoutMs: number;
@@ -407,6 +414,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     shards: {
       count: r.SHARD_COUNT,
       maxSessions: r.SHARD_MAX_SESSIONS,
+      placeConcurrency: r.SESSION_PLACE_CONCURRENCY,
       readyTimeoutMs: r.SHARD_READY_TIMEOUT_MS,
       callTimeoutMs: r.IPC_CALL_TIMEOUT_MS,
       stopTimeoutMs: r.SHARD_STOP_TIMEOUT_MS,
