@@ -4,6 +4,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PROTOCOL_VERSION } from '@wagw/shared';
 import type { GatewayError } from '@wagw/shared';
@@ -227,15 +229,20 @@ describe('planned stops and scaling', () => {
   });
 
   it('escalates to SIGKILL when a shard ignores shutdown and SIGTERM', async () => {
+    // The child says when its SIGTERM handler is in place: a fixed pause before stop() was not always enough
+    // on a loaded box (the child was still starting, SIGTERM ended it, and the test saw SIGTERM, not SIGKILL).
+    const marker = path.join(os.tmpdir(), `wagw-sigterm-ignored-${process.pid}-${Date.now()}`);
+    // The child is slow to get there on purpose (as on a loaded box): the test must wait for it, not guess.
+    const preload = `import { writeFileSync } from 'node:fs'; await new Promise((r) => setTimeout(r, 500)); process.on('SIGTERM', () => {}); writeFileSync(${JSON.stringify(marker)}, '');`;
     const sup = new ShardSupervisor({
       config: testConfig({ SHARD_COUNT: '1', SHARD_READY_TIMEOUT_MS: '20000', SHARD_STOP_TIMEOUT_MS: '300' }),
       logger: testLogger('fatal'),
       entry: path.join(FIXTURES, 'hang-at-init.ts'),
-      execArgv: ['--import', `data:text/javascript,process.on('SIGTERM', () => {})`],
+      execArgv: ['--import', `data:text/javascript,${encodeURIComponent(preload)}`],
     });
     void sup.start();
-    await until(() => sup.info(0)?.pid !== undefined, 2000, 'fork');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await until(() => existsSync(marker), 20_000, 'the child ignoring SIGTERM');
+    rmSync(marker, { force: true });
     const t0 = performance.now();
     await sup.stop();
     const ms = performance.now() - t0;
