@@ -15,7 +15,7 @@ import { runAction, sendOne } from '../messaging/send.ts';
 import { runGroupAction } from '../groups/actions.ts';
 import type { SendDeps } from '../messaging/send.ts';
 import type { ShardRequester } from '../messaging/inbound.ts';
-import type { Gate } from './gate.ts';
+import type { Gate, GateStats } from './gate.ts';
 import { SessionRunner } from './session-runner.ts';
 import type { RunnerEvent, WaConnectOptions } from './session-runner.ts';
 
@@ -232,6 +232,11 @@ export class SessionHost {
       noteSent: (id: string) => runner.noteApiSend(id, requestId),
       storeSent: async (sock: WASocket, sent: WAMessage) => await runner.storeSent(sock, sent),
     };
+  }
+
+  /** The login gate's figures for the stats request. */
+  gateStats(): GateStats {
+    return this.#opts.gate.stats();
   }
 
   /** Governor figures of every session (depth, waits) for the stats request. */
