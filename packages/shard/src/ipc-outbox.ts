@@ -154,13 +154,24 @@ export class IpcOutbox {
   #writeOne(held: Held): void {
     this.#unsettled++;
     let settled = false;
-    const ok = this.#write(held.msg, () => {
+    const onSent = (): void => {
       if (settled) return;
       settled = true;
       this.#unsettled--;
       held.onSent?.();
       if (this.#holding && this.#unsettled === 0) this.#drain();
-    });
+    };
+    let ok: boolean | void;
+    try {
+      ok = this.#write(held.msg, onSent);
+    } catch (err) {
+      // Nothing was written (a closed channel throws): no callback will come for it.
+      if (!settled) {
+        settled = true;
+        this.#unsettled--;
+      }
+      throw err;
+    }
     if (ok === false && !settled) this.#holding = true;
   }
 
