@@ -11,6 +11,7 @@ import type { BlobStore, GroupAction, GroupActionResult, LeaseGrant, Logger, Mes
 import { ByteBudget } from '../messaging/byte-budget.ts';
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
+import { RelayedSends } from '../messaging/relayed-sends.ts';
 import { runAction, sendOne } from '../messaging/send.ts';
 import { runGroupAction } from '../groups/actions.ts';
 import type { SendDeps } from '../messaging/send.ts';
@@ -48,6 +49,8 @@ interface Entry {
   validUntil: number;
   timer: NodeJS.Timeout | undefined;
   governor: SendGovernor;
+  /** Keyed sends of this run: a message id is relayed once (a retry joins or re-stores it). */
+  relayed: RelayedSends;
 }
 
 /** Longest timer Node accepts; a lease further out is re-armed when its timer fires. */
@@ -136,7 +139,7 @@ export class SessionHost {
       queueTimeoutMs: send.queueTimeoutMs,
       enabled: send.ratePerSec > 0,
     });
-    const entry: Entry = { runner, epoch, validUntil, timer: undefined, governor };
+    const entry: Entry = { runner, epoch, validUntil, timer: undefined, governor, relayed: new RelayedSends() };
     self.entry = entry;
     this.#entries.set(sessionId, entry);
     this.#arm(sessionId, entry);
@@ -231,6 +234,7 @@ export class SessionHost {
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
       noteSent: (id: string) => runner.noteApiSend(id, requestId),
       storeSent: async (sock: WASocket, sent: WAMessage) => await runner.storeSent(sock, sent),
+      relayed: entry.relayed,
     };
   }
 
