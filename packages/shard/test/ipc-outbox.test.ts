@@ -30,7 +30,7 @@ function fakeChannel() {
 let nextId = 0;
 const req = (): ShardRequestMessage => ({ kind: 'request', id: ++nextId, request: { kind: 'message.get', sessionId: 's', id: `m${nextId}` } });
 const reply = (id: number): ShardToRouter => ({ kind: 'reply', id, ok: true, value: id });
-const status = (sessionId: string, epoch: number, seq: number): ShardEvent => ({ type: 'session.status', sessionId, epoch, seq, status: 'connecting', at: '2026-01-01T00:00:00Z' });
+const status = (sessionId: string, epoch: number, seq: number): ShardEvent => ({ type: 'session.status', sessionId, epoch, seq, status: 'reconnecting', at: '2026-01-01T00:00:00Z' });
 const ids = (msgs: ShardToRouter[]): unknown[] => msgs.map((m) => (m.kind === 'request' || m.kind === 'reply' ? `${m.kind}:${m.id}` : m.kind === 'event' && m.event.type === 'session.status' ? `status:${m.event.sessionId}:${m.event.seq}` : m.kind));
 
 async function sendRequest(outbox: IpcOutbox, msg: ShardRequestMessage, deadline = Date.now() + 60_000): Promise<boolean> {
