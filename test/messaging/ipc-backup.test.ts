@@ -4,8 +4,10 @@
 // held), the router's call passed its deadline and answered 504, which releases the key (the outcome is
 // unknown), and the backend's retry under the same key relayed the same message a second time. The backup is
 // injected here (fixtures/shard-ipc-backup.ts stalls `process.send` as a full pipe would) instead of hoping
-// for load. Fixed in the shard: a message id already relayed by the session is never relayed again; a retry
-// joins the first attempt (or, when only its row write failed, stores the row again) and answers with it.
+// for load. On the way the lease lapses in the shard (the renewal round waits for the held `leases.extend`
+// reply) and the session is re-placed on the same shard, so the retry reaches a new run of the session. Fixed in
+// the shard: a keyed message id a session relayed is never relayed again by that shard process; a retry joins
+// the first attempt (or, when only its row write failed, stores the row again) and answers with it.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,8 @@
 /**
- * The keyed sends of one session (a `messageId` derived from an Idempotency-Key), so that a message id is
- * relayed to WhatsApp at most once per session run. The router releases a key whose outcome it does not know (a
+ * The keyed sends of a shard's sessions (a `messageId` derived from an Idempotency-Key, keyed by session and
+ * id), so that a session relays a message id to WhatsApp at most once while this shard process lives, across
+ * the session's runs (a lease that lapsed while the shard's channel to the router was backed up re-places the
+ * session, often on the same shard, while the first attempt still waits for its row). The router releases a key whose outcome it does not know (a
  * 5xx: its own call deadline passed, the shard answered a timeout) and the backend's retry then comes back with
  * the same message id while the first attempt may still run, or after it relayed the message and only the
  * row write failed. Relaying again would deliver the message twice (found as "blob-2 sent once: 2 !== 1" in
@@ -44,17 +46,17 @@ export class RelayedSends {
     return this.#entries.size;
   }
 
-  get(messageId: string): RelayedSend | undefined {
+  get(key: string): RelayedSend | undefined {
     this.#prune();
-    return this.#entries.get(messageId);
+    return this.#entries.get(key);
   }
 
   /** Registers an attempt before it starts (synchronously, so a concurrent retry finds it). */
-  begin(messageId: string, result: Promise<MessageSendResult>): RelayedSend {
+  begin(key: string, result: Promise<MessageSendResult>): RelayedSend {
     this.#prune();
     const entry: RelayedSend = { at: this.#now(), result };
-    this.#entries.delete(messageId);
-    this.#entries.set(messageId, entry);
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
     while (this.#entries.size > this.#max) {
       const oldest = this.#entries.keys().next().value as string;
       this.#entries.delete(oldest);
@@ -63,8 +65,8 @@ export class RelayedSends {
   }
 
   /** Forgets an attempt that ended before WhatsApp acknowledged it (unless a newer one replaced it). */
-  forget(messageId: string, entry: RelayedSend): void {
-    if (this.#entries.get(messageId) === entry) this.#entries.delete(messageId);
+  forget(key: string, entry: RelayedSend): void {
+    if (this.#entries.get(key) === entry) this.#entries.delete(key);
   }
 
   #prune(): void {

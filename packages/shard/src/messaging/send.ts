@@ -155,7 +155,7 @@ export interface SendDeps {
    * only after it committed. Absent (actions, tests): nothing is stored by the send.
    */
   storeSent?: (sock: WASocket, sent: WAMessage) => Promise<void>;
-  /** The session's keyed sends (relayed-sends.ts): a message id is relayed once. Absent: no such check. */
+  /** The shard's keyed sends (relayed-sends.ts): a session relays a message id once. Absent: no such check. */
   relayed?: RelayedSends;
 }
 
@@ -183,16 +183,17 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   const relayed = deps.relayed;
   if (messageId === undefined || relayed === undefined) return await freshSend(params, deps);
   // A retry under the same key (same derived id): never a second relay (relayed-sends.ts).
-  for (let earlier = relayed.get(messageId); earlier !== undefined; earlier = relayed.get(messageId)) {
+  const key = `${deps.sessionId}/${messageId}`;
+  for (let earlier = relayed.get(key); earlier !== undefined; earlier = relayed.get(key)) {
     try {
       return await earlier.result;
     } catch (err) {
       if (earlier.acked === undefined) {
         // Ended before WhatsApp acknowledged it: forgotten by now, unless another retry already took over.
-        if (relayed.get(messageId) === earlier) throw err;
+        if (relayed.get(key) === earlier) throw err;
         continue;
       }
-      if (relayed.get(messageId) !== earlier) continue;
+      if (relayed.get(key) !== earlier) continue;
       // Relayed and acknowledged; only its row write failed: store it again, joined by any further retry.
       const acked = earlier.acked;
       earlier.result = restore(acked.sent, acked.waitMs, messageId, params, deps);
@@ -204,9 +205,9 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
   const attempt = freshSend(params, deps, (sent, waitMs) => {
     if (entry !== undefined) entry.acked = { sent, waitMs };
   });
-  entry = relayed.begin(messageId, attempt);
+  entry = relayed.begin(key, attempt);
   attempt.catch(() => {
-    if (entry?.acked === undefined) relayed.forget(messageId, entry as RelayedSend);
+    if (entry?.acked === undefined) relayed.forget(key, entry as RelayedSend);
   });
   return await attempt;
 }

@@ -49,8 +49,6 @@ interface Entry {
   validUntil: number;
   timer: NodeJS.Timeout | undefined;
   governor: SendGovernor;
-  /** Keyed sends of this run: a message id is relayed once (a retry joins or re-stores it). */
-  relayed: RelayedSends;
 }
 
 /** Longest timer Node accepts; a lease further out is re-armed when its timer fires. */
@@ -65,6 +63,11 @@ export class SessionHost {
   readonly #messaging: MessagingConfig;
   /** Media bytes held by the sends of all sessions of this shard (MEDIA_DOWNLOAD_BUDGET_BYTES). */
   readonly #mediaBudget: ByteBudget;
+  /**
+   * Keyed sends of every session of this shard, kept across a session's runs: a lease that lapsed while the
+   * shard's channel was backed up re-places the session here while its first attempt may still run.
+   */
+  readonly #relayed = new RelayedSends();
 
   constructor(options: SessionHostOptions) {
     this.#opts = options;
@@ -139,7 +142,7 @@ export class SessionHost {
       queueTimeoutMs: send.queueTimeoutMs,
       enabled: send.ratePerSec > 0,
     });
-    const entry: Entry = { runner, epoch, validUntil, timer: undefined, governor, relayed: new RelayedSends() };
+    const entry: Entry = { runner, epoch, validUntil, timer: undefined, governor };
     self.entry = entry;
     this.#entries.set(sessionId, entry);
     this.#arm(sessionId, entry);
@@ -234,7 +237,7 @@ export class SessionHost {
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
       noteSent: (id: string) => runner.noteApiSend(id, requestId),
       storeSent: async (sock: WASocket, sent: WAMessage) => await runner.storeSent(sock, sent),
-      relayed: entry.relayed,
+      relayed: this.#relayed,
     };
   }
 

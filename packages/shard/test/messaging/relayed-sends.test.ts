@@ -1,4 +1,4 @@
-// A message id is relayed to WhatsApp at most once per session run (relayed-sends.ts): a retry of a keyed send
+// A session's keyed message id is relayed to WhatsApp at most once per shard process (relayed-sends.ts): a retry of a keyed send
 // (the router released its key after a 5xx) joins the attempt that runs, or stores the row of one that was
 // relayed and acknowledged, and never sends it again. The end-to-end case is test/messaging/ipc-backup.test.ts.
 import assert from 'node:assert/strict';
