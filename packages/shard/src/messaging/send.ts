@@ -201,13 +201,14 @@ export async function sendOne(params: MessageSendParams, deps: SendDeps): Promis
       return await earlier.result;
     }
   }
-  let entry: RelayedSend | undefined;
+  const started: { entry?: RelayedSend } = {};
   const attempt = freshSend(params, deps, (sent, waitMs) => {
-    if (entry !== undefined) entry.acked = { sent, waitMs };
+    if (started.entry !== undefined) started.entry.acked = { sent, waitMs };
   });
-  entry = relayed.begin(key, attempt);
+  const entry = relayed.begin(key, attempt);
+  started.entry = entry;
   attempt.catch(() => {
-    if (entry?.acked === undefined) relayed.forget(key, entry as RelayedSend);
+    if (entry.acked === undefined) relayed.forget(key, entry);
   });
   return await attempt;
 }
