@@ -1,6 +1,6 @@
 /** Prometheus metrics of one router instance, on its own registry (tests create several). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DependencyHealth } from '@wagw/shared';
+import type { DependencyHealth, ShardStats } from '@wagw/shared';
 import type { CallOutcome, ShardInfo } from './supervisor.ts';
 import type { ControlPlaneTimings } from './sessions/context.ts';
 
@@ -9,6 +9,9 @@ export interface ShardSource {
   list(): ShardInfo[];
   pendingCount(): number;
 }
+
+/** One `stats` call per ready shard (a failed or late one left out). */
+export type ShardStatsSource = () => Promise<{ shard: number; stats: ShardStats }[]>;
 
 /** Session counts by state on this host, read at scrape time. */
 export type SessionCountSource = () => Promise<Record<string, number>>;
@@ -30,6 +33,9 @@ export class RouterMetrics {
   #source: ShardSource | undefined;
   #sessions: SessionCountSource | undefined;
   #dependencies: DependencySource | undefined;
+  #shardStats: ShardStatsSource | undefined;
+  /** The round in flight: the families of one scrape share it; the next scrape starts a new one. */
+  #statsRound: Promise<{ shard: number; stats: ShardStats }[]> | undefined;
 
   constructor(options: RouterMetricsOptions = {}) {
     const registry = new Registry();
@@ -151,14 +157,78 @@ export class RouterMetrics {
         for (const [dependency, h] of Object.entries(await probeOnce())) this.set({ dependency, kind: h.kind }, h.latencyMs / 1000);
       },
     });
+    const statsRound = async (): Promise<{ shard: number; stats: ShardStats }[]> => await this.shardStats();
     new Gauge({
       name: 'ipc_pending_calls',
       help: 'Router-to-shard calls waiting for a reply.',
       registers: [registry],
-      collect() {
+      async collect() {
+        // prom-client collects every family at once: read after this scrape's stats calls settled, so they are
+        // not counted as pending.
+        await statsRound();
         this.set(source()?.pendingCount() ?? 0);
       },
     });
+    const perShard = (name: string, help: string, read: (st: ShardStats) => number | undefined, counter = false): void => {
+      const values = async (): Promise<[{ shard: string }, number][]> =>
+        (await statsRound()).flatMap(({ shard, stats }) => {
+          const v = read(stats);
+          return v === undefined ? [] : [[{ shard: String(shard) }, v] as [{ shard: string }, number]];
+        });
+      if (counter) {
+        new Counter({
+          name,
+          help,
+          labelNames: ['shard'],
+          registers: [registry],
+          async collect() {
+            const all = await values();
+            this.reset();
+            for (const [labels, v] of all) this.inc(labels, v);
+          },
+        });
+      } else {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['shard'],
+          registers: [registry],
+          async collect() {
+            const all = await values();
+            this.reset();
+            for (const [labels, v] of all) this.set(labels, v);
+          },
+        });
+      }
+    };
+    perShard('wagw_shard_ipc_outbox_depth', "Messages the shard's IPC outbox holds while its channel to the router catches up.", (st) => st.outbox?.depth);
+    perShard('wagw_shard_ipc_outbox_high_water', "The most messages the shard's IPC outbox held at once since the shard started.", (st) => st.outbox?.highWater);
+    perShard('wagw_shard_ipc_outbox_capacity', "Requests to the router the shard's IPC outbox holds at most; further callers wait.", (st) => st.outbox?.capacity);
+    perShard('wagw_shard_ipc_outbox_waiting_requests', "Shard requests to the router waiting for room in a full IPC outbox.", (st) => st.outbox?.waitingRequests);
+    perShard('wagw_shard_ipc_outbox_coalesced_total', 'Status/QR events replaced in the IPC outbox by a newer one of the same session and epoch.', (st) => st.outbox?.coalescedTotal, true);
+    perShard('wagw_login_gate_waiting', "Logins waiting for a slot of the shard's login gate (LOGIN_CONCURRENCY).", (st) => st.loginGate?.waiting);
+    perShard('wagw_login_gate_running', "Logins holding a slot of the shard's login gate.", (st) => st.loginGate?.running);
+    perShard('wagw_login_gate_rate_limited_waits_total', 'Login starts that waited for the spacing of the login rate limit.', (st) => st.loginGate?.rateLimitedWaits, true);
+  }
+
+  /**
+   * The shards' stats for this scrape: one round of `stats` calls, shared by every family of the scrape while it
+   * is in flight and never reused after (a cached round would show a figure older than the scrape).
+   */
+  async shardStats(): Promise<{ shard: number; stats: ShardStats }[]> {
+    const read = this.#shardStats;
+    if (read === undefined) return [];
+    this.#statsRound ??= read()
+      .catch(() => [])
+      .finally(() => {
+        this.#statsRound = undefined;
+      });
+    return await this.#statsRound;
+  }
+
+  /** The shards' `stats` (outbox, login gate, send queues), called once per scrape. */
+  trackShardStats(source: ShardStatsSource): void {
+    this.#shardStats = source;
   }
 
   /** Session counts by state (`wagw_sessions{state}`), read at each scrape. */

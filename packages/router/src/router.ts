@@ -128,11 +128,14 @@ export class GatewayRouter {
     this.hub = new EventHub({ maxClients: options.config.sse.maxStreams, maxClientsPerOwner: options.config.sse.maxStreamsPerPrincipal });
     const hooks = options.hooks ?? {};
     const manager = (): SessionManager | undefined => this.sessions;
-    const messageMetrics = new MessageMetrics(this.metrics.registry, async () => {
+    this.metrics.trackShardStats(async () => {
       const ready = this.supervisor.list().filter((s) => s.state === 'ready');
       const stats = await Promise.all(ready.map((s) => this.supervisor.call(s.index, { kind: 'stats' }, { timeoutMs: 2000 }).catch(() => undefined)));
-      return stats.flatMap((st, i) => (st?.sendQueue === undefined ? [] : [{ shard: ready[i]?.index ?? -1, ...st.sendQueue }]));
+      return stats.flatMap((st, i) => (st === undefined ? [] : [{ shard: ready[i]?.index ?? -1, stats: st }]));
     });
+    const messageMetrics = new MessageMetrics(this.metrics.registry, async () =>
+      (await this.metrics.shardStats()).flatMap(({ shard, stats }) => (stats.sendQueue === undefined ? [] : [{ shard, ...stats.sendQueue }])),
+    );
     // One group-commit writer for the shards' message and status writes (messages/group-commit.ts), an API send's row included.
     const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 8, logger: options.logger });
     const ingest =

@@ -34,6 +34,7 @@ import type {
   ReplyBatching,
 } from '@wagw/shared';
 import { CpuPool } from './cpu-pool.ts';
+import { IpcOutbox } from './ipc-outbox.ts';
 import type { RenderQrResult, RenderQrTask } from './qr.ts';
 import type { ShardRequester } from './messaging/inbound.ts';
 import { createSessionHost } from './sessions/setup.ts';
@@ -54,8 +55,12 @@ export interface CpuPoolLike {
 export type { ReplyBatching };
 
 export interface ShardHandlerOptions {
-  /** Sends one message to the router. `onSent` runs once the message has left the process. */
-  send: (msg: ShardToRouter, onSent?: () => void) => void;
+  /**
+   * Writes one message to the router. `onSent` runs once the message has left the process; false means the
+   * channel is backed up (`process.send`'s answer): the outbox then holds further messages until every `onSent`
+   * of what was written ran (ipc-outbox.ts).
+   */
+  send: (msg: ShardToRouter, onSent?: () => void) => boolean | void;
   /** Registers the listener for messages from the router. */
   receive: (listener: (msg: unknown) => void) => void;
   /** Ends the process (main.ts) or records the exit (tests). Called after the `exiting` message was sent. */
@@ -73,6 +78,8 @@ export interface ShardHandlerOptions {
    */
   createSessions?: (init: InitMessage, logger: Logger, emit: (event: ShardEvent) => void, request: ShardRequester) => Promise<SessionHostHandle | undefined>;
   replyBatching?: ReplyBatching;
+  /** Requests the IPC outbox holds at most while the channel catches up; default 1,000. */
+  outboxMaxRequests?: number;
 }
 
 export type { ShardRequester } from './messaging/inbound.ts';
@@ -114,11 +121,14 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
   let shutdownPromise: Promise<void> | undefined;
   let exitAfterReply: { code: number; reason: string } | undefined;
 
-  const replies = new ReplyBatcher((msg) => options.send(msg), options.replyBatching ?? 'immediate');
+  // Every message to the router leaves through the outbox: bounded while the channel catches up.
+  const outbox = new IpcOutbox((msg, onSent) => options.send(msg, onSent), options.outboxMaxRequests === undefined ? {} : { maxRequests: options.outboxMaxRequests });
+  const send = (msg: ShardToRouter, onSent?: () => void): void => outbox.send(msg, onSent);
+  const replies = new ReplyBatcher((msg) => send(msg), options.replyBatching ?? 'immediate');
   const reply = (msg: IpcReply): void => replies.reply(msg);
   const flush = (): void => replies.flush();
 
-  const emit = (event: ShardEvent): void => options.send({ kind: 'event', event });
+  const emit = (event: ShardEvent): void => outbox.event(event);
 
   // The shard's own calls to the router (inbound messages, getMessage): the same pending-call table as the
   // router's calls to it. The deadlines do not keep a shard alive whose parent is gone.
@@ -126,8 +136,15 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     timeoutError: (meta, timeoutMs) => new GatewayError('IPC_TIMEOUT', `The router did not answer ${meta.kind} in time.`, { kind: meta.kind, timeoutMs }),
     unrefTimers: true,
   });
-  const request: ShardRequester = async <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs = SHARD_REQUEST_TIMEOUT_MS) =>
-    (await requests.open({ kind: body.kind }, timeoutMs, (id) => options.send({ kind: 'request', id, request: body as ShardRequestBody }))) as ShardRequestResult<K>;
+  const request: ShardRequester = async <K extends ShardRequestKind>(body: ShardRequestBody<K>, timeoutMs = SHARD_REQUEST_TIMEOUT_MS) => {
+    // The deadline covers the wait for room in a full outbox too: the caller gets the timeout it would get anyway.
+    const deadline = Date.now() + timeoutMs;
+    const slot = await outbox.room(deadline);
+    if (slot === undefined) {
+      throw new GatewayError('IPC_TIMEOUT', `The router did not answer ${body.kind} in time (the shard's IPC outbox stayed full).`, { kind: body.kind, timeoutMs });
+    }
+    return (await requests.open({ kind: body.kind }, Math.max(1, deadline - Date.now()), (id) => outbox.request({ kind: 'request', id, request: body as ShardRequestBody }, deadline, slot))) as ShardRequestResult<K>;
+  };
   const settleRequest = (msg: IpcReply): void => {
     requests.settle(msg);
   };
@@ -144,7 +161,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     };
     const fallback = setTimeout(exitOnce, EXIT_FLUSH_TIMEOUT_MS);
     fallback.unref();
-    options.send({ kind: 'exiting', code, reason }, () => {
+    send({ kind: 'exiting', code, reason }, () => {
       clearTimeout(fallback);
       exitOnce();
     });
@@ -162,7 +179,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
         routerVersion: msg.protocolVersion,
         shardVersion: PROTOCOL_VERSION,
       });
-      options.send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: false });
+      send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: false });
       state = 'waiting-init';
       return;
     }
@@ -174,7 +191,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     } catch (err) {
       logger.error({ err }, 'CPU pool failed to start');
       const error = new GatewayError('SHARD_UNAVAILABLE', `CPU pool failed to start: ${(err as Error).message}`, { reason: 'cpu-pool' });
-      options.send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: true });
+      send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: true });
       state = 'waiting-init';
       return;
     }
@@ -184,7 +201,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       logger.error({ err }, 'session host failed to start');
       await pool.close().catch(() => undefined);
       const error = new GatewayError('SHARD_UNAVAILABLE', `session host failed to start: ${(err as Error).message}`, { reason: 'sessions' });
-      options.send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: true });
+      send({ kind: 'init-failed', protocolVersion: PROTOCOL_VERSION, pid, error: error.toJSON(), retryable: true });
       state = 'waiting-init';
       return;
     }
@@ -193,7 +210,7 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
     lastElu = performance.eventLoopUtilization();
     state = 'ready';
     logger.info({ shardIndex: msg.shardIndex, hostId: msg.hostId, protocolVersion: PROTOCOL_VERSION }, 'shard ready');
-    options.send({ kind: 'ready', protocolVersion: PROTOCOL_VERSION, pid });
+    send({ kind: 'ready', protocolVersion: PROTOCOL_VERSION, pid });
   };
 
   const ping = async (req: IpcRequest<'ping'>): Promise<PingResult> => {
@@ -226,7 +243,8 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
       eventLoop,
       cpuPool: pool?.stats() ?? { threads: 0, queued: 0, completed: 0, utilization: 0 },
-      ...(sessions === undefined ? {} : { sendQueue: sendQueueStats(sessions.host.governorStats()) }),
+      ...(sessions === undefined ? {} : { sendQueue: sendQueueStats(sessions.host.governorStats()), loginGate: sessions.host.gateStats() }),
+      outbox: outbox.stats(),
     };
   };
 

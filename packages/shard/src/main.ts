@@ -15,13 +15,15 @@ if (typeof process.send !== 'function') {
 const parentPid = process.ppid;
 
 const handler = createShardHandler({
+  // Always with the callback: the outbox (ipc-outbox.ts) counts every write until its callback ran, and holds
+  // new messages from the first `false` (pipe backed up) until all of them did; a write without one would
+  // keep it holding for ever.
   send: (msg, onSent) => {
     if (!process.connected || process.send === undefined) {
       onSent?.();
-      return;
+      return true;
     }
-    if (onSent) process.send(msg, undefined, undefined, () => onSent());
-    else process.send(msg);
+    return process.send(msg, undefined, undefined, () => onSent?.());
   },
   receive: (listener) => {
     process.on('message', listener);

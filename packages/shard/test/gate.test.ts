@@ -12,6 +12,7 @@ test('the gate caps logins running at once, FIFO', async () => {
   await flush();
   assert.equal(gate.waiting, 1);
   assert.deepEqual(order, []);
+  assert.deepEqual(gate.stats(), { waiting: 1, running: 2, rateLimitedWaits: 0 });
   releases[0]!();
   releases[0]!(); // idempotent: frees one slot only
   (await third)();
@@ -31,6 +32,8 @@ test('the gate spaces starts at ratePerSecond even when every attempt frees its 
   }
   await Promise.all(all);
   assert.deepEqual(started, [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500]);
+  // Every start after the first waited for the spacing (wagw_login_gate_rate_limited_waits_total).
+  assert.deepEqual(gate.stats(), { waiting: 0, running: 0, rateLimitedWaits: 9 });
   // The bound the fault test asserts at the simulator: any 1 s window holds at most rate + 1 starts.
   for (const at of started) assert.ok(started.filter((x) => x >= at && x < at + 1000).length <= 3);
 });

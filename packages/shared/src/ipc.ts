@@ -131,6 +131,23 @@ export interface ShardStats {
   cpuPool: CpuPoolStats;
   /** Send governors of the shard's sessions, summed: sends waiting and sends in flight. */
   sendQueue?: { depth: number; inFlight: number };
+  /** The shard's IPC outbox (shard/src/ipc-outbox.ts): messages held while the channel catches up. */
+  outbox?: IpcOutboxStats;
+  /** The login gate of the shard's sessions (concurrency cap and start spacing). */
+  loginGate?: { waiting: number; running: number; rateLimitedWaits: number };
+}
+
+export interface IpcOutboxStats {
+  /** Messages held now. */
+  depth: number;
+  /** The most held at once since the shard started. */
+  highWater: number;
+  /** Requests held at most. */
+  capacity: number;
+  /** Callers waiting for room for their request. */
+  waitingRequests: number;
+  /** Status/QR events replaced by a newer one before they were written. */
+  coalescedTotal: number;
 }
 
 export interface StatsParams {

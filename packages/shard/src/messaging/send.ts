@@ -13,6 +13,7 @@ import type { ContentDeps, ResolvedMedia } from './content.ts';
 import type { BaseLookup } from '@wagw/shared';
 import type { BudgetAccount, ByteBudget } from './byte-budget.ts';
 import type { Reservation, SendGovernor } from './governor.ts';
+import type { RelayedSend, RelayedSends } from './relayed-sends.ts';
 import { downloadInboundMedia } from './inbound-media.ts';
 import type { InboundMediaPolicy } from './inbound-media.ts';
 import { FetchFailure, publicGet } from './public-http.ts';
@@ -154,6 +155,8 @@ export interface SendDeps {
    * only after it committed. Absent (actions, tests): nothing is stored by the send.
    */
   storeSent?: (sock: WASocket, sent: WAMessage) => Promise<void>;
+  /** The shard's keyed sends (relayed-sends.ts): a session relays a message id once. Absent: no such check. */
+  relayed?: RelayedSends;
 }
 
 function refToMessage(ref: MessageRefWire): WAMessage {
@@ -176,20 +179,78 @@ function ackError(code: string, id: string, jid: string): GatewayError {
 }
 
 export async function sendOne(params: MessageSendParams, deps: SendDeps): Promise<MessageSendResult> {
+  const { messageId } = params;
+  const relayed = deps.relayed;
+  if (messageId === undefined || relayed === undefined) return await freshSend(params, deps);
+  // A retry under the same key (same derived id): never a second relay (relayed-sends.ts).
+  const key = `${deps.sessionId}/${messageId}`;
+  for (let earlier = relayed.get(key); earlier !== undefined; earlier = relayed.get(key)) {
+    try {
+      return await earlier.result;
+    } catch (err) {
+      if (earlier.acked === undefined) {
+        // Ended before WhatsApp acknowledged it: forgotten by now, unless another retry already took over.
+        if (relayed.get(key) === earlier) throw err;
+        continue;
+      }
+      if (relayed.get(key) !== earlier) continue;
+      // Relayed and acknowledged; only its row write failed: store it again, joined by any further retry.
+      const acked = earlier.acked;
+      earlier.result = restore(acked.sent, acked.waitMs, messageId, params, deps);
+      earlier.result.catch(() => undefined);
+      return await earlier.result;
+    }
+  }
+  const started: { entry?: RelayedSend } = {};
+  const attempt = freshSend(params, deps, (sent, waitMs) => {
+    if (started.entry !== undefined) started.entry.acked = { sent, waitMs };
+  });
+  const entry = relayed.begin(key, attempt);
+  started.entry = entry;
+  attempt.catch(() => {
+    if (entry.acked === undefined) relayed.forget(key, entry);
+  });
+  return await attempt;
+}
+
+/** Stores the row of a message relayed and acknowledged earlier, then answers as its send would have. */
+async function restore(sent: WAMessage, waitMs: number, messageId: string, params: MessageSendParams, deps: SendDeps): Promise<MessageSendResult> {
+  const sock = deps.socket();
+  if (sock === undefined || !deps.connected()) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected; message ${messageId} was sent and its row is stored once it is.`);
+  await deps.storeSent?.(sock, sent);
+  return await sendResult(sent, waitMs, messageId, params, deps);
+}
+
+async function sendResult(sent: WAMessage, waitMs: number, messageId: string, params: MessageSendParams, deps: SendDeps): Promise<MessageSendResult> {
+  const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
+  const ownJid = deps.socket()?.user?.id;
+  const jid = params.request.to.jid;
+  const message: WireMessage = normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type };
+  return { id: messageId, status: 'sent' as const, message, waitMs };
+}
+
+/** `onAcked`: WhatsApp acknowledged the relay (before the row is stored). */
+async function freshSend(params: MessageSendParams, deps: SendDeps, onAcked?: (sent: WAMessage, waitMs: number) => void): Promise<MessageSendResult> {
   if (!deps.connected() || deps.socket() === undefined) throw new GatewayError('SESSION_NOT_CONNECTED', `Session ${deps.sessionId} is not connected.`);
   // Admitted first (queue depth), then the media is fetched, counted against the shard's byte budget until
   // the send finished: a full queue or a spent budget refuses before any more bytes are buffered.
   const reservation = deps.governor.reserve();
   const account = deps.mediaBudget?.open();
   try {
-    return await admittedSend(params, deps, reservation, account);
+    return await admittedSend(params, deps, reservation, account, onAcked);
   } finally {
     reservation.release();
     account?.release();
   }
 }
 
-async function admittedSend(params: MessageSendParams, deps: SendDeps, reservation: Reservation, account: BudgetAccount | undefined): Promise<MessageSendResult> {
+async function admittedSend(
+  params: MessageSendParams,
+  deps: SendDeps,
+  reservation: Reservation,
+  account: BudgetAccount | undefined,
+  onAcked?: (sent: WAMessage, waitMs: number) => void,
+): Promise<MessageSendResult> {
   const refs = params.refs ?? [];
   const contentDeps: ContentDeps = {
     resolveMedia: async (source: MediaSource) => {
@@ -220,12 +281,10 @@ async function admittedSend(params: MessageSendParams, deps: SendDeps, reservati
   const built = await buildSendContent(params.request, contentDeps, { messageId });
   const jid = params.request.to.jid;
   const { sent, waitMs, stored } = await governedSend(deps, jid, built.content, built.options, messageId, built.pollMentions, reservation);
+  onAcked?.(sent, waitMs);
   // Outside the governor: the recipient's spacing does not wait for the router's commit.
   await stored;
-  const normalized = await normalizeInbound(sent, undefined, deps.socket()?.user);
-  const ownJid = deps.socket()?.user?.id;
-  const message: WireMessage = normalized ?? { id: messageId, chat: jid, from: ownJid === undefined ? '' : bareJid(ownJid), fromMe: true, timestamp: new Date().toISOString(), type: params.request.type };
-  return { id: messageId, status: 'sent' as const, message, waitMs };
+  return await sendResult(sent, waitMs, messageId, params, deps);
 }
 
 function rawOf(sent: WAMessage): string {

@@ -8,6 +8,15 @@
  * would hammer the server in lockstep (a thundering herd, which WhatsApp answers with rate limits or bans).
  * With it, any window of W ms sees at most `floor(W * ratePerSecond / 1000) + 1` starts from one shard.
  */
+export interface GateStats {
+  /** Logins waiting for a slot. */
+  waiting: number;
+  /** Logins holding a slot. */
+  running: number;
+  /** Starts that waited for the spacing (`ratePerSecond`) since the shard started. */
+  rateLimitedWaits: number;
+}
+
 export class Gate {
   private readonly limit: number;
   private readonly intervalMs: number;
@@ -18,6 +27,8 @@ export class Gate {
   private lastStartAt = -Infinity;
   /** Starts pass one at a time through this chain, each after waiting out the spacing. */
   private spacing: Promise<void> = Promise.resolve();
+  /** Starts that had to wait for the spacing (`wagw_login_gate_rate_limited_waits_total`). */
+  private rateLimitedWaits = 0;
 
   constructor(limit: number, ratePerSecond = Infinity, now: () => number = Date.now) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`gate limit must be a positive integer, got ${limit}`);
@@ -35,12 +46,18 @@ export class Gate {
     return this.queue.length;
   }
 
+  /** For the shard's stats (router metrics `wagw_login_gate_*`). */
+  stats(): GateStats {
+    return { waiting: this.queue.length, running: this.active, rateLimitedWaits: this.rateLimitedWaits };
+  }
+
   /** Resolves with a release function once a slot is free and the start rate allows. Release is idempotent. */
   async acquire(): Promise<() => void> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.active++;
     if (Number.isFinite(this.intervalMs)) {
       const turn = this.spacing.then(async () => {
+        if (this.lastStartAt + this.intervalMs > this.now()) this.rateLimitedWaits++;
         // Measured after every wake-up, not reserved ahead: timers set for t+1 s and t+2 s that fire together
         // after a stall would otherwise start together.
         for (let wait = this.lastStartAt + this.intervalMs - this.now(); wait > 0; wait = this.lastStartAt + this.intervalMs - this.now()) {

@@ -11,11 +11,12 @@ import type { BlobStore, GroupAction, GroupActionResult, LeaseGrant, Logger, Mes
 import { ByteBudget } from '../messaging/byte-budget.ts';
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
+import { RelayedSends } from '../messaging/relayed-sends.ts';
 import { runAction, sendOne } from '../messaging/send.ts';
 import { runGroupAction } from '../groups/actions.ts';
 import type { SendDeps } from '../messaging/send.ts';
 import type { ShardRequester } from '../messaging/inbound.ts';
-import type { Gate } from './gate.ts';
+import type { Gate, GateStats } from './gate.ts';
 import { SessionRunner } from './session-runner.ts';
 import type { RunnerEvent, WaConnectOptions } from './session-runner.ts';
 
@@ -62,6 +63,11 @@ export class SessionHost {
   readonly #messaging: MessagingConfig;
   /** Media bytes held by the sends of all sessions of this shard (MEDIA_DOWNLOAD_BUDGET_BYTES). */
   readonly #mediaBudget: ByteBudget;
+  /**
+   * Keyed sends of every session of this shard, kept across a session's runs: a lease that lapsed while the
+   * shard's channel was backed up re-places the session here while its first attempt may still run.
+   */
+  readonly #relayed = new RelayedSends();
 
   constructor(options: SessionHostOptions) {
     this.#opts = options;
@@ -231,7 +237,13 @@ export class SessionHost {
       ackTimeoutMs: this.#opts.ackTimeoutMs ?? 20_000,
       noteSent: (id: string) => runner.noteApiSend(id, requestId),
       storeSent: async (sock: WASocket, sent: WAMessage) => await runner.storeSent(sock, sent),
+      relayed: this.#relayed,
     };
+  }
+
+  /** The login gate's figures for the stats request. */
+  gateStats(): GateStats {
+    return this.#opts.gate.stats();
   }
 
   /** Governor figures of every session (depth, waits) for the stats request. */
