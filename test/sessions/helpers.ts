@@ -339,13 +339,24 @@ export async function startRouterProcess(t: Cleanup, env: Record<string, string>
   child.stderr?.on('data', (d: Buffer) => {
     err += d.toString('utf8');
   });
-  const url = await waitFor(
-    () => {
-      if (child.exitCode !== null) throw new Error(`router exited ${child.exitCode}: ${err}`);
-      return /listening on (http:\/\/\S+)/.exec(out)?.[1];
-    },
-    { what: 'the router to listen', timeoutMs: 60_000, intervalMs: 50 },
-  );
+  let url: string;
+  try {
+    url = await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`router exited ${child.exitCode}: ${err}`);
+        return /listening on (http:\/\/\S+)/.exec(out)?.[1];
+      },
+      { what: 'the router to listen', timeoutMs: 60_000, intervalMs: 50 },
+    );
+  } catch (e) {
+    // No handle reaches the caller: a router that never listened would run on (its shards too), and its pipes
+    // would keep the test process alive after its clean-up (the chaos campaign restarts routers under load).
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    throw e;
+  }
   const proc: RouterProcess = {
     child,
     url,

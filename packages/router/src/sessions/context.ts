@@ -72,9 +72,10 @@ export interface LocalSession {
   /** Planned stop in progress (migration, restart, shutdown): its `disconnected` is not a status change. */
   quiet: boolean;
   /**
-   * Claimed but `session.start` not answered yet: the shard may not know the session, so renewals keep its lease
-   * (and `validUntil`, read when the start is sent) but send it no `leases.extend`, whose "unknown" would read as
-   * "the shard lost it" and re-place a session whose start is still on its way (two sockets; placement-race test).
+   * Claimed but `session.start` not answered yet: the shard may not know the session yet. Renewals keep its lease
+   * and `validUntil` (read when the start is sent) and send it `leases.extend` (a start can outlast one lease: its
+   * auth state load), but an "unknown" answer to an extend sent while starting is not read as "the shard lost it":
+   * that would re-place a session whose start is still on its way (two sockets; placement-race test).
    */
   starting: boolean;
   /**

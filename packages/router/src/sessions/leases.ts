@@ -76,12 +76,18 @@ export class LeaseAgent {
     const lostSet = new Set(lost);
     const validUntil = ctx.validUntil(sentAt);
     const grants: LeaseGrant[] = [];
+    // Grants for sessions whose `session.start` was not answered yet: they are extended too (a start that loads
+    // its auth state for longer than the lease, on a loaded box or a slow blob store, was aborted by its own lease
+    // timer, again at every attempt: sessions that never came back), but an "unknown" answer to them means the
+    // shard has not seen the start yet, not that it lost the session (placement-race test).
+    const starting = new Set<string>();
     for (const ref of refs) {
       const l = ctx.local.get(ref.sessionId);
       if (!l || l.epoch !== ref.epoch) continue;
       if (lostSet.has(ref.sessionId)) continue;
       l.validUntil = validUntil;
-      if (!l.starting) grants.push({ sessionId: ref.sessionId, epoch: ref.epoch, validUntil });
+      if (l.starting) starting.add(ref.sessionId);
+      grants.push({ sessionId: ref.sessionId, epoch: ref.epoch, validUntil });
     }
     for (const id of lost) this.#onLeaseLost(id, shard, refs.find((r) => r.sessionId === id)?.epoch);
     if (grants.length === 0) return;
@@ -90,7 +96,7 @@ export class LeaseAgent {
       for (const id of unknown) {
         const l = ctx.local.get(id);
         // Only the grant's own epoch: a session re-placed meanwhile (same shard, newer epoch) is fine.
-        if (l && l.shard === shard && l.epoch === grants.find((x) => x.sessionId === id)?.epoch && !l.quiet) {
+        if (l && l.shard === shard && l.epoch === grants.find((x) => x.sessionId === id)?.epoch && !l.quiet && !starting.has(id)) {
           ctx.log.warn({ sessionId: id, shard }, 'shard does not run a session it holds a lease for; re-placing');
           ctx.local.delete(id);
           await ctx.release(id, l);
