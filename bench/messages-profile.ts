@@ -4,7 +4,7 @@
  * CPU ms per message by component: self time grouped by package or source file, the top functions by self time,
  * and the inclusive time of each component (a sample counts once for every component on its stack).
  *
- *   node bench/messages-profile.ts /tmp/prof [--top 25] [--phase send|inbound]
+ *   node bench/messages-profile.ts /tmp/prof [--top 25] [--phase send|inbound] [--callers <function>] [--threads]
  *
  * Windows: a profile's sample timestamps are V8 TimeTicks (µs, CLOCK_MONOTONIC on Linux), the clock of
  * `process.hrtime` in the bench, so a phase's samples are those inside its window.
@@ -75,6 +75,24 @@ export function componentOf(frame: CallFrame): string {
   return url;
 }
 
+/** The parts a message's CPU is reported by (docs/benchmarks.md "Where a send's CPU goes"), from the attributed components. */
+export function partOf(component: string): string {
+  const c = component;
+  if (/^(pg|pg-protocol|pg-pool|pg-types|postgres-|@wagw\/stores\/sql)/.test(c)) return 'PostgreSQL client (pg)';
+  if (/^(koa|@koa\/|koa-compose|helmet|koa-helmet|delegates|on-finished|ee-first|statuses|content-type|type-is|mime|accepts|negotiator|http-errors|depd|cookies|vary|encodeurl|escape-html|parseurl|fresh|only|node:_http|node:http|node:streams|node:stream_base|node:net)/.test(c)) return 'HTTP (node http, koa, router, helmet)';
+  if (/^(pino|@pinojs|sonic-boom|fast-redact|@wagw\/shard\/sessions\/baileys-logger)/.test(c)) return 'logging (pino)';
+  if (/^(zod|@wagw\/router\/security\/limits|@wagw\/router\/api\/define-route|@wagw\/shared\/phone|libphonenumber)/.test(c)) return 'body read + zod validation';
+  if (/^(@wagw\/router\/supervisor|@wagw\/shared\/ipc|node:child_process|@wagw\/shard\/handler|@wagw\/shard\/main)/.test(c)) return 'IPC (JSON, pipe)';
+  if (/^(@wagw\/router\/security|prom-client|@wagw\/router\/metrics|@wagw\/router\/app)/.test(c)) return 'auth, rate limit, metrics, request context';
+  if (/^@wagw\/router\/(messages|api|sessions)/.test(c)) return 'router messaging (routes, sender, ingest, group commit)';
+  if (/^(@wagw\/stores\/blobs|@wagw\/shard\/auth|node:fs)/.test(c)) return 'auth-state writes (blob store)';
+  if (/^(@whiskeysockets|libsignal|ws$|async-mutex|lru-cache|@hapi|protobufjs|@cacheable|whatsapp-rust-bridge|wasm:|node:crypto)/.test(c)) return 'Baileys (encrypt, relay, receipts)';
+  if (/^@wagw\/shard\/(messaging|sessions|groups)/.test(c)) return 'shard messaging (send, inbound, governor, runner)';
+  if (c === '(garbage collector)') return 'GC';
+  if (c === 'native' || c === '(program)' || c.startsWith('node:')) return 'runtime (microtasks, timers, buffers)';
+  return 'other';
+}
+
 function analyse(file: string, label: string, phase: Phase): void {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map<number, ProfileNode>();
@@ -133,6 +151,10 @@ function analyse(file: string, label: string, phase: Phase): void {
   for (const [k, v] of sorted(self).slice(0, TOP)) out.push(`  ${per(v).padStart(7)}  ${k}`);
   out.push('-- self time with the runtime (native, node:*, GC) charged to its nearest library or source file (ms per message)');
   for (const [k, v] of sorted(attributed).slice(0, TOP)) out.push(`  ${per(v).padStart(7)}  ${k}`);
+  const parts = new Map<string, number>();
+  for (const [k, v] of attributed) parts.set(partOf(k), (parts.get(partOf(k)) ?? 0) + v);
+  out.push('-- by part (attributed self time, ms per message)');
+  for (const [k, v] of sorted(parts)) out.push(`  ${per(v).padStart(7)}  ${k}`);
   out.push('-- inclusive time by component (ms per message)');
   for (const [k, v] of sorted(incl).slice(0, TOP)) out.push(`  ${per(v).padStart(7)}  ${k}`);
   out.push('-- top functions by self time (ms per message)');
@@ -151,8 +173,8 @@ for (const phase of info.phases) {
   for (const f of files) {
     const pid = pidOf(f);
     const label = pid === info.router ? `router (${pid})` : info.shards.includes(pid) ? `shard (${pid})` : undefined;
-    // Worker threads of a process share its pid and are named by thread id; they are listed too.
-    if (label === undefined) continue;
+    // Thread 0 is the process's main thread; the shard's piscina workers (QR images, media) are idle in a send.
+    if (label === undefined || (!args.includes('--threads') && !/^CPU\.\d+\.\d+\.\d+\.0\./.test(f))) continue;
     analyse(path.join(dir, f), `${label} ${f}`, phase);
   }
 }
