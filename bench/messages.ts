@@ -7,6 +7,7 @@
  *   node bench/messages.ts --quick --no-write      # 4 sessions, small phases (smoke test, < 1 min)
  *   node bench/messages.ts --sessions 50 --messages 3000 --concurrency 64 --shards 1 --low-rate-fraction 0.5
  *   node bench/messages.ts --only gateway          # or --only bare
+ *   node bench/messages.ts --only gateway --no-write --quick --cpu-prof /tmp/prof   # then bench/messages-profile.ts /tmp/prof
  *
  * Processes: the simulator and its phones run in a child (bench/messages-sim.ts), so the phones' Signal work
  * (the inbound load generator and the recipients' decryption) is the same for both sides and never shares the
@@ -27,7 +28,7 @@ import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,6 +71,22 @@ const INBOUND_WINDOW = num('inbound-window', 'BENCH_MESSAGES_INBOUND_WINDOW', 4,
 const only = arg('only');
 const usePglite = args.includes('--pglite');
 const write = !args.includes('--no-write');
+/**
+ * --cpu-prof DIR: the router and its shards run with `--cpu-prof` (NODE_OPTIONS, which the shards' allow-listed
+ * environment keeps) and write their profiles into DIR when they exit; the phases' windows (monotonic clock, as
+ * the profiles' timestamps) and counts go to DIR/phases.json for bench/messages-profile.ts.
+ */
+const cpuProfDir = arg('cpu-prof');
+const cpuProfInterval = arg('cpu-prof-interval') ?? '250';
+interface PhaseMark {
+  name: string;
+  /** Monotonic µs (process.hrtime), the clock of a V8 profile's timestamps on Linux. */
+  startUs: number;
+  endUs: number;
+  count: number;
+}
+const phases: PhaseMark[] = [];
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const GOAL_RATIO = 0.7;
 const GOAL_P99_MS = 50;
 
@@ -543,6 +560,8 @@ async function runGateway(): Promise<SideResult> {
       WA_ROOT_PUBLIC_KEY: info.rootPublicKey,
       WA_EXTRA_CA_FILE: caFile,
     };
+    if (cpuProfDir !== undefined) await mkdir(cpuProfDir, { recursive: true });
+    if (cpuProfDir !== undefined) env['NODE_OPTIONS'] = `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(cpuProfDir)} --cpu-prof-interval=${cpuProfInterval}`.trim();
     if (!usePglite) {
       const adminUrl = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
       admin = await PostgresDatabase.connect(adminUrl, { logger, poolMax: 1 });
@@ -592,7 +611,9 @@ async function runGateway(): Promise<SideResult> {
       return s;
     };
     const c0 = await snap();
+    const sendStart = monoUs();
     const send = await closedLoop(MESSAGES, CONCURRENCY, (i) => sendOne(i, `bench message ${i}`));
+    phases.push({ name: 'send', startUs: sendStart, endUs: monoUs(), count: send.count });
     const sendCpu = cpuPer(c0, await snap(), send.count);
     log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client)`);
     const lowRate = Math.max(1, send.perSec * LOW_FRACTION);
@@ -614,8 +635,14 @@ async function runGateway(): Promise<SideResult> {
       return n;
     };
     const c1 = await snap();
+    const inboundStart = monoUs();
     const inbound = await measureInbound(sim, countRows);
+    phases.push({ name: 'inbound', startUs: inboundStart, endUs: monoUs(), count: inbound.count });
     const inboundCpu = cpuPer(c1, await snap(), inbound.count);
+    if (cpuProfDir !== undefined) {
+      const pidsNow = { router: router.child.pid, shards: childPids(router.child.pid) };
+      await writeFile(path.join(cpuProfDir, 'phases.json'), `${JSON.stringify({ ...pidsNow, phases }, null, 2)}\n`);
+    }
     log(`gateway inbound: ${inbound.count} rows in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s; CPU ms per message: ${inboundCpu.text}`);
     return { pairSeconds, send, low, inbound, sendCpu, inboundCpu };
   } finally {

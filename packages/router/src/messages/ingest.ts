@@ -27,9 +27,10 @@ export function messageStatusEventId(sessionId: string, messageId: string, statu
 
 /**
  * The `sent` status of an own message, in the transaction that first stores its row (the API send once WhatsApp
- * acked it, or the socket's echo of an own message, whichever stores it first): its history row and its
- * `message-status` webhook. In that transaction because a receipt's `delivered` waits for the row, so `sent`
- * is always enqueued before it in the message's ordered stream (docs/webhooks.md).
+ * acked it, or the socket's echo of an own message, whichever stores it first): its `message-status` webhook
+ * (its history row is written by the row's own INSERT statement: `MessageStore.insert` with `sentEvent`). In
+ * that transaction because a receipt's `delivered` waits for the row, so `sent` is always enqueued before it in
+ * the message's ordered stream (docs/webhooks.md).
  */
 export async function recordSentStatus(
   tx: SqlClient,
@@ -40,7 +41,6 @@ export async function recordSentStatus(
   webhookUrl?: string | null,
 ): Promise<{ messageId: string; chat: string; status: 'sent'; at: string }> {
   const data = { messageId: message.id, chat: message.chat, status: 'sent' as const, at: message.timestamp };
-  await tx.query(`INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at) VALUES ($1, $2, 'sent', $3, $4)`, [sessionId, message.id, message.chat, message.timestamp]);
   if (outbox !== undefined) {
     const url = webhookUrl !== undefined ? webhookUrl : ((await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId])).rows[0]?.webhook_url ?? null);
     const event = { id: messageStatusEventId(sessionId, message.id, 'sent'), topic: 'message-status' as const, sessionId, occurredAt: message.timestamp, data };
@@ -72,7 +72,7 @@ export async function storeMessage(
 ): Promise<StoredWrite | undefined> {
   const { store, outbox } = deps;
   let message = item.message;
-  if (!(await store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId))) return undefined;
+  if (!(await store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId, message.fromMe))) return undefined;
   if (message.type === 'reaction') await store.applyReaction(sessionId, message, tx);
   if (message.type === 'poll-vote') await store.applyPollVote(sessionId, message, tx);
   if (message.type === 'edit' || message.type === 'revoke') {
@@ -155,26 +155,25 @@ export class MessageIngest {
     const rank = STATUS_RANK[u.status];
     const outbox = this.#o.outbox;
     const result = await this.#writer.transaction(async (tx) => {
-      const upd = await tx.query<{ chat_jid: string; request_id: string | null; webhook_url: string | null }>(
-        `UPDATE messages m SET status = $3, updated_at = now()
-           WHERE m.session_id = $1 AND m.id = $2 AND m.from_me
-             AND (CASE m.status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 9 END) < $4
-             AND NOT ($3 = 'failed' AND m.status NOT IN ('pending', 'sent'))
-         RETURNING m.chat_jid, m.request_id, (SELECT webhook_url FROM sessions s WHERE s.id = m.session_id) AS webhook_url`,
-        [sessionId, u.id, u.status, rank],
+      // One statement (one round trip): the forward-only move, its history row, and whether the message exists
+      // at all (an unknown id is a receipt that overtook its row: retried). Always one result row.
+      const upd = await tx.query<{ chat_jid: string | null; request_id: string | null; webhook_url: string | null; found: boolean }>(
+        `WITH upd AS (
+           UPDATE messages m SET status = $3, updated_at = now()
+            WHERE m.session_id = $1 AND m.id = $2 AND m.from_me
+              AND (CASE m.status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 9 END) < $4
+              AND NOT ($3 = 'failed' AND m.status NOT IN ('pending', 'sent'))
+           RETURNING m.chat_jid, m.request_id, (SELECT webhook_url FROM sessions s WHERE s.id = m.session_id) AS webhook_url
+         ), ev AS (
+           INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at)
+           SELECT $1::text, $2::text, $3::text, upd.chat_jid, $5::timestamptz FROM upd
+         )
+         SELECT upd.chat_jid, upd.request_id, upd.webhook_url, EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND id = $2) AS found
+           FROM (SELECT 1) AS one LEFT JOIN upd ON true`,
+        [sessionId, u.id, u.status, rank, u.at],
       );
       const row = upd.rows[0];
-      if (row === undefined) {
-        const exists = await tx.query(`SELECT 1 FROM messages WHERE session_id = $1 AND id = $2`, [sessionId, u.id]);
-        return exists.rowCount > 0 ? ('same' as const) : ('missing' as const);
-      }
-      await tx.query(`INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at) VALUES ($1, $2, $3, $4, $5)`, [
-        sessionId,
-        u.id,
-        u.status,
-        row.chat_jid,
-        u.at,
-      ]);
+      if (row === undefined || row.chat_jid === null) return row?.found === true ? ('same' as const) : ('missing' as const);
       const data = { messageId: u.id, chat: row.chat_jid, status: u.status, at: u.at };
       if (outbox !== undefined) {
         const event = { id: messageStatusEventId(sessionId, u.id, u.status), topic: 'message-status' as const, sessionId, occurredAt: u.at, data };

@@ -180,7 +180,9 @@ export class Authenticator {
   async #attach(ctx: Ctx): Promise<Principal> {
     const principal = await this.#resolve(ctx);
     ctx.state.principal = principal;
-    ctx.state.log = ctx.state.log.child({ principal: { kind: principal.kind, subject: principal.subject } });
+    const fields = { principal: { kind: principal.kind, subject: principal.subject } };
+    if (ctx.state.bindLog !== undefined) ctx.state.bindLog(fields);
+    else ctx.state.log = ctx.state.log.child(fields);
     return principal;
   }
 

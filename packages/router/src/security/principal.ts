@@ -21,6 +21,8 @@ export interface Principal {
 /** The slice of the request state the security middleware reads and writes. */
 export interface SecurityState {
   log: Logger;
+  /** Adds fields to `log` without building a child logger before a line is written (the app's request state). */
+  bindLog?: (bindings: Record<string, unknown>) => void;
   principal?: Principal | undefined;
   /** Set on a call another router forwarded with a valid cluster signature (security/forwarded.ts). */
   forwarded?: ForwardedCall | undefined;
