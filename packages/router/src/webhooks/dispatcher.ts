@@ -1,8 +1,8 @@
 /**
- * The webhook dispatcher: claims due outbox rows in short single-statement transactions
- * (`FOR UPDATE SKIP LOCKED`, so several routers share the work), delivers them outside any transaction with
- * bounded concurrency, and records the results in batched UPDATEs. It never holds a database connection
- * across network I/O (embedded mode has ONE connection for the whole router).
+ * The webhook dispatcher: claims due outbox rows (`FOR UPDATE SKIP LOCKED`, so several routers share the work),
+ * delivers them outside any transaction with bounded concurrency, and records the results. Recording and the next
+ * claim are one statement per cycle (cycle-sql.ts). It never holds a database connection across network I/O
+ * (embedded mode has ONE connection for the whole router).
  *
  * A claim is a lease: `locked_by` (a random token) and `locked_until`; `next_attempt_at` moves to the lease
  * end, so a row whose router died is due again after WEBHOOK_LOCK_TIMEOUT_MS. Results are recorded only while
@@ -18,6 +18,8 @@ import type { Logger, SqlDatabase, WebhookTopic } from '@wagw/shared';
 import { EndpointBreakers, EndpointDownError, originOf } from './breakers.ts';
 import type { DeliveryOutcome, WebhookMetrics } from './metrics.ts';
 import { backendEndpoint } from './outbox.ts';
+import { CYCLE_SQL, cycleParams } from './cycle-sql.ts';
+import type { CycleClaim, CycleRow, RecordedResult } from './cycle-sql.ts';
 import type { DeliveryResult, WebhookTransport } from './transport.ts';
 
 export interface DispatcherSettings {
@@ -65,18 +67,7 @@ interface ClaimedRow {
   token: string;
 }
 
-interface RecordedResult {
-  id: number;
-  token: string;
-  status: 'pending' | 'delivered' | 'dead';
-  /** Counts as an attempt (false: released unattempted, e.g. breaker open or stopping). */
-  attempted: boolean;
-  nextAttemptAt: Date;
-  httpStatus: number | null;
-  error: string | null;
-}
-
-
+/** Results waiting this many (or this long) start a cycle even when there is no room to claim. */
 const FLUSH_AT = 256;
 const FLUSH_DELAY_MS = 5;
 
@@ -103,7 +94,8 @@ export class WebhookDispatcher {
   readonly #queue: ClaimedRow[] = [];
   readonly #inFlight = new Set<Promise<void>>();
   #pending: RecordedResult[] = [];
-  #flushing: Promise<void> | undefined;
+  /** Set when results waited FLUSH_DELAY_MS (or reached FLUSH_AT): the loop records them. */
+  #recordDue = false;
   #flushTimer: NodeJS.Timeout | undefined;
   #nudgeTimers = new Set<NodeJS.Timeout>();
   #lastSweep = 0;
@@ -182,7 +174,10 @@ export class WebhookDispatcher {
     for (const row of unsent) this.#pending.push(this.#release(row, new Date()));
     await Promise.allSettled([...this.#inFlight]);
     clearTimeout(this.#flushTimer);
-    await this.#flushAll();
+    // Record what is left (no claim); a failing database gets a few tries, then the leases lapse on their own.
+    for (let i = 0; i < 20 && this.#pending.length > 0; i++) {
+      if (!(await this.#cycle(0))) await sleep(200);
+    }
   }
 
   // ---- claim loop ----
@@ -191,24 +186,23 @@ export class WebhookDispatcher {
     let idle = false;
     while (this.#running) {
       const capacity = this.#s.concurrency + this.#s.batchSize - this.#queue.length - this.#inFlight.size;
-      if (capacity < Math.max(1, Math.floor(this.#s.batchSize / 2)) || (idle && !this.#dirty)) {
+      const claim = capacity >= Math.max(1, Math.floor(this.#s.batchSize / 2)) && (!idle || this.#dirty);
+      const record = this.#pending.length > 0 && (claim || this.#recordDue);
+      if (!claim && !record) {
         await this.#waitForWork(idle ? this.#s.pollIntervalMs : 1000);
         idle = false;
         continue;
       }
       this.#dirty = false;
-      let claimed = 0;
-      try {
-        claimed = await this.#claim(Math.min(this.#s.batchSize, capacity));
-      } catch (err) {
-        if (!this.#running) break;
-        this.#log.warn({ err: (err as Error).message }, 'claiming webhook rows failed; retrying');
+      // A cycle that records anyway claims whatever room there is: the rows ride on the same statement.
+      const result = await this.#cycle(Math.max(0, Math.min(this.#s.batchSize, capacity)));
+      if (!this.#running) break;
+      if (result === undefined) {
         await this.#waitForWork(Math.min(5000, this.#s.pollIntervalMs * 4));
         continue;
       }
-      if (!this.#running) break;
       this.#pump();
-      idle = claimed === 0;
+      idle = result.claimed === 0 && !result.unblocked;
       if (Date.now() - this.#lastSweep > 60_000) await this.#sweep();
     }
   }
@@ -227,59 +221,50 @@ export class WebhookDispatcher {
     });
   }
 
-  async #claim(limit: number): Promise<number> {
-    const { blocked, probe } = this.breakers.partition();
+  /**
+   * One cycle: records every waiting result and claims up to `limit` rows in one statement (plus one statement
+   * per breaker probe). Returns undefined when the statement failed: the results wait for the next cycle.
+   */
+  async #cycle(limit: number): Promise<{ claimed: number; unblocked: boolean } | undefined> {
+    const results = this.#pending;
+    this.#pending = [];
+    this.#recordDue = false;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const claiming = limit > 0 && this.#running && !this.#abandoned;
+    const { blocked, probe } = claiming ? this.breakers.partition() : { blocked: [], probe: [] };
     const token = `${this.#name}:${randomBytes(6).toString('hex')}`;
-    const exclude = [...blocked, ...probe].map(likePattern);
-    let rows = await this.#claimQuery(token, limit, exclude, null);
+    const claim: CycleClaim = { token, limit: claiming ? limit : 0, exclude: [...blocked, ...probe].map(likePattern), only: null, lockTimeoutMs: this.#s.lockTimeoutMs };
+    let rows: ClaimedRow[];
+    try {
+      rows = await this.#cycleQuery(results, claim);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message, results: results.length }, 'recording and claiming webhook rows failed; retrying');
+      if (!this.#abandoned) this.#pending = results.concat(this.#pending);
+      return undefined;
+    }
+    // Recorded results may have unblocked a stream's next row (not visible to this statement's claim): marked
+    // dirty so the loop claims again at once instead of waiting WEBHOOK_POLL_INTERVAL_MS.
+    const unblocked = results.some((r) => r.status !== 'pending' || !r.attempted);
+    if (unblocked) this.#dirty = true;
     for (const origin of probe) {
-      const one = await this.#claimQuery(token, 1, [], likePattern(origin));
+      let one: ClaimedRow[] = [];
+      try {
+        one = await this.#cycleQuery([], { ...claim, limit: 1, exclude: [], only: likePattern(origin) });
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message, origin }, 'claiming a breaker probe failed; retrying');
+      }
       if (one.length > 0) this.breakers.markProbing(origin);
       rows = rows.concat(one);
     }
     rows.sort((a, b) => a.id - b.id);
-    if (this.#abandoned || !this.#running) return rows.length; // claims lapse on their own
+    if (this.#abandoned || !this.#running) return { claimed: rows.length, unblocked }; // claims lapse on their own
     this.#queue.push(...rows);
-    return rows.length;
+    return { claimed: rows.length, unblocked };
   }
 
-  async #claimQuery(token: string, limit: number, exclude: string[], only: string | null): Promise<ClaimedRow[]> {
-    const { rows } = await this.#db.query<{
-      id: number;
-      event_id: string;
-      endpoint: string;
-      session_id: string;
-      event_type: WebhookTopic;
-      body: string;
-      request_id: string | null;
-      attempts: number;
-      age_base: Date;
-    }>(
-      `WITH due AS (
-         SELECT o.id FROM webhook_outbox o
-          WHERE o.status = 'pending'
-            -- A breaker's probe ($4) takes the origin's next unclaimed row even when that row's own retry
-            -- backoff runs longer: the breaker's schedule, not a row's backoff, decides when a receiver that
-            -- came back is found again.
-            AND (o.next_attempt_at <= now() OR ($4::text IS NOT NULL AND o.locked_by IS NULL))
-            AND NOT (o.endpoint LIKE ANY ($3::text[]))
-            AND ($4::text IS NULL OR o.endpoint LIKE $4)
-            AND (o.ordering_key IS NULL OR NOT EXISTS (
-                  SELECT 1 FROM webhook_outbox p
-                   WHERE p.endpoint = o.endpoint AND p.ordering_key = o.ordering_key
-                     AND p.status = 'pending' AND p.id < o.id))
-          ORDER BY o.next_attempt_at, o.id
-          LIMIT $2
-          FOR UPDATE OF o SKIP LOCKED)
-       UPDATE webhook_outbox w
-          SET locked_by = $1,
-              locked_until = now() + $5 * interval '1 millisecond',
-              next_attempt_at = now() + $5 * interval '1 millisecond'
-         FROM due WHERE w.id = due.id
-       RETURNING w.id, w.event_id, w.endpoint, w.session_id, w.event_type, w.payload::text AS body, w.request_id, w.attempts,
-                 coalesce(w.replayed_at, w.created_at) AS age_base`,
-      [token, limit, exclude, only, this.#s.lockTimeoutMs],
-    );
+  async #cycleQuery(results: readonly RecordedResult[], claim: CycleClaim): Promise<ClaimedRow[]> {
+    const { rows } = await this.#db.query<CycleRow>(CYCLE_SQL, cycleParams(results, claim));
     return rows.map((r) => ({
       id: r.id,
       eventId: r.event_id,
@@ -290,7 +275,7 @@ export class WebhookDispatcher {
       requestId: r.request_id,
       attempts: r.attempts,
       ageBase: r.age_base.getTime(),
-      token,
+      token: claim.token,
     }));
   }
 
@@ -386,70 +371,15 @@ export class WebhookDispatcher {
   #push(result: RecordedResult): void {
     this.#pending.push(result);
     if (result.status !== 'pending' || !result.attempted) this.#dirty = true; // a stream's next row may be due
-    if (this.#pending.length >= FLUSH_AT) void this.#flush();
-    else this.#flushTimer ??= setTimeout(() => void this.#flush(), FLUSH_DELAY_MS);
+    if (this.#pending.length >= FLUSH_AT) this.#flushNow();
+    else this.#flushTimer ??= setTimeout(() => this.#flushNow(), FLUSH_DELAY_MS);
   }
 
-  #flush(): Promise<void> {
+  #flushNow(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    if (this.#flushing !== undefined) return this.#flushing;
-    if (this.#pending.length === 0) return Promise.resolve();
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#flushing = this.#record(batch)
-      .then(
-        () => {
-          // Recorded results may have unblocked a stream's next row. Marked dirty (not only woken) so that a
-          // claim that ran while this UPDATE committed, and found nothing, is followed by another one at once
-          // instead of waiting WEBHOOK_POLL_INTERVAL_MS.
-          if (batch.some((r) => r.status !== 'pending' || !r.attempted)) this.#dirty = true;
-          this.#wake?.();
-        },
-        async (err: unknown) => {
-          this.#log.warn({ err: (err as Error).message, rows: batch.length }, 'recording webhook results failed; retrying');
-          await sleep(200);
-          if (!this.#abandoned) this.#pending = batch.concat(this.#pending);
-        },
-      )
-      .finally(() => {
-        this.#flushing = undefined;
-        if (this.#pending.length > 0 && !this.#abandoned) this.#flushTimer ??= setTimeout(() => void this.#flush(), FLUSH_DELAY_MS);
-      });
-    return this.#flushing;
-  }
-
-  async #flushAll(): Promise<void> {
-    for (let i = 0; i < 20 && (this.#pending.length > 0 || this.#flushing !== undefined); i++) {
-      await (this.#flushing ?? this.#flush());
-    }
-  }
-
-  async #record(batch: RecordedResult[]): Promise<void> {
-    await this.#db.query(
-      `UPDATE webhook_outbox o
-          SET status = v.status,
-              attempts = o.attempts + CASE WHEN v.attempted THEN 1 ELSE 0 END,
-              next_attempt_at = v.next_at,
-              last_attempt_at = CASE WHEN v.attempted THEN now() ELSE o.last_attempt_at END,
-              last_status = CASE WHEN v.attempted THEN v.http_status ELSE o.last_status END,
-              last_error = CASE WHEN v.attempted THEN v.error ELSE o.last_error END,
-              delivered_at = CASE WHEN v.status = 'delivered' THEN now() ELSE NULL END,
-              locked_by = NULL,
-              locked_until = NULL
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::timestamptz[], $6::int[], $7::text[])
-              AS v(id, token, status, attempted, next_at, http_status, error)
-        WHERE o.id = v.id AND o.locked_by = v.token`,
-      [
-        batch.map((r) => r.id),
-        batch.map((r) => r.token),
-        batch.map((r) => r.status),
-        batch.map((r) => r.attempted),
-        batch.map((r) => r.nextAttemptAt.toISOString()),
-        batch.map((r) => r.httpStatus),
-        batch.map((r) => (r.error === null ? null : r.error.slice(0, 500))),
-      ],
-    );
+    this.#recordDue = true;
+    this.#wake?.();
   }
 
   /** A recovered origin: its waiting rows (in backoff) are due now instead of at their backoff time. */
