@@ -3,7 +3,7 @@
 // backend's secret and a session endpoint's derived secret alike. And its deadline is a timer of its own.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { webhooks } from '@wagw/router';
@@ -40,7 +40,7 @@ test('signatures equal the standardwebhooks library\'s and verify with it (backe
 });
 
 test('a receiver that never answers: TIMEOUT after WEBHOOK_TIMEOUT_MS, and an answered delivery is not cut by its deadline later', async (t) => {
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   let hang = true;
   const server = http.createServer((req, res) => {
     req.resume();
