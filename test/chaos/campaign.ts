@@ -289,7 +289,8 @@ async function main(): Promise<boolean> {
     await sleep(ms);
     p.set('pass');
   };
-  const anyDevice = (): string | undefined => faultRng.pick(sim.devices().filter((d) => d.kind === 'companion' && d.live > 0)).jid;
+  // None live (all down after an earlier fault): the fault is a no-op, not a TypeError.
+  const anyDevice = (): string | undefined => (faultRng.pick(sim.devices().filter((d) => d.kind === 'companion' && d.live > 0)) as { jid: string } | undefined)?.jid;
   const faults: Fault[] = [
     { name: 'SIGKILL a shard', run: async () => { const pid = await shardPid(); if (pid !== undefined) process.kill(pid, 'SIGKILL'); } },
     { name: hostCount > 1 ? 'SIGKILL a host (router and shards; back after 0-10 s)' : 'SIGKILL the router (restarted)', run: restartRouter },
