@@ -79,6 +79,9 @@ const liveRouters = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of liveRouters) c.kill('SIGKILL');
 });
+// Interrupted (Ctrl-C, a CI timeout): exit through the 'exit' hooks above and the harness's (redis-server), which
+// a death by the signal itself would skip, leaving routers and their sessions running.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
 const log = (msg: string): void => void process.stdout.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 // libsignal (in the simulator's phones, in this process) prints whole session records on console.log/info when
 // it replaces a session, which every re-login after a fault causes: keep the campaign's own output readable.
