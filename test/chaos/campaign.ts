@@ -79,6 +79,9 @@ const liveRouters = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of liveRouters) c.kill('SIGKILL');
 });
+// Interrupted (Ctrl-C, a CI timeout): exit through the 'exit' hooks above and the harness's (redis-server), which
+// a death by the signal itself would skip, leaving routers and their sessions running.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
 const log = (msg: string): void => void process.stdout.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 // libsignal (in the simulator's phones, in this process) prints whole session records on console.log/info when
 // it replaces a session, which every re-login after a fault causes: keep the campaign's own output readable.
@@ -289,7 +292,8 @@ async function main(): Promise<boolean> {
     await sleep(ms);
     p.set('pass');
   };
-  const anyDevice = (): string | undefined => faultRng.pick(sim.devices().filter((d) => d.kind === 'companion' && d.live > 0)).jid;
+  // None live (all down after an earlier fault): the fault is a no-op, not a TypeError.
+  const anyDevice = (): string | undefined => (faultRng.pick(sim.devices().filter((d) => d.kind === 'companion' && d.live > 0)) as { jid: string } | undefined)?.jid;
   const faults: Fault[] = [
     { name: 'SIGKILL a shard', run: async () => { const pid = await shardPid(); if (pid !== undefined) process.kill(pid, 'SIGKILL'); } },
     { name: hostCount > 1 ? 'SIGKILL a host (router and shards; back after 0-10 s)' : 'SIGKILL the router (restarted)', run: restartRouter },

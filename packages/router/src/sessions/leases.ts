@@ -1,8 +1,9 @@
 /**
  * Lease renewal rounds: every LEASE_RENEW_INTERVAL_MS every lease of this host is renewed in one batch per
  * owner, then each shard gets one `leases.extend` with the new `validUntil`; a lease reported lost is aborted
- * at once. Each round then runs the safety nets: reconcile (sessions of this host nobody runs), the orphan
- * claims of dead hosts (cluster-ops.ts), placement of what waits, and the host heartbeat.
+ * at once, and the host heartbeat follows. Each tick also runs, apart so that their SQL never delays a renewal,
+ * the safety nets: reconcile (sessions of this host nobody runs), the orphan claims of dead hosts
+ * (cluster-ops.ts), placement of what waits.
  */
 import type { LeaseGrant } from '@wagw/shared';
 import { SessionContext, codeOf, hostOfOwner } from './context.ts';
@@ -15,6 +16,7 @@ export class LeaseAgent {
   readonly #claimOrphans: () => Promise<void>;
   #timer: NodeJS.Timeout | undefined;
   #renewing: Promise<void> | undefined;
+  #checking: Promise<void> | undefined;
 
   constructor(ctx: SessionContext, placement: Placement, claimOrphans: () => Promise<void>) {
     this.#ctx = ctx;
@@ -22,12 +24,23 @@ export class LeaseAgent {
     this.#claimOrphans = claimOrphans;
   }
 
-  /** Starts the rounds (one at a time: a slow round is not overlapped by the next tick). */
+  /**
+   * Starts the rounds: every tick a renewal (directory, then `leases.extend`, then the host heartbeat) and, apart,
+   * the safety nets (reconcile, orphan claims, placement), each one at a time (a slow one is not overlapped by the
+   * next tick). Apart, because the safety nets read SQL: with the pool saturated (waits of 3 s per query on a loaded
+   * box, after a PostgreSQL outage) a round that ran them before its next renewal renewed too late, and the shards
+   * aborted their sessions one lease after another ("lease expired (not renewed in time)", chaos campaign).
+   */
   start(): void {
     this.#timer = setInterval(() => {
-      this.#renewing ??= this.#round().finally(() => {
+      this.#renewing ??= this.#renewRound().finally(() => {
         this.#renewing = undefined;
       });
+      this.#checking ??= this.#safetyNets()
+        .catch((err: unknown) => this.#ctx.log.warn({ err: codeOf(err) ?? String(err) }, 'lease round safety nets failed'))
+        .finally(() => {
+          this.#checking = undefined;
+        });
     }, this.#ctx.o.lease.renewIntervalMs);
     this.#timer.unref();
   }
@@ -36,12 +49,12 @@ export class LeaseAgent {
     clearInterval(this.#timer);
   }
 
-  /** Resolves when the round under way (if any) ended. */
+  /** Resolves when the renewal and the safety nets under way (if any) ended. */
   async settled(): Promise<void> {
-    await this.#renewing?.catch(() => undefined);
+    await Promise.all([this.#renewing?.catch(() => undefined), this.#checking]);
   }
 
-  async #round(): Promise<void> {
+  async #renewRound(): Promise<void> {
     const ctx = this.#ctx;
     const byOwner = new Map<string, { shard: number; refs: { sessionId: string; epoch: number }[] }>();
     for (const [id, l] of ctx.local) {
@@ -54,11 +67,15 @@ export class LeaseAgent {
       async () => await Promise.all([...byOwner].map(async ([owner, g]) => await this.#renewOwner(owner, g.shard, g.refs))),
       timings && ((s) => timings.leaseRenewRound(s)),
     );
+    await ctx.announce();
+  }
+
+  async #safetyNets(): Promise<void> {
+    const ctx = this.#ctx;
     // Every tick: a session handed to this host is claimed within one renewal interval.
     await this.#reconcile();
     await this.#claimOrphans();
     if (ctx.unplaced.size > 0) void this.#placement.placeUnplaced();
-    await ctx.announce();
   }
 
   /** Renews one owner's (one shard's) leases in the directory, then tells the shard their new `validUntil`. */

@@ -31,6 +31,8 @@ export interface AckResult {
 /** Waits for WhatsApp's `<ack class="message" id=…>` of each sent message. */
 export class AckTracker {
   readonly #waiters = new Map<string, { resolve: (r: AckResult) => void; timer: NodeJS.Timeout }>();
+  /** Acks that came with nobody waiting (after a deadline): a relay that outlasted it is still acknowledged. */
+  readonly #late = new Map<string, AckResult>();
 
   /** Registers before the send; rejects with WA_TIMEOUT after `timeoutMs`. */
   wait(id: string, timeoutMs: number): Promise<AckResult> {
@@ -50,12 +52,23 @@ export class AckTracker {
     this.#waiters.delete(id);
   }
 
+  /** An ack of `id` that came after its waiter gave up, once. */
+  takeLate(id: string): AckResult | undefined {
+    const r = this.#late.get(id);
+    this.#late.delete(id);
+    return r;
+  }
+
   /** From the socket's `CB:ack,class:message` listener. */
   onAck(attrs: Record<string, string>): void {
     const id = attrs['id'];
     if (id === undefined) return;
     const w = this.#waiters.get(id);
-    if (w === undefined) return;
+    if (w === undefined) {
+      if (this.#late.size >= 1000) this.#late.delete(this.#late.keys().next().value as string);
+      this.#late.set(id, attrs['error'] === undefined ? {} : { error: attrs['error'] });
+      return;
+    }
     clearTimeout(w.timer);
     this.#waiters.delete(id);
     w.resolve(attrs['error'] === undefined ? {} : { error: attrs['error'] });
@@ -339,7 +352,16 @@ async function governedSend(
     // Relayed: stored now (the row is written whatever the ack says; a refusal marks it failed).
     const stored = deps.storeSent?.(sock, sent);
     stored?.catch(() => undefined);
-    const result = await ack;
+    let result: AckResult;
+    try {
+      result = await ack;
+    } catch (err) {
+      // The deadline ran while Baileys was still relaying (an auth-state read or commit waiting out a blob-store
+      // outage). The message did leave: wait for its ack from the relay on (it may have come already), rather
+      // than answer a timeout whose retry would send it again (blob-outage.test.ts, "sent once").
+      if ((err as { code?: unknown }).code !== 'WA_TIMEOUT') throw err;
+      result = deps.acks.takeLate(messageId) ?? (await deps.acks.wait(messageId, deps.ackTimeoutMs));
+    }
     if (result.error !== undefined) throw ackError(result.error, messageId, jid);
     return { sent, waitMs, stored };
   }, reservation);

@@ -42,3 +42,33 @@ test('a relay slower than the ack deadline fails the send with WA_TIMEOUT and no
     process.off('unhandledRejection', onUnhandled);
   }
 });
+
+// blob-outage.test.ts "sent once: 2 !== 1": the relay outlasted the ack deadline (auth state waiting out the
+// outage), WhatsApp acknowledged it after the deadline, the send answered WA_TIMEOUT (504, key released) and the
+// backend's retry sent the message again. A relay that outlasts the deadline now waits for its ack from the relay.
+test('a relay slower than the ack deadline that WhatsApp then acknowledges is a success, relayed once', async () => {
+  const acks = new AckTracker();
+  let relays = 0;
+  const socket = {
+    async sendMessage(jid: string, _content: unknown, options: { messageId: string }) {
+      await sleep(200);
+      relays++;
+      setTimeout(() => acks.onAck({ id: options.messageId }), 10);
+      return { key: { id: options.messageId, remoteJid: jid, fromMe: true }, message: { conversation: 'hi' } };
+    },
+  } as unknown as WASocket;
+  const deps: SendDeps = {
+    sessionId: 's1',
+    socket: () => socket,
+    connected: () => true,
+    acks,
+    governor: new SendGovernor({ ratePerSec: 0, burst: 1, perRecipientIntervalMs: 0, queueMax: 10, queueTimeoutMs: 60_000 }),
+    blobs: { get: () => Promise.resolve(null) } as unknown as SendDeps['blobs'],
+    media: { maxBytes: 1 << 20, timeoutMs: 1000, allowPrivate: false } as unknown as SendDeps['media'],
+    ackTimeoutMs: 50,
+  };
+  const params = { sessionId: 's1', messageId: 'SLOW1', request: { to: { jid: '6281@s.whatsapp.net' }, type: 'text', text: 'hi' } } as unknown as MessageSendParams;
+  const r = await sendOne(params, deps);
+  assert.equal(r.id, 'SLOW1');
+  assert.equal(relays, 1);
+});
