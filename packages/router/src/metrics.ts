@@ -175,12 +175,11 @@ export class RouterMetrics {
           const v = read(stats);
           return v === undefined ? [] : [[{ shard: String(shard) }, v] as [{ shard: string }, number]];
         });
+      const family = { name, help, labelNames: ['shard'] as const, registers: [registry] };
+      // A counter's value is the shard's running total: reset, then added once per scrape (prom-client has no set).
       if (counter) {
         new Counter({
-          name,
-          help,
-          labelNames: ['shard'],
-          registers: [registry],
+          ...family,
           async collect() {
             const all = await values();
             this.reset();
@@ -189,10 +188,7 @@ export class RouterMetrics {
         });
       } else {
         new Gauge({
-          name,
-          help,
-          labelNames: ['shard'],
-          registers: [registry],
+          ...family,
           async collect() {
             const all = await values();
             this.reset();

@@ -7,10 +7,8 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayError, MessageSendParams } from '@wagw/shared';
 import type { WASocket } from '@whiskeysockets/baileys';
-import { ByteBudget } from '../../src/messaging/byte-budget.ts';
-import { SendGovernor } from '../../src/messaging/governor.ts';
 import { AckTracker, sendOne } from '../../src/messaging/send.ts';
-import type { SendDeps } from '../../src/messaging/send.ts';
+import { fakeSendDeps } from './send-deps.ts';
 
 test('a relay slower than the ack deadline fails the send with WA_TIMEOUT and no unhandled rejection', async () => {
   const unhandled: unknown[] = [];
@@ -23,17 +21,7 @@ test('a relay slower than the ack deadline fails the send with WA_TIMEOUT and no
         return { key: { id: options.messageId, remoteJid: jid, fromMe: true }, message: { conversation: 'hi' } };
       },
     } as unknown as WASocket;
-    const deps: SendDeps = {
-      sessionId: 's1',
-      socket: () => socket,
-      connected: () => true,
-      acks: new AckTracker(),
-      governor: new SendGovernor({ ratePerSec: 0, burst: 1, perRecipientIntervalMs: 0, queueMax: 10, queueTimeoutMs: 60_000 }),
-      blobs: { get: () => Promise.resolve(null) } as unknown as SendDeps['blobs'],
-      media: { maxBytes: 1 << 20, timeoutMs: 1000, allowPrivate: false } as unknown as SendDeps['media'],
-      mediaBudget: new ByteBudget(1 << 20),
-      ackTimeoutMs: 50,
-    };
+    const deps = fakeSendDeps(socket, { ackTimeoutMs: 50 });
     const params = { sessionId: 's1', request: { to: { jid: '6281@s.whatsapp.net' }, type: 'text', text: 'hi' } } as unknown as MessageSendParams;
     await assert.rejects(sendOne(params, deps), (e: GatewayError) => e.code === 'WA_TIMEOUT');
     await sleep(20); // unhandled rejections are reported after the microtask queue drains
@@ -57,16 +45,7 @@ test('a relay slower than the ack deadline that WhatsApp then acknowledges is a 
       return { key: { id: options.messageId, remoteJid: jid, fromMe: true }, message: { conversation: 'hi' } };
     },
   } as unknown as WASocket;
-  const deps: SendDeps = {
-    sessionId: 's1',
-    socket: () => socket,
-    connected: () => true,
-    acks,
-    governor: new SendGovernor({ ratePerSec: 0, burst: 1, perRecipientIntervalMs: 0, queueMax: 10, queueTimeoutMs: 60_000 }),
-    blobs: { get: () => Promise.resolve(null) } as unknown as SendDeps['blobs'],
-    media: { maxBytes: 1 << 20, timeoutMs: 1000, allowPrivate: false } as unknown as SendDeps['media'],
-    ackTimeoutMs: 50,
-  };
+  const deps = fakeSendDeps(socket, { acks, ackTimeoutMs: 50 });
   const params = { sessionId: 's1', messageId: 'SLOW1', request: { to: { jid: '6281@s.whatsapp.net' }, type: 'text', text: 'hi' } } as unknown as MessageSendParams;
   const r = await sendOne(params, deps);
   assert.equal(r.id, 'SLOW1');

@@ -7,10 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '@wagw/shared';
 import type { MessageSendParams } from '@wagw/shared';
 import type { WAMessage, WASocket } from '@whiskeysockets/baileys';
-import { SendGovernor } from '../../src/messaging/governor.ts';
 import { RelayedSends } from '../../src/messaging/relayed-sends.ts';
 import { AckTracker, sendOne } from '../../src/messaging/send.ts';
-import type { SendDeps } from '../../src/messaging/send.ts';
+import { fakeSendDeps } from './send-deps.ts';
 
 function fixture(opts: { ack?: boolean } = {}) {
   const relays: string[] = [];
@@ -25,22 +24,15 @@ function fixture(opts: { ack?: boolean } = {}) {
       return { key: { id: options.messageId, remoteJid: jid, fromMe: true }, message: { conversation: 'hi' }, messageTimestamp: 1 };
     },
   } as unknown as WASocket;
-  const deps: SendDeps = {
-    sessionId: 's1',
-    socket: () => socket,
-    connected: () => true,
+  const deps = fakeSendDeps(socket, {
     acks,
-    governor: new SendGovernor({ ratePerSec: 0, burst: 1, perRecipientIntervalMs: 0, queueMax: 10, queueTimeoutMs: 60_000 }),
-    blobs: { get: () => Promise.resolve(null) } as unknown as SendDeps['blobs'],
-    media: { maxBytes: 1 << 20, timeoutMs: 1000, allowPrivate: false } as unknown as SendDeps['media'],
-    ackTimeoutMs: 100,
     storeSent: async (_sock: WASocket, sent: WAMessage) => {
       stores.push(sent.key.id ?? '');
       const next = storeResults.shift();
       if (next !== undefined) await next();
     },
     relayed: new RelayedSends(),
-  };
+  });
   const params = { sessionId: 's1', messageId: 'KEYED1', request: { to: { jid: '6281@s.whatsapp.net' }, type: 'text', text: 'hi' } } as unknown as MessageSendParams;
   return { relays, stores, deps, params, setStores: (fns: (() => Promise<void>)[]) => void (storeResults = fns) };
 }
