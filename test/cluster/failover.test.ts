@@ -34,7 +34,12 @@ describe('cluster: host failover', () => {
     const ids = Array.from({ length: 20 }, (_, i) => `fo-${i}`);
     const phones = ids.map((id) => sim.createPhone({ name: id }));
     await mapLimit(ids, 4, (id, i) => pairByQr(a.api, sim, phones[i]!, id, 90_000));
-    assert.equal((await listHosts(b.api)).find((h) => h.hostId === a.id)?.sessions, 20);
+    // A host's load travels in its heartbeat (one per renewal tick), so another host sees the 20th session at
+    // the next beat, not the moment its pairing returns.
+    await waitFor(async () => (await listHosts(b.api)).find((h) => h.hostId === a.id)?.sessions === 20, {
+      what: "host b to list host a's 20 sessions",
+      timeoutMs: 10_000,
+    });
     const friend = sim.createPhone({ number: '6281234560077', name: 'friend' });
     // A send with an Idempotency-Key answered by the host about to die; the client retries it after the failover.
     const keyed = { to: friend.jid, type: 'text', text: 'keyed across the failover' };

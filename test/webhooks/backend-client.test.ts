@@ -39,9 +39,14 @@ test('registration is retried until the backend comes up, then assigned sessions
   await sleep(600);
   assert.equal(client.registered, false);
   await backend.setMode('error');
-  await sleep(400);
+  // A fixed sleep here failed under load: one failed registration can be followed by the policy's inner retry
+  // delay (200 ms and up, jittered), the client's own backoff (up to 250 ms) and an open breaker, more than the
+  // 400 ms it waited. What matters is that a retry reaches the backend while it answers 500, and is not taken
+  // for a registration.
+  await waitFor(() => backend.requests.some((r) => r.path === '/api/admin/workers/register'), { what: 'registration retried during the 500s', timeoutMs: 5000 });
+  await sleep(300);
   assert.equal(backend.registrations.length, 0);
-  assert.ok(backend.requests.filter((r) => r.path === '/api/admin/workers/register').length >= 1, 'registration retried during the 500s');
+  assert.equal(client.registered, false);
   await backend.setMode('ok');
   await waitFor(() => client.registered, { what: 'registration', timeoutMs: 5000 });
   assert.deepEqual(backend.registrations, [{ id: 'worker-a', ...registration() }]);
