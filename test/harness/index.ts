@@ -17,5 +17,6 @@ export type { TestDatabase } from './postgres.ts';
 export { startPrivateRedis, redisNamespace, testRedisUrl } from './redis.ts';
 export type { PrivateRedis, RedisNamespace } from './redis.ts';
 export { testLogger } from './logger.ts';
+export { seedEmbeddedDb } from './pglite-template.ts';
 export { startTestBackend } from './backend.ts';
 export type { TestBackend, TestBackendOptions, BackendMode, RecordedRequest, ReceivedWebhook } from './backend.ts';

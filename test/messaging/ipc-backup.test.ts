@@ -23,8 +23,11 @@ describe('messaging: IPC backup', () => {
   test('a keyed send answered 504 while the shard channel was backed up is relayed once: the retry answers with the same message', async (t) => {
     const dir = await tempDir(t);
     const { sim, env } = await startSim(t, dir.path);
-    // SEND_QUEUE_TIMEOUT_MS: the router's deadline for message.send is this + 30 s, so the test waits ~30 s.
-    const gw = await startGateway(t, { env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', SEND_QUEUE_TIMEOUT_MS: '100', SEND_PER_RECIPIENT_INTERVAL_MS: '0' }), shardEntry: SHARD_ENTRY });
+    // The router's deadline for message.send is SEND_QUEUE_TIMEOUT_MS + SEND_REPLY_MARGIN_MS: 3.1 s here.
+    const gw = await startGateway(t, {
+      env: sessionTestEnv(dir.path, { ...env, SHARD_COUNT: '1', SEND_QUEUE_TIMEOUT_MS: '100', SEND_REPLY_MARGIN_MS: '3000', SEND_PER_RECIPIENT_INTERVAL_MS: '0' }),
+      shardEntry: SHARD_ENTRY,
+    });
     const owner = sim.createPhone({ number: '6281234567871', name: 'Owner' });
     const friend = sim.createPhone({ number: '6281234567872', name: 'Friend' });
     await pairByQr(gw.api, sim, owner, 'held');
@@ -45,6 +48,8 @@ describe('messaging: IPC backup', () => {
     assert.equal(first.status, 504, 'the router gave up on the held answer');
     // It did leave: the phone has it.
     await friend.waitForMessage((m) => textOf(m) === 'held once', 10_000);
+    // An inbound message meanwhile: its `message.received` request waits in the shard's outbox beside the reply.
+    const inbound = await friend.sendText(owner.jid, 'inbound while backed up');
     // The backend retries under the same key while the channel is still backed up.
     const retry = post(body, 'held-1');
     await sleep(2_000);
@@ -61,10 +66,17 @@ describe('messaging: IPC backup', () => {
     const copies = friend.received().filter((m) => textOf(m) === 'held once');
     assert.equal(copies.length, 1, `relayed ${copies.length} times: ${JSON.stringify(copies.map((m) => m.id))}`);
     assert.equal(copies[0]?.id, final.body.id);
+    const stored = await waitFor(async () => {
+      const r = await gw.api.get<{ text?: string }>(`/api/v1/sessions/held/messages/${inbound.id}`);
+      return r.status === 200 ? r.body : null;
+    }, { what: 'the inbound message held in the outbox, stored', timeoutMs: 10_000 });
+    assert.equal(stored.text, 'inbound while backed up');
     // The outbox held the shard's messages meanwhile and reports it (router-side /metrics, one stats round).
     const metrics = (await gw.api.get('/metrics')).raw.toString('utf8');
     const highWater = /^wagw_shard_ipc_outbox_high_water\{shard="0"\} (\d+)/m.exec(metrics);
-    assert.ok(highWater !== null && Number(highWater[1]) >= 2, metrics.split('\n').filter((l) => l.includes('outbox')).join('\n'));
+    // The first write of the backup sits in the stalled pipe (the fixture); behind it the outbox held the inbound
+    // message's request (the send's own answer waits for its row write, which is that first write).
+    assert.ok(highWater !== null && Number(highWater[1]) >= 1, metrics.split('\n').filter((l) => l.includes('outbox')).join('\n'));
     assert.match(metrics, /^wagw_shard_ipc_outbox_capacity\{shard="0"\} 1000$/m);
     assert.match(metrics, /^wagw_shard_ipc_outbox_depth\{shard="0"\} 0$/m);
     assert.match(metrics, /^wagw_login_gate_running\{shard="0"\} \d+$/m);

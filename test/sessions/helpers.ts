@@ -20,7 +20,7 @@ import { openStores } from '@wagw/stores';
 import type { Stores } from '@wagw/stores';
 import { WaSimulator } from '@wagw/wa-sim';
 import type { SimPhone } from '@wagw/wa-sim';
-import { createTestDatabase, redisNamespace, startS3, tempDir, waitFor } from '../harness/index.ts';
+import { createTestDatabase, redisNamespace, startS3, seedEmbeddedDb, tempDir, waitFor } from '../harness/index.ts';
 import type { Cleanup } from '../harness/index.ts';
 import { SHARD_MAIN } from '../router/helpers.ts';
 
@@ -123,6 +123,7 @@ export interface GatewayOptions {
 export async function startGateway(t: Cleanup, options: GatewayOptions): Promise<Gateway> {
   const config = loadConfig(options.env);
   const logger = options.logger ?? createRootLogger({ proc: 'test', level: config.logLevel });
+  if (config.database === undefined) await seedEmbeddedDb(config.dataDir);
   const stores = await openStores(config, logger, options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix });
   let router: GatewayRouter;
   try {
@@ -329,6 +330,7 @@ export interface RouterProcess {
 }
 
 export async function startRouterProcess(t: Cleanup, env: Record<string, string>): Promise<RouterProcess> {
+  if (env['DATABASE_URL'] === undefined && env['DATA_DIR'] !== undefined) await seedEmbeddedDb(env['DATA_DIR']);
   const child = spawn(process.execPath, [ROUTER_MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

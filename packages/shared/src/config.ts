@@ -120,6 +120,7 @@ export const ENV_SPEC = {
   SEND_PER_RECIPIENT_INTERVAL_MS: { schema: int(0, 3_600_000), default: '1000', doc: 'Minimum time between two sends of one session to the same chat (0: no per-recipient pacing).' },
   SEND_QUEUE_MAX: { schema: int(1, 100_000), default: '100', doc: 'Sends waiting per session; more, or a projected wait beyond SEND_QUEUE_TIMEOUT_MS, answer 429 QUEUE_FULL with Retry-After.' },
   SEND_QUEUE_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '25000', doc: 'Longest a queued send may wait to start; then it fails with QUEUE_TIMEOUT and nothing is sent.' },
+  SEND_REPLY_MARGIN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'How long past SEND_QUEUE_TIMEOUT_MS the router waits for a shard to answer a send (media upload, encryption, WhatsApp\'s ack); then the send answers 504 with its outcome unknown and its Idempotency-Key released for a retry.' },
   MEDIA_MAX_BYTES: { schema: int(1024, 2 * 1024 ** 3), default: String(64 * 1024 ** 2), doc: 'Largest media file accepted for sending (upload, base64 or URL) in bytes.' },
   MEDIA_URL_ALLOW_PRIVATE: { schema: bool, default: 'false', doc: 'Let a send\'s media.url reach loopback, private and link-local addresses (tests, private deployments). Off: such URLs, names resolving there and redirects there get one uniform 400 before any connection.' },
   MEDIA_DOWNLOAD_BUDGET_BYTES: { schema: int(1024, 64 * 1024 ** 3).optional(), default: undefined, doc: 'Media bytes all sends of one shard may hold in memory at once (URL downloads and uploads, counted as they arrive); past it a send answers 429 QUEUE_FULL. Unset: 4 x MEDIA_MAX_BYTES.' },
@@ -249,7 +250,7 @@ export interface MessagingConfig {
   /** ISO 3166-1 alpha-2 country for numbers without an international prefix. */
   defaultCountry: string;
   /** The per-session send governor; `ratePerSec: 0` turns it off. */
-  send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number };
+  send: { ratePerSec: number; burst: number; perRecipientIntervalMs: number; queueMax: number; queueTimeoutMs: number; replyMarginMs: number };
   media: {
     maxBytes: number;
     fetchTimeoutMs: number;
@@ -483,6 +484,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         perRecipientIntervalMs: r.SEND_PER_RECIPIENT_INTERVAL_MS,
         queueMax: r.SEND_QUEUE_MAX,
         queueTimeoutMs: r.SEND_QUEUE_TIMEOUT_MS,
+        replyMarginMs: r.SEND_REPLY_MARGIN_MS,
       },
       media: {
         maxBytes: r.MEDIA_MAX_BYTES,

@@ -41,16 +41,14 @@ export interface MessageSenderDeps {
   uploadKey: (sessionId: string, uploadId: string) => string;
 }
 
-/** Time beyond the governor's queue timeout an IPC send may take (media, encryption, server ack). */
-const SEND_MARGIN_MS = 30_000;
-
 export class MessageSender {
   readonly #d: MessageSenderDeps;
   readonly sendTimeoutMs: number;
 
   constructor(deps: MessageSenderDeps) {
     this.#d = deps;
-    this.sendTimeoutMs = deps.messaging.send.queueTimeoutMs + SEND_MARGIN_MS;
+    // The governor's queue timeout, then the time the send itself may take (media, encryption, server ack).
+    this.sendTimeoutMs = deps.messaging.send.queueTimeoutMs + deps.messaging.send.replyMarginMs;
   }
 
   async #localShard(id: string): Promise<number> {
