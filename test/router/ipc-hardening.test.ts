@@ -35,6 +35,10 @@ describe('shard environment (issue #10 item 15)', () => {
     assert.deepEqual(env, { PATH: '/usr/bin', HOME: '/home/x', LC_ALL: 'C.UTF-8', NODE_OPTIONS: '--enable-source-maps' });
   });
 
+  it('an operator\'s glibc malloc tuning reaches the shards', () => {
+    assert.deepEqual(shardEnvironment({ MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '131072' }), { MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '131072' });
+  });
+
   it('a forked shard does not inherit AUTH_JWT_SECRET, WEBHOOK_SECRET, BACKEND_API_KEY, METRICS_TOKEN (read from the shard)', async () => {
     const saved = Object.fromEntries(Object.keys(SECRETS).map((k) => [k, process.env[k]]));
     Object.assign(process.env, SECRETS);

@@ -623,6 +623,8 @@ const SHARD_ENV_KEEP = new Set([
   'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'TZ', 'LANG', 'LANGUAGE', 'TERM', 'NO_COLOR', 'FORCE_COLOR',
   'NODE_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'NODE_V8_COVERAGE', 'NODE_DEBUG', 'UV_THREADPOOL_SIZE', 'SSL_CERT_FILE', 'SSL_CERT_DIR',
   'SYSTEMROOT', 'WINDIR', 'COMSPEC', 'PATHEXT',
+  // glibc malloc tuning, for an operator who sets it (docs/sessions.md, "What an idle session holds").
+  'MALLOC_ARENA_MAX', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_MMAP_THRESHOLD_',
 ]);
 
 /** The environment a shard is forked with: `env` filtered through SHARD_ENV_KEEP (docs/security.md). */

@@ -19,13 +19,14 @@
  * fails (in both modes) is kept and retried with capped, jittered backoff until it lands, its callers waiting
  * up to `writeWaitMs`; while writes fail, write-behind is suspended (ratchet steps are awaited too); a fencing
  * failure stops (`onBackgroundError`, `flush` rejects).
- * Reads come from memory. A failed read is an error: this never falls back to fresh credentials unless the
+ * Reads come from memory (prekeys packed, key-packing.ts). A failed read is an error: this never falls back to fresh credentials unless the
  * store holds nothing at all for the session.
  */
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys';
 import type { AuthenticationCreds, AuthenticationState, SignalDataSet, SignalDataTypeMap, SignalKeyStore } from '@whiskeysockets/baileys';
 import { GatewayError, blobKeys } from '@wagw/shared';
 import type { BlobStore, Logger } from '@wagw/shared';
+import { packKey, unpackKey } from './key-packing.ts';
 
 type KeyType = keyof SignalDataTypeMap;
 type KeyMap = Map<KeyType, Map<string, unknown>>;
@@ -271,7 +272,7 @@ export class BlobAuthState {
       if (value === undefined || value === null) continue;
       out[id] = (type === 'app-state-sync-key'
         ? proto.Message.AppStateSyncKeyData.fromObject(value as Record<string, unknown>)
-        : value) as SignalDataTypeMap[T];
+        : unpackKey(type, value)) as SignalDataTypeMap[T];
     }
     return out;
   }
@@ -372,7 +373,11 @@ export class BlobAuthState {
     await this.fence();
     const seq = ++this.seq;
     const keys: Partial<Record<KeyType, Record<string, unknown>>> = {};
-    for (const [type, m] of this.keys) keys[type] = Object.fromEntries(m);
+    for (const [type, m] of this.keys) {
+      const entries: Record<string, unknown> = {};
+      for (const [id, value] of m) entries[id] = unpackKey(type, value);
+      keys[type] = entries;
+    }
     const name = `${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-snap.json`;
     await this.opts.blobs.put(name, encode({ v: 1, epoch: this.opts.epoch, seq, creds: this.state.creds, keys }), 'application/json');
     this.logsSinceSnapshot = 0;
@@ -403,7 +408,7 @@ function applyKeys(target: KeyMap, data: Partial<Record<KeyType, Record<string, 
     if (!m) target.set(type, (m = new Map()));
     for (const [id, value] of Object.entries(entries)) {
       if (value === null || value === undefined) m.delete(id);
-      else m.set(id, value);
+      else m.set(id, packKey(type, value));
     }
   }
 }
