@@ -28,7 +28,7 @@ export interface ServerState {
   name: string;
   /** HAProxy's status column: UP, DOWN, "UP 1/2", "DOWN 1/2", MAINT, ... */
   status: string;
-  /** The last check's result, e.g. L7OK, L7STS (wrong status), L4CON (connection refused). */
+  /** The last check's result, e.g. L7OK, L7STS (wrong status), L4CON (connection refused); HAProxy's "* " prefix of a check in progress is stripped. */
   check: string;
   /** Requests (HTTP sessions) HAProxy sent to this server so far. */
   requests: number;
@@ -77,7 +77,7 @@ export async function startHaproxy(t: Cleanup, gateways: readonly [string, strin
     return rows
       .map((r) => r.split(','))
       .filter((c) => c[at('pxname')] === 'routers' && c[at('svname')] !== 'BACKEND' && c[at('svname')] !== 'FRONTEND')
-      .map((c) => ({ name: c[at('svname')] ?? '', status: c[at('status')] ?? '', check: c[at('check_status')] ?? '', requests: Number(c[at('stot')] ?? 0) }));
+      .map((c) => ({ name: c[at('svname')] ?? '', status: c[at('status')] ?? '', check: (c[at('check_status')] ?? '').replace(/^\* /, ''), requests: Number(c[at('stot')] ?? 0) }));
   };
   await waitFor(
     async () => {

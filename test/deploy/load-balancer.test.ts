@@ -129,6 +129,10 @@ describe('reference deployment: HAProxy in front of three routers', () => {
     const tally: Tally = { ok: 0, fiveXx: 0, notConnected: 0, failed: [] };
     let sendCount = 0;
     let running = true;
+    // A failed assertion below must not leave this loop calling a stopped LB forever (the file never ended).
+    t.after(() => {
+      running = false;
+    });
     const load = (async () => {
       while (running) {
         const id = ids[sendCount % ids.length]!;

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { loadConfig } from '@wagw/shared';
 import type { BlobStore, MessageMedia } from '@wagw/shared';
 import { PgliteDatabase, migrate } from '@wagw/stores';
+import { seedEmbeddedDb } from '../../../test/harness/index.ts';
 import { Lifecycle, createApp } from '../src/app.ts';
 import { messageRoutes } from '../src/api/messages-routes.ts';
 import { contentDisposition, safeContentType } from '../src/api/media-headers.ts';
@@ -44,6 +45,7 @@ describe('GET …/messages/:msgId/media', () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'wagw-media-route-'));
+    await seedEmbeddedDb(dir);
     db = await PgliteDatabase.open({ dataDir: path.join(dir, 'pglite'), port: 0, logger });
     await migrate(db, { logger });
     const store = new MessageStore(db);

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { createRootLogger } from '@wagw/shared';
 import type { WireMessage } from '@wagw/shared';
 import { PgliteDatabase, migrate } from '@wagw/stores';
+import { seedEmbeddedDb } from '../../../test/harness/index.ts';
 import { MessageStore, decodeBefore, encodeCursor } from '../src/messages/store.ts';
 
 const logger = createRootLogger({ proc: 'test', level: 'silent' });
@@ -20,6 +21,7 @@ describe('MessageStore', () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'wagw-msgstore-'));
+    await seedEmbeddedDb(dir);
     db = await PgliteDatabase.open({ dataDir: path.join(dir, 'pglite'), port: 0, logger });
     await migrate(db, { logger });
     store = new MessageStore(db);

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { createRootLogger } from '@wagw/shared';
 import type { SqlDatabase } from '@wagw/shared';
 import { PgliteDatabase, PostgresDatabase, migrate } from '@wagw/stores';
-import { createTestDatabase, tempDir } from '../../../test/harness/index.ts';
+import { createTestDatabase, seedEmbeddedDb, tempDir } from '../../../test/harness/index.ts';
 import { STATUS_HISTORY_KEEP, SessionStore } from '../src/sessions/store.ts';
 
 const logger = createRootLogger({ proc: 'test', level: 'silent' });
@@ -99,6 +99,7 @@ describe('session status history', () => {
 
   test('on PGlite', async (t) => {
     const dir = await tempDir(t);
+    await seedEmbeddedDb(dir.path);
     const db = await PgliteDatabase.open({ dataDir: path.join(dir.path, 'pglite'), port: 0, logger });
     t.after(() => db.close());
     await check(db);

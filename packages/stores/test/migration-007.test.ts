@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { createRootLogger } from '@wagw/shared';
 import type { SqlDatabase } from '@wagw/shared';
-import { createTestDatabase, tempDir } from '../../../test/harness/index.ts';
+import { createTestDatabase, seedEmbeddedDb, tempDir } from '../../../test/harness/index.ts';
 import { MIGRATIONS_DIR, loadMigrations, migrate } from '../src/sql/migrate.ts';
 import { PgliteDatabase } from '../src/sql/pglite.ts';
 import { PostgresDatabase } from '../src/sql/postgres.ts';
@@ -65,6 +65,7 @@ test('007 on PostgreSQL', async (t) => {
 
 test('007 on PGlite', async (t) => {
   const dir = await tempDir(t);
+  await seedEmbeddedDb(dir.path);
   const db = await PgliteDatabase.open({ dataDir: path.join(dir.path, 'pglite'), port: 0, logger });
   t.after(() => db.close());
   await check(db, dir.path);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createRootLogger } from '@wagw/shared';
-import { createTestDatabase, tempDir } from '../../../test/harness/index.ts';
+import { createTestDatabase, seedEmbeddedDb, tempDir } from '../../../test/harness/index.ts';
 import type { TempDir, TestDatabase } from '../../../test/harness/index.ts';
 import { migrate } from '../src/sql/migrate.ts';
 import { PgliteDatabase } from '../src/sql/pglite.ts';
@@ -33,6 +33,7 @@ sqlConformance(
   'PGlite over pglite-socket (temp dir)',
   async () => {
     dir = await tempDir();
+    await seedEmbeddedDb(dir.path);
     const db = await PgliteDatabase.open({ dataDir: path.join(dir.path, 'pglite'), port: 0, logger });
     const close = db.close.bind(db);
     return Object.assign(db, {
