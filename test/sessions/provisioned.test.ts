@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
-import { provisionSessions } from '../../bench/provision.ts';
+import { PROVISION_PREKEYS, provisionSessions } from '../../bench/provision.ts';
 import { tempDir, waitFor } from '../harness/index.ts';
 import { productionStores, sessionTestEnv, startGateway, startSim } from './helpers.ts';
 
@@ -34,6 +34,13 @@ describe('provisioned sessions (bench/provision.ts)', () => {
       assert.equal(s.me?.jid, `${p.number}@s.whatsapp.net`, 'the session is the provisioned account');
     }
     assert.equal(sim.snapshot().pairings, 0, 'no QR or code pairing happened');
+    // A relogin from stored state uploads no prekeys: the simulator already holds the ones provisioning minted
+    // (more than Baileys' MIN_PREKEY_COUNT), and the newest of them is in the session's key store.
+    assert.equal(sim.snapshot().preKeyUploads, 0, 'no prekey upload at login');
+    for (const p of provisioned) {
+      const dev = sim.devices().find((d) => d.jid === p.jid);
+      assert.equal(dev?.preKeys, PROVISION_PREKEYS, `${p.jid} holds the provisioned prekeys`);
+    }
     assert.equal(sim.snapshot().concurrentLoginViolations, 0);
 
     // Send: the first session to a plain phone.
@@ -44,7 +51,10 @@ describe('provisioned sessions (bench/provision.ts)', () => {
     assert.equal(got.error, undefined, 'decrypted by the phone');
     assert.equal(got.message?.conversation ?? got.message?.extendedTextMessage?.text, 'hello from a provisioned session');
 
-    // Receive: the phone writes back; the gateway stores the decrypted message.
+    // Receive: the phone writes back; the gateway stores the decrypted message. The phone has no Signal session
+    // with the provisioned device yet: it takes the device's bundle (identity, signed prekey and one of the
+    // provisioned one-time prekeys), so the gateway decrypting this pkmsg proves the registered public keys
+    // match the private ones in the stored auth state.
     const own = provisioned[0]!;
     const reply = await peer.sendText(`${own.number}@s.whatsapp.net`, 'and back');
     const stored = await waitFor(
@@ -56,6 +66,8 @@ describe('provisioned sessions (bench/provision.ts)', () => {
     );
     assert.equal(stored.fromMe, false);
     assert.equal(stored.text, 'and back');
+    assert.equal(sim.devices().find((d) => d.jid === own.jid)?.preKeys, PROVISION_PREKEYS - 1, 'the phone used one provisioned prekey');
+    assert.equal(sim.snapshot().preKeyUploads, 0, 'still no prekey upload (count above the low mark)');
     // Stop here, not in the cleanup: t.after hooks run in the order registered, so the database (registered
     // first) would be dropped WITH (FORCE) under the gateway's open connections (57P01 on its pool).
     await gw.stop();
