@@ -39,8 +39,10 @@ export interface ProvisionOptions {
   /** Auth-state writes in flight. Default 64. */
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
-  /** Insert the desired=running rows (default true); false for bare-Baileys comparison sockets. */
+  /** Insert the sessions rows (default true); false for bare-Baileys comparison sockets. */
   insertRows?: boolean;
+  /** The rows' desired state (default 'running'; a bench that picks the first N per size inserts 'stopped'). */
+  desired?: 'running' | 'stopped';
   /** Sees each session's final credentials and prekeys (the bare-Baileys comparison opens sockets with them). */
   onCreds?: (id: string, creds: AuthenticationCreds, preKeys: Record<string, KeyPair>) => void;
 }
@@ -130,8 +132,8 @@ export async function provisionSessions(opts: ProvisionOptions): Promise<Provisi
     const rows = ids.map((id, i) => ({ id, me: devices[i] as SimProvisioned }));
     if (opts.insertRows !== false) await opts.sql.query(
       `INSERT INTO sessions (id, status, desired, me)
-         SELECT x.id, 'starting', 'running', x.me FROM jsonb_to_recordset($1::jsonb) AS x(id text, me jsonb)`,
-      [JSON.stringify(rows.map((r) => ({ id: r.id, me: { phone: r.me.number, jid: r.me.jid, lid: r.me.lid } })))],
+         SELECT x.id, 'starting', $2, x.me FROM jsonb_to_recordset($1::jsonb) AS x(id text, me jsonb)`,
+      [JSON.stringify(rows.map((r) => ({ id: r.id, me: { phone: r.me.number, jid: r.me.jid, lid: r.me.lid } }))), opts.desired ?? 'running'],
     );
     for (const r of rows) out.push({ id: r.id, number: r.me.number, jid: r.me.jid, lid: r.me.lid });
     opts.onProgress?.(out.length, opts.ids.length);
