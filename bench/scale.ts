@@ -5,8 +5,8 @@
  *   npm run bench:scale -- --sizes 1000,2500,5000,10000 --shards 8
  *   npm run bench:scale -- --sessions 200 --no-write   # smoke
  *
- * Provisions max(sizes) linked sessions once (bench/provision.ts: no QR; plus as many for the bare baseline),
- * desired = 'stopped'; per size N the first N are set to 'running'. Per size: starts a real router process with
+ * Provisions max(sizes) linked sessions once (bench/provision.ts in --provision-workers threads: no QR; plus as
+ * many for the bare baseline), desired = 'stopped'; per size N the first N are set to 'running'. Per size: starts a real router process with
  * --shards shards on PostgreSQL + a private redis-server + a local DATA_DIR, waits until all N are connected,
  * then measures RSS summed over router + shards (from /proc) against the same processes' RSS before any
  * session, idle CPU over --idle-seconds, control-plane timings (GET /api/v1/sessions page, /metrics, /health),
@@ -32,7 +32,7 @@ import type { AuthenticationCreds, KeyPair } from '@whiskeysockets/baileys';
 import { createTestDatabase, startPrivateRedis, tempDir } from '../test/harness/index.ts';
 import { Api, sessionTestEnv, startRouterProcess } from '../test/sessions/helpers.ts';
 import type { RouterProcess } from '../test/sessions/helpers.ts';
-import { provisionSessions } from './provision.ts';
+import { provisionInWorkers } from './provision-worker.ts';
 import { writeBenchSection } from './report.ts';
 
 const args = process.argv.slice(2);
@@ -46,6 +46,7 @@ const idleSeconds = Number(arg('idle-seconds') ?? '20');
 const write = !args.includes('--no-write');
 const bare = !args.includes('--no-bare');
 const PAGE = 100;
+const provisionWorkers = Number(arg('provision-workers') ?? String(Math.min(os.availableParallelism(), 4)));
 const maxN = Math.max(...sizes);
 if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--sizes/--sessions: positive integers, got ${sizes.join(',')}`);
 /** Waits scale with N (a login is ~40 ms of CPU; 2 cores shared): 2 min + 100 ms per session. */
@@ -227,8 +228,6 @@ async function setup(): Promise<Shared> {
     SHUTDOWN_TIMEOUT_MS: '600000',
     SHARD_STOP_TIMEOUT_MS: '300000',
   });
-  const config = loadConfig(env);
-  const logger = createRootLogger({ proc: 'bench', level: 'error' });
 
   // Baseline: a router with no session (it also creates the schema).
   const router = await startRouterProcess(t, env);
@@ -236,7 +235,6 @@ async function setup(): Promise<Shared> {
   const base = tree(router.child.pid as number);
   await router.stop('SIGTERM');
 
-  const stores = await openStores(config, logger);
   const ids = Array.from({ length: maxN }, (_, i) => `s${String(i).padStart(6, '0')}`);
   const t0 = Date.now();
   let last = 0;
@@ -245,16 +243,11 @@ async function setup(): Promise<Shared> {
     last = Date.now();
     progress(what, d, tot, t0);
   };
-  const bareCreds: Shared['bareCreds'] = [];
-  try {
-    await provisionSessions({ adminUrl: sim.admin, blobs: stores.blobs, sql: stores.sql, logger, ids, desired: 'stopped', onProgress: tick('provision gateway') });
-    if (bare) {
-      await provisionSessions({ adminUrl: sim.admin, blobs: stores.blobs, sql: stores.sql, logger, ids: ids.map((id) => `bare-${id}`), insertRows: false, onCreds: (_id, creds, preKeys) => bareCreds.push({ creds, preKeys }), onProgress: tick('provision bare') });
-    }
-    // Rows by id order: the first N of them are size N's sessions.
-  } finally {
-    await stores.close();
-  }
+  // Worker threads (bench/provision-worker.ts): the signature in each session's fresh creds is the cost.
+  await provisionInWorkers({ env, adminUrl: sim.admin, ids, workers: provisionWorkers, desired: 'stopped', onProgress: tick('provision gateway') });
+  const bareCreds: Shared['bareCreds'] = bare
+    ? (await provisionInWorkers({ env, adminUrl: sim.admin, ids: ids.map((id) => `bare-${id}`), workers: provisionWorkers, insertRows: false, wantCreds: true, onProgress: tick('provision bare') })).creds
+    : [];
   return { dir: dir.path, sim, simBase: procStat(sim.pid), env, base, ids, bareCreds, provisionS: Math.round((Date.now() - t0) / 1000) };
 }
 
