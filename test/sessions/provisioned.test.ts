@@ -51,10 +51,7 @@ describe('provisioned sessions (bench/provision.ts)', () => {
     assert.equal(got.error, undefined, 'decrypted by the phone');
     assert.equal(got.message?.conversation ?? got.message?.extendedTextMessage?.text, 'hello from a provisioned session');
 
-    // Receive: the phone writes back; the gateway stores the decrypted message. The phone has no Signal session
-    // with the provisioned device yet: it takes the device's bundle (identity, signed prekey and one of the
-    // provisioned one-time prekeys), so the gateway decrypting this pkmsg proves the registered public keys
-    // match the private ones in the stored auth state.
+    // Receive: the phone writes back; the gateway stores the decrypted message.
     const own = provisioned[0]!;
     const reply = await peer.sendText(`${own.number}@s.whatsapp.net`, 'and back');
     const stored = await waitFor(
@@ -66,7 +63,23 @@ describe('provisioned sessions (bench/provision.ts)', () => {
     );
     assert.equal(stored.fromMe, false);
     assert.equal(stored.text, 'and back');
-    assert.equal(sim.devices().find((d) => d.jid === own.jid)?.preKeys, PROVISION_PREKEYS - 1, 'the phone used one provisioned prekey');
+
+    // First contact from a phone: it has no Signal session with the second provisioned device, so it takes that
+    // device's bundle from the simulator (identity, signed prekey and one provisioned one-time prekey). The
+    // gateway decrypting this pkmsg proves the public keys registered at provisioning match the private ones in
+    // the stored auth state.
+    const second = provisioned[1]!;
+    const stranger = sim.createPhone({ name: 'stranger' });
+    const first = await stranger.sendText(`${second.number}@s.whatsapp.net`, 'first contact');
+    const firstStored = await waitFor(
+      async () => {
+        const r = await gw.api.get<{ text?: string }>(`/api/v1/sessions/${ids[1]}/messages/${first.id}`);
+        return r.status === 200 ? r.body : null;
+      },
+      { what: 'the first-contact message stored by a provisioned session', timeoutMs: 30_000, intervalMs: 100 },
+    );
+    assert.equal(firstStored.text, 'first contact');
+    assert.equal(sim.devices().find((d) => d.jid === second.jid)?.preKeys, PROVISION_PREKEYS - 1, 'the stranger used one provisioned prekey');
     assert.equal(sim.snapshot().preKeyUploads, 0, 'still no prekey upload (count above the low mark)');
     // Stop here, not in the cleanup: t.after hooks run in the order registered, so the database (registered
     // first) would be dropped WITH (FORCE) under the gateway's open connections (57P01 on its pool).
