@@ -7,7 +7,8 @@
 import os from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { createRootLogger, loadConfig } from '@wagw/shared';
-import { openStores } from '@wagw/stores';
+import path from 'node:path';
+import { LocalBlobStore, openSql, S3BlobStore } from '@wagw/stores';
 import type { AuthenticationCreds, KeyPair } from '@whiskeysockets/baileys';
 import { provisionSessions } from './provision.ts';
 import type { ProvisionedSession } from './provision.ts';
@@ -80,7 +81,13 @@ if (!isMainThread && parentPort) {
   const port = parentPort;
   const data = workerData as Data;
   const logger = createRootLogger({ proc: 'bench', level: 'error' });
-  const stores = await openStores(loadConfig(data.env), logger);
+  // Not openStores: its local blob store clears `blobs/tmp` at open, under the writes of the other workers (the
+  // first 2,500-session run failed ENOENT on a rename). The bench opened (and migrated) the stores before.
+  const config = loadConfig(data.env);
+  if (config.database === undefined) throw new Error('provisioning workers need DATABASE_URL (PostgreSQL)');
+  const sql = await openSql({ url: config.database.url }, logger);
+  const blobs = config.s3 === undefined ? await LocalBlobStore.create(path.join(config.dataDir, 'blobs'), { keepTemp: true }) : await S3BlobStore.create(config.s3, { logger });
+  const stores = { blobs, sql, close: async () => void (await Promise.all([sql.close(), blobs.close()])) };
   const creds: WorkerProvisionResult['creds'] = [];
   try {
     const sessions = await provisionSessions({
