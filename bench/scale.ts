@@ -219,6 +219,8 @@ async function setup(): Promise<Shared> {
     DATABASE_URL: db.url,
     REDIS_URL: redis.url,
     SHARD_COUNT: String(shards),
+    // Room for every session on the shards (the default 1,000 per shard left 500 of 2,500 unplaced on 2 shards).
+    SHARD_MAX_SESSIONS: String(Math.max(1000, Math.ceil((maxN / shards) * 1.5))),
     LOG_LEVEL: 'error',
     LEASE_TTL_MS: '30000',
     LEASE_RENEW_INTERVAL_MS: '10000',
