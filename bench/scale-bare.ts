@@ -7,20 +7,21 @@
  */
 import { readFileSync } from 'node:fs';
 import { BufferJSON, makeWASocket, WA_CERT_DETAILS } from '@whiskeysockets/baileys';
-import type { AuthenticationCreds, SignalDataTypeMap } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds, KeyPair, SignalDataTypeMap } from '@whiskeysockets/baileys';
 
 const [file, wsUrl, root] = process.argv.slice(2);
 if (!file || !wsUrl || !root) throw new Error('usage: scale-bare.ts <creds.json> <wsUrl> <rootPublicKeyBase64>');
 // The simulator signs its Noise certificates with its own root (the same switch the shard sets in setup.ts).
 (WA_CERT_DETAILS as { PUBLIC_KEY: Buffer }).PUBLIC_KEY = Buffer.from(root, 'base64');
-const all = JSON.parse(readFileSync(file, 'utf8'), BufferJSON.reviver) as AuthenticationCreds[];
+// Each entry: the creds and the prekeys bench/provision.ts minted (the simulator holds their public halves).
+const all = JSON.parse(readFileSync(file, 'utf8'), BufferJSON.reviver) as { creds: AuthenticationCreds; preKeys: Record<string, KeyPair> }[];
 
 const silent = { level: 'silent', child: () => silent, trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
 let open = 0;
 const concurrency = Number(process.env['BARE_CONCURRENCY'] ?? '16');
 let next = 0;
-async function one(creds: AuthenticationCreds): Promise<void> {
-  const keys: Record<string, Record<string, unknown>> = {};
+async function one({ creds, preKeys }: (typeof all)[number]): Promise<void> {
+  const keys: Record<string, Record<string, unknown>> = { 'pre-key': preKeys };
   await new Promise<void>((resolve) => {
     const sock = makeWASocket({
       waWebSocketUrl: wsUrl,
@@ -49,7 +50,7 @@ async function one(creds: AuthenticationCreds): Promise<void> {
 }
 await Promise.all(
   Array.from({ length: concurrency }, async () => {
-    while (next < all.length) await one(all[next++] as AuthenticationCreds);
+    while (next < all.length) await one(all[next++] as (typeof all)[number]);
   }),
 );
 process.stdout.write(`ready ${open}\n`);

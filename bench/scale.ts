@@ -5,14 +5,19 @@
  *   npm run bench:scale -- --sizes 1000,2500,5000,10000 --shards 8
  *   npm run bench:scale -- --sessions 200 --no-write   # smoke
  *
- * Per size N: provisions N linked sessions (bench/provision.ts: no QR), starts a real router process with
+ * Provisions max(sizes) linked sessions once (bench/provision.ts in --provision-workers threads: no QR; plus as
+ * many for the bare baseline), desired = 'stopped'; per size N the first N are set to 'running'. Per size: starts a real router process with
  * --shards shards on PostgreSQL + a private redis-server + a local DATA_DIR, waits until all N are connected,
  * then measures RSS summed over router + shards (from /proc) against the same processes' RSS before any
  * session, idle CPU over --idle-seconds, control-plane timings (GET /api/v1/sessions page, /metrics, /health),
  * a shard SIGKILL (time until its sessions are connected again), and a full restart (SIGTERM the router,
  * start it again, time to all connected) next to the login-CPU bound (CPU the processes spent logging in /
  * cores). The same run opens N bare Baileys sockets (bench/scale-bare.ts, one process) for the baseline.
- * The simulator runs in this process. Loopback only.
+ * The simulator runs in its own process (bench/wa-sim-server.ts): a busy bench event loop (polling, /proc
+ * reads) would otherwise delay its answers; its RSS and CPU per live socket are printed next to the gateway's.
+ * Memory: the gateway's sessions are stopped (router SIGTERM) before the bare process starts, so at most one
+ * side's N sockets are alive at a time (10,000 x ~1.3 MB gateway, or x ~0.8 MB bare, plus the simulator).
+ * Every process opens about one descriptor per socket: the bench checks `ulimit -n` first. Loopback only.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,13 +27,12 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
-import { WaSimulator } from '@wagw/wa-sim';
 import { BufferJSON } from '@whiskeysockets/baileys';
-import type { AuthenticationCreds } from '@whiskeysockets/baileys';
+import type { AuthenticationCreds, KeyPair } from '@whiskeysockets/baileys';
 import { createTestDatabase, startPrivateRedis, tempDir } from '../test/harness/index.ts';
 import { Api, sessionTestEnv, startRouterProcess } from '../test/sessions/helpers.ts';
 import type { RouterProcess } from '../test/sessions/helpers.ts';
-import { provisionSessions } from './provision.ts';
+import { provisionInWorkers } from './provision-worker.ts';
 import { writeBenchSection } from './report.ts';
 
 const args = process.argv.slice(2);
@@ -42,6 +46,20 @@ const idleSeconds = Number(arg('idle-seconds') ?? '20');
 const write = !args.includes('--no-write');
 const bare = !args.includes('--no-bare');
 const PAGE = 100;
+const provisionWorkers = Number(arg('provision-workers') ?? String(Math.min(os.availableParallelism(), 4)));
+const maxN = Math.max(...sizes);
+if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--sizes/--sessions: positive integers, got ${sizes.join(',')}`);
+/** Waits scale with N (a login is ~40 ms of CPU; 2 cores shared): 2 min + 100 ms per session. */
+const waitLimitMs = (n: number): number => 120_000 + n * 100;
+
+// Each socket is a descriptor in the client process (a shard, or the bare process) and one in the simulator.
+{
+  const soft = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '0';
+  const need = maxN + 2048;
+  if (soft !== 'unlimited' && Number(soft) < need) {
+    throw new Error(`ulimit -n is ${soft}; ${maxN} sessions need at least ${need} descriptors per process (the simulator holds one per socket). Raise it first, e.g. \`ulimit -n ${Math.max(need, 65536)}\` (hard limit: \`ulimit -Hn\`).`);
+  }
+}
 
 const cleanups: (() => Promise<void>)[] = [];
 const t = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
@@ -99,7 +117,7 @@ async function countConnected(api: Api, since = 0): Promise<number> {
   }
 }
 
-async function waitAll(api: Api, n: number, what: string, since = 0, timeoutMs = 3_600_000): Promise<number> {
+async function waitAll(api: Api, n: number, what: string, since = 0, timeoutMs = waitLimitMs(n)): Promise<number> {
   const t0 = Date.now();
   let last = 0;
   for (;;) {
@@ -143,23 +161,66 @@ interface Row {
   bareConnectS?: number;
   barePerSessionKb?: number;
   bareIdleCpuPct?: number;
+  /** The simulator's RSS per live socket and its idle CPU, while the gateway's N sessions were connected. */
+  simPerSocketKb: number;
+  simIdleCpuPct: number;
 }
 
-async function runSize(n: number): Promise<Row> {
+interface SimChild {
+  admin: string;
+  ws: string;
+  pid: number;
+  rootPublicKey: string;
+  mediaCaPem: string;
+  mediaHostPort: string;
+}
+
+async function startSimProcess(): Promise<SimChild> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./wa-sim-server.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(async () => {
+    child.stdin.end();
+    await new Promise((r) => setTimeout(r, 2000).unref());
+    child.kill('SIGKILL');
+  });
+  return new Promise<SimChild>((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as SimChild);
+    });
+    child.on('exit', (code) => reject(new Error(`wa-sim-server exited ${String(code)}`)));
+  });
+}
+
+interface Shared {
+  dir: string;
+  sim: SimChild;
+  simBase: ProcStat;
+  env: Record<string, string>;
+  base: ProcStat;
+  ids: string[];
+  bareCreds: { creds: AuthenticationCreds; preKeys: Record<string, KeyPair> }[];
+  provisionS: number;
+}
+
+/** One simulator, database, redis and data directory for all sizes; max(sizes) sessions provisioned once. */
+async function setup(): Promise<Shared> {
   const dir = await tempDir(t);
-  const sim = await WaSimulator.create();
-  t.after(() => sim.close());
+  const sim = await startSimProcess();
   const caFile = path.join(dir.path, 'wa-sim-ca.pem');
   writeFileSync(caFile, sim.mediaCaPem);
   const [db, redis] = await Promise.all([createTestDatabase(t), startPrivateRedis(t)]);
   const env = sessionTestEnv(dir.path, {
-    WA_WEBSOCKET_URL: sim.urls.ws,
-    WA_ROOT_PUBLIC_KEY: sim.rootPublicKey.toString('base64'),
+    WA_WEBSOCKET_URL: sim.ws,
+    WA_ROOT_PUBLIC_KEY: sim.rootPublicKey,
     WA_EXTRA_CA_FILE: caFile,
-    WA_MEDIA_HOST: sim.media.hostPort,
+    WA_MEDIA_HOST: sim.mediaHostPort,
     DATABASE_URL: db.url,
     REDIS_URL: redis.url,
     SHARD_COUNT: String(shards),
+    // Room for every session on the shards (the default 1,000 per shard left 500 of 2,500 unplaced on 2 shards).
+    SHARD_MAX_SESSIONS: String(Math.max(1000, Math.ceil((maxN / shards) * 1.5))),
     LOG_LEVEL: 'error',
     LEASE_TTL_MS: '30000',
     LEASE_RENEW_INTERVAL_MS: '10000',
@@ -169,34 +230,54 @@ async function runSize(n: number): Promise<Row> {
     SHUTDOWN_TIMEOUT_MS: '600000',
     SHARD_STOP_TIMEOUT_MS: '300000',
   });
-  const config = loadConfig(env);
-  const logger = createRootLogger({ proc: 'bench', level: 'error' });
 
   // Baseline: a router with no session (it also creates the schema).
-  let router: RouterProcess = await startRouterProcess(t, env);
+  const router = await startRouterProcess(t, env);
   await sleep(3000);
   const base = tree(router.child.pid as number);
   await router.stop('SIGTERM');
 
-  const stores = await openStores(config, logger);
-  const ids = Array.from({ length: n }, (_, i) => `s${String(i).padStart(6, '0')}`);
-  let t0 = Date.now();
-  await provisionSessions({ adminUrl: sim.urls.admin, blobs: stores.blobs, sql: stores.sql, logger, ids, batch: 250, onProgress: (d, tot) => progress('provision', d, tot, t0) });
-  const bareCreds: AuthenticationCreds[] = [];
-  if (bare) {
-    await provisionSessions({ adminUrl: sim.urls.admin, blobs: stores.blobs, sql: stores.sql, logger, ids: ids.map((id) => `bare-${id}`), batch: 250, insertRows: false, onCreds: (_id, c) => bareCreds.push(c) });
-  }
-  await stores.close();
-  const provisionS = (Date.now() - t0) / 1000;
+  const ids = Array.from({ length: maxN }, (_, i) => `s${String(i).padStart(6, '0')}`);
+  const t0 = Date.now();
+  let last = 0;
+  const tick = (what: string) => (d: number, tot: number): void => {
+    if (Date.now() - last < 3000 && d < tot) return;
+    last = Date.now();
+    progress(what, d, tot, t0);
+  };
+  // Worker threads (bench/provision-worker.ts): the signature in each session's fresh creds is the cost.
+  await provisionInWorkers({ env, adminUrl: sim.admin, ids, workers: provisionWorkers, desired: 'stopped', onProgress: tick('provision gateway') });
+  const bareCreds: Shared['bareCreds'] = bare
+    ? (await provisionInWorkers({ env, adminUrl: sim.admin, ids: ids.map((id) => `bare-${id}`), workers: provisionWorkers, insertRows: false, wantCreds: true, onProgress: tick('provision bare') })).creds
+    : [];
+  return { dir: dir.path, sim, simBase: procStat(sim.pid), env, base, ids, bareCreds, provisionS: Math.round((Date.now() - t0) / 1000) };
+}
 
-  t0 = Date.now();
+async function setDesired(sh: Shared, n: number): Promise<void> {
+  const config = loadConfig(sh.env);
+  const stores = await openStores(config, createRootLogger({ proc: 'bench', level: 'error' }));
+  try {
+    await stores.sql.query(`UPDATE sessions SET desired = CASE WHEN id <= $1 THEN 'running' ELSE 'stopped' END`, [sh.ids[n - 1]]);
+  } finally {
+    await stores.close();
+  }
+}
+
+async function runSize(sh: Shared, n: number): Promise<Row> {
+  const { env, base, sim } = sh;
+  await setDesired(sh, n);
+  let router: RouterProcess;
+  const startAt = Date.now();
   router = await startRouterProcess(t, env);
   const api = new Api(router.url);
-  const connectMs = await waitAll(api, n, 'connect');
+  // connectedAt after this start: a row left 'connected' by the previous size's run does not count.
+  const connectMs = await waitAll(api, n, 'connect', startAt);
   await sleep(5000);
   const loaded = tree(router.child.pid as number);
+  const simLoaded = procStat(sim.pid);
   await sleep(idleSeconds * 1000);
   const idle = tree(router.child.pid as number);
+  const simIdle = procStat(sim.pid);
   const idleCpuPct = Math.round(((idle.cpuMs - loaded.cpuMs) / (idleSeconds * 1000)) * 1000) / 10;
 
   const pageMs = await timed(() => api.get(`/api/v1/sessions?limit=${PAGE}`));
@@ -209,7 +290,7 @@ async function runSize(n: number): Promise<Row> {
   const killAt = Date.now();
   if (victim !== undefined) process.kill(victim, 'SIGKILL');
   await sleep(1000);
-  const killMs = await waitAll(api, n, 'after shard SIGKILL', 0);
+  const killMs = await waitAll(api, n, 'after shard SIGKILL', 0, waitLimitMs(Math.ceil(n / shards)));
 
   // Full restart: SIGTERM, start again, all connected (connectedAt after the new start).
   const beforeStop = tree(router.child.pid as number);
@@ -225,7 +306,7 @@ async function runSize(n: number): Promise<Row> {
 
   const row: Row = {
     n,
-    provisionS: Math.round(provisionS),
+    provisionS: sh.provisionS,
     connectS: Math.round(connectMs / 100) / 10,
     baseMb: Math.round(base.rss / 1048576),
     rssMb: Math.round(loaded.rss / 1048576),
@@ -238,13 +319,16 @@ async function runSize(n: number): Promise<Row> {
     pageMs,
     metricsMs,
     healthMs,
+    simPerSocketKb: Math.round((simLoaded.rss - sh.simBase.rss) / n / 1024),
+    simIdleCpuPct: Math.round(((simIdle.cpuMs - simLoaded.cpuMs) / (idleSeconds * 1000)) * 1000) / 10,
   };
 
   if (bare) {
-    const credsFile = path.join(dir.path, 'bare-creds.json');
-    writeFileSync(credsFile, JSON.stringify(bareCreds, BufferJSON.replacer));
+    // The gateway is stopped (router SIGTERM above): only the bare sockets are alive now.
+    const credsFile = path.join(sh.dir, 'bare-creds.json');
+    writeFileSync(credsFile, JSON.stringify(sh.bareCreds.slice(0, n), BufferJSON.replacer));
     const bareStart = Date.now();
-    const child = spawn(process.execPath, [fileURLToPath(new URL('./scale-bare.ts', import.meta.url)), credsFile, sim.urls.ws, sim.rootPublicKey.toString('base64')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./scale-bare.ts', import.meta.url)), credsFile, sim.ws, sim.rootPublicKey], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.after(async () => void child.kill('SIGKILL'));
     const baseBare = await new Promise<ProcStat>((resolve) => setTimeout(() => resolve(procStat(child.pid as number)), 300));
     await new Promise<void>((resolve, reject) => {
@@ -259,6 +343,7 @@ async function runSize(n: number): Promise<Row> {
         }
       });
       child.on('exit', (code) => reject(new Error(`scale-bare exited ${String(code)}`)));
+      setTimeout(() => reject(new Error(`bare: not all ${n} open after ${waitLimitMs(n)} ms`)), waitLimitMs(n)).unref();
     });
     row.bareConnectS = Math.round((Date.now() - bareStart) / 100) / 10;
     await sleep(5000);
@@ -268,15 +353,18 @@ async function runSize(n: number): Promise<Row> {
     row.barePerSessionKb = Math.round((b1.rss - baseBare.rss) / n / 1024);
     row.bareIdleCpuPct = Math.round(((b2.cpuMs - b1.cpuMs) / (idleSeconds * 1000)) * 1000) / 10;
     child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
   }
   return row;
 }
 
 const rows: Row[] = [];
 try {
-  for (const n of sizes) {
+  process.stderr.write(`provisioning ${maxN} sessions${bare ? ` + ${maxN} bare` : ''}\n`);
+  const sh = await setup();
+  for (const n of [...sizes].sort((a, b) => a - b)) {
     process.stderr.write(`size ${n} (${shards} shards)\n`);
-    const row = await runSize(n);
+    const row = await runSize(sh, n);
     process.stderr.write(`${JSON.stringify(row)}\n`);
     rows.push(row);
   }
@@ -285,11 +373,11 @@ try {
 }
 
 const table = [
-  '| sessions | connect s | router+shards RSS MB (0 sessions) | RSS MB | marginal KB/session | bare Baileys KB/session | idle CPU % (gateway / bare) | restart to all connected s | login-CPU bound s | shard SIGKILL to all connected s | sessions page / metrics / health ms |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  '| sessions | connect s | router+shards RSS MB (0 sessions) | RSS MB | marginal KB/session | bare Baileys KB/session | idle CPU % (gateway / bare) | restart to all connected s | login-CPU bound s | shard SIGKILL to all connected s | sessions page / metrics / health ms | simulator KB/socket, idle CPU % |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ...rows.map(
     (r) =>
-      `| ${r.n} | ${r.connectS} | ${r.baseMb} | ${r.rssMb} | ${r.perSessionKb} | ${r.barePerSessionKb ?? '-'} | ${r.idleCpuPct} / ${r.bareIdleCpuPct ?? '-'} | ${r.restartS} | ${r.boundS} | ${r.killS} | ${r.pageMs} / ${r.metricsMs} / ${r.healthMs} |`,
+      `| ${r.n} | ${r.connectS} | ${r.baseMb} | ${r.rssMb} | ${r.perSessionKb} | ${r.barePerSessionKb ?? '-'} | ${r.idleCpuPct} / ${r.bareIdleCpuPct ?? '-'} | ${r.restartS} | ${r.boundS} | ${r.killS} | ${r.pageMs} / ${r.metricsMs} / ${r.healthMs} | ${r.simPerSocketKb}, ${r.simIdleCpuPct} |`,
   ),
 ].join('\n');
 console.log(table);
@@ -298,7 +386,7 @@ if (write) {
     'scale',
     [
       `\`npm run bench:scale -- --sizes ${sizes.join(',')} --shards ${shards}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${os.loadavg()[0]?.toFixed(1)} at the end (the box is shared with other engineers' work), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM.`,
-      'Sessions provisioned by bench/provision.ts (no QR); a real router process on PostgreSQL + a private redis-server + local auth blobs; the simulator in the bench process. RSS summed over router + shards from /proc; the bare baseline is one process of plain Baileys sockets with in-memory keys. The login-CPU bound is the CPU router + shards spent until all were connected after the restart, divided by the cores.',
+      `Sessions provisioned by bench/provision.ts (no QR); a real router process on PostgreSQL + a private redis-server + local auth blobs; the simulator in its own process. Sessions provisioned once for the largest size (provisioning took ${rows[0] ? rows[0].provisionS : '-'} s for all of them, gateway and bare), the first N of them per size; gateway and bare sockets are never alive at the same time. RSS summed over router + shards from /proc; the bare baseline is one process of plain Baileys sockets with in-memory keys. The login-CPU bound is the CPU router + shards spent until all were connected after the restart, divided by the cores.`,
       '',
       table,
     ].join('\n'),

@@ -1,9 +1,11 @@
-// Child process for bench/wa-sim.ts: runs the simulator alone so its own CPU can be measured.
+// Child process for bench/wa-sim.ts and bench/scale.ts: runs the simulator alone so its own CPU can be measured.
 // Prints one JSON line with its URLs, exits when stdin closes.
 import { WaSimulator } from '@wagw/wa-sim';
 
 const sim = await WaSimulator.create({ receiptDelayMs: Number(process.env.WA_SIM_RECEIPT_DELAY_MS ?? 300) });
-process.stdout.write(`${JSON.stringify({ admin: sim.urls.admin, ws: sim.urls.ws, pid: process.pid })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ admin: sim.urls.admin, ws: sim.urls.ws, pid: process.pid, rootPublicKey: sim.rootPublicKey.toString('base64'), mediaCaPem: sim.mediaCaPem, mediaHostPort: sim.media.hostPort })}\n`,
+);
 const stop = (): void => {
   sim.close().then(() => process.exit(0), () => process.exit(1));
 };

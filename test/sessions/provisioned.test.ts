@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createRootLogger, loadConfig } from '@wagw/shared';
 import { openStores } from '@wagw/stores';
-import { provisionSessions } from '../../bench/provision.ts';
+import { PROVISION_PREKEYS, provisionSessions } from '../../bench/provision.ts';
 import { tempDir, waitFor } from '../harness/index.ts';
 import { productionStores, sessionTestEnv, startGateway, startSim } from './helpers.ts';
 
@@ -34,6 +34,13 @@ describe('provisioned sessions (bench/provision.ts)', () => {
       assert.equal(s.me?.jid, `${p.number}@s.whatsapp.net`, 'the session is the provisioned account');
     }
     assert.equal(sim.snapshot().pairings, 0, 'no QR or code pairing happened');
+    // A relogin from stored state uploads no prekeys: the simulator already holds the ones provisioning minted
+    // (more than Baileys' MIN_PREKEY_COUNT), and the newest of them is in the session's key store.
+    assert.equal(sim.snapshot().preKeyUploads, 0, 'no prekey upload at login');
+    for (const p of provisioned) {
+      const dev = sim.devices().find((d) => d.jid === p.jid);
+      assert.equal(dev?.preKeys, PROVISION_PREKEYS, `${p.jid} holds the provisioned prekeys`);
+    }
     assert.equal(sim.snapshot().concurrentLoginViolations, 0);
 
     // Send: the first session to a plain phone.
@@ -56,6 +63,24 @@ describe('provisioned sessions (bench/provision.ts)', () => {
     );
     assert.equal(stored.fromMe, false);
     assert.equal(stored.text, 'and back');
+
+    // First contact from a phone: it has no Signal session with the second provisioned device, so it takes that
+    // device's bundle from the simulator (identity, signed prekey and one provisioned one-time prekey). The
+    // gateway decrypting this pkmsg proves the public keys registered at provisioning match the private ones in
+    // the stored auth state.
+    const second = provisioned[1]!;
+    const stranger = sim.createPhone({ name: 'stranger' });
+    const first = await stranger.sendText(`${second.number}@s.whatsapp.net`, 'first contact');
+    const firstStored = await waitFor(
+      async () => {
+        const r = await gw.api.get<{ text?: string }>(`/api/v1/sessions/${ids[1]}/messages/${first.id}`);
+        return r.status === 200 ? r.body : null;
+      },
+      { what: 'the first-contact message stored by a provisioned session', timeoutMs: 30_000, intervalMs: 100 },
+    );
+    assert.equal(firstStored.text, 'first contact');
+    assert.equal(sim.devices().find((d) => d.jid === second.jid)?.preKeys, PROVISION_PREKEYS - 1, 'the stranger used one provisioned prekey');
+    assert.equal(sim.snapshot().preKeyUploads, 0, 'still no prekey upload (count above the low mark)');
     // Stop here, not in the cleanup: t.after hooks run in the order registered, so the database (registered
     // first) would be dropped WITH (FORCE) under the gateway's open connections (57P01 on its pool).
     await gw.stop();

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { proto } from '@whiskeysockets/baileys';
 import type { FaultSpec } from './faults.ts';
 import type { ReceivedMessage, SentMessage, SimPhone } from './phone.ts';
-import type { KickMode, WaSimulator } from './simulator.ts';
+import type { KickMode, ProvisionKeys, WaSimulator } from './simulator.ts';
 
 class HttpError extends Error {
   readonly status: number;
@@ -51,6 +51,48 @@ const optStr = (body: Record<string, unknown>, key: string): string | undefined 
   return typeof v === 'string' && v ? v : undefined;
 };
 
+const b64 = (v: unknown, what: string, len?: number): Buffer => {
+  if (typeof v !== 'string' || !v) throw new HttpError(400, `${what} (base64 string) is required`);
+  const b = Buffer.from(v, 'base64');
+  if (len !== undefined && b.length !== len) throw new HttpError(400, `${what} must be ${len} bytes, got ${b.length}`);
+  return b;
+};
+
+const keyId = (v: unknown, what: string): number => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** 24) throw new HttpError(400, `${what} must be an integer in [0, 2^24)`);
+  return v;
+};
+
+const MAX_PROVISION = 10_000;
+
+/** `POST /provision`: either bare Noise keys or devices with their public Signal keys (see provisionDevice). */
+const provisionBody = (body: Record<string, unknown>): ProvisionKeys[] => {
+  const { noiseKeys, devices } = body;
+  const list = Array.isArray(devices) ? devices : Array.isArray(noiseKeys) ? noiseKeys.map(noiseKey => ({ noiseKey })) : undefined;
+  if (!list) throw new HttpError(400, '"noiseKeys" (base64 string[]) or "devices" (object[]) is required');
+  if (list.length > MAX_PROVISION) throw new HttpError(400, `at most ${MAX_PROVISION} devices per call, got ${list.length}`);
+  return list.map((d: unknown, i): ProvisionKeys => {
+    if (!d || typeof d !== 'object') throw new HttpError(400, `devices[${i}] must be an object`);
+    const o = d as Record<string, unknown>;
+    const keys: ProvisionKeys = { noiseKey: b64(o.noiseKey, `devices[${i}].noiseKey`, 32) };
+    if (o.identityKey !== undefined) keys.identityKey = b64(o.identityKey, `devices[${i}].identityKey`, 32);
+    if (o.registrationId !== undefined) keys.registrationId = keyId(o.registrationId, `devices[${i}].registrationId`);
+    if (o.signedPreKey !== undefined) {
+      const s = o.signedPreKey as Record<string, unknown> | null;
+      if (!s || typeof s !== 'object') throw new HttpError(400, `devices[${i}].signedPreKey must be an object`);
+      keys.signedPreKey = { id: keyId(s.id, `devices[${i}].signedPreKey.id`), public: b64(s.public, `devices[${i}].signedPreKey.public`, 32), signature: b64(s.signature, `devices[${i}].signedPreKey.signature`, 64) };
+    }
+    if (o.preKeys !== undefined) {
+      if (!Array.isArray(o.preKeys)) throw new HttpError(400, `devices[${i}].preKeys must be an array`);
+      keys.preKeys = o.preKeys.map((k: unknown, j) => {
+        const kk = (k ?? {}) as Record<string, unknown>;
+        return { id: keyId(kk.id, `devices[${i}].preKeys[${j}].id`), public: b64(kk.public, `devices[${i}].preKeys[${j}].public`, 32) };
+      });
+    }
+    return keys;
+  });
+};
+
 export const ROUTES = [
   'GET    /                          urls, root key, routes',
   'GET    /stats                     counters, live sockets per device, violations',
@@ -67,7 +109,7 @@ export const ROUTES = [
   'POST   /phones/:number/read       {ids: [...]} send read receipts',
   'POST   /phones/:number/presence   {type: available|unavailable}',
   'POST   /phones/:number/devices    {noiseKey: base64} provision a linked device without pairing (raw clients)',
-  'POST   /provision                 {count, devicesPerPhone?, noiseKeys: base64[]} bulk phones + provisioned devices',
+  'POST   /provision                 {noiseKeys: base64[]} | {devices: [{noiseKey, identityKey?, registrationId?, signedPreKey?: {id, public, signature}, preKeys?: [{id, public}]}]} (base64 keys) bulk phones + provisioned devices',
   'GET    /devices                   all devices',
   'POST   /devices/:jid/kick         {mode: close|terminate|replaced|unlink|restart|timeout|server-error}',
   'GET    /faults                    active faults',
@@ -167,11 +209,10 @@ const route = async (sim: WaSimulator, req: IncomingMessage): Promise<unknown> =
   }
   if (head === 'provision' && method === 'POST') {
     const body = await readBody(req);
-    const keys = body.noiseKeys;
-    if (!Array.isArray(keys) || !keys.every((k): k is string => typeof k === 'string')) throw new HttpError(400, '"noiseKeys" (base64 string[]) is required');
-    return keys.map(k => {
+    const devices = provisionBody(body);
+    return devices.map(keys => {
       const p = sim.createPhone();
-      return { number: p.number, ...sim.provisionDevice(p, { noiseKey: Buffer.from(k, 'base64') }) };
+      return { number: p.number, ...sim.provisionDevice(p, keys) };
     });
   }
   if (head === 'devices') {

@@ -1,6 +1,6 @@
 // Public exports of the WhatsApp simulator.
 export { WaSimulator } from './simulator.ts';
-export type { BaileysClientConfig, DeviceInfo, KickMode, SimulatorUrls, WaSimulatorOptions } from './simulator.ts';
+export type { BaileysClientConfig, DeviceInfo, KickMode, ProvisionKeys, SimulatorUrls, WaSimulatorOptions } from './simulator.ts';
 export { SimPhone, toJid } from './phone.ts';
 export type { PhonePresence, ReceivedMessage, SentMessage } from './phone.ts';
 export type { FaultSpec, ActiveFault } from './faults.ts';

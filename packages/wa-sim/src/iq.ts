@@ -142,6 +142,7 @@ const handleEncrypt = (ctx: IqContext, conn: Connection, dev: Device, iq: Binary
     return;
   }
   if (type === 'set' && child(iq, 'list')) {
+    ctx.stats.preKeyUploads++;
     const ident = childBytes(iq, 'identity');
     const reg = childBytes(iq, 'registration');
     if (ident) dev.identityKey = ident;

@@ -223,7 +223,8 @@ export class FrameReader {
       const size = ((this.buf[0] ?? 0) << 16) | ((this.buf[1] ?? 0) << 8) | (this.buf[2] ?? 0);
       if (this.buf.length < size + 3) return;
       const frame = this.buf.subarray(3, size + 3);
-      this.buf = this.buf.subarray(size + 3);
+      // An empty view would still pin the whole received chunk: an idle socket keeps nothing of its last message.
+      this.buf = this.buf.length === size + 3 ? EMPTY : this.buf.subarray(size + 3);
       onFrame(frame);
     }
   }

@@ -98,7 +98,8 @@ export const toJid = (to: string): string => (to.includes('@') ? to : `${to.repl
 export class SimPhone {
   readonly account: Account;
   readonly device: Device;
-  private readonly peer: SignalPeer;
+  /** Created on first use: its signed prekey costs an XEdDSA signature, and bulk-provisioned phones never talk. */
+  private peerInstance: SignalPeer | undefined;
   private readonly deps: PhoneDeps;
   private readonly inbox: ReceivedMessage[] = [];
   private readonly outbox = new Map<string, SentMessage>();
@@ -111,16 +112,30 @@ export class SimPhone {
   constructor(account: Account, deps: PhoneDeps) {
     this.account = account;
     this.deps = deps;
-    this.peer = new SignalPeer(account.accountKey, deps.logger);
-    const spk = this.peer.creds.signedPreKey;
     this.device = new Device(account, 0, 'phone', {
       identityKey: account.accountKey.public,
-      registrationId: this.peer.registrationId,
-      signedPreKey: { id: spk.keyId, public: Buffer.from(spk.keyPair.public), signature: Buffer.from(spk.signature) },
+      registrationId: 0,
+      signedPreKey: { id: 0, public: Buffer.alloc(0), signature: Buffer.alloc(0) },
     }, 0);
+    // The phone's Signal keys live in its peer: bundles come from there (bundleSource), so these two fields are
+    // read through the peer too, creating it on first read.
+    Object.defineProperties(this.device, {
+      registrationId: { get: () => this.peer.registrationId, set: () => undefined },
+      signedPreKey: {
+        get: () => {
+          const spk = this.peer.creds.signedPreKey;
+          return { id: spk.keyId, public: Buffer.from(spk.keyPair.public), signature: Buffer.from(spk.signature) };
+        },
+        set: () => undefined,
+      },
+    });
     this.device.bundleSource = () => this.peer.bundle();
     account.devices.set(0, this.device);
     this.events.setMaxListeners(0);
+  }
+
+  private get peer(): SignalPeer {
+    return (this.peerInstance ??= new SignalPeer(this.account.accountKey, this.deps.logger));
   }
 
   get number(): string {

@@ -1,9 +1,10 @@
 // The libsignal side of a simulated phone: Baileys' own Signal repository over an in-memory key store.
+import { randomBytes } from 'node:crypto';
 import {
   addTransactionCapability,
   Curve,
   DEFAULT_CONNECTION_CONFIG,
-  initAuthCreds,
+  generateRegistrationId,
   signedKeyPair,
 } from '@whiskeysockets/baileys';
 import type { AuthenticationCreds, SignalDataSet, SignalDataTypeMap, SignalKeyStore, SignalRepositoryWithLIDStore } from '@whiskeysockets/baileys';
@@ -45,7 +46,26 @@ export class SignalPeer {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(identity: KeyPair, logger: Logger) {
-    const creds: AuthenticationCreds = { ...initAuthCreds(), signedIdentityKey: identity, signedPreKey: signedKeyPair(identity, 1) };
+    // initAuthCreds() would sign a signed prekey for a fresh identity only to be replaced here (XEdDSA in pure
+    // JS, the costliest step of creating a phone); the rest of it is cheap.
+    const creds: AuthenticationCreds = {
+      noiseKey: Curve.generateKeyPair(),
+      pairingEphemeralKeyPair: Curve.generateKeyPair(),
+      signedIdentityKey: identity,
+      signedPreKey: signedKeyPair(identity, 1),
+      registrationId: generateRegistrationId(),
+      advSecretKey: randomBytes(32).toString('base64'),
+      processedHistoryMessages: [],
+      nextPreKeyId: 1,
+      firstUnuploadedPreKeyId: 1,
+      accountSyncCounter: 0,
+      accountSettings: { unarchiveChats: false },
+      registered: false,
+      pairingCode: undefined,
+      lastPropHash: undefined,
+      routingInfo: undefined,
+      additionalData: undefined,
+    };
     this.creds = creds;
     this.keys = makeMemoryKeyStore();
     const quiet = logger.child({ part: 'signal-peer' }, { level: 'error' });

@@ -87,6 +87,15 @@ export interface SimulatorUrls {
   readonly media: string;
 }
 
+/** A provisioned device's keys: the Noise key it logs in with and, optionally, its public Signal keys. */
+export interface ProvisionKeys {
+  noiseKey: Uint8Array;
+  identityKey?: Uint8Array;
+  registrationId?: number;
+  signedPreKey?: { id: number; public: Uint8Array; signature: Uint8Array };
+  preKeys?: readonly { id: number; public: Uint8Array }[];
+}
+
 export class WaSimulator {
   readonly registry = new Registry();
   readonly stats = new Stats();
@@ -223,13 +232,24 @@ export class WaSimulator {
    * Creates a linked companion directly, without pairing (for raw protocol clients such as the benchmark's):
    * the client logs in with `username = phone number`, `device = id` and this Noise static key.
    */
-  provisionDevice(phone: SimPhone | string, keys: { noiseKey: Uint8Array; identityKey?: Uint8Array }): { jid: string; lid: string; device: number } {
+  /**
+   * Links a companion device without pairing (benches, raw clients). With the device's public Signal keys
+   * (identity, registration id, signed prekey, one-time prekeys), the simulator holds what a real server holds
+   * for a device that uploaded its keys when it paired, so its first login from stored state uploads nothing
+   * (Baileys uploads only when the server reports at most MIN_PREKEY_COUNT prekeys). Without them the device
+   * gets placeholder keys and uploads on its first login.
+   */
+  provisionDevice(phone: SimPhone | string, keys: ProvisionKeys): { jid: string; lid: string; device: number } {
     const p = this.phoneArg(phone);
     const { id, keyIndex } = p.account.allocateDevice();
     const identity = keys.identityKey ? Buffer.from(keys.identityKey) : newKeyPair().public;
-    const device = new Device(p.account, id, 'companion', { identityKey: identity, registrationId: 1, signedPreKey: { id: 1, public: newKeyPair().public, signature: Buffer.alloc(64) } }, keyIndex);
+    const signedPreKey = keys.signedPreKey
+      ? { id: keys.signedPreKey.id, public: Buffer.from(keys.signedPreKey.public), signature: Buffer.from(keys.signedPreKey.signature) }
+      : { id: 1, public: newKeyPair().public, signature: Buffer.alloc(64) };
+    const device = new Device(p.account, id, 'companion', { identityKey: identity, registrationId: keys.registrationId ?? 1, signedPreKey }, keyIndex);
     device.noiseKey = Buffer.from(keys.noiseKey);
     device.platform = 'provisioned';
+    if (keys.preKeys) device.preKeys = keys.preKeys.map(k => ({ id: k.id, public: Buffer.from(k.public) }));
     p.account.devices.set(id, device);
     return { jid: device.pnJid, lid: device.lidJid, device: id };
   }

@@ -6,6 +6,8 @@ export interface StatsSnapshot {
   readonly accounts: number;
   readonly linkedDevices: number;
   readonly pairings: number;
+  /** `<iq xmlns=encrypt type=set>` prekey uploads by companions (a relogin from stored state makes none). */
+  readonly preKeyUploads: number;
   readonly logins: number;
   readonly loginFailures: number;
   readonly messagesIn: number;
@@ -57,6 +59,7 @@ export class Stats {
   socketsAuthenticated = 0;
   peakSocketsOpen = 0;
   pairings = 0;
+  preKeyUploads = 0;
   logins = 0;
   loginFailures = 0;
   messagesIn = 0;
@@ -115,6 +118,7 @@ export class Stats {
       peakSocketsOpen: this.peakSocketsOpen,
       ...extra,
       pairings: this.pairings,
+      preKeyUploads: this.preKeyUploads,
       logins: this.logins,
       loginFailures: this.loginFailures,
       messagesIn: this.messagesIn,

@@ -21,6 +21,31 @@ describe('admin HTTP API and presence', () => {
     await sim.close();
   });
 
+  it('POST /provision registers devices with their public keys in one call; bad bodies are 400', async () => {
+    const key = (b: number): string => Buffer.alloc(32, b).toString('base64');
+    const devices = [1, 2].map(b => ({
+      noiseKey: key(b),
+      identityKey: key(b + 10),
+      registrationId: 4242,
+      signedPreKey: { id: 7, public: key(b + 20), signature: Buffer.alloc(64, b).toString('base64') },
+      preKeys: [{ id: 1, public: key(b + 30) }, { id: 2, public: key(b + 40) }],
+    }));
+    const out = await call<{ number: string; jid: string }[]>('POST', '/provision', { devices });
+    assert.equal(out.length, 2);
+    const listed = await call<{ jid: string; preKeys: number; platform: string }[]>('GET', '/devices');
+    for (const o of out) assert.deepEqual(listed.filter(d => d.jid === o.jid).map(d => [d.preKeys, d.platform]), [[2, 'provisioned']]);
+    // The bare form still works (placeholder Signal keys, no prekeys: such a device uploads at its first login).
+    const bare = await call<{ jid: string }[]>('POST', '/provision', { noiseKeys: [key(3)] });
+    assert.equal((await call<{ jid: string; preKeys: number }[]>('GET', '/devices')).find(d => d.jid === bare[0]?.jid)?.preKeys, 0);
+    const bad = async (body: unknown): Promise<{ status: number; error: string }> => {
+      const res = await fetch(`${sim.urls.admin}/provision`, { method: 'POST', body: JSON.stringify(body) });
+      return { status: res.status, error: ((await res.json()) as { error: string }).error };
+    };
+    assert.deepEqual(await bad({}), { status: 400, error: '"noiseKeys" (base64 string[]) or "devices" (object[]) is required' });
+    assert.deepEqual(await bad({ devices: [{ noiseKey: 'AAAA' }] }), { status: 400, error: 'devices[0].noiseKey must be 32 bytes, got 3' });
+    assert.deepEqual(await bad({ devices: [{ ...devices[0], preKeys: [{ id: -1, public: key(1) }] }] }), { status: 400, error: 'devices[0].preKeys[0].id must be an integer in [0, 2^24)' });
+  });
+
   it('pairs, sends, lists, kicks and reports over HTTP', async () => {
     const business = await call<{ number: string; jid: string }>('POST', '/phones', { name: 'Biz' });
     const customer = await call<{ number: string; jid: string }>('POST', '/phones', { number: '+49 151 0000 0001', name: 'Kunde' });
