@@ -34,6 +34,7 @@ import { Api, sessionTestEnv, startRouterProcess } from '../test/sessions/helper
 import type { RouterProcess } from '../test/sessions/helpers.ts';
 import { provisionInWorkers } from './provision-worker.ts';
 import { writeBenchSection } from './report.ts';
+import { MANY_SESSIONS_ENV } from './many-sessions-env.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -221,14 +222,7 @@ async function setup(): Promise<Shared> {
     SHARD_COUNT: String(shards),
     // Room for every session on the shards (the default 1,000 per shard left 500 of 2,500 unplaced on 2 shards).
     SHARD_MAX_SESSIONS: String(Math.max(1000, Math.ceil((maxN / shards) * 1.5))),
-    LOG_LEVEL: 'error',
-    LEASE_TTL_MS: '30000',
-    LEASE_RENEW_INTERVAL_MS: '10000',
-    HOST_DEAD_AFTER_MS: '30000',
-    SHARD_READY_TIMEOUT_MS: '120000',
-    IPC_CALL_TIMEOUT_MS: '120000',
-    SHUTDOWN_TIMEOUT_MS: '600000',
-    SHARD_STOP_TIMEOUT_MS: '300000',
+    ...MANY_SESSIONS_ENV,
   });
 
   // Baseline: a router with no session (it also creates the schema).

@@ -25,6 +25,7 @@ import { Api, sessionTestEnv, startRouterProcess } from '../test/sessions/helper
 import { provisionSessions } from './provision.ts';
 import { formatSummary, summarizeHeap } from './heap-summary.ts';
 import { PROBE_DIR } from './mem-probe.ts';
+import { MANY_SESSIONS_ENV } from './many-sessions-env.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -127,14 +128,7 @@ try {
     DATABASE_URL: db.url,
     REDIS_URL: redis.url,
     SHARD_COUNT: String(shards),
-    LOG_LEVEL: 'error',
-    LEASE_TTL_MS: '30000',
-    LEASE_RENEW_INTERVAL_MS: '10000',
-    HOST_DEAD_AFTER_MS: '30000',
-    SHARD_READY_TIMEOUT_MS: '120000',
-    IPC_CALL_TIMEOUT_MS: '120000',
-    SHUTDOWN_TIMEOUT_MS: '600000',
-    SHARD_STOP_TIMEOUT_MS: '300000',
+    ...MANY_SESSIONS_ENV,
     NODE_OPTIONS,
     ...extraEnv,
   });
