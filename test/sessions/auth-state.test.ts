@@ -320,6 +320,60 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     assert.notEqual(retryDelay(3, () => 0), retryDelay(3, () => 0.9), 'two sessions failing together do not retry in lockstep');
   });
 
+  test('durable() waits for the batch holding what was applied, shared by concurrent callers, not for later writes', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true });
+    await a.durable(); // nothing queued: at once
+    ctl.hold();
+    const before = ctl.puts();
+    // A send's step goes to the store in the background (write-behind) and is held there; its stanza waits.
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('s1') } });
+    const settled: string[] = [];
+    const first = a.durable().then(() => settled.push('first'));
+    // Two more sends while that write is in flight: both join the next batch.
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('s2') } });
+    const second = a.durable().then(() => settled.push('second'));
+    await a.state.keys.set({ 'sender-key': { 'g.0': Buffer.from('k3') } });
+    const third = a.durable().then(() => settled.push('third'));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(settled, [], 'nothing is durable while the store holds the write');
+    ctl.release();
+    await Promise.all([first, second, third]);
+    assert.deepEqual(settled, ['first', 'second', 'third'], 'in the order the sends were encrypted');
+    assert.equal(ctl.puts() - before, 2, 'three sends, two writes: the one in flight and the batch the other two shared');
+    // A write queued after the call is not waited for.
+    ctl.hold();
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('s4') } });
+    const fourth = a.durable();
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('s5') } }); // queued behind s4's write, which is held
+    ctl.release();
+    ctl.hold(); // s4's write goes through, s5's is held now
+    const fourthDone = await Promise.race([fourth.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 10_000))]);
+    assert.equal(fourthDone, true, 'durable() waited for a write queued after it');
+    ctl.release();
+    await a.flush();
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('s5'));
+    assert.deepEqual((await b.state.keys.get('sender-key', ['g.0']))['g.0'], Buffer.from('k3'));
+  });
+
+  test('durable() waits through a failing store and rejects once writes were fenced out', async (t) => {
+    const ctl = controllable(await LocalBlobStore.create((await tempDir(t)).path));
+    const id = sid();
+    let current = true;
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: async () => current, logger, writeBehind: true, onBackgroundError: () => undefined });
+    ctl.failNext(2);
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('f1') } });
+    await a.durable(); // resolved only after the retries landed it
+    const b = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('f1'));
+    current = false;
+    await a.state.keys.set({ session: { 'x.0': Buffer.from('f2') } });
+    await assert.rejects(a.durable(), { code: 'STALE_EPOCH' });
+    await assert.rejects(a.durable(), { code: 'STALE_EPOCH' });
+  });
+
   test('a fenced-out background write stops writing: reported, flush rejects, nothing stored', async (t) => {
     const blobs = await LocalBlobStore.create((await tempDir(t)).path);
     const id = sid();

@@ -148,7 +148,7 @@ export const ENV_SPEC = {
   SESSION_KEY_WRITE_BEHIND: {
     schema: bool,
     default: 'true',
-    doc: "Store Signal ratchet updates in the background, group-committed, instead of making Baileys wait for each write (creds, new prekeys and app-state keys are always awaited). A crash can lose the last batch's ratchet steps, which retry receipts heal; `false` waits for every write.",
+    doc: "Store Signal ratchet updates in the background, group-committed, instead of making Baileys wait for each write (creds, new prekeys and app-state keys are always awaited). A crash can lose the last batch's ratchet steps of received messages, which retry receipts heal (a sent message's steps are always stored before it leaves); `false` waits for every write.",
   },
 } as const;
 

@@ -15,7 +15,9 @@
  * Signal ratchets (sessions, sender keys, used prekeys, LID mappings, device lists...) resolves at once and is
  * stored with the next batch, so a burst of messages costs one write instead of one per message. What Baileys
  * must find again after a crash (creds, new prekeys it will upload, app-state keys) is still awaited. A crash
- * can lose the last batch's ratchet steps; WhatsApp's retry receipts heal that (docs/sessions.md). A write that
+ * can lose the last batch's ratchet steps of received messages; WhatsApp's retry receipts heal that
+ * (docs/sessions.md). Those of sent messages are never lost: a stanza leaves only after `durable()` (Baileys'
+ * `beforeRelay`, patches/), which waits for the batch holding them, shared by the sends of that batch. A write that
  * fails (in both modes) is kept and retried with capped, jittered backoff until it lands, its callers waiting
  * up to `writeWaitMs`; while writes fail, write-behind is suspended (ratchet steps are awaited too); a fencing
  * failure stops (`onBackgroundError`, `flush` rejects).
@@ -154,6 +156,8 @@ export class BlobAuthState {
   private seq: number;
   private logsSinceSnapshot = 0;
   private pending: Pending | undefined;
+  /** The batch being written now (its waiters may still grow: `durable`). */
+  private inflight: Pending | undefined;
   private writing: Promise<void> | undefined;
   private closed = false;
   private closing = false;
@@ -235,6 +239,24 @@ export class BlobAuthState {
     return this.enqueue((p) => {
       p.creds = this.state.creds;
     });
+  }
+
+  /**
+   * Resolves once every change applied so far is durable (the batch holding it written), not waiting for writes
+   * queued after the call, so a steady stream of them cannot hold it off as it can `flush`. The shard awaits it
+   * before a sent stanza leaves (Baileys' `beforeRelay`, patches/): the ratchet step a message used is stored
+   * before anyone can see the message, even with `writeBehind`. Concurrent callers join the batch being filled
+   * (or the one in flight), so a burst of sends costs one write per batch, not one each. Rejects when writes
+   * were fenced out or the store is closed, or after `writeWaitMs` of failures.
+   */
+  durable(): Promise<void> {
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
+    // Everything applied is in `pending` (not written yet) or in the batch being written; the newest of the two
+    // is written last, so waiting for it covers both.
+    const batch = this.pending ?? this.inflight;
+    if (batch === undefined) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject, since: Date.now() }));
   }
 
   /** Resolves once every write queued so far is durable; rejects when background writes were fenced out. */
@@ -319,11 +341,14 @@ export class BlobAuthState {
       while (this.pending) {
         const batch = this.pending;
         this.pending = undefined;
+        this.inflight = batch;
         try {
           await this.writeLog(batch);
+          this.inflight = undefined;
           this.failures = 0;
           for (const w of batch.waiters) w.resolve();
         } catch (err) {
+          this.inflight = undefined;
           // Callers wait through the retries (bounded by writeWaitMs), so a short outage is only a delay.
           const limit = Date.now() - (this.opts.writeWaitMs ?? 60_000);
           // Given up on: the lease is gone, or a closing store keeps failing.

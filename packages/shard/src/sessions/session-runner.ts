@@ -296,6 +296,9 @@ export class SessionRunner {
       getMessage: getMessageFromRouter(this.id, this.deps.request, this.log),
       // The delivery receipt of an inbound message waits until the router stored it (patches/ adds the hook).
       beforeReceipt: (m: proto.IWebMessageInfo, type: 'notify' | 'append') => inbound.persist(sock, m as WAMessage, type),
+      // A sent stanza leaves only once the key steps it used are stored (patches/; docs/messaging.md, "Crash safety"):
+      // a shard killed after WhatsApp acknowledged a send must not restore a ratchet behind what the recipients saw.
+      beforeRelay: () => auth.durable(),
       // Group sends ask this first; only a miss queries WhatsApp (once, shared by concurrent sends).
       cachedGroupMetadata: (jid: string) => this.groups.getOrFetch(jid, (j) => sock.groupMetadata(j)),
       ...(wa.url === undefined ? {} : { waWebSocketUrl: wa.url }),
