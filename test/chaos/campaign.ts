@@ -244,9 +244,15 @@ async function main(): Promise<boolean> {
       await sleep(trafficRng.between(50, 250));
     }
   })();
+  // As a backend would: one attempt per key at a time and a bound on requests in flight. Retrying every
+  // unanswered key at once, with nothing in flight bounded, kept the routers' PostgreSQL pools saturated for
+  // minutes after a black-hole on a busy box (docs/reliability.md, the 30-minute runs).
+  const inFlight = new Set<string>();
+  const MAX_SENDS_IN_FLIGHT = 16;
   const trySend = async (key: string): Promise<void> => {
     const s = sends.get(key);
-    if (!s || s.acked !== null) return;
+    if (!s || s.acked !== null || inFlight.has(key) || inFlight.size >= MAX_SENDS_IN_FLIGHT) return;
+    inFlight.add(key);
     s.attempts++;
     try {
       const res = await fetch(`${api().base}/api/v1/sessions/${s.session}/messages`, {
@@ -262,6 +268,8 @@ async function main(): Promise<boolean> {
       }
     } catch {
       // router down or restarting: retried with the same key
+    } finally {
+      inFlight.delete(key);
     }
   };
   const sendLoop = (async () => {
@@ -269,7 +277,7 @@ async function main(): Promise<boolean> {
       const key = `k-${randomUUID()}`;
       sends.set(key, { session: trafficRng.pick(ids), to: trafficRng.pick(friends), acked: null, attempts: 0 });
       void trySend(key);
-      for (const [k, s] of sends) if (s.acked === null && s.attempts > 0 && trafficRng.rand() < 0.3) void trySend(k);
+      for (const [k, s] of sends) if (s.acked === null && (s.attempts === 0 || trafficRng.rand() < 0.3)) void trySend(k); // a key the bound held back is tried first
       await sleep(trafficRng.between(200, 600));
     }
   })();

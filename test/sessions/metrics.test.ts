@@ -25,6 +25,11 @@ test('/metrics reports sessions by state and the up/latency of Redis, SQL and st
   const text = await res.text();
   assert.equal(sample(text, 'wagw_sessions', 'state="connected"'), 1, text.split('\n').filter((l) => l.startsWith('wagw_sessions')).join('\n'));
   assert.equal(sample(text, 'wagw_sessions', 'state="qr"'), 1);
+  // The SQL pool (embedded: one connection) and its bounded queue of waiters.
+  assert.equal(sample(text, 'wagw_db_pool_clients', 'state="total"'), 1, text.split('\n').filter((l) => l.startsWith('wagw_db_pool')).join('\n'));
+  // The scrape's own reads (session counts, the SQL probe) may wait for that one connection right now.
+  assert.ok((sample(text, 'wagw_db_pool_clients', 'state="waiting"') ?? -1) >= 0, 'waiting reported');
+  assert.equal(sample(text, 'wagw_db_pool_rejected_total', ''), 0);
   for (const [dependency, kind] of [['redis', 'memory'], ['postgres', 'pglite'], ['storage', 'local']] as const) {
     assert.equal(sample(text, 'wagw_dependency_up', `dependency="${dependency}",kind="${kind}"`), 1, dependency);
     const latency = sample(text, 'wagw_dependency_latency_seconds', `dependency="${dependency}",kind="${kind}"`);

@@ -46,6 +46,7 @@ export async function composeGateway(options: ComposeOptions): Promise<ComposedG
     logger,
     stores: {
       health: () => stores.health(),
+      sql: stores.sql,
       // The dispatcher (in-flight deliveries recorded) stops before the stores close.
       close: async () => {
         await options.beforeStoresClose?.();

@@ -1,6 +1,6 @@
 /** Prometheus metrics of one router instance, on its own registry (tests create several). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DependencyHealth, ShardStats } from '@wagw/shared';
+import type { DependencyHealth, ShardStats, SqlPoolStats } from '@wagw/shared';
 import type { CallOutcome, ShardInfo } from './supervisor.ts';
 import type { ControlPlaneTimings } from './sessions/context.ts';
 
@@ -33,6 +33,7 @@ export class RouterMetrics {
   #source: ShardSource | undefined;
   #sessions: SessionCountSource | undefined;
   #dependencies: DependencySource | undefined;
+  #sqlPool: (() => SqlPoolStats | undefined) | undefined;
   #shardStats: ShardStatsSource | undefined;
   /** The round in flight: the families of one scrape share it; the next scrape starts a new one. */
   #statsRound: Promise<{ shard: number; stats: ShardStats }[]> | undefined;
@@ -157,6 +158,30 @@ export class RouterMetrics {
         for (const [dependency, h] of Object.entries(await probeOnce())) this.set({ dependency, kind: h.kind }, h.latencyMs / 1000);
       },
     });
+    const pool = (): SqlPoolStats | undefined => this.#sqlPool?.();
+    new Gauge({
+      name: 'wagw_db_pool_clients',
+      help: "The router's PostgreSQL pool: connections open (total), idle among them, and requests waiting for one (at most DATABASE_POOL_MAX_WAITING).",
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const st = pool();
+        this.reset();
+        if (!st) return;
+        for (const state of ['total', 'idle', 'waiting'] as const) this.set({ state }, st[state]);
+      },
+    });
+    new Counter({
+      name: 'wagw_db_pool_rejected_total',
+      help: 'Requests failed at once with DEPENDENCY_UNAVAILABLE because DATABASE_POOL_MAX_WAITING requests already waited for a connection.',
+      registers: [registry],
+      collect() {
+        const st = pool();
+        if (!st) return;
+        this.reset();
+        this.inc(st.rejected);
+      },
+    });
     const statsRound = async (): Promise<{ shard: number; stats: ShardStats }[]> => await this.shardStats();
     new Gauge({
       name: 'ipc_pending_calls',
@@ -235,6 +260,11 @@ export class RouterMetrics {
   /** Dependency probes (`wagw_dependency_up`, `wagw_dependency_latency_seconds`), run at each scrape. */
   trackDependencies(source: DependencySource): void {
     this.#dependencies = source;
+  }
+
+  /** The SQL pool's clients (`wagw_db_pool_clients`, `wagw_db_pool_rejected_total`), read at each scrape. */
+  trackSqlPool(source: () => SqlPoolStats | undefined): void {
+    this.#sqlPool = source;
   }
 
   /** Points the shard gauges at a supervisor (or any source). */

@@ -34,6 +34,8 @@ import type { ShardSupervisorOptions, SupervisorHooks } from './supervisor.ts';
 /** What the router needs from the stores (`openStores(...)` from @wagw/stores, adapted in main.ts). */
 export interface RouterStores {
   health: DependencyCheck;
+  /** The SQL pool's clients, for `wagw_db_pool_clients` (stores without a pool leave it out). */
+  sql?: Pick<SqlDatabase, 'poolStats'>;
   close(): Promise<void>;
 }
 
@@ -174,6 +176,7 @@ export class GatewayRouter {
     });
     this.metrics.trackShards(this.supervisor);
     this.metrics.trackDependencies(options.stores.health);
+    this.metrics.trackSqlPool(() => options.stores.sql?.poolStats?.());
     const routes: RouteDefinition[] = [];
     if (options.sessions !== undefined) {
       const s = options.sessions;

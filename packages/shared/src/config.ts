@@ -64,6 +64,7 @@ export const ENV_SPEC = {
   REBALANCE_TOLERANCE: { schema: z.coerce.number().min(0).max(1), default: '0.1', doc: 'Load difference above the cluster mean (a fraction of capacity, 0-1) that rebalancing accepts.' },
   DATABASE_URL: { schema: urlWith(['postgres', 'postgresql']).optional(), default: undefined, doc: 'PostgreSQL for messages and the webhook outbox. Unset: embedded PGlite under DATA_DIR.' },
   DATABASE_POOL_MAX: { schema: int(1, 200), default: '10', doc: 'pg pool size per process (embedded mode always uses 1).' },
+  DATABASE_POOL_MAX_WAITING: { schema: int(1, 100_000), default: '1000', doc: 'Requests of one process that may wait for a PostgreSQL connection at once. One more fails at once with 503 DEPENDENCY_UNAVAILABLE ("pool saturated") instead of queueing behind the others; a waiter also gives up after 3 s without a connection. Bounds the queue when the database is slow or the callers retry harder than it answers (wagw_db_pool_clients{state="waiting"}).' },
   DATABASE_QUERY_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'A PostgreSQL query without an answer in this time fails with DEPENDENCY_UNAVAILABLE (a partitioned server must not hang API calls or the outbox).' },
   PGLITE_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded PGlite wire server: 0 serves it on a Unix socket in a private 0700 directory (only this OS user can connect; PGlite checks no password); a port N serves it on 127.0.0.1:N without a password, for debugging on a single-user machine.' },
   S3_ENDPOINT: { schema: urlWith(['http', 'https']).optional(), default: undefined, doc: 'S3/MinIO endpoint URL (alias MINIO_ENDPOINT). Unset: blobs under DATA_DIR.' },
@@ -214,7 +215,7 @@ export interface GatewayConfig {
   lease: { ttlMs: number; renewIntervalMs: number };
   /** Multi-host membership, drain and rebalancing (docs/sessions.md, "Multi-host"). */
   cluster: { hostDeadAfterMs: number; drainOnShutdown: boolean; rebalance: { enabled: boolean; intervalMs: number; maxMoves: number; tolerance: number } };
-  database: { url: string; poolMax: number; queryTimeoutMs?: number } | undefined;
+  database: { url: string; poolMax: number; poolMaxWaiting?: number; queryTimeoutMs?: number } | undefined;
   pglitePort: number;
   s3: S3Config | undefined;
   /** The backend (worker registry, webhooks); undefined in standalone mode. */
@@ -433,7 +434,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       drainOnShutdown: r.DRAIN_ON_SHUTDOWN,
       rebalance: { enabled: r.REBALANCE_ENABLED, intervalMs: r.REBALANCE_INTERVAL_MS, maxMoves: r.REBALANCE_MAX_MOVES_PER_INTERVAL, tolerance: r.REBALANCE_TOLERANCE },
     },
-    database: r.DATABASE_URL === undefined ? undefined : { url: r.DATABASE_URL, poolMax: r.DATABASE_POOL_MAX, queryTimeoutMs: r.DATABASE_QUERY_TIMEOUT_MS },
+    database: r.DATABASE_URL === undefined ? undefined : { url: r.DATABASE_URL, poolMax: r.DATABASE_POOL_MAX, poolMaxWaiting: r.DATABASE_POOL_MAX_WAITING, queryTimeoutMs: r.DATABASE_QUERY_TIMEOUT_MS },
     pglitePort: r.PGLITE_PORT,
     s3:
       r.S3_ENDPOINT === undefined || r.S3_ACCESS_KEY === undefined || r.S3_SECRET_KEY === undefined

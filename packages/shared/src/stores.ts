@@ -175,6 +175,17 @@ export interface SqlDatabase extends SqlClient {
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** The connection pool's clients now (`wagw_db_pool_clients`); absent where there is no pool. */
+  poolStats?(): SqlPoolStats;
+}
+
+/** A connection pool's clients: open, idle among them, and requests waiting for one (bounded). */
+export interface SqlPoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+  /** Requests turned away at once because `waiting` was at its bound (DATABASE_POOL_MAX_WAITING), since start. */
+  rejected: number;
 }
 
 export interface DependencyHealth {

@@ -69,6 +69,7 @@ export interface SqlTarget {
   url: string;
   kind?: 'postgres' | 'pglite';
   poolMax?: number;
+  poolMaxWaiting?: number;
   queryTimeoutMs?: number;
 }
 
@@ -81,6 +82,7 @@ export async function openSql(target: SqlTarget, logger: Logger, options: OpenOp
     logger,
     kind: target.kind ?? 'postgres',
     poolMax: target.poolMax,
+    poolMaxWaiting: target.poolMaxWaiting,
     queryTimeoutMs: target.queryTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs,
   });
@@ -92,7 +94,7 @@ export async function openSql(target: SqlTarget, logger: Logger, options: OpenOp
  */
 export async function openDatabase(config: Pick<StoresConfig, 'database' | 'dataDir' | 'pglitePort'>, logger: Logger, options: OpenOptions = {}): Promise<SqlDatabase> {
   if (config.database !== undefined) {
-    return openSql({ url: config.database.url, kind: 'postgres', poolMax: config.database.poolMax, queryTimeoutMs: config.database.queryTimeoutMs }, logger, options);
+    return openSql({ url: config.database.url, kind: 'postgres', poolMax: config.database.poolMax, poolMaxWaiting: config.database.poolMaxWaiting, queryTimeoutMs: config.database.queryTimeoutMs }, logger, options);
   }
   return PgliteDatabase.open({ dataDir: path.join(config.dataDir, 'pglite'), port: config.pglitePort, logger });
 }

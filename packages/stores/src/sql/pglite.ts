@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import type { Logger, SqlClient, SqlDatabase, SqlResult } from '@wagw/shared';
+import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlResult } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { describeFailure } from '../dependency.ts';
 import { PostgresDatabase } from './postgres.ts';
@@ -176,6 +176,10 @@ export class PgliteDatabase implements SqlDatabase {
 
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
     return this.#client.transaction(fn);
+  }
+
+  poolStats(): SqlPoolStats {
+    return this.#client.poolStats();
   }
 
   ping(): Promise<void> {

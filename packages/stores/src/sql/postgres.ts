@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Logger, SqlClient, SqlDatabase, SqlResult } from '@wagw/shared';
+import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlResult } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { dependencyUnavailable, describeFailure } from '../dependency.ts';
 import type { DependencyName } from '../dependency.ts';
@@ -21,6 +21,8 @@ export interface PostgresOptions {
   logger: Logger;
   /** Connections in the pool (PGlite: always 1). Default 10. */
   poolMax?: number;
+  /** Requests that may wait for a connection at once; one more fails at once (DEPENDENCY_UNAVAILABLE). Default 1000. */
+  poolMaxWaiting?: number;
   /** Time to open a connection, at start-up and later. Default 3000 ms. */
   connectTimeoutMs?: number;
   /** A query without an answer in this time fails (client side: a partitioned server sends nothing). Default 10000 ms. */
@@ -91,11 +93,18 @@ export class PostgresDatabase implements SqlDatabase {
   /** Set while a transaction callback of this database runs: using `db` there instead of `tx` is a bug. */
   readonly #inTransaction = new AsyncLocalStorage<true>();
   #closed = false;
+  readonly #maxWaiting: number;
+  #rejected = 0;
 
-  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite', name: DependencyName) {
+  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite', name: DependencyName, maxWaiting: number) {
     this.#pool = pool;
     this.kind = kind;
     this.#name = name;
+    this.#maxWaiting = maxWaiting;
+  }
+
+  poolStats(): SqlPoolStats {
+    return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount, rejected: this.#rejected };
   }
 
   /** At run time the message names the dependency and the failure, not its URL (it reaches API callers). */
@@ -135,7 +144,7 @@ export class PostgresDatabase implements SqlDatabase {
       await pool.end().catch(() => {});
       throw dependencyUnavailable(name, url, err);
     }
-    return new PostgresDatabase(pool, kind, name);
+    return new PostgresDatabase(pool, kind, name, options.poolMaxWaiting ?? 1000);
   }
 
   #guard(): void {
@@ -151,6 +160,12 @@ export class PostgresDatabase implements SqlDatabase {
    * late: a replacement opened at once may be turned away, so for PGlite a refused connect is retried.
    */
   async #acquire(): Promise<pg.PoolClient> {
+    // pg-pool queues every caller without a bound (each gives up after connectionTimeoutMillis only): a slow
+    // database with callers that retry faster than it answers grew the queue for minutes in the chaos runs.
+    if (this.#pool.waitingCount >= this.#maxWaiting) {
+      this.#rejected++;
+      throw new GatewayError('DEPENDENCY_UNAVAILABLE', `${this.#name} pool saturated: ${this.#pool.waitingCount} requests already wait for one of its ${this.#pool.totalCount} connections (DATABASE_POOL_MAX_WAITING)`, { dependency: this.#name });
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#pool.connect();
