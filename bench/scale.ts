@@ -222,8 +222,12 @@ interface SimChild {
 async function startSimProcess(): Promise<SimChild> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./wa-sim-server.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.after(async () => {
+    // Closing stdin stops it; SIGKILL after 2 s if not. (An unref'd timer here let the event loop empty before it
+    // fired: the bench then exited 13, "unsettled top-level await", before printing its table.)
     child.stdin.end();
-    await new Promise((r) => setTimeout(r, 2000).unref());
+    if (child.exitCode === null && child.signalCode === null) {
+      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(2000)]);
+    }
     child.kill('SIGKILL');
   });
   return new Promise<SimChild>((resolve, reject) => {
