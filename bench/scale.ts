@@ -4,6 +4,8 @@
  *   npm run bench:scale -- --sessions 10000            # one size
  *   npm run bench:scale -- --sizes 1000,2500,5000,10000 --shards 8
  *   npm run bench:scale -- --sessions 200 --no-write   # smoke
+ *   npm run bench:scale -- --sessions 1000 --no-bare --no-write --cpu-prof /tmp/prof
+ *       # then: node bench/messages-profile.ts /tmp/prof --phase idle-1000   (where the idle CPU goes)
  *
  * Provisions max(sizes) linked sessions once (bench/provision.ts in --provision-workers threads: no QR; plus as
  * many for the bare baseline), desired = 'stopped'; per size N the first N are set to 'running'. Per size: starts a real router process with
@@ -47,6 +49,12 @@ const idleSeconds = Number(arg('idle-seconds') ?? '20');
 const write = !args.includes('--no-write');
 const bare = !args.includes('--no-bare');
 const PAGE = 100;
+/** --cpu-prof DIR: router and shards run with --cpu-prof (NODE_OPTIONS reaches the shards); DIR/phases.json holds
+ * each size's idle window (monotonic µs, the profiles' clock) for bench/messages-profile.ts. */
+const cpuProfDir = arg('cpu-prof');
+const phases: { name: string; startUs: number; endUs: number; count: number }[] = [];
+let profiledPids: { router: number; shards: number[] } | undefined;
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const provisionWorkers = Number(arg('provision-workers') ?? String(Math.min(os.availableParallelism(), 4)));
 const maxN = Math.max(...sizes);
 if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--sizes/--sessions: positive integers, got ${sizes.join(',')}`);
@@ -270,6 +278,7 @@ async function setup(): Promise<Shared> {
     // Room for every session on the shards (the default 1,000 per shard left 500 of 2,500 unplaced on 2 shards).
     SHARD_MAX_SESSIONS: String(Math.max(1000, Math.ceil((maxN / shards) * 1.5))),
     ...MANY_SESSIONS_ENV,
+    ...(cpuProfDir === undefined ? {} : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(cpuProfDir)}`.trim() }),
   });
 
   // Baseline: a router with no session (it also creates the schema).
@@ -316,8 +325,11 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
   await sleep(5000);
   const loaded = tree(router.child.pid as number);
   const simLoaded = procStat(sim.pid);
+  const idleStartUs = monoUs();
   await sleep(idleSeconds * 1000);
   const idle = tree(router.child.pid as number);
+  phases.push({ name: `idle-${n}`, startUs: idleStartUs, endUs: monoUs(), count: n });
+  profiledPids ??= { router: router.child.pid as number, shards: children(router.child.pid as number) };
   const simIdle = procStat(sim.pid);
   const idleCpuPct = Math.round(((idle.cpuMs - loaded.cpuMs) / (idleSeconds * 1000)) * 1000) / 10;
 
@@ -418,6 +430,9 @@ try {
   }
 } finally {
   for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  // Only the processes of the first size's start are named: their profiles hold that size's idle window (the
+  // shard SIGKILLed after it leaves none).
+  if (cpuProfDir !== undefined) writeFileSync(path.join(cpuProfDir, 'phases.json'), `${JSON.stringify({ ...profiledPids, phases: phases.slice(0, 1) }, null, 2)}\n`);
 }
 
 const table = [
