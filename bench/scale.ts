@@ -22,7 +22,7 @@
  * Every process opens about one descriptor per socket: the bench checks `ulimit -n` first. Loopback only.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,6 +110,43 @@ function tree(pid: number): ProcStat & { pids: number[] } {
     cpuMs += s.cpuMs;
   }
   return { rss, cpuMs, pids };
+}
+
+/**
+ * CPU ms by thread kind over router + shards (/proc/<pid>/task/<tid>/stat; the name is the thread's comm): the
+ * main JS thread is the process's own name, V8's GC and compiler threads "V8 DefaultWorke", libuv's pool
+ * "libuv-worker", a worker thread (piscina) its own. A CPU profile sees only the main thread's JS.
+ */
+function threadCpu(pids: number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = tid === String(pid) ? 'main JS thread' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * TICK_MS);
+      } catch {
+        // the thread ended
+      }
+    }
+  }
+  return out;
+}
+/** "name a% b% ..." of one core, by thread kind, between two threadCpu() readings over `ms`. */
+function threadCpuDelta(a: Map<string, number>, b: Map<string, number>, ms: number): string {
+  return [...b.entries()]
+    .map(([name, v]) => [name, ((v - (a.get(name) ?? 0)) / ms) * 100] as const)
+    .filter(([, pct]) => pct >= 0.05)
+    .sort((x, y) => y[1] - x[1])
+    .map(([name, pct]) => `${name} ${pct.toFixed(1)}%`)
+    .join(', ');
 }
 
 async function countConnected(api: Api, since = 0): Promise<number> {
@@ -216,6 +253,9 @@ interface Row {
   /** The simulator's RSS per live socket and its idle CPU, while the gateway's N sessions were connected. */
   simPerSocketKb: number;
   simIdleCpuPct: number;
+  /** The gateway's idle CPU by thread kind (threadCpuDelta). */
+  idleThreads: string;
+  bareIdleThreads?: string;
 }
 
 interface SimChild {
@@ -326,8 +366,11 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
   const loaded = tree(router.child.pid as number);
   const simLoaded = procStat(sim.pid);
   const idleStartUs = monoUs();
+  const threads0 = threadCpu(loaded.pids);
   await sleep(idleSeconds * 1000);
   const idle = tree(router.child.pid as number);
+  const idleThreads = threadCpuDelta(threads0, threadCpu(loaded.pids), idleSeconds * 1000);
+  process.stderr.write(`  idle CPU by thread (% of a core, router + shards): ${idleThreads}\n`);
   phases.push({ name: `idle-${n}`, startUs: idleStartUs, endUs: monoUs(), count: n });
   profiledPids ??= { router: router.child.pid as number, shards: children(router.child.pid as number) };
   const simIdle = procStat(sim.pid);
@@ -379,6 +422,7 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
     renew: steady.renew,
     reconcile: steady.reconcile,
     placement: restore.placement,
+    idleThreads,
     simPerSocketKb: Math.round((simLoaded.rss - sh.simBase.rss) / n / 1024),
     simIdleCpuPct: Math.round(((simIdle.cpuMs - simLoaded.cpuMs) / (idleSeconds * 1000)) * 1000) / 10,
   };
@@ -408,8 +452,11 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
     row.bareConnectS = Math.round((Date.now() - bareStart) / 100) / 10;
     await sleep(5000);
     const b1 = procStat(child.pid as number);
+    const bt0 = threadCpu([child.pid as number]);
     await sleep(idleSeconds * 1000);
     const b2 = procStat(child.pid as number);
+    row.bareIdleThreads = threadCpuDelta(bt0, threadCpu([child.pid as number]), idleSeconds * 1000);
+    process.stderr.write(`  bare idle CPU by thread (% of a core): ${row.bareIdleThreads}\n`);
     row.barePerSessionKb = Math.round((b1.rss - baseBare.rss) / n / 1024);
     row.bareIdleCpuPct = Math.round(((b2.cpuMs - b1.cpuMs) / (idleSeconds * 1000)) * 1000) / 10;
     child.kill('SIGKILL');
@@ -443,6 +490,11 @@ const table = [
       `| ${r.n} | ${r.connectS} | ${r.baseMb} | ${r.rssMb} | ${r.perSessionKb} | ${r.barePerSessionKb ?? '-'} | ${r.idleCpuPct} / ${r.bareIdleCpuPct ?? '-'} | ${r.restartS} | ${r.boundS} | ${r.killS} | ${r.pageMs} / ${r.metricsMs} / ${r.healthMs} | ${r.simPerSocketKb}, ${r.simIdleCpuPct} |`,
   ),
 ].join('\n');
+const threadTable = [
+  '| sessions | gateway idle CPU by thread (% of a core, router + shards) | bare idle CPU by thread |',
+  '|---:|---|---|',
+  ...rows.map((r) => `| ${r.n} | ${r.idleThreads} | ${r.bareIdleThreads ?? '-'} |`),
+].join('\n');
 const controlTable = [
   '| sessions | lease renewal round ms: mean (p99, max; rounds) | reconcile pass ms | placement at the restart ms (every session) |',
   '|---:|---|---|---|',
@@ -450,6 +502,7 @@ const controlTable = [
 ].join('\n');
 console.log(table);
 console.log(controlTable);
+console.log(threadTable);
 if (write) {
   writeBenchSection(
     'scale',
@@ -462,6 +515,10 @@ if (write) {
       'Control plane, from the router\'s histograms (`wagw_lease_renew_round_seconds`, `wagw_reconcile_pass_seconds` over the connect and idle phase; `wagw_session_placement_seconds` over the restart, one placement: lease claim, row write and the shard\'s answer to `session.start` once it loaded the auth state, not the login); p99 and max are bucket bounds:',
       '',
       controlTable,
+      '',
+      'Idle CPU by thread kind (from /proc/<pid>/task: the main JS thread, V8\'s GC/compiler threads "V8 DefaultWorke", libuv\'s pool, worker threads):',
+      '',
+      threadTable,
     ].join('\n'),
   );
 }
