@@ -131,7 +131,8 @@ function threadCpu(pids: number[]): Map<string, number> {
         const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
         const name = tid === String(pid) ? 'main JS thread' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
         const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * TICK_MS);
+        out.set(`${name} user`, (out.get(`${name} user`) ?? 0) + Number(f[11]) * TICK_MS);
+        out.set(`${name} sys`, (out.get(`${name} sys`) ?? 0) + Number(f[12]) * TICK_MS);
       } catch {
         // the thread ended
       }
@@ -139,7 +140,7 @@ function threadCpu(pids: number[]): Map<string, number> {
   }
   return out;
 }
-/** "name a% b% ..." of one core, by thread kind, between two threadCpu() readings over `ms`. */
+/** "name user a%, name sys b%, ..." of one core, by thread kind, between two threadCpu() readings over `ms`. */
 function threadCpuDelta(a: Map<string, number>, b: Map<string, number>, ms: number): string {
   return [...b.entries()]
     .map(([name, v]) => [name, ((v - (a.get(name) ?? 0)) / ms) * 100] as const)
@@ -256,6 +257,8 @@ interface Row {
   /** The gateway's idle CPU by thread kind (threadCpuDelta). */
   idleThreads: string;
   bareIdleThreads?: string;
+  /** Idle CPU of router + shards with no session. */
+  baseIdleCpuPct: number;
 }
 
 interface SimChild {
@@ -295,6 +298,8 @@ interface Shared {
   simBase: ProcStat;
   env: Record<string, string>;
   base: ProcStat;
+  /** Idle CPU (% of a core) of router + shards with no session. */
+  baseIdleCpuPct: number;
   ids: string[];
   bareCreds: { creds: AuthenticationCreds; preKeys: Record<string, KeyPair> }[];
   provisionS: number;
@@ -325,6 +330,9 @@ async function setup(): Promise<Shared> {
   const router = await startRouterProcess(t, env);
   await sleep(3000);
   const base = tree(router.child.pid as number);
+  // The idle CPU of router + shards with no session: what the gateway's processes cost before any socket.
+  await sleep(10_000);
+  const baseIdleCpuPct = Math.round(((tree(router.child.pid as number).cpuMs - base.cpuMs) / 10_000) * 1000) / 10;
   await router.stop('SIGTERM');
 
   const ids = Array.from({ length: maxN }, (_, i) => `s${String(i).padStart(6, '0')}`);
@@ -340,7 +348,7 @@ async function setup(): Promise<Shared> {
   const bareCreds: Shared['bareCreds'] = bare
     ? (await provisionInWorkers({ env, adminUrl: sim.admin, ids: ids.map((id) => `bare-${id}`), workers: provisionWorkers, insertRows: false, wantCreds: true, onProgress: tick('provision bare') })).creds
     : [];
-  return { dir: dir.path, sim, simBase: procStat(sim.pid), env, base, ids, bareCreds, provisionS: Math.round((Date.now() - t0) / 1000) };
+  return { dir: dir.path, sim, simBase: procStat(sim.pid), env, base, baseIdleCpuPct, ids, bareCreds, provisionS: Math.round((Date.now() - t0) / 1000) };
 }
 
 async function setDesired(sh: Shared, n: number): Promise<void> {
@@ -423,6 +431,7 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
     reconcile: steady.reconcile,
     placement: restore.placement,
     idleThreads,
+    baseIdleCpuPct: sh.baseIdleCpuPct,
     simPerSocketKb: Math.round((simLoaded.rss - sh.simBase.rss) / n / 1024),
     simIdleCpuPct: Math.round(((simIdle.cpuMs - simLoaded.cpuMs) / (idleSeconds * 1000)) * 1000) / 10,
   };
@@ -491,9 +500,9 @@ const table = [
   ),
 ].join('\n');
 const threadTable = [
-  '| sessions | gateway idle CPU by thread (% of a core, router + shards) | bare idle CPU by thread |',
-  '|---:|---|---|',
-  ...rows.map((r) => `| ${r.n} | ${r.idleThreads} | ${r.bareIdleThreads ?? '-'} |`),
+  '| sessions | gateway idle CPU % with no session | gateway idle CPU by thread (% of a core, router + shards) | bare idle CPU by thread |',
+  '|---:|---:|---|---|',
+  ...rows.map((r) => `| ${r.n} | ${r.baseIdleCpuPct} | ${r.idleThreads} | ${r.bareIdleThreads ?? '-'} |`),
 ].join('\n');
 const controlTable = [
   '| sessions | lease renewal round ms: mean (p99, max; rounds) | reconcile pass ms | placement at the restart ms (every session) |',
