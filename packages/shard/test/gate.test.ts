@@ -53,3 +53,47 @@ test('after an event-loop stall the gate does not release the starts it held bac
   await Promise.all(all);
   for (let i = 1; i < started.length; i++) assert.ok(started[i]! - started[i - 1]! >= 500, `starts ${JSON.stringify(started)} spaced by 500 ms`);
 });
+
+test('with a trouble window, logins that succeed are bounded by the concurrency alone; trouble spaces the starts for the window', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const gate = new Gate(4, 2, () => Date.now(), { troubleWindowMs: 10_000 });
+  // A restore: no trouble seen, so eight logins start as fast as slots free up (no 500 ms spacing).
+  const started: number[] = [];
+  const restore = Array.from({ length: 8 }, () => gate.acquire().then((release) => (started.push(Date.now()), release())));
+  for (let i = 0; i < 4; i++) await flush();
+  await Promise.all(restore);
+  assert.deepEqual(started, [0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.equal(gate.stats().rateLimitedWaits, 0);
+
+  // The server drops a socket (or a login fails): the next starts are spaced at the rate for the window.
+  gate.noteTrouble();
+  const spaced: number[] = [];
+  const storm = Array.from({ length: 4 }, () => gate.acquire().then((release) => (spaced.push(Date.now()), release())));
+  for (let i = 0; i < 8; i++) {
+    await flush();
+    t.mock.timers.tick(500);
+  }
+  await Promise.all(storm);
+  for (let i = 1; i < spaced.length; i++) assert.ok(spaced[i]! - spaced[i - 1]! >= 500, `starts ${JSON.stringify(spaced)} spaced by 500 ms`);
+  assert.equal(gate.stats().rateLimitedWaits, 4);
+
+  // Once the window has passed with no new trouble, starts are unspaced again.
+  t.mock.timers.tick(10_000);
+  const after: number[] = [];
+  await Promise.all(Array.from({ length: 3 }, () => gate.acquire().then((release) => (after.push(Date.now()), release()))));
+  assert.equal(new Set(after).size, 1, `starts ${JSON.stringify(after)} at once`);
+});
+
+test('without a trouble window noteTrouble changes nothing: every start is spaced, as before', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const gate = new Gate(4, 2, () => Date.now());
+  gate.noteTrouble();
+  const started: number[] = [];
+  const all = Array.from({ length: 3 }, () => gate.acquire().then((release) => (started.push(Date.now()), release())));
+  for (let i = 0; i < 6; i++) {
+    await flush();
+    t.mock.timers.tick(500);
+  }
+  await Promise.all(all);
+  assert.deepEqual(started, [0, 500, 1000]);
+});

@@ -142,7 +142,7 @@ export const ENV_SPEC = {
   WA_SIMULATOR: { schema: bool, default: 'false', doc: 'Explicitly allow simulator settings (WA_ROOT_PUBLIC_KEY) when NODE_ENV=production (demos).' },
   WA_EXTRA_CA_FILE: { schema: z.string().min(1).optional(), default: undefined, doc: 'PEM file added to the shards\' trusted CAs (the simulator\'s media certificate).' },
   SESSION_LOGIN_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'Logins/pairings one shard runs at once (each costs CPU for key generation).' },
-  SESSION_LOGIN_RATE_PER_SECOND: { schema: int(1, 1000), default: '10', doc: 'Logins/pairings one shard starts per second at most (reconnects included): after a WhatsApp restart drops every socket, reconnects are spaced instead of arriving as one storm.' },
+  SESSION_LOGIN_RATE_PER_SECOND: { schema: int(1, 1000), default: '10', doc: 'Logins/pairings one shard starts per second at most while it sees trouble (for 30 s after a failed login or a socket the server dropped; reconnects included): after a WhatsApp restart drops every socket, reconnects are spaced instead of arriving as one storm. Logins that succeed (a restore of stored sessions) are bounded by SESSION_LOGIN_CONCURRENCY alone.' },
   SESSION_RECONNECT_BASE_MS: { schema: int(10, 600_000), default: '1000', doc: 'First reconnect delay of a session after a dropped connection (doubles, with jitter).' },
   SESSION_RECONNECT_MAX_MS: { schema: int(10, 3_600_000), default: '60000', doc: 'Cap of the reconnect delay.' },
   SESSION_RECONNECT_MAX_ATTEMPTS: { schema: int(1, 10_000), default: '12', doc: 'Reconnect attempts in a row before a session is marked failed.' },

@@ -73,6 +73,9 @@ export interface PhoneDeps {
   readonly autoDeliveryReceipt: boolean;
 }
 
+/** How many presence/chat-state records a simulated phone keeps (`presences()`): the newest. */
+const PRESENCE_LOG_MAX = 1000;
+
 const STATUS_ORDER: Record<SentMessage['status'], number> = { sent: 0, delivered: 1, read: 2, played: 3 };
 
 export const messageTypeOf = (m: proto.IMessage): string => {
@@ -576,6 +579,8 @@ export class SimPhone {
   }
 
   onPresence(from: string, type: string): void {
+    // A test's view of what the phone saw, not a store: the newest PRESENCE_LOG_MAX only.
+    if (this.presenceLog.length >= PRESENCE_LOG_MAX) this.presenceLog.splice(0, this.presenceLog.length - PRESENCE_LOG_MAX + 1);
     this.presenceLog.push({ from, type, at: Date.now() });
   }
 }

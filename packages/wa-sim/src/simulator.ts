@@ -121,6 +121,8 @@ export class WaSimulator {
   private readonly conns = new Set<Connection>();
   private readonly presence = new Map<Account, string>();
   private readonly subscribers = new Map<Account, Set<Device>>();
+  /** Simulated phones that subscribed to an account's presence (subscribePresence), as a phone does for a chat it opens. */
+  private readonly phoneSubscribers = new Map<Account, Set<SimPhone>>();
   private listening: Listening | undefined;
   private closed = false;
   /** While `Date.now()` is before this, the server is "restarting": new sockets are counted, then dropped. */
@@ -506,7 +508,18 @@ export class WaSimulator {
       const attrs = { from: account.pnJid, type, last: type === 'unavailable' ? unixNow() : undefined };
       for (const c of sub.conns) c.send(node('presence', attrs));
     }
-    for (const [acc, phone] of this.phonesByAccount) if (acc !== account) phone.onPresence(account.pnJid, type);
+    // Only subscribers hear it, as on WhatsApp. (Every simulated phone used to: a login's presence then cost one
+    // record per phone of the simulator, N x N over N logins, and bench/scale's simulator ran out of heap at 2,500.)
+    for (const phone of this.phoneSubscribers.get(account) ?? []) phone.onPresence(account.pnJid, type);
+  }
+
+  /** A simulated phone subscribes to another account's presence (its `presences()` then records it). */
+  subscribePresence(phone: SimPhone, to: string): void {
+    const target = this.registry.resolve(to.includes('@') ? to : `${to}@s.whatsapp.net`)?.account;
+    if (!target) throw new Error(`unknown account ${to}`);
+    let subs = this.phoneSubscribers.get(target);
+    if (!subs) this.phoneSubscribers.set(target, (subs = new Set()));
+    subs.add(phone);
   }
 
   private onChatstate(conn: Connection, n: BinaryNode): void {

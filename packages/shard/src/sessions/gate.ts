@@ -7,6 +7,12 @@
  * refuses connections each attempt frees its slot within milliseconds: without spacing, the shard's sessions
  * would hammer the server in lockstep (a thundering herd, which WhatsApp answers with rate limits or bans).
  * With it, any window of W ms sees at most `floor(W * ratePerSecond / 1000) + 1` starts from one shard.
+ *
+ * With `troubleWindowMs` the spacing applies only while the shard sees trouble: for that long after a login that
+ * failed or a live socket the server dropped (`noteTrouble()`). Logins that succeed are bounded by the concurrency
+ * cap alone, so a restore of thousands of stored sessions runs at the speed of the CPU (each login's key work holds
+ * a slot) instead of at the herd-protection rate; the moment the server refuses or drops, the starts are spaced
+ * again. The first failures can arrive before the trouble is known: at most `limit` starts go unspaced then.
  */
 export interface GateStats {
   /** Logins waiting for a slot. */
@@ -29,13 +35,27 @@ export class Gate {
   private spacing: Promise<void> = Promise.resolve();
   /** Starts that had to wait for the spacing (`wagw_login_gate_rate_limited_waits_total`). */
   private rateLimitedWaits = 0;
+  /** Spacing only until this time (`troubleWindowMs` after the last trouble); always when no window is set. */
+  private readonly troubleWindowMs: number | undefined;
+  private spacedUntil = -Infinity;
 
-  constructor(limit: number, ratePerSecond = Infinity, now: () => number = Date.now) {
+  constructor(limit: number, ratePerSecond = Infinity, now: () => number = Date.now, opts: { troubleWindowMs?: number } = {}) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`gate limit must be a positive integer, got ${limit}`);
     if (!(ratePerSecond > 0)) throw new RangeError(`gate rate must be positive, got ${ratePerSecond}`);
     this.limit = limit;
     this.intervalMs = Number.isFinite(ratePerSecond) ? 1000 / ratePerSecond : Infinity;
     this.now = now;
+    this.troubleWindowMs = opts.troubleWindowMs;
+  }
+
+  /** A login failed or the server dropped a live socket: space the starts for the trouble window from now. */
+  noteTrouble(): void {
+    if (this.troubleWindowMs !== undefined) this.spacedUntil = Math.max(this.spacedUntil, this.now() + this.troubleWindowMs);
+  }
+
+  /** Whether a start now waits for the spacing (always, unless a trouble window is set and none is open). */
+  private spacingOn(): boolean {
+    return Number.isFinite(this.intervalMs) && (this.troubleWindowMs === undefined || this.now() < this.spacedUntil);
   }
 
   get running(): number {
@@ -55,7 +75,7 @@ export class Gate {
   async acquire(): Promise<() => void> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.active++;
-    if (Number.isFinite(this.intervalMs)) {
+    if (this.spacingOn()) {
       const turn = this.spacing.then(async () => {
         if (this.lastStartAt + this.intervalMs > this.now()) this.rateLimitedWaits++;
         // Measured after every wake-up, not reserved ahead: timers set for t+1 s and t+2 s that fire together
@@ -67,6 +87,8 @@ export class Gate {
       });
       this.spacing = turn;
       await turn;
+    } else {
+      this.lastStartAt = this.now();
     }
     let released = false;
     return () => {

@@ -373,6 +373,9 @@ export class SessionRunner {
     if (this.stopped) return;
     const action = disconnectAction(statusCode);
     this.log.info({ statusCode, action: action.kind }, 'socket closed');
+    // A login that failed or a live socket the server dropped: the shard's next starts are spaced for a while
+    // (the gate's trouble window). The restart WhatsApp asks for right after a pairing is part of connecting.
+    if (!(action.kind === 'reconnect-now' && (this.state === 'qr' || this.state === 'pairing'))) this.deps.gate.noteTrouble();
     switch (action.kind) {
       case 'logged-out':
         this.finishLoggedOut(`logged out by WhatsApp (${statusCode})`).catch((err: unknown) => this.log.error({ err }, 'wipe after logout failed'));

@@ -12,6 +12,13 @@ import type { ShardRequester } from '../messaging/inbound.ts';
 import { Gate } from './gate.ts';
 import { SessionHost } from './host.ts';
 
+/**
+ * How long after a failed login or a socket the server dropped the shard's logins stay spaced at
+ * SESSION_LOGIN_RATE_PER_SECOND. Longer than the reconnect backoff's first steps, so a server that refuses for a
+ * while sees every retry spaced, and the first logins after it came back too.
+ */
+const LOGIN_TROUBLE_WINDOW_MS = 30_000;
+
 export interface SessionHostHandle {
   host: SessionHost;
   close(): Promise<void>;
@@ -57,7 +64,7 @@ export async function createSessionHost(
       url: sessions.wa.websocketUrl,
       ...(sessions.wa.version === undefined ? {} : { version: sessions.wa.version as WAVersion }),
     },
-    gate: new Gate(sessions.loginConcurrency, sessions.loginRatePerSecond ?? Infinity),
+    gate: new Gate(sessions.loginConcurrency, sessions.loginRatePerSecond ?? Infinity, Date.now, { troubleWindowMs: LOGIN_TROUBLE_WINDOW_MS }),
     reconnect: sessions.reconnect,
     keyWriteBehind: sessions.keyWriteBehind,
     emit,
