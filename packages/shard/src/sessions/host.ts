@@ -282,7 +282,9 @@ export class SessionHost {
   #extend(entry: Entry, validUntil: number): void {
     if (validUntil <= entry.validUntil) return;
     entry.validUntil = validUntil;
-    this.#arm(entry.runner.id, entry);
+    // The armed timer re-arms itself for what is left when it fires (#arm): no clear-and-set per session at every
+    // renewal round (idle CPU at thousands of sessions, docs/benchmarks.md "scale").
+    if (entry.timer === undefined) this.#arm(entry.runner.id, entry);
   }
 
   #arm(sessionId: string, entry: Entry): void {
