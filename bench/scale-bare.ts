@@ -18,6 +18,7 @@ const all = JSON.parse(readFileSync(file, 'utf8'), BufferJSON.reviver) as { cred
 
 const silent = { level: 'silent', child: () => silent, trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
 let open = 0;
+let closed = 0;
 const concurrency = Number(process.env['BARE_CONCURRENCY'] ?? '16');
 let next = 0;
 async function one({ creds, preKeys }: (typeof all)[number]): Promise<void> {
@@ -39,10 +40,18 @@ async function one({ creds, preKeys }: (typeof all)[number]): Promise<void> {
       markOnlineOnConnect: false,
       syncFullHistory: false,
     });
+    let wasOpen = false;
     sock.ev.on('connection.update', (u) => {
       if (u.connection === 'open') {
+        wasOpen = true;
         open++;
         if (open % 100 === 0) process.stdout.write(`connected ${open}\n`);
+        resolve();
+      } else if (u.connection === 'close') {
+        // No reconnect here: a socket that closes is gone, and the figures would be those of fewer sockets.
+        closed++;
+        process.stdout.write(`closed ${closed} (${wasOpen ? 'after open' : 'before open'}: ${String((u.lastDisconnect?.error as { output?: { statusCode?: number } } | undefined)?.output?.statusCode ?? u.lastDisconnect?.error?.message)})\n`);
+        if (wasOpen) open--;
         resolve();
       }
     });

@@ -502,6 +502,26 @@ const table = [
       `| ${r.n} | ${r.connectS} | ${r.baseMb} | ${r.rssMb} | ${r.perSessionKb} | ${r.barePerSessionKb ?? '-'} | ${r.idleCpuPct} / ${r.bareIdleCpuPct ?? '-'} | ${r.restartS} | ${r.boundS} | ${r.killS} | ${r.pageMs} / ${r.metricsMs} / ${r.healthMs} | ${r.simPerSocketKb}, ${r.simIdleCpuPct} |`,
   ),
 ].join('\n');
+// Marginal cost as the slope between consecutive sizes: what one more idle session adds. The per-session
+// figures above divide by N the growth over a fresh, empty process (the router and shards measured 3 s after start,
+// the bare process 0.3 s after spawn), so they also carry one-off growth (code compiled during the logins, heap
+// and allocator reservations), spread over N: large at 1,000, small at 10,000.
+const bareTotalKb = (r: Row): number | undefined => (r.barePerSessionKb === undefined ? undefined : r.barePerSessionKb * r.n);
+const slopeTable = [
+  '| sessions | gateway RSS KB per session added | bare RSS KB per session added | ratio | gateway idle CPU % per 1,000 added | bare idle CPU % per 1,000 added |',
+  '|---|---:|---:|---:|---:|---:|',
+  ...rows.slice(1).map((r, i) => {
+    const p = rows[i] as Row;
+    const dn = r.n - p.n;
+    const gw = ((r.rssMb - p.rssMb) * 1024) / dn;
+    const b1 = bareTotalKb(r);
+    const b0 = bareTotalKb(p);
+    const bare = b1 === undefined || b0 === undefined ? undefined : (b1 - b0) / dn;
+    const cpu = ((r.idleCpuPct - p.idleCpuPct) / dn) * 1000;
+    const bareCpu = r.bareIdleCpuPct === undefined || p.bareIdleCpuPct === undefined ? undefined : ((r.bareIdleCpuPct - p.bareIdleCpuPct) / dn) * 1000;
+    return `| ${p.n} to ${r.n} | ${gw.toFixed(0)} | ${bare?.toFixed(0) ?? '-'} | ${bare ? (gw / bare).toFixed(2) : '-'} | ${cpu.toFixed(2)} | ${bareCpu?.toFixed(2) ?? '-'} |`;
+  }),
+].join('\n');
 const threadTable = [
   '| sessions | gateway idle CPU % with no session | gateway idle CPU by thread (% of a core, router + shards) | bare idle CPU by thread |',
   '|---:|---:|---|---|',
@@ -514,6 +534,7 @@ const controlTable = [
 ].join('\n');
 console.log(table);
 console.log(controlTable);
+console.log(slopeTable);
 console.log(threadTable);
 if (write) {
   writeBenchSection(
@@ -525,6 +546,10 @@ if (write) {
       table,
       '',
       'Control plane, from the router\'s histograms (`wagw_lease_renew_round_seconds`, `wagw_reconcile_pass_seconds` over the connect and idle phase; `wagw_session_placement_seconds` over the restart, one placement: lease claim, row write and the shard\'s answer to `session.start` once it loaded the auth state, not the login); p99 and max are bucket bounds:',
+      '',
+      'Marginal cost, as the slope between consecutive sizes (what one more idle session adds; the per-session columns above also carry one-off growth over a fresh process, spread over N):',
+      '',
+      slopeTable,
       '',
       controlTable,
       '',
