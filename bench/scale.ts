@@ -4,6 +4,7 @@
  *   npm run bench:scale -- --sessions 10000            # one size
  *   npm run bench:scale -- --sizes 1000,2500,5000,10000 --shards 8
  *   npm run bench:scale -- --sessions 200 --no-write   # smoke
+ *   npm run bench:scale -- --sessions 5000 --no-bare --env SESSION_PLACE_CONCURRENCY=32   # a router setting
  *   npm run bench:scale -- --sessions 1000 --no-bare --no-write --cpu-prof /tmp/prof
  *       # then: node bench/messages-profile.ts /tmp/prof --phase idle-1000   (where the idle CPU goes)
  *
@@ -52,6 +53,10 @@ const PAGE = 100;
 /** --cpu-prof DIR: router and shards run with --cpu-prof (NODE_OPTIONS reaches the shards); DIR/phases.json holds
  * each size's idle window (monotonic µs, the profiles' clock) for bench/messages-profile.ts. */
 const cpuProfDir = arg('cpu-prof');
+/** --env KEY=VALUE (repeatable): router settings over bench/many-sessions-env.ts, e.g. SESSION_PLACE_CONCURRENCY=32. */
+const envOverrides = Object.fromEntries(
+  args.flatMap((a, i) => (a === '--env' && args[i + 1]?.includes('=') ? [args[i + 1] as string] : [])).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const phases: { name: string; startUs: number; endUs: number; count: number }[] = [];
 let profiledPids: { router: number; shards: number[] } | undefined;
 const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -248,6 +253,9 @@ interface Row {
   renew: HistSummary;
   reconcile: HistSummary;
   placement: HistSummary;
+  /** The login-CPU bound of the shard SIGKILL's sessions, and their placements (reason "recover"). */
+  killBoundS: number;
+  killPlacement: HistSummary;
   bareConnectS?: number;
   barePerSessionKb?: number;
   bareIdleCpuPct?: number;
@@ -323,6 +331,7 @@ async function setup(): Promise<Shared> {
     // Room for every session on the shards (the default 1,000 per shard left 500 of 2,500 unplaced on 2 shards).
     SHARD_MAX_SESSIONS: String(Math.max(1000, Math.ceil((maxN / shards) * 1.5))),
     ...MANY_SESSIONS_ENV,
+    ...envOverrides,
     ...(cpuProfDir === undefined ? {} : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(cpuProfDir)}`.trim() }),
   });
 
@@ -393,12 +402,18 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
   const steady = await controlPlane(api);
   process.stderr.write(`  control plane: page ${pageMs} ms, /metrics ${metricsMs} ms, /health ${healthMs} ms; renewal round ${fmtHist(steady.renew)} ms, reconcile pass ${fmtHist(steady.reconcile)} ms\n`);
 
-  // Shard SIGKILL: the first shard holds about N / shards sessions.
+  // Shard SIGKILL: the first shard holds about N / shards sessions. Its login-CPU bound: the CPU router and
+  // shards spent until all were connected again (the survivors and the replacement; the victim's own CPU is
+  // left out), less what they would have spent idle over that time, divided by the cores.
   const victim = children(router.child.pid as number)[0];
-  const killAt = Date.now();
+  const preKill = tree(router.child.pid as number);
+  const survivorsCpuMs = preKill.cpuMs - (victim === undefined ? 0 : procStat(victim).cpuMs);
   if (victim !== undefined) process.kill(victim, 'SIGKILL');
   await sleep(1000);
-  const killMs = await waitAll(api, n, 'after shard SIGKILL', 0, waitLimitMs(Math.ceil(n / shards)));
+  const killMs = (await waitAll(api, n, 'after shard SIGKILL', 0, waitLimitMs(Math.ceil(n / shards)))) + 1000;
+  const killCpuMs = tree(router.child.pid as number).cpuMs - survivorsCpuMs - (idleCpuPct / 100) * killMs;
+  const recovered = histogram((await api.get('/metrics')).raw.toString(), 'wagw_session_placement_seconds', 'reason="recover",outcome="ok"');
+  process.stderr.write(`  after shard SIGKILL: ${(killMs / 1000).toFixed(1)} s, login CPU ${(killCpuMs / 1000).toFixed(1)} s (bound ${(killCpuMs / os.cpus().length / 1000).toFixed(1)} s), placements ${fmtHist(recovered)} ms\n`);
 
   // Full restart: SIGTERM, start again, all connected (connectedAt after the new start).
   const beforeStop = tree(router.child.pid as number);
@@ -413,7 +428,6 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
   process.stderr.write(`  restart: placement ${fmtHist(restore.placement)} ms, renewal round ${fmtHist(restore.renew)} ms\n`);
   await router.stop('SIGTERM');
   void beforeStop;
-  void killAt;
 
   const row: Row = {
     n,
@@ -427,6 +441,8 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
     restartS: Math.round(restartMs / 100) / 10,
     boundS: Math.round(after.cpuMs / os.cpus().length / 100) / 10,
     killS: Math.round(killMs / 100) / 10,
+    killBoundS: Math.round(killCpuMs / os.cpus().length / 100) / 10,
+    killPlacement: recovered,
     pageMs,
     metricsMs,
     healthMs,
@@ -528,9 +544,9 @@ const threadTable = [
   ...rows.map((r) => `| ${r.n} | ${r.baseIdleCpuPct} | ${r.idleThreads} | ${r.bareIdleThreads ?? '-'} |`),
 ].join('\n');
 const controlTable = [
-  '| sessions | lease renewal round ms: mean (p99, max; rounds) | reconcile pass ms | placement at the restart ms (every session) |',
-  '|---:|---|---|---|',
-  ...rows.map((r) => `| ${r.n} | ${fmtHist(r.renew)} | ${fmtHist(r.reconcile)} | ${fmtHist(r.placement)} |`),
+  '| sessions | lease renewal round ms: mean (p99, max; rounds) | reconcile pass ms | placement at the restart ms (every session) | shard SIGKILL: to all connected s / its login-CPU bound s / placements ms |',
+  '|---:|---|---|---|---|',
+  ...rows.map((r) => `| ${r.n} | ${fmtHist(r.renew)} | ${fmtHist(r.reconcile)} | ${fmtHist(r.placement)} | ${r.killS} / ${r.killBoundS} / ${fmtHist(r.killPlacement)} |`),
 ].join('\n');
 console.log(table);
 console.log(controlTable);
@@ -540,7 +556,7 @@ if (write) {
   writeBenchSection(
     'scale',
     [
-      `\`npm run bench:scale -- --sizes ${sizes.join(',')} --shards ${shards}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${os.loadavg()[0]?.toFixed(1)} at the end (the box is shared with other engineers' work), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM.`,
+      `\`npm run bench:scale -- --sizes ${sizes.join(',')} --shards ${shards}${Object.entries(envOverrides).map(([k, v]) => ` --env ${k}=${v}`).join('')}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${os.loadavg()[0]?.toFixed(1)} at the end (the box is shared with other engineers' work), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM.`,
       `Sessions provisioned by bench/provision.ts (no QR); a real router process on PostgreSQL + a private redis-server + local auth blobs; the simulator in its own process. Sessions provisioned once for the largest size (provisioning took ${rows[0] ? rows[0].provisionS : '-'} s for all of them, gateway and bare), the first N of them per size; gateway and bare sockets are never alive at the same time. RSS summed over router + shards from /proc; the bare baseline is one process of plain Baileys sockets with in-memory keys. The login-CPU bound is the CPU router + shards spent until all were connected after the restart, divided by the cores.`,
       '',
       table,
