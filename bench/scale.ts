@@ -205,7 +205,19 @@ interface HistSummary {
   p99LeMs: number;
   maxLeMs: number;
 }
-function histogram(text: string, name: string, match = ''): HistSummary {
+function histogram(text: string, name: string, match = '', since = ''): HistSummary {
+  const buckets = new Map<number, number>();
+  // `since`: an earlier scrape of the same router; what it held is subtracted (this phase's observations only).
+  const before = since === '' ? undefined : rawHistogram(since, name, match);
+  const now = rawHistogram(text, name, match);
+  for (const [le, c] of now.buckets) buckets.set(le, c - (before?.buckets.get(le) ?? 0));
+  const sum = now.sum - (before?.sum ?? 0);
+  const count = now.count - (before?.count ?? 0);
+  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const le = (q: number): number => (sorted.find(([, c]) => c >= q * count)?.[0] ?? NaN) * 1000;
+  return { count, meanMs: count ? Math.round((sum / count) * 10000) / 10 : 0, p99LeMs: count ? le(0.99) : 0, maxLeMs: count ? le(1) : 0 };
+}
+function rawHistogram(text: string, name: string, match: string): { buckets: Map<number, number>; sum: number; count: number } {
   const buckets = new Map<number, number>();
   let sum = 0;
   let count = 0;
@@ -219,9 +231,7 @@ function histogram(text: string, name: string, match = ''): HistSummary {
     } else if (line.startsWith(`${name}_sum`)) sum += value;
     else if (line.startsWith(`${name}_count`)) count += value;
   }
-  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
-  const le = (q: number): number => (sorted.find(([, c]) => c >= q * count)?.[0] ?? NaN) * 1000;
-  return { count, meanMs: count ? Math.round((sum / count) * 10000) / 10 : 0, p99LeMs: count ? le(0.99) : 0, maxLeMs: count ? le(1) : 0 };
+  return { buckets, sum, count };
 }
 const fmtHist = (h: HistSummary): string => (h.count ? `${h.meanMs} (p99 ≤ ${h.p99LeMs}, max ≤ ${h.maxLeMs}; ${h.count})` : '-');
 /** The control-plane histograms the issue asks to stay fast at 10,000 sessions, from the router's /metrics. */
@@ -407,12 +417,13 @@ async function runSize(sh: Shared, n: number): Promise<Row> {
   // left out), less what they would have spent idle over that time, divided by the cores.
   const victim = children(router.child.pid as number)[0];
   const preKill = tree(router.child.pid as number);
+  const preKillMetrics = (await api.get('/metrics')).raw.toString();
   const survivorsCpuMs = preKill.cpuMs - (victim === undefined ? 0 : procStat(victim).cpuMs);
   if (victim !== undefined) process.kill(victim, 'SIGKILL');
   await sleep(1000);
   const killMs = (await waitAll(api, n, 'after shard SIGKILL', 0, waitLimitMs(Math.ceil(n / shards)))) + 1000;
   const killCpuMs = tree(router.child.pid as number).cpuMs - survivorsCpuMs - (idleCpuPct / 100) * killMs;
-  const recovered = histogram((await api.get('/metrics')).raw.toString(), 'wagw_session_placement_seconds', 'reason="recover",outcome="ok"');
+  const recovered = histogram((await api.get('/metrics')).raw.toString(), 'wagw_session_placement_seconds', 'reason="recover",outcome="ok"', preKillMetrics);
   process.stderr.write(`  after shard SIGKILL: ${(killMs / 1000).toFixed(1)} s, login CPU ${(killCpuMs / 1000).toFixed(1)} s (bound ${(killCpuMs / os.cpus().length / 1000).toFixed(1)} s), placements ${fmtHist(recovered)} ms\n`);
 
   // Full restart: SIGTERM, start again, all connected (connectedAt after the new start).
