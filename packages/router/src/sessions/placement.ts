@@ -27,26 +27,40 @@ export class Placement {
    */
   readonly #startFailures = new Map<string, { count: number; notBefore: number }>();
 
+  /** Shards picked in the placement pass under way (restore, recovery), for pickShard; undefined between passes. */
+  #passPicks: Map<number, number> | undefined;
+
   constructor(ctx: SessionContext, handAway: (ids: readonly string[]) => Promise<number>) {
     this.#ctx = ctx;
     this.#handAway = handAway;
   }
 
-  /** Least-loaded ready shard with room, not draining, not excluded. */
+  /**
+   * Least-loaded ready shard with room, not draining, not excluded. During a placement pass (restore, recovery)
+   * the shards picked fewest times in this pass come first, sessions second: each placement is a login the shard
+   * runs next (on its own event loop, `SESSION_LOGIN_CONCURRENCY` at once), and by session count alone a crashed
+   * shard's replacement (ready within seconds, empty) took nearly all of its sessions and logged them in on one
+   * core (bench/scale: 1.2 of 2 cores busy, 1.67x the login-CPU bound; docs/benchmarks.md "scale").
+   */
   pickShard(exclude: ReadonlySet<number> = new Set()): number | undefined {
     const { o, drainingShards } = this.#ctx;
     const counts = this.#ctx.countsByShard();
+    const picks = this.#passPicks;
     let best: number | undefined;
+    let bestPicks = Infinity;
     let bestLoad = Infinity;
     for (const s of o.shards.list()) {
       if (s.state !== 'ready' || drainingShards.has(s.index) || exclude.has(s.index)) continue;
       const load = counts.get(s.index) ?? 0;
       if (load >= o.maxSessionsPerShard) continue;
-      if (load < bestLoad) {
+      const picked = picks?.get(s.index) ?? 0;
+      if (picked < bestPicks || (picked === bestPicks && load < bestLoad)) {
         best = s.index;
+        bestPicks = picked;
         bestLoad = load;
       }
     }
+    if (best !== undefined && picks) picks.set(best, (picks.get(best) ?? 0) + 1);
     return best;
   }
 
@@ -196,6 +210,7 @@ export class Placement {
     if (desired === null) return;
     const now = Date.now();
     for (const id of this.#startFailures.keys()) if (!ctx.unplaced.has(id)) this.#startFailures.delete(id);
+    this.#passPicks = new Map();
     await mapLimit(ids, ctx.placeConcurrency, async (id) => {
       if (ctx.stopping) return;
       if (desired.get(id) !== 'running') {
@@ -223,6 +238,8 @@ export class Placement {
           ctx.log.warn({ sessionId: id, err: code }, 'placing a session failed; will retry');
         }
       }
+    }).finally(() => {
+      this.#passPicks = undefined;
     });
   }
 }
