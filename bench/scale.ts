@@ -119,7 +119,7 @@ function tree(pid: number): ProcStat & { pids: number[] } {
 
 /**
  * CPU ms by thread kind over router + shards (/proc/<pid>/task/<tid>/stat; the name is the thread's comm): the
- * main JS thread is the process's own name, V8's GC and compiler threads "V8 DefaultWorke", libuv's pool
+ * main JS thread is the process's own name, V8's GC and compiler threads "V8Worker", libuv's pool
  * "libuv-worker", a worker thread (piscina) its own. A CPU profile sees only the main thread's JS.
  */
 function threadCpu(pids: number[]): Map<string, number> {
@@ -572,15 +572,15 @@ if (write) {
       '',
       table,
       '',
-      'Control plane, from the router\'s histograms (`wagw_lease_renew_round_seconds`, `wagw_reconcile_pass_seconds` over the connect and idle phase; `wagw_session_placement_seconds` over the restart, one placement: lease claim, row write and the shard\'s answer to `session.start` once it loaded the auth state, not the login); p99 and max are bucket bounds:',
-      '',
       'Marginal cost, as the slope between consecutive sizes (what one more idle session adds; the per-session columns above also carry one-off growth over a fresh process, spread over N):',
       '',
       slopeTable,
       '',
+      'Control plane, from the router\'s histograms (`wagw_lease_renew_round_seconds`, `wagw_reconcile_pass_seconds` over the connect and idle phase; `wagw_session_placement_seconds` over the restart, one placement: lease claim, row write and the shard\'s answer to `session.start` once it loaded the auth state, not the login); p99 and max are bucket bounds:',
+      '',
       controlTable,
       '',
-      'Idle CPU by thread kind (from /proc/<pid>/task: the main JS thread, V8\'s GC/compiler threads "V8 DefaultWorke", libuv\'s pool, worker threads):',
+      'Idle CPU by thread kind (from /proc/<pid>/task: the main JS thread, V8\'s GC/compiler threads "V8Worker", libuv\'s pool, worker threads):',
       '',
       threadTable,
     ].join('\n'),
