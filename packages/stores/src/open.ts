@@ -94,7 +94,8 @@ export async function openSql(target: SqlTarget, logger: Logger, options: OpenOp
  */
 export async function openDatabase(config: Pick<StoresConfig, 'database' | 'dataDir' | 'pglitePort'>, logger: Logger, options: OpenOptions = {}): Promise<SqlDatabase> {
   if (config.database !== undefined) {
-    return openSql({ url: config.database.url, kind: 'postgres', poolMax: config.database.poolMax, poolMaxWaiting: config.database.poolMaxWaiting, queryTimeoutMs: config.database.queryTimeoutMs }, logger, options);
+    // Every database setting reaches the pool as it is (a field listed by hand here was one to forget).
+    return openSql({ ...config.database, kind: 'postgres' }, logger, options);
   }
   return PgliteDatabase.open({ dataDir: path.join(config.dataDir, 'pglite'), port: config.pglitePort, logger });
 }

@@ -22,7 +22,7 @@ import type { NoiseCertFault } from './noise.ts';
 import { children, node, unixNow } from './nodes.ts';
 import { Pairing } from './pairing.ts';
 import type { Linked } from './pairing.ts';
-import { SimPhone } from './phone.ts';
+import { SimPhone, toJid } from './phone.ts';
 import { Relay } from './relay.ts';
 import { listen } from './server.ts';
 import type { Listening } from './server.ts';
@@ -515,7 +515,7 @@ export class WaSimulator {
 
   /** A simulated phone subscribes to another account's presence (its `presences()` then records it). */
   subscribePresence(phone: SimPhone, to: string): void {
-    const target = this.registry.resolve(to.includes('@') ? to : `${to}@s.whatsapp.net`)?.account;
+    const target = this.registry.resolve(toJid(to))?.account;
     if (!target) throw new Error(`unknown account ${to}`);
     let subs = this.phoneSubscribers.get(target);
     if (!subs) this.phoneSubscribers.set(target, (subs = new Set()));
