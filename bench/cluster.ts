@@ -288,7 +288,7 @@ if (write) {
 ${load} at the start, ${loadAfter} at the end (a load above the core count means the figures are inflated by other
 work on the box). Router processes on 127.0.0.2-4, one shard each, Redis + PostgreSQL + s3rver, the simulator in
 the bench process; sessions provisioned (bench/provision.ts), not paired. LEASE_TTL_MS=4000,
-LEASE_RENEW_INTERVAL_MS=1000, HOST_DEAD_AFTER_MS=3000, SESSION_LOGIN_CONCURRENCY=${loginConcurrency}, SESSION_LOGIN_RATE_PER_SECOND=${loginRate ?? "10 (the default)"} per shard: with one shard per host, the two survivors start at most ${2 * Number(loginRate ?? 10)} logins a second, a floor of N / ${2 * Number(loginRate ?? 10)} s for N sessions.
+LEASE_RENEW_INTERVAL_MS=1000, HOST_DEAD_AFTER_MS=3000, SESSION_LOGIN_CONCURRENCY=${loginConcurrency}, SESSION_LOGIN_RATE_PER_SECOND=${loginRate ?? "10 (the default)"} per shard, which spaces logins only while a shard sees trouble (a failed login or a dropped socket in the last 30 s, docs/sessions.md); logins that succeed are bounded by SESSION_LOGIN_CONCURRENCY and the CPU.
 
 Failover: the host holding every session is SIGKILLed (router and shards); time until 95% / 100% are connected
 on the two survivors (no QR; zero simulator violations checked).

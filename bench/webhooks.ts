@@ -5,6 +5,7 @@
  *   node bench/webhooks.ts                      # PostgreSQL + PGlite; 20,000 events; a 60 s outage; writes docs/benchmarks.md ## webhooks
  *   node bench/webhooks.ts --outage-seconds 10  # a shorter outage
  *   node bench/webhooks.ts --n 5000 --no-write --skip-pglite
+ *   node bench/webhooks.ts --concurrency 128 --batch 1000 --outage-seconds 5 --skip-pglite --no-write   # dispatcher settings
  *
  * Throughput: N events are written to the outbox (500 per transaction) with the dispatcher stopped, then it
  * starts and the clock runs until the receiver has every one and the outbox has no pending row.
@@ -237,7 +238,7 @@ async function runOn(kind: 'postgres' | 'pglite', n: number, outageSeconds: numb
   const rows: Row[] = [];
   try {
     await migrate(db, { logger });
-    const config = loadConfig({ NODE_ENV: 'production', BACKEND_URL: receiver.url, WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`, WEBHOOK_BATCH_SIZE: '500', WEBHOOK_CONCURRENCY: '64' });
+    const config = loadConfig({ NODE_ENV: 'production', BACKEND_URL: receiver.url, WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`, WEBHOOK_BATCH_SIZE: String(arg('--batch', 500)), WEBHOOK_CONCURRENCY: String(arg('--concurrency', 64)) });
     // Throughput: a backlog of n rows, then the dispatcher starts.
     const sdb = counted(db);
     const sys = createWebhookSystem({ sql: sdb, config, logger });
@@ -363,7 +364,7 @@ async function main(): Promise<void> {
   const section = `## webhooks
 
 \`node bench/webhooks.ts\` (\`--n\`, \`--outage-seconds\`, \`--rate\`, \`--skip-pglite\`, \`--no-write\`). The real dispatcher
-(\`createWebhookSystem\`, WEBHOOK_BATCH_SIZE=500, WEBHOOK_CONCURRENCY=64, other settings default) delivers to a local
+(\`createWebhookSystem\`, WEBHOOK_BATCH_SIZE=${arg('--batch', 500)}, WEBHOOK_CONCURRENCY=${arg('--concurrency', 64)} (\`--batch\`, \`--concurrency\`), other settings default) delivers to a local
 HTTP receiver in a worker thread (keep-alive, answers 204). Each delivery is a signed POST (Standard Webhooks HMAC)
 and its row is claimed and recorded in PostgreSQL. CPU ms per delivery: this process (dispatcher and receiver
 threads, \`process.cpuUsage\`) and the PostgreSQL backends of the bench database (/proc); SQL per 1,000: the
