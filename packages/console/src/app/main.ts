@@ -10,8 +10,8 @@ import { EventsPage } from './events.ts';
 import { SessionsPage } from './sessions.ts';
 import type { Session } from './sessions.ts';
 import { WebhooksPage } from './webhooks.ts';
-import type { Ctx, Me } from './state.ts';
-import { can, errorText } from './state.ts';
+import type { Ctx, Me, StatusData } from './state.ts';
+import { applyStatus, can, errorText, mergeSessions } from './state.ts';
 
 const MAX_EVENTS = 500;
 
@@ -98,7 +98,7 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
         all.push(...page.data);
         after = page.nextCursor;
       } while (after !== null && all.length < 5000);
-      setSessions(new Map(all.map((s) => [s.id, s])));
+      setSessions((held) => mergeSessions(held, all));
       setListError('');
     } catch (err) {
       setListError(errorText(err));
@@ -125,17 +125,13 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
         setSessions((prev) => {
           const s = prev.get(id);
           const next = new Map(prev);
-          const d = e.data as Partial<Session> & { at?: string };
+          const d = e.data as StatusData;
           if (s === undefined) {
             // A session created elsewhere: read the list again for its full row.
             void reload();
             return prev;
           }
-          const updated: Session = { ...s, status: d.status ?? s.status, shard: d.shard ?? s.shard, host: d.host ?? s.host, updatedAt: d.at ?? s.updatedAt };
-          if (d.reason !== undefined) updated.reason = d.reason;
-          else delete updated.reason;
-          if (d.me !== undefined) updated.me = d.me;
-          next.set(id, updated);
+          next.set(id, applyStatus(s, d));
           return next;
         });
         setHistory((prev) => new Map(prev).set(id, [...(prev.get(id) ?? []), e].slice(-50)));

@@ -36,6 +36,54 @@ export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A status event's fields (the SSE `status` data). */
+export interface StatusData {
+  status?: string;
+  shard?: number | null;
+  host?: string | null;
+  reason?: string;
+  me?: Session['me'];
+  at?: string;
+}
+
+const instant = (iso: string | undefined): number => {
+  const t = iso === undefined ? NaN : Date.parse(iso);
+  return Number.isNaN(t) ? -Infinity : t;
+};
+
+/**
+ * A status event applied to the session it names. An event older than what the page holds (an event relayed late
+ * by another host, or one a list read already reflected) changes nothing: the row's `updatedAt` and the event's `at`
+ * are the same stored timestamp.
+ */
+export function applyStatus(s: Session, d: StatusData): Session {
+  if (instant(d.at) < instant(s.updatedAt)) return s;
+  const updated: Session = { ...s, status: d.status ?? s.status, shard: d.shard ?? s.shard, host: d.host ?? s.host, updatedAt: d.at ?? s.updatedAt };
+  if (d.reason !== undefined) updated.reason = d.reason;
+  else delete updated.reason;
+  if (d.me !== undefined) updated.me = d.me;
+  return updated;
+}
+
+/**
+ * The list just read, merged into what the page holds: a read that started before a status event arrived can
+ * answer after it, and must not undo it (the session would show a stale status until the next read, a minute later).
+ * So each session keeps whichever of the two is newer by `updatedAt`; sessions the read did not return are gone.
+ */
+export function mergeSessions(held: ReadonlyMap<string, Session>, read: readonly Session[]): Map<string, Session> {
+  return new Map(
+    read.map((s) => {
+      const h = held.get(s.id);
+      if (h === undefined || instant(h.updatedAt) <= instant(s.updatedAt)) return [s.id, s];
+      const kept: Session = { ...s, status: h.status, shard: h.shard, host: h.host, updatedAt: h.updatedAt };
+      if (h.reason === undefined) delete kept.reason;
+      else kept.reason = h.reason;
+      if (h.me !== undefined) kept.me = h.me;
+      return [s.id, kept];
+    }),
+  );
+}
+
 export function time(iso: string | number | undefined): string {
   if (iso === undefined) return '';
   const d = new Date(iso);
