@@ -58,10 +58,15 @@ const instant = (iso: string | undefined): number => {
  */
 export function applyStatus(s: Session, d: StatusData): Session {
   if (instant(d.at) < instant(s.updatedAt)) return s;
-  const updated: Session = { ...s, status: d.status ?? s.status, shard: d.shard ?? s.shard, host: d.host ?? s.host, updatedAt: d.at ?? s.updatedAt };
-  if (d.reason !== undefined) updated.reason = d.reason;
+  return withLive(s, { status: d.status ?? s.status, shard: d.shard ?? s.shard, host: d.host ?? s.host, reason: d.reason, me: d.me }, d.at ?? s.updatedAt);
+}
+
+/** `base` with the live fields of `from` (status, placement, reason, account) as of `at`: no reason means none. */
+function withLive(base: Session, from: Pick<Session, 'status' | 'shard' | 'host' | 'reason' | 'me'>, at: string): Session {
+  const updated: Session = { ...base, status: from.status, shard: from.shard, host: from.host, updatedAt: at };
+  if (from.reason !== undefined) updated.reason = from.reason;
   else delete updated.reason;
-  if (d.me !== undefined) updated.me = d.me;
+  if (from.me !== undefined) updated.me = from.me;
   return updated;
 }
 
@@ -74,12 +79,7 @@ export function mergeSessions(held: ReadonlyMap<string, Session>, read: readonly
   return new Map(
     read.map((s) => {
       const h = held.get(s.id);
-      if (h === undefined || instant(h.updatedAt) <= instant(s.updatedAt)) return [s.id, s];
-      const kept: Session = { ...s, status: h.status, shard: h.shard, host: h.host, updatedAt: h.updatedAt };
-      if (h.reason === undefined) delete kept.reason;
-      else kept.reason = h.reason;
-      if (h.me !== undefined) kept.me = h.me;
-      return [s.id, kept];
+      return [s.id, h === undefined || instant(h.updatedAt) <= instant(s.updatedAt) ? s : withLive(s, h, h.updatedAt)];
     }),
   );
 }
