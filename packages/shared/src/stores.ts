@@ -162,10 +162,21 @@ export interface SqlResult<R> {
   rowCount: number;
 }
 
+export interface SqlQueryOptions {
+  /**
+   * A prepared statement's name, for a hot statement whose text never changes (one name per text): PostgreSQL
+   * parses and plans it once per connection instead of on every call (the planning of the message writes' CTEs
+   * cost twice their execution: docs/benchmarks.md). Ignored by the embedded PGlite, whose one backend outlives
+   * a client's connection (a statement prepared by an earlier connection would collide).
+   */
+  name?: string;
+}
+
 export interface SqlClient {
   query<R extends Record<string, unknown> = Record<string, unknown>>(
     text: string,
     params?: readonly unknown[],
+    options?: SqlQueryOptions,
   ): Promise<SqlResult<R>>;
 }
 

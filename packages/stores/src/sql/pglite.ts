@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlResult } from '@wagw/shared';
+import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlQueryOptions, SqlResult } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { describeFailure } from '../dependency.ts';
 import { PostgresDatabase } from './postgres.ts';
@@ -170,8 +170,8 @@ export class PgliteDatabase implements SqlDatabase {
     return this.server.url;
   }
 
-  query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
-    return this.#client.query<R>(text, params);
+  query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<SqlResult<R>> {
+    return this.#client.query<R>(text, params, options);
   }
 
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {

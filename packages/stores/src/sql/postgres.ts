@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlResult } from '@wagw/shared';
+import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlQueryOptions, SqlResult } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { dependencyUnavailable, describeFailure } from '../dependency.ts';
 import type { DependencyName } from '../dependency.ts';
@@ -66,13 +66,19 @@ function isOutOfResources(err: pg.DatabaseError): boolean {
   return typeof err.code === 'string' && err.code.startsWith('53');
 }
 
+/** pg's query config: a named (prepared) statement when `prepare` and the caller named it. */
+function queryConfig(text: string, params: readonly unknown[] | undefined, options: SqlQueryOptions | undefined, prepare: boolean): pg.QueryConfig {
+  const values = params === undefined ? undefined : ([...params] as Params);
+  return prepare && options?.name !== undefined ? { name: options.name, text, ...(values === undefined ? {} : { values }) } : { text, ...(values === undefined ? {} : { values }) };
+}
+
 /** A client that refuses use once its transaction has ended (a leaked `tx` would run outside it). */
-function scopedClient(client: pg.PoolClient, isOpen: () => boolean, unavailable: (err: unknown) => Error): SqlClient {
+function scopedClient(client: pg.PoolClient, isOpen: () => boolean, unavailable: (err: unknown) => Error, prepare: boolean): SqlClient {
   return {
-    async query<R extends Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
+    async query<R extends Record<string, unknown>>(text: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<SqlResult<R>> {
       if (!isOpen()) throw new Error('This transaction has ended; its client cannot be used any more');
       try {
-        const result = await client.query<R>(text, params === undefined ? undefined : ([...params] as Params));
+        const result = await client.query<R>(queryConfig(text, params, options, prepare));
         return { rows: result.rows, rowCount: result.rowCount ?? 0 };
       } catch (err) {
         throw isConnectionFailure(err) ? unavailable(err) : err;
@@ -176,11 +182,11 @@ export class PostgresDatabase implements SqlDatabase {
     }
   }
 
-  async query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
+  async query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<SqlResult<R>> {
     this.#guard();
     const client = await this.#acquire();
     try {
-      const result = await client.query<R>(text, params === undefined ? undefined : ([...params] as Params));
+      const result = await client.query<R>(queryConfig(text, params, options, this.kind === 'postgres'));
       client.release();
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     } catch (err) {
@@ -195,7 +201,7 @@ export class PostgresDatabase implements SqlDatabase {
     const client = await this.#acquire();
     let open = true;
     let broken: Error | undefined;
-    const tx = scopedClient(client, () => open, this.#unavailable);
+    const tx = scopedClient(client, () => open, this.#unavailable, this.kind === 'postgres');
     try {
       await tx.query('BEGIN');
       const result = await this.#inTransaction.run(true, () => fn(tx));

@@ -41,6 +41,16 @@ export function sqlConformance(name: string, open: () => Promise<SqlDatabase>, o
       await db.query('SELECT 1'); // still usable after an error
     });
 
+    test('a named statement answers like an unnamed one, again and again, in and out of transactions', async () => {
+      const text = 'SELECT $1::int * 2 AS n, unnest($2::text[]) AS s';
+      for (let i = 0; i < 8; i++) {
+        const r = await db.query<{ n: number; s: string }>(text, [i, ['a', 'b']], { name: 'wagw_conformance_named' });
+        assert.deepEqual(r.rows, [{ n: i * 2, s: 'a' }, { n: i * 2, s: 'b' }]);
+        const t = await db.transaction((tx) => tx.query<{ n: number; s: string }>(text, [i, ['c']], { name: 'wagw_conformance_named' }));
+        assert.deepEqual(t.rows, [{ n: i * 2, s: 'c' }]);
+      }
+    });
+
     test('migrations apply, are recorded, and a second run does nothing', async () => {
       const first = await migrate(db, { logger });
       const files = await loadMigrations();
