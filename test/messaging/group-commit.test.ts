@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GroupCommit } from '@wagw/router';
 import { PostgresDatabase } from '@wagw/stores';
+import type { SqlClient } from '@wagw/shared';
 import { createTestDatabase } from '../harness/index.ts';
 import { quietLogger } from '../webhooks/helpers.ts';
 
@@ -73,4 +74,52 @@ test('writers: 0 is one transaction per write (grouping off)', async (t) => {
   await Promise.all(Array.from({ length: 20 }, (_, i) => writer.transaction((tx) => tx.query('INSERT INTO t (id, v) VALUES ($1, $2)', [i, 'x']))));
   assert.equal(batches.length, 0, 'no batch ran');
   assert.equal((await db.query('SELECT count(*)::int AS n FROM t')).rows[0]?.['n'], 20);
+});
+
+test('bulk writes: the inputs of one op in a batch go to one run call, each caller gets its own result; ops run before or after the closures by their order', async (t) => {
+  const { db, observer } = await setUp(t);
+  const batches: number[] = [];
+  const writer = new GroupCommit(db, { writers: 1, logger, onBatch: (n) => batches.push(n) });
+  const runs: number[] = [];
+  const trace: string[] = [];
+  const insert = {
+    order: -1,
+    async run(tx: SqlClient, inputs: readonly number[]): Promise<string[]> {
+      runs.push(inputs.length);
+      trace.push('bulk');
+      await tx.query('INSERT INTO t (id, v) SELECT id, $2 FROM unnest($1::int[]) AS id', [inputs, 'bulk']);
+      return inputs.map((i) => `ok${i}`);
+    },
+  };
+  const after = { order: 1, run: async (_tx: SqlClient, inputs: readonly string[]) => (trace.push('after'), inputs.map((s) => s.length)) };
+  // The first call runs alone (the writer is idle); the rest queue behind it and share the later batches.
+  const results = await Promise.all([
+    ...Array.from({ length: 100 }, (_, i) => writer.submit(insert, i)),
+    writer.transaction(async (tx) => (trace.push('closure'), (await tx.query('SELECT count(*)::int AS n FROM t')).rows[0]?.['n'])),
+    writer.submit(after, 'abc'),
+  ]);
+  assert.deepEqual(results.slice(0, 100), Array.from({ length: 100 }, (_, i) => `ok${i}`), 'each caller gets its own result');
+  assert.equal(results[101], 3);
+  assert.ok(runs.length < 100 && Math.max(...runs) > 1, `inputs shared run calls (sizes: ${runs.join(',')})`);
+  assert.equal(runs.reduce((a, b) => a + b, 0), 100, 'every input written once');
+  const tail = trace.slice(trace.indexOf('closure') - 1);
+  assert.deepEqual(tail, ['bulk', 'closure', 'after'], `in the batch of the closure: the op of order -1, the closure, the op of order 1 (${trace.join(',')})`);
+  assert.equal((await observer.query('SELECT count(*)::int AS n FROM t')).rows[0]?.['n'], 100);
+  assert.equal(batches.reduce((a, b) => a + b, 0), 102);
+});
+
+test('bulk writes: an input that makes its batch fail fails alone; the batch re-runs one transaction per item', async (t) => {
+  const { db, observer } = await setUp(t);
+  const writer = new GroupCommit(db, { writers: 1, logger });
+  await db.query(`INSERT INTO t (id, v) VALUES (5, 'taken')`);
+  const op = { order: 0, run: async (tx: SqlClient, inputs: readonly number[]) => (await tx.query('INSERT INTO t (id, v) SELECT id, $2 FROM unnest($1::int[]) AS id', [inputs, 'x']), inputs) };
+  await writer.submit(op, 1000);
+  // The first of these runs alone (the writer was idle); the other five share a batch, which the duplicate 5 fails.
+  const results = await Promise.allSettled([100, 101, 102, 5, 104, 105].map((i) => writer.submit(op, i)));
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+  );
+  const ids = (await observer.query<{ id: number }>('SELECT id FROM t WHERE id >= 100 ORDER BY id')).rows.map((r) => r.id);
+  assert.deepEqual(ids, [100, 101, 102, 104, 105, 1000]);
 });

@@ -139,7 +139,11 @@ export class GatewayRouter {
       (await this.metrics.shardStats()).flatMap(({ shard, stats }) => (stats.sendQueue === undefined ? [] : [{ shard, ...stats.sendQueue }])),
     );
     // One group-commit writer for the shards' message and status writes (messages/group-commit.ts), an API send's row included.
-    const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, { writers: options.config.messaging.writers ?? 8, logger: options.logger });
+    const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, {
+            writers: options.config.messaging.writers ?? 8,
+            logger: options.logger,
+            onBatch: (size) => messageMetrics.writeBatch.observe(size),
+          });
     const ingest =
       options.sessions === undefined
         ? undefined

@@ -93,6 +93,65 @@ describe('MessageStore', () => {
     assert.equal(await reqOf('R2'), 'req-c');
   });
 
+  test('insertMany: one statement for many sessions, a message listed twice inserted once, the session webhook URL per inserted row, sent history rows for own messages', async () => {
+    await db.query(`INSERT INTO sessions (id, webhook_url) VALUES ('im1', 'http://127.0.0.1:9/hook'), ('im2', NULL)`);
+    const at = new Date().toISOString();
+    const m = (id: string, fromMe: boolean) => ({ id, chat: 'a@s.whatsapp.net', from: fromMe ? '' : 'a@s.whatsapp.net', fromMe, type: 'text' as const, text: id, timestamp: at });
+    await store.insert('im1', m('IM-OLD', false), 'received', undefined);
+    const out = await store.insertMany([
+      { sessionId: 'im1', message: m('IM-A', false), status: 'received' },
+      { sessionId: 'im2', message: m('IM-A', true), status: 'sent', requestId: 'req-1', sentEvent: true },
+      { sessionId: 'im1', message: m('IM-A', false), status: 'received' },
+      { sessionId: 'im1', message: m('IM-OLD', false), status: 'received' },
+      { sessionId: 'im-none', message: m('IM-B', false), status: 'received' },
+    ]);
+    assert.deepEqual(out, [
+      { inserted: true, webhookUrl: 'http://127.0.0.1:9/hook' },
+      { inserted: true, webhookUrl: null },
+      { inserted: false, webhookUrl: null },
+      { inserted: false, webhookUrl: null },
+      { inserted: true, webhookUrl: null },
+    ]);
+    const rows = await db.query<{ session_id: string; id: string; request_id: string | null }>(`SELECT session_id, id, request_id FROM messages WHERE id IN ('IM-A', 'IM-B') ORDER BY session_id, id`);
+    assert.deepEqual(rows.rows, [
+      { session_id: 'im-none', id: 'IM-B', request_id: null },
+      { session_id: 'im1', id: 'IM-A', request_id: null },
+      { session_id: 'im2', id: 'IM-A', request_id: 'req-1' },
+    ]);
+    const events = await db.query<{ session_id: string; status: string }>(`SELECT session_id, status FROM message_status_events WHERE message_id = 'IM-A'`);
+    assert.deepEqual(events.rows, [{ session_id: 'im2', status: 'sent' }], 'only the own message got its sent history row');
+  });
+
+  test('applyStatuses: forward only, two updates of one message in one call both applied in order, an unknown id reported as not found', async () => {
+    await db.query(`INSERT INTO sessions (id, webhook_url) VALUES ('as1', 'http://127.0.0.1:9/as')`);
+    const at = (s: number) => new Date(Date.parse('2026-03-01T00:00:00Z') + s * 1000).toISOString();
+    const m = (id: string) => ({ id, chat: 'c@s.whatsapp.net', from: '', fromMe: true, type: 'text' as const, text: id, timestamp: at(0) });
+    await store.insertMany([
+      { sessionId: 'as1', message: m('S1'), status: 'sent', requestId: 'req-s1' },
+      { sessionId: 'as1', message: m('S2'), status: 'sent' },
+      { sessionId: 'as1', message: { ...m('S3'), fromMe: false, from: 'c@s.whatsapp.net' }, status: 'received' },
+    ]);
+    const u = (id: string, status: 'delivered' | 'read' | 'sent' | 'failed', s: number) => ({ sessionId: 'as1', update: { id, chat: 'c@s.whatsapp.net', status, at: at(s) } });
+    const out = await store.applyStatuses([u('S1', 'delivered', 1), u('S1', 'read', 2), u('S2', 'read', 1), u('S2', 'delivered', 2), u('NOPE', 'read', 1), u('S3', 'read', 1), u('S1', 'failed', 3)]);
+    assert.deepEqual(out, [
+      { found: true, changed: { chat: 'c@s.whatsapp.net', requestId: 'req-s1', webhookUrl: 'http://127.0.0.1:9/as' } },
+      { found: true, changed: { chat: 'c@s.whatsapp.net', requestId: 'req-s1', webhookUrl: 'http://127.0.0.1:9/as' } },
+      { found: true, changed: { chat: 'c@s.whatsapp.net', requestId: null, webhookUrl: 'http://127.0.0.1:9/as' } },
+      { found: true },
+      { found: false },
+      { found: true },
+      { found: true },
+    ]);
+    const status = await db.query<{ id: string; status: string }>(`SELECT id, status FROM messages WHERE session_id = 'as1' ORDER BY id`);
+    assert.deepEqual(status.rows, [{ id: 'S1', status: 'read' }, { id: 'S2', status: 'read' }, { id: 'S3', status: 'received' }], 'never backwards; failed only from pending or sent');
+    const history = await db.query<{ message_id: string; status: string }>(`SELECT message_id, status FROM message_status_events WHERE session_id = 'as1' ORDER BY message_id, id`);
+    assert.deepEqual(history.rows, [
+      { message_id: 'S1', status: 'delivered' },
+      { message_id: 'S1', status: 'read' },
+      { message_id: 'S2', status: 'read' },
+    ]);
+  });
+
   test('reactions on their target: one per reactor, newest wins, empty removes, other chats and unknown targets ignored', async () => {
     await db.query(`INSERT INTO sessions (id, me) VALUES ('rs', $1::jsonb)`, [JSON.stringify({ jid: '6281111111111:4@s.whatsapp.net', phone: '+6281111111111' })]);
     const dewi = '6282222222222@s.whatsapp.net';

@@ -41,4 +41,9 @@ export interface WebhookOutbox {
    * one endpoint is a no-op.
    */
   enqueue(tx: SqlClient, event: WebhookEvent, sessionWebhookUrl?: string | null): Promise<void>;
+  /**
+   * `enqueue` for many events in one statement (the group-committed message writes: docs/benchmarks.md), in the
+   * order given: rows of one ordering stream keep that order.
+   */
+  enqueueMany(tx: SqlClient, events: readonly { event: WebhookEvent; sessionWebhookUrl?: string | null }[]): Promise<void>;
 }

@@ -4,16 +4,17 @@
  * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
  * requests from the stored raw proto (a miss is an empty answer, never an empty message).
  */
-import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlClient, StoredContent, SqlDatabase, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlClient, StoredContent, SqlDatabase, WebhookEvent, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
-import type { TransactionRunner } from './group-commit.ts';
+import { GroupCommit } from './group-commit.ts';
+import type { BulkWrite } from './group-commit.ts';
 
 export interface MessageIngestOptions {
   sql: SqlDatabase;
-  /** Group commit for inbound messages and status changes (messages/group-commit.ts); absent: sql. */
-  writer?: TransactionRunner;
+  /** Group commit for inbound messages and status changes (messages/group-commit.ts); absent: one transaction per request. */
+  writer?: Pick<GroupCommit, 'submit'>;
   hub: EventHub;
   outbox?: WebhookOutbox;
   metrics?: MessageMetrics;
@@ -26,86 +27,100 @@ export function messageStatusEventId(sessionId: string, messageId: string, statu
 }
 
 /**
- * The `sent` status of an own message, in the transaction that first stores its row (the API send once WhatsApp
- * acked it, or the socket's echo of an own message, whichever stores it first): its `message-status` webhook
- * (its history row is written by the row's own INSERT statement: `MessageStore.insert` with `sentEvent`). In
- * that transaction because a receipt's `delivered` waits for the row, so `sent` is always enqueued before it in
- * the message's ordered stream (docs/webhooks.md).
+ * The `message-status` webhook of an own message's `sent` status, written with the row that first stores it (the
+ * API send's row once WhatsApp acked it, or the socket's echo of an own message, whichever stores it first; its
+ * history row is written by the row's own INSERT statement: `MessageStore.insertMany` with `sentEvent`). In that
+ * transaction because a receipt's `delivered` waits for the row, so `sent` is always enqueued before it in the
+ * message's ordered stream (docs/webhooks.md).
  */
-export async function recordSentStatus(
-  tx: SqlClient,
-  outbox: WebhookOutbox | undefined,
-  sessionId: string,
-  message: Pick<WireMessage, 'id' | 'chat' | 'timestamp'>,
-  requestId: string | undefined,
-  webhookUrl?: string | null,
-): Promise<{ messageId: string; chat: string; status: 'sent'; at: string }> {
+function sentStatus(sessionId: string, message: Pick<WireMessage, 'id' | 'chat' | 'timestamp'>, requestId: string | undefined): { data: SentStatus; event: WebhookEvent } {
   const data = { messageId: message.id, chat: message.chat, status: 'sent' as const, at: message.timestamp };
-  if (outbox !== undefined) {
-    const url = webhookUrl !== undefined ? webhookUrl : ((await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId])).rows[0]?.webhook_url ?? null);
-    const event = { id: messageStatusEventId(sessionId, message.id, 'sent'), topic: 'message-status' as const, sessionId, occurredAt: message.timestamp, data };
-    await outbox.enqueue(tx, requestId === undefined ? event : { ...event, requestId }, url);
-  }
-  return data;
+  const event: WebhookEvent = { id: messageStatusEventId(sessionId, message.id, 'sent'), topic: 'message-status', sessionId, occurredAt: message.timestamp, data };
+  return { data, event: requestId === undefined ? event : { ...event, requestId } };
 }
 
-/** What `storeMessage` wrote: the content as stored (with `applied` on an edit/revoke) and the `sent` status of an own message. */
+type SentStatus = { messageId: string; chat: string; status: 'sent'; at: string };
+
+/** What `storeMessages` wrote: the content as stored (with `applied` on an edit/revoke) and the `sent` status of an own message. */
 export interface StoredWrite {
   message: StoredContent;
-  sent?: { messageId: string; chat: string; status: 'sent'; at: string };
+  sent?: SentStatus;
+}
+
+/** One message for `storeMessages`: `requestId` is the API send that sent it (its echo carries it). */
+export interface MessageWrite {
+  sessionId: string;
+  message: StoredContent;
+  raw: string | undefined;
+  requestId?: string | undefined;
 }
 
 /**
- * The one writer of a message row: inserts it once (ON CONFLICT DO NOTHING) with, in the same transaction `tx`,
- * what it changes on its target (reaction, poll vote, edit, revoke), its `messages` webhook and, for an own
- * message, its `sent` status (`recordSentStatus`). Every row, received or sent, is written here, through the
+ * The one writer of message rows: inserts each once (ON CONFLICT DO NOTHING; all in one statement) with, in the
+ * same transaction `tx`, what it changes on its target (reaction, poll vote, edit, revoke; in the order given,
+ * after every row of the call is in), its `messages` webhook and, for an own message, its `sent` status (the
+ * webhook rows in one statement, in the order given). Every row, received or sent, is written here, through the
  * shard's `message.received`: an API send's message too (the shard stores it right after relaying it, before
- * answering the send: messages/sender.ts writes nothing). Undefined when the row existed (a re-delivery or a
- * retried send): nothing is written. `hook` caches the session's webhook URL across the calls of one transaction.
+ * answering the send: messages/sender.ts writes nothing). Undefined for a row that existed (a re-delivery or a
+ * retried send): nothing is written for it.
  */
-export async function storeMessage(
-  tx: SqlClient,
-  deps: { store: MessageStore; outbox?: WebhookOutbox | undefined },
-  sessionId: string,
-  item: { message: StoredContent; raw: string | undefined; requestId?: string | undefined },
-  hook: { url?: string | null } = {},
-): Promise<StoredWrite | undefined> {
+export async function storeMessages(tx: SqlClient, deps: { store: MessageStore; outbox?: WebhookOutbox | undefined }, writes: readonly MessageWrite[]): Promise<(StoredWrite | undefined)[]> {
   const { store, outbox } = deps;
-  let message = item.message;
-  if (!(await store.insert(sessionId, message, message.fromMe ? 'sent' : 'received', item.raw, tx, item.requestId, message.fromMe))) return undefined;
-  if (message.type === 'reaction') await store.applyReaction(sessionId, message, tx);
-  if (message.type === 'poll-vote') await store.applyPollVote(sessionId, message, tx);
-  if (message.type === 'edit' || message.type === 'revoke') {
-    // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
-    const applied = message.type === 'edit' ? await store.applyEdit(sessionId, message, tx) : await store.applyRevoke(sessionId, message, tx);
-    const field = message.type;
-    message = { ...message, [field]: { ...message[field], applied } };
-    await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
-  }
-  if (outbox !== undefined) {
-    // Read once per transaction and only when a row was inserted (a re-delivery needs no lookup).
-    if (hook.url === undefined) {
-      const r = await tx.query<{ webhook_url: string | null }>(`SELECT webhook_url FROM sessions WHERE id = $1`, [sessionId]);
-      hook.url = r.rows[0]?.webhook_url ?? null;
+  const rows = await store.insertMany(
+    writes.map((w) => ({ sessionId: w.sessionId, message: w.message, status: w.message.fromMe ? 'sent' : 'received', raw: w.raw, requestId: w.requestId, sentEvent: w.message.fromMe })),
+    tx,
+  );
+  const out: (StoredWrite | undefined)[] = [];
+  const events: { event: WebhookEvent; sessionWebhookUrl: string | null }[] = [];
+  for (const [i, w] of writes.entries()) {
+    const row = rows[i];
+    if (row?.inserted !== true) {
+      out.push(undefined);
+      continue;
     }
-    await outbox.enqueue(tx, { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, hook.url);
+    const { sessionId } = w;
+    let message = w.message;
+    if (message.type === 'reaction') await store.applyReaction(sessionId, message, tx);
+    if (message.type === 'poll-vote') await store.applyPollVote(sessionId, message, tx);
+    if (message.type === 'edit' || message.type === 'revoke') {
+      // The row, its webhook and SSE say whether the target changed (same chat, same author: store.ts).
+      const applied = message.type === 'edit' ? await store.applyEdit(sessionId, message, tx) : await store.applyRevoke(sessionId, message, tx);
+      const field = message.type;
+      message = { ...message, [field]: { ...message[field], applied } };
+      await tx.query(`UPDATE messages SET content = jsonb_set(content, '{${field}}', $3::jsonb) WHERE session_id = $1 AND id = $2`, [sessionId, message.id, JSON.stringify(message[field])]);
+    }
+    events.push({ event: { id: `msg_${sessionId}_${message.id}`, topic: 'messages', sessionId, occurredAt: message.timestamp, data: message }, sessionWebhookUrl: row.webhookUrl });
+    if (!message.fromMe) {
+      out.push({ message });
+      continue;
+    }
+    const sent = sentStatus(sessionId, message, w.requestId);
+    events.push({ event: sent.event, sessionWebhookUrl: row.webhookUrl });
+    out.push({ message, sent: sent.data });
   }
-  if (!message.fromMe) return { message };
-  return { message, sent: await recordSentStatus(tx, outbox, sessionId, message, item.requestId, hook.url) };
+  if (outbox !== undefined && events.length > 0) await outbox.enqueueMany(tx, events);
+  return out;
 }
 
-/** Order of the statuses of a sent message; `failed` ranks above all so it is only set from pending/sent (checked in SQL). */
-const STATUS_RANK: Record<MessageStatusWire['status'], number> = { sent: 1, delivered: 2, read: 3, played: 4, failed: 5 };
+type StatusOutcome = { messageId: string; chat: string; status: MessageStatusWire['status']; at: string } | 'same' | 'missing';
 
 export class MessageIngest {
   readonly #o: MessageIngestOptions;
   readonly #store: MessageStore;
-  readonly #writer: TransactionRunner;
+  readonly #writer: Pick<GroupCommit, 'submit'>;
+  /** The messages of one `message.received` request (one input: they commit together), with every other request's of the batch. */
+  readonly #storeOp: BulkWrite<MessageWrite[], (StoredWrite | undefined)[]>;
+  /** The updates of one `message.status` request, with every other request's of the batch. */
+  readonly #statusOp: BulkWrite<{ sessionId: string; update: MessageStatusWire }[], StatusOutcome[]>;
 
   constructor(options: MessageIngestOptions) {
     this.#o = options;
-    this.#writer = options.writer ?? options.sql;
+    this.#writer = options.writer ?? new GroupCommit(options.sql, { writers: 0 });
     this.#store = new MessageStore(options.sql);
+    const deps = { store: this.#store, outbox: options.outbox };
+    // Rows before the closures of the batch (none on this path today), receipts after: a receipt in the same batch as its row finds it.
+    this.#storeOp = { order: -1, run: async (tx, inputs) => split(inputs, await storeMessages(tx, deps, inputs.flat())) };
+    this.#statusOp = { order: 1, run: async (tx, inputs) => split(inputs, await this.#applyStatuses(tx, inputs.flat())) };
   }
 
   /**
@@ -140,50 +155,35 @@ export class MessageIngest {
     let missing = [...updates];
     for (let attempt = 0; attempt < 10 && missing.length > 0; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * attempt));
+      const outcomes = await this.#writer.submit(this.#statusOp, missing.map((update) => ({ sessionId, update })));
       const next: MessageStatusWire[] = [];
-      for (const u of missing) {
-        const r = await this.#applyStatus(sessionId, u);
-        if (r === 'missing') next.push(u);
-        else if (r === 'changed') changed++;
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome === 'missing') next.push(missing[i] as MessageStatusWire);
+        else if (outcome !== 'same') {
+          changed++;
+          this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...outcome } });
+        }
       }
       missing = next;
     }
     return { changed };
   }
 
-  async #applyStatus(sessionId: string, u: MessageStatusWire): Promise<'changed' | 'same' | 'missing'> {
-    const rank = STATUS_RANK[u.status];
+  /** The status changes of a batch in one statement (`MessageStore.applyStatuses`) and their webhook rows in another. */
+  async #applyStatuses(tx: SqlClient, updates: readonly { sessionId: string; update: MessageStatusWire }[]): Promise<StatusOutcome[]> {
     const outbox = this.#o.outbox;
-    const result = await this.#writer.transaction(async (tx) => {
-      // One statement (one round trip): the forward-only move, its history row, and whether the message exists
-      // at all (an unknown id is a receipt that overtook its row: retried). Always one result row.
-      const upd = await tx.query<{ chat_jid: string | null; request_id: string | null; webhook_url: string | null; found: boolean }>(
-        `WITH upd AS (
-           UPDATE messages m SET status = $3, updated_at = now()
-            WHERE m.session_id = $1 AND m.id = $2 AND m.from_me
-              AND (CASE m.status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 9 END) < $4
-              AND NOT ($3 = 'failed' AND m.status NOT IN ('pending', 'sent'))
-           RETURNING m.chat_jid, m.request_id, (SELECT webhook_url FROM sessions s WHERE s.id = m.session_id) AS webhook_url
-         ), ev AS (
-           INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at)
-           SELECT $1::text, $2::text, $3::text, upd.chat_jid, $5::timestamptz FROM upd
-         )
-         SELECT upd.chat_jid, upd.request_id, upd.webhook_url, EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND id = $2) AS found
-           FROM (SELECT 1) AS one LEFT JOIN upd ON true`,
-        [sessionId, u.id, u.status, rank, u.at],
-      );
-      const row = upd.rows[0];
-      if (row === undefined || row.chat_jid === null) return row?.found === true ? ('same' as const) : ('missing' as const);
-      const data = { messageId: u.id, chat: row.chat_jid, status: u.status, at: u.at };
-      if (outbox !== undefined) {
-        const event = { id: messageStatusEventId(sessionId, u.id, u.status), topic: 'message-status' as const, sessionId, occurredAt: u.at, data };
-        await outbox.enqueue(tx, row.request_id === null ? event : { ...event, requestId: row.request_id }, row.webhook_url);
-      }
+    const changes = await this.#store.applyStatuses(updates, tx);
+    const events: { event: WebhookEvent; sessionWebhookUrl: string | null }[] = [];
+    const outcomes = updates.map(({ sessionId, update: u }, i): StatusOutcome => {
+      const c = changes[i];
+      if (c?.changed === undefined) return c?.found === true ? 'same' : 'missing';
+      const data = { messageId: u.id, chat: c.changed.chat, status: u.status, at: u.at };
+      const event: WebhookEvent = { id: messageStatusEventId(sessionId, u.id, u.status), topic: 'message-status', sessionId, occurredAt: u.at, data };
+      events.push({ event: c.changed.requestId === null ? event : { ...event, requestId: c.changed.requestId }, sessionWebhookUrl: c.changed.webhookUrl });
       return data;
     });
-    if (typeof result === 'string') return result;
-    this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...result } });
-    return 'changed';
+    if (outbox !== undefined && events.length > 0) await outbox.enqueueMany(tx, events);
+    return outcomes;
   }
 
   /**
@@ -207,17 +207,14 @@ export class MessageIngest {
 
   async #received(shard: number, req: MessagesReceivedParams): Promise<{ stored: number }> {
     const { sessionId } = req;
-    const deps = { store: this.#store, outbox: this.#o.outbox };
-    const written = await this.#writer.transaction(async (tx) => {
-      const out: (StoredWrite & { apiSend: boolean })[] = [];
-      const hook: { url?: string | null } = {};
-      for (const item of req.messages) {
-        const message: StoredContent = item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true };
-        const w = await storeMessage(tx, deps, sessionId, { message, raw: item.raw, requestId: item.requestId }, hook);
-        if (w !== undefined) out.push({ ...w, apiSend: item.requestId !== undefined });
-      }
-      return out;
-    });
+    const writes = req.messages.map((item) => ({
+      sessionId,
+      message: item.mediaKey === undefined ? item.message : { ...item.message, mediaStored: true },
+      raw: item.raw,
+      requestId: item.requestId,
+    }));
+    const results = await this.#writer.submit(this.#storeOp, writes);
+    const written = results.flatMap((w, i) => (w === undefined ? [] : [{ ...w, apiSend: writes[i]?.requestId !== undefined }]));
     for (const w of written) {
       // An API send's own row is counted by wagw_message_sends_total, not as received.
       if (!w.apiSend) this.#o.metrics?.received.inc();
@@ -226,4 +223,10 @@ export class MessageIngest {
     for (const w of written) if (w.sent !== undefined) this.#o.hub.publish(sessionId, { type: 'message-status', data: { sessionId, ...w.sent } });
     return { stored: written.length };
   }
+}
+
+/** `flat` (the results of every input's items, flattened) cut back into one list per input. */
+function split<T, R>(inputs: readonly (readonly T[])[], flat: readonly R[]): R[][] {
+  let at = 0;
+  return inputs.map((input) => flat.slice(at, (at += input.length)));
 }

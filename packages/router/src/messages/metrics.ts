@@ -7,6 +7,7 @@ export class MessageMetrics {
   readonly sendDuration: Histogram<'outcome'>;
   readonly queueWait: Histogram;
   readonly received: Counter;
+  readonly writeBatch: Histogram;
 
   /**
    * `queues` reports each shard's summed governor depth and in-flight sends (a `stats` call per shard, made
@@ -43,6 +44,12 @@ export class MessageMetrics {
       registers: [registry],
     });
     this.received = new Counter({ name: 'wagw_messages_received_total', help: 'Inbound messages stored (first delivery only)', registers: [registry] });
+    this.writeBatch = new Histogram({
+      name: 'wagw_message_write_batch_size',
+      help: 'Shard requests (message.received, message.status) per committed group-commit transaction (MESSAGE_WRITERS)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    });
   }
 
   observeSend(outcome: string, seconds: number, waitSeconds?: number): void {

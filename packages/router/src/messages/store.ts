@@ -3,7 +3,7 @@
  * inbound from the shards) and the `idempotency_keys` records of POST /messages.
  */
 import { IDEMPOTENCY_TTL_MS, bareJid, decideIdempotency, isStoredMessageType } from '@wagw/shared';
-import type { IdempotencyDecision, IdempotencyRecord, MessageRefWire, SqlClient, SqlDatabase, StoredContent, StoredMessage, WireMessage } from '@wagw/shared';
+import type { IdempotencyDecision, IdempotencyRecord, MessageRefWire, MessageStatusWire, SqlClient, SqlDatabase, StoredContent, StoredMessage, WireMessage } from '@wagw/shared';
 
 export interface StoredMessageRow {
   session_id: string;
@@ -36,6 +36,56 @@ export interface PollVote {
   options: string[];
   /** ISO-8601 time of the vote message. */
   at: string;
+}
+
+/** A message to insert (`MessageStore.insertMany`). */
+export interface MessageRowWrite {
+  sessionId: string;
+  message: StoredContent;
+  /** The stored status: `sent` for an own message, `received` otherwise. */
+  status: string;
+  raw?: string | undefined;
+  requestId?: string | undefined;
+  /** Also write the inserted row's `sent` history row. */
+  sentEvent?: boolean;
+}
+
+/** What `MessageStore.applyStatuses` did to one update: `changed` when the status moved (with what its webhook needs). */
+export interface StatusChange {
+  found: boolean;
+  changed?: { chat: string; requestId: string | null; webhookUrl: string | null };
+}
+
+/** Order of the statuses of a sent message; `failed` ranks above all so it is only set from pending/sent (checked in SQL). */
+const STATUS_RANK: Record<MessageStatusWire['status'], number> = { sent: 1, delivered: 2, read: 3, played: 4, failed: 5 };
+
+const messageKey = (sessionId: string, id: string): string => `${sessionId}\u0000${id}`;
+
+/**
+ * `fn` over `items` in rounds in which every key occurs once (a key's second occurrence goes to the next round,
+ * and so on; order kept within a round): a statement over unnested arrays must not touch one row twice. The
+ * results come back in `items`' order.
+ */
+export async function inUniqueRounds<T, R>(items: readonly T[], key: (item: T) => string, fn: (round: T[]) => Promise<R[]>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let pending = items.map((item, i) => ({ item, i }));
+  while (pending.length > 0) {
+    const seen = new Set<string>();
+    const round: { item: T; i: number }[] = [];
+    const later: { item: T; i: number }[] = [];
+    for (const p of pending) {
+      const k = key(p.item);
+      if (seen.has(k)) later.push(p);
+      else {
+        seen.add(k);
+        round.push(p);
+      }
+    }
+    const out = await fn(round.map((p) => p.item));
+    round.forEach((p, k) => (results[p.i] = out[k] as R));
+    pending = later;
+  }
+  return results;
 }
 
 const iso = (v: Date | string): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
@@ -78,47 +128,107 @@ export class MessageStore {
     return this.#sql;
   }
 
-  /**
-   * Inserts a message once (primary key session_id, id); true when this call inserted it. `requestId` is the
-   * API request that sent it (the correlation id its receipts' webhooks carry); a send whose own echo was
-   * stored first without it still records it. A row that exists with its request id writes nothing (no row
-   * lock, no WAL): the usual case, since the shard's echo of an API send carries the id and lands first.
-   * `sentEvent`: an inserted row also gets its `sent` history row (message_status_events) in the same
-   * statement (one round trip fewer per own message than a second INSERT: docs/benchmarks.md).
-   */
+  /** `insertMany` of one message (tests, tools): true when this call inserted it. */
   async insert(sessionId: string, message: StoredContent, status: string, raw: string | undefined, tx: SqlClient = this.#sql, requestId?: string, sentEvent = false): Promise<boolean> {
-    const r = await tx.query<{ inserted: boolean }>(
-      `WITH ins AS (
-         INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
-         ON CONFLICT (session_id, id) DO NOTHING RETURNING 1
-       ), upd AS (
-         UPDATE messages SET request_id = $13
-          WHERE session_id = $1 AND id = $2 AND request_id IS NULL AND $13::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ins)
-         RETURNING 1
-       ), ev AS (
-         INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at)
-         SELECT $1::text, $2::text, 'sent', $3::text, $10::timestamptz FROM ins WHERE $14::boolean
-       )
-       SELECT EXISTS (SELECT 1 FROM ins) AS inserted`,
-      [
-        sessionId,
-        message.id,
-        message.chat,
-        message.fromMe,
-        message.from === '' ? null : message.from,
-        message.type,
-        status,
-        JSON.stringify(message),
-        message.quotedId ?? null,
-        message.timestamp,
-        raw === undefined || raw === '' ? null : raw,
-        typeof message.chatLid === 'string' ? message.chatLid : null,
-        requestId ?? null,
-        sentEvent,
-      ],
-    );
-    return r.rows[0]?.inserted === true;
+    const [row] = await this.insertMany([{ sessionId, message, status, raw, requestId, sentEvent }], tx);
+    return row?.inserted === true;
+  }
+
+  /**
+   * Inserts each message once (primary key session_id, id), all in one statement (docs/benchmarks.md: a
+   * statement per message cost 5-6x the CPU); `inserted` says whether this call inserted it, `webhookUrl` is
+   * its session's (for the webhook rows the caller enqueues). `requestId` is the API request that sent it (the
+   * correlation id its receipts' webhooks carry); a send whose own echo was stored first without it still
+   * records it. A row that exists with its request id writes nothing (no row lock, no WAL). `sentEvent`: an
+   * inserted row also gets its `sent` history row (message_status_events) in the same statement. A message
+   * listed twice is inserted by its first entry (the second is a later statement: `inUniqueRounds`).
+   */
+  async insertMany(rows: readonly MessageRowWrite[], tx: SqlClient = this.#sql): Promise<{ inserted: boolean; webhookUrl: string | null }[]> {
+    return await inUniqueRounds(rows, (w) => messageKey(w.sessionId, w.message.id), async (round) => {
+      const r = await tx.query<{ session_id: string; id: string; webhook_url: string | null }>(
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[],
+                                $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::boolean[])
+             AS t(session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id, sent_event)
+         ), ins AS (
+           INSERT INTO messages (session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id)
+           SELECT session_id, id, chat_jid, from_me, sender_jid, type, status, content, quoted_id, sent_at, raw, chat_lid, request_id FROM input
+           ON CONFLICT (session_id, id) DO NOTHING RETURNING session_id, id
+         ), upd AS (
+           UPDATE messages m SET request_id = i.request_id FROM input i
+            WHERE m.session_id = i.session_id AND m.id = i.id AND m.request_id IS NULL AND i.request_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.session_id = i.session_id AND ins.id = i.id)
+         ), ev AS (
+           INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at)
+           SELECT i.session_id, i.id, 'sent', i.chat_jid, i.sent_at FROM input i JOIN ins ON ins.session_id = i.session_id AND ins.id = i.id WHERE i.sent_event
+         )
+         SELECT ins.session_id, ins.id, s.webhook_url FROM ins LEFT JOIN sessions s ON s.id = ins.session_id`,
+        [
+          round.map((w) => w.sessionId),
+          round.map((w) => w.message.id),
+          round.map((w) => w.message.chat),
+          round.map((w) => w.message.fromMe),
+          round.map((w) => (w.message.from === '' ? null : w.message.from)),
+          round.map((w) => w.message.type),
+          round.map((w) => w.status),
+          round.map((w) => JSON.stringify(w.message)),
+          round.map((w) => w.message.quotedId ?? null),
+          round.map((w) => w.message.timestamp),
+          round.map((w) => (w.raw === undefined || w.raw === '' ? null : w.raw)),
+          round.map((w) => (typeof w.message.chatLid === 'string' ? w.message.chatLid : null)),
+          round.map((w) => w.requestId ?? null),
+          round.map((w) => w.sentEvent === true),
+        ],
+        { name: 'wagw_messages_insert_many' },
+      );
+      const inserted = new Map(r.rows.map((row) => [messageKey(row.session_id, row.id), row.webhook_url]));
+      return round.map((w) => {
+        const key = messageKey(w.sessionId, w.message.id);
+        return { inserted: inserted.has(key), webhookUrl: inserted.get(key) ?? null };
+      });
+    });
+  }
+
+  /**
+   * Moves each own message's status forward (never backwards; `failed` only from pending or sent) with its
+   * history row, all in one statement; per update: `found` (the message exists: an unknown id is a receipt that
+   * overtook its row) and, when it changed, the row's chat, request id and session webhook URL. An update
+   * listed twice for one message runs in a later statement (`inUniqueRounds`), so delivered then read both apply.
+   */
+  async applyStatuses(updates: readonly { sessionId: string; update: MessageStatusWire }[], tx: SqlClient = this.#sql): Promise<StatusChange[]> {
+    return await inUniqueRounds(updates, (u) => messageKey(u.sessionId, u.update.id), async (round) => {
+      const r = await tx.query<{ session_id: string; id: string; chat_jid: string | null; request_id: string | null; webhook_url: string | null; found: boolean }>(
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[]) AS t(session_id, id, status, rank, at)
+         ), upd AS (
+           UPDATE messages m SET status = i.status, updated_at = now() FROM input i
+            WHERE m.session_id = i.session_id AND m.id = i.id AND m.from_me
+              AND (CASE m.status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 9 END) < i.rank
+              AND NOT (i.status = 'failed' AND m.status NOT IN ('pending', 'sent'))
+           RETURNING m.session_id, m.id, m.chat_jid, m.request_id
+         ), ev AS (
+           INSERT INTO message_status_events (session_id, message_id, status, recipient_jid, occurred_at)
+           SELECT i.session_id, i.id, i.status, upd.chat_jid, i.at FROM upd JOIN input i ON i.session_id = upd.session_id AND i.id = upd.id
+         )
+         SELECT i.session_id, i.id, upd.chat_jid, upd.request_id, s.webhook_url,
+                (upd.id IS NOT NULL OR EXISTS (SELECT 1 FROM messages x WHERE x.session_id = i.session_id AND x.id = i.id)) AS found
+           FROM input i LEFT JOIN upd ON upd.session_id = i.session_id AND upd.id = i.id LEFT JOIN sessions s ON upd.id IS NOT NULL AND s.id = i.session_id`,
+        [
+          round.map((u) => u.sessionId),
+          round.map((u) => u.update.id),
+          round.map((u) => u.update.status),
+          round.map((u) => STATUS_RANK[u.update.status]),
+          round.map((u) => u.update.at),
+        ],
+        { name: 'wagw_messages_status_many' },
+      );
+      const byKey = new Map(r.rows.map((row) => [messageKey(row.session_id, row.id), row]));
+      return round.map((u): StatusChange => {
+        const row = byKey.get(messageKey(u.sessionId, u.update.id));
+        if (row === undefined || row.chat_jid === null) return { found: row?.found === true };
+        return { found: true, changed: { chat: row.chat_jid, requestId: row.request_id, webhookUrl: row.webhook_url } };
+      });
+    });
   }
 
   /**

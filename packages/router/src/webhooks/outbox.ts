@@ -91,30 +91,51 @@ export class OutboxWriter implements WebhookOutbox {
   }
 
   async enqueue(tx: SqlClient, event: WebhookEvent, sessionWebhookUrl?: string | null): Promise<void> {
-    if (!EVENT_ID.test(event.id)) throw new TypeError(`webhook event id must be 1-255 printable ASCII characters, got ${JSON.stringify(event.id)}`);
-    if (!(WEBHOOK_TOPICS as readonly string[]).includes(event.topic)) throw new TypeError(`unknown webhook topic ${JSON.stringify(event.topic)}`);
+    await this.enqueueMany(tx, [{ event, sessionWebhookUrl }]);
+  }
+
+  /**
+   * One INSERT for every row of `events` (one per event and endpoint), as arrays unnested in the given order, so
+   * the rows' ids (the delivery order of an ordering stream) follow it; no bound on the count of parameters.
+   */
+  async enqueueMany(tx: SqlClient, events: readonly { event: WebhookEvent; sessionWebhookUrl?: string | null }[]): Promise<void> {
+    for (const { event } of events) {
+      if (!EVENT_ID.test(event.id)) throw new TypeError(`webhook event id must be 1-255 printable ASCII characters, got ${JSON.stringify(event.id)}`);
+      if (!(WEBHOOK_TOPICS as readonly string[]).includes(event.topic)) throw new TypeError(`unknown webhook topic ${JSON.stringify(event.topic)}`);
+    }
     if (!this.#options.signingConfigured) {
-      if (!this.#warnedUnsigned && sessionWebhookUrl) {
+      if (!this.#warnedUnsigned && events.some((e) => e.sessionWebhookUrl)) {
         this.#warnedUnsigned = true;
         this.#options.logger.warn('a session has a webhookUrl but WEBHOOK_SECRET is unset: no webhook is written');
       }
       return;
     }
-    const endpoints = this.endpointsFor(event.topic, sessionWebhookUrl);
-    if (endpoints.length === 0) return;
-    const payload = JSON.stringify(toPayload(event));
-    const orderingKey = orderingKeyFor(event);
-    const values: string[] = [];
-    const params: unknown[] = [event.id, event.sessionId, event.topic, payload, orderingKey, event.requestId ?? null];
-    for (const endpoint of endpoints) {
-      params.push(endpoint);
-      values.push(`($1, $2, $${params.length}, $3, $4::jsonb, $5, $6)`);
+    const cols: [string[], string[], string[], string[], string[], (string | null)[], (string | null)[]] = [[], [], [], [], [], [], []];
+    for (const { event, sessionWebhookUrl } of events) {
+      const endpoints = this.endpointsFor(event.topic, sessionWebhookUrl);
+      if (endpoints.length === 0) continue;
+      const payload = JSON.stringify(toPayload(event));
+      const orderingKey = orderingKeyFor(event);
+      for (const endpoint of endpoints) {
+        cols[0].push(event.id);
+        cols[1].push(event.sessionId);
+        cols[2].push(endpoint);
+        cols[3].push(event.topic);
+        cols[4].push(payload);
+        cols[5].push(orderingKey);
+        cols[6].push(event.requestId ?? null);
+      }
     }
+    if (cols[0].length === 0) return;
     await tx.query(
       `INSERT INTO webhook_outbox (event_id, session_id, endpoint, event_type, payload, ordering_key, request_id)
-       VALUES ${values.join(', ')}
+       SELECT event_id, session_id, endpoint, event_type, payload, ordering_key, request_id
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
+              WITH ORDINALITY AS r(event_id, session_id, endpoint, event_type, payload, ordering_key, request_id, n)
+        ORDER BY n
        ON CONFLICT (event_id, endpoint) DO NOTHING`,
-      params,
+      cols,
+      { name: 'wagw_outbox_enqueue_many' },
     );
     this.#options.onEnqueued?.();
   }
