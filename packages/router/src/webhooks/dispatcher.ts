@@ -264,7 +264,7 @@ export class WebhookDispatcher {
   }
 
   async #cycleQuery(results: readonly RecordedResult[], claim: CycleClaim): Promise<ClaimedRow[]> {
-    const { rows } = await this.#db.query<CycleRow>(CYCLE_SQL, cycleParams(results, claim));
+    const { rows } = await this.#db.query<CycleRow>(CYCLE_SQL, cycleParams(results, claim), { name: 'wagw_webhook_cycle' });
     return rows.map((r) => ({
       id: r.id,
       eventId: r.event_id,
