@@ -610,12 +610,21 @@ async function runGateway(): Promise<SideResult> {
       }
       return s;
     };
+    // Group commit: shard requests per committed transaction (wagw_message_write_batch_size), per phase.
+    const batches = async (): Promise<{ sum: number; count: number }> => {
+      const text = (await call('GET', '/metrics')).body;
+      const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+      return { sum: read('wagw_message_write_batch_size_sum'), count: read('wagw_message_write_batch_size_count') };
+    };
+    const batchMean = (a: { sum: number; count: number }, b: { sum: number; count: number }): string =>
+      b.count > a.count ? `${((b.sum - a.sum) / (b.count - a.count)).toFixed(1)} requests per write transaction (${b.count - a.count} transactions)` : 'no write transactions';
+    const b0 = await batches();
     const c0 = await snap();
     const sendStart = monoUs();
     const send = await closedLoop(MESSAGES, CONCURRENCY, (i) => sendOne(i, `bench message ${i}`));
     phases.push({ name: 'send', startUs: sendStart, endUs: monoUs(), count: send.count });
     const sendCpu = cpuPer(c0, await snap(), send.count);
-    log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client)`);
+    log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client); ${batchMean(b0, await batches())}`);
     const lowRate = Math.max(1, send.perSec * LOW_FRACTION);
     const low = await openLoop(lowRate, LOW_SECONDS, (i) => sendOne(i, `low ${i}`));
     log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}`);
@@ -634,6 +643,7 @@ async function runGateway(): Promise<SideResult> {
       }
       return n;
     };
+    const b1 = await batches();
     const c1 = await snap();
     const inboundStart = monoUs();
     const inbound = await measureInbound(sim, countRows);
@@ -643,7 +653,7 @@ async function runGateway(): Promise<SideResult> {
       const pidsNow = { router: router.child.pid, shards: childPids(router.child.pid) };
       await writeFile(path.join(cpuProfDir, 'phases.json'), `${JSON.stringify({ ...pidsNow, phases }, null, 2)}\n`);
     }
-    log(`gateway inbound: ${inbound.count} rows in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s; CPU ms per message: ${inboundCpu.text}`);
+    log(`gateway inbound: ${inbound.count} rows in ${inbound.seconds.toFixed(2)} s = ${inbound.perSec.toFixed(0)}/s; CPU ms per message: ${inboundCpu.text}; ${batchMean(b1, await batches())}`);
     return { pairSeconds, send, low, inbound, sendCpu, inboundCpu };
   } finally {
     agent.destroy();
