@@ -140,7 +140,7 @@ export class GatewayRouter {
     );
     // One group-commit writer for the shards' message and status writes (messages/group-commit.ts), an API send's row included.
     const writer = options.sessions === undefined ? undefined : new GroupCommit(options.sessions.sql, {
-            writers: options.config.messaging.writers ?? 8,
+            writers: options.config.messaging.writers ?? 2,
             logger: options.logger,
             onBatch: (size) => messageMetrics.writeBatch.observe(size),
           });
