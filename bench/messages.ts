@@ -87,7 +87,9 @@ interface PhaseMark {
 }
 const phases: PhaseMark[] = [];
 const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
+/** Issue #18: sends at >= 0.7x bare, inbound messages stored at >= 0.85x bare. */
 const GOAL_RATIO = 0.7;
+const GOAL_INBOUND_RATIO = 0.85;
 const GOAL_P99_MS = 50;
 
 type BaileysLogger = NonNullable<Parameters<typeof makeWASocket>[0]['logger']>;
@@ -706,7 +708,9 @@ const goals: string[] = [];
 if (gateway && bare) {
   const rs = gateway.send.perSec / bare.send.perSec;
   const ri = gateway.inbound.perSec / bare.inbound.perSec;
-  goals.push(`Goal >= ${GOAL_RATIO}x bare both ways: sends ${rs.toFixed(2)}x ${rs >= GOAL_RATIO ? 'met' : 'NOT met'}, inbound ${ri.toFixed(2)}x ${ri >= GOAL_RATIO ? 'met' : 'NOT met'}.`);
+  goals.push(
+    `Goal sends >= ${GOAL_RATIO}x bare: ${rs.toFixed(2)}x ${rs >= GOAL_RATIO ? 'met' : 'NOT met'}; inbound >= ${GOAL_INBOUND_RATIO}x bare: ${ri.toFixed(2)}x ${ri >= GOAL_INBOUND_RATIO ? 'met' : 'NOT met'}.`,
+  );
 }
 if (gateway?.low) goals.push(`Goal p99 send latency < ${GOAL_P99_MS} ms below saturation: ${f1(gateway.low.p99)} ms, ${gateway.low.p99 < GOAL_P99_MS ? 'met' : 'NOT met'}.`);
 const header = `Last run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cores} cores (${cpuModel}); ${params}.`;
