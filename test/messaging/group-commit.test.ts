@@ -112,7 +112,7 @@ test('bulk writes: an input that makes its batch fail fails alone; the batch re-
   const { db, observer } = await setUp(t);
   const writer = new GroupCommit(db, { writers: 1, logger });
   await db.query(`INSERT INTO t (id, v) VALUES (5, 'taken')`);
-  const op = { order: 0, run: async (tx: SqlClient, inputs: readonly number[]) => (await tx.query('INSERT INTO t (id, v) SELECT id, $2 FROM unnest($1::int[]) AS id', [inputs, 'x']), inputs) };
+  const op = { order: 0, run: async (tx: SqlClient, inputs: readonly number[]) => (await tx.query('INSERT INTO t (id, v) SELECT id, $2 FROM unnest($1::int[]) AS id', [inputs, 'x']), [...inputs]) };
   await writer.submit(op, 1000);
   // The first of these runs alone (the writer was idle); the other five share a batch, which the duplicate 5 fails.
   const results = await Promise.allSettled([100, 101, 102, 5, 104, 105].map((i) => writer.submit(op, i)));
