@@ -613,23 +613,45 @@ async function runGateway(): Promise<SideResult> {
       return s;
     };
     // Group commit: shard requests per committed transaction (wagw_message_write_batch_size), per phase.
-    const batches = async (): Promise<{ sum: number; count: number }> => {
+    // Group commit: shard requests per committed transaction (wagw_message_write_batch_size) and each request's
+    // wait from queued to committed (wagw_message_write_wait_seconds), per phase.
+    interface BatchSnap {
+      sum: number;
+      count: number;
+      /** Cumulative wait buckets: upper bound in seconds -> count. */
+      wait: Map<number, number>;
+    }
+    const batches = async (): Promise<BatchSnap> => {
       const text = (await call('GET', '/metrics')).body;
       const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-      return { sum: read('wagw_message_write_batch_size_sum'), count: read('wagw_message_write_batch_size_count') };
+      const wait = new Map<number, number>();
+      for (const m of text.matchAll(/^wagw_message_write_wait_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)) wait.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+      return { sum: read('wagw_message_write_batch_size_sum'), count: read('wagw_message_write_batch_size_count'), wait };
     };
-    const batchMean = (a: { sum: number; count: number }, b: { sum: number; count: number }): string =>
+    const batchMean = (a: BatchSnap, b: BatchSnap): string =>
       b.count > a.count ? `${((b.sum - a.sum) / (b.count - a.count)).toFixed(1)} requests per write transaction (${b.count - a.count} transactions)` : 'no write transactions';
+    /** The bucket bounds holding the p50 and p99 of the group-commit waits between two snapshots. */
+    const waitQuantiles = (a: BatchSnap, b: BatchSnap): string => {
+      const bounds = [...b.wait.keys()].sort((x, y) => x - y);
+      const total = (b.wait.get(Infinity) ?? 0) - (a.wait.get(Infinity) ?? 0);
+      if (total <= 0) return 'no group-commit waits';
+      const at = (q: number): string => {
+        const le = bounds.find((x) => (b.wait.get(x) ?? 0) - (a.wait.get(x) ?? 0) >= q * total) ?? Infinity;
+        return le === Infinity ? '> 2.5 s' : `<= ${le * 1000} ms`;
+      };
+      return `group-commit wait p50 ${at(0.5)}, p99 ${at(0.99)} (${total} requests)`;
+    };
     const b0 = await batches();
     const c0 = await snap();
     const sendStart = monoUs();
     const send = await closedLoop(MESSAGES, CONCURRENCY, (i) => sendOne(i, `bench message ${i}`));
     phases.push({ name: 'send', startUs: sendStart, endUs: monoUs(), count: send.count });
     const sendCpu = cpuPer(c0, await snap(), send.count);
-    log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client); ${batchMean(b0, await batches())}`);
+    const bSent = await batches();
+    log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client); ${batchMean(b0, bSent)}`);
     const lowRate = Math.max(1, send.perSec * LOW_FRACTION);
     const low = await openLoop(lowRate, LOW_SECONDS, (i) => sendOne(i, `low ${i}`));
-    log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}`);
+    log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; ${waitQuantiles(bSent, await batches())}`);
     await sleep(1000);
 
     const countRows = async (): Promise<number> => {

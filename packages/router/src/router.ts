@@ -143,6 +143,7 @@ export class GatewayRouter {
             writers: options.config.messaging.writers ?? 2,
             logger: options.logger,
             onBatch: (size) => messageMetrics.writeBatch.observe(size),
+            onWait: (seconds) => messageMetrics.writeWait.observe(seconds),
           });
     const ingest =
       options.sessions === undefined

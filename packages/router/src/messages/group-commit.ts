@@ -30,7 +30,8 @@ export interface BulkWrite<I, R> {
   run(tx: SqlClient, inputs: readonly I[]): Promise<R[]>;
 }
 
-type Settle = { resolve: (value: unknown) => void; reject: (err: unknown) => void };
+/** `at`: when the item was queued (performance.now()), for `onWait`. */
+type Settle = { resolve: (value: unknown) => void; reject: (err: unknown) => void; at: number };
 type Item = Settle & ({ fn: (tx: SqlClient) => Promise<unknown>; op?: undefined } | { op: BulkWrite<unknown, unknown>; input: unknown });
 
 export interface GroupCommitOptions {
@@ -41,6 +42,8 @@ export interface GroupCommitOptions {
   logger?: Logger;
   /** Observes each committed batch's size (metrics, tests). */
   onBatch?: (size: number) => void;
+  /** Observes each committed item's wait, from queued to committed, in seconds (metrics). */
+  onWait?: (seconds: number) => void;
 }
 
 /** Runs one batch's items in `tx`; their results by item, in the batch's order. */
@@ -107,7 +110,7 @@ export class GroupCommit implements TransactionRunner {
 
   #enqueue<T>(make: (settle: Settle) => Item): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push(make({ resolve: resolve as (value: unknown) => void, reject }));
+      this.#queue.push(make({ resolve: resolve as (value: unknown) => void, reject, at: performance.now() }));
       if (this.#active < this.#writers) void this.#drain();
     });
   }
@@ -137,6 +140,11 @@ export class GroupCommit implements TransactionRunner {
       return;
     }
     this.#o.onBatch?.(batch.length);
+    const onWait = this.#o.onWait;
+    if (onWait !== undefined) {
+      const now = performance.now();
+      for (const item of batch) onWait((now - item.at) / 1000);
+    }
     batch.forEach((item, i) => item.resolve(results[i]));
   }
 }

@@ -8,6 +8,7 @@ export class MessageMetrics {
   readonly queueWait: Histogram;
   readonly received: Counter;
   readonly writeBatch: Histogram;
+  readonly writeWait: Histogram;
 
   /**
    * `queues` reports each shard's summed governor depth and in-flight sends (a `stats` call per shard, made
@@ -48,6 +49,12 @@ export class MessageMetrics {
       name: 'wagw_message_write_batch_size',
       help: 'Shard requests (message.received, message.status) per committed group-commit transaction (MESSAGE_WRITERS)',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    });
+    this.writeWait = new Histogram({
+      name: 'wagw_message_write_wait_seconds',
+      help: 'A shard request\'s wait in the group commit, from queued to committed (its share of a send\'s or a receipt\'s latency)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     });
   }
