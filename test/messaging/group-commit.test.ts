@@ -27,7 +27,8 @@ async function setUp(t: { after: (fn: () => Promise<void>) => void }): Promise<{
 test('200 concurrent writes commit in a few shared transactions; each answer comes after its row is visible to another connection', async (t) => {
   const { db, observer } = await setUp(t);
   const batches: number[] = [];
-  const writer = new GroupCommit(db, { writers: 1, logger, onBatch: (n) => batches.push(n) });
+  const waits: number[] = [];
+  const writer = new GroupCommit(db, { writers: 1, logger, onBatch: (n) => batches.push(n), onWait: (s) => waits.push(s) });
   const seenAtAnswer: boolean[] = [];
   await Promise.all(
     Array.from({ length: 200 }, async (_, i) => {
@@ -46,6 +47,10 @@ test('200 concurrent writes commit in a few shared transactions; each answer com
   assert.equal(batches.reduce((a, b) => a + b, 0), 200, 'every write committed once');
   assert.ok(batches.length < 200 && Math.max(...batches) > 1, `writes were grouped (batches: ${batches.join(',')})`);
   assert.equal((await observer.query('SELECT count(*)::int AS n FROM t')).rows[0]?.['n'], 200);
+  // wagw_message_write_wait_seconds: one wait per committed write, queued to committed; the last queued waited for earlier batches.
+  assert.equal(waits.length, 200);
+  assert.ok(waits.every((w) => w >= 0 && w < 60), `waits in seconds: ${waits.slice(0, 5).join(',')}`);
+  assert.ok(Math.max(...waits) > Math.min(...waits), 'writes queued behind a running batch waited longer');
 });
 
 test('a write that throws fails alone: the others of its batch commit, it leaves nothing behind', async (t) => {
