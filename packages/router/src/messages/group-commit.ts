@@ -8,8 +8,8 @@
  * Two kinds of work share a batch:
  * - `transaction(fn)`: a closure run with the batch's client, one after another in arrival order;
  * - `submit(op, input)`: a bulk write. Every input of one `BulkWrite` in the batch goes to one `op.run` call,
- *   which writes them with a statement or two for all (arrays unnested: bench/messages measured 5-6x less CPU
- *   per message in PostgreSQL and the router than a statement each, docs/benchmarks.md). The ops run in their
+ *   which writes them with a statement or two for all (arrays unnested: 2-5x less CPU per message in PostgreSQL
+ *   and node-postgres than a statement each at batches of 4-16, docs/benchmarks.md). The ops run in their
  *   `order` around the closures (negative before them, positive after).
  *
  * Only for short SQL-only work: a batched write must not wait on anything but its own queries (another
