@@ -25,7 +25,7 @@ export { RouterMetrics } from './metrics.ts';
 export type { RouterMetricsOptions, ShardSource } from './metrics.ts';
 export { ExpirySweeper } from './messages/expiry.ts';
 export { GroupCommit } from './messages/group-commit.ts';
-export type { GroupCommitOptions, TransactionRunner } from './messages/group-commit.ts';
+export type { BulkWrite, GroupCommitOptions } from './messages/group-commit.ts';
 export type { ExpirySweeperOptions, SweepResult } from './messages/expiry.ts';
 export { CONSOLE_CSP, consoleRoutes, simulatorRoutes } from './api/console-routes.ts';
 export type { SimulatorControl } from './api/console-routes.ts';

@@ -5,12 +5,11 @@
  * whole batch; each caller's promise settles only after its batch committed, so "answered" still means
  * "durable in PostgreSQL".
  *
- * Two kinds of work share a batch:
- * - `transaction(fn)`: a closure run with the batch's client, one after another in arrival order;
- * - `submit(op, input)`: a bulk write. Every input of one `BulkWrite` in the batch goes to one `op.run` call,
- *   which writes them with a statement or two for all (arrays unnested: 2-5x less CPU per message in PostgreSQL
- *   and node-postgres than a statement each at batches of 4-16, docs/benchmarks.md). The ops run in their
- *   `order` around the closures (negative before them, positive after).
+ * Writes are bulk: `submit(op, input)` queues one input of a `BulkWrite`, and every input of that op in the batch
+ * goes to one `op.run` call, which writes them with a statement or two for all (arrays unnested: 2-5x less CPU
+ * per message in PostgreSQL and node-postgres than a statement each at batches of 4-16, docs/benchmarks.md).
+ * The ops of one batch run in their `order` (the message rows before the status changes, so a receipt in the
+ * same batch as its row finds it).
  *
  * Only for short SQL-only work: a batched write must not wait on anything but its own queries (another
  * transaction, a lock held by a caller, the network), or the whole batch waits with it. A throwing write
@@ -20,19 +19,16 @@
  */
 import type { Logger, SqlClient, SqlDatabase } from '@wagw/shared';
 
-/** The part of SqlDatabase the message writers use. */
-export type TransactionRunner = Pick<SqlDatabase, 'transaction'>;
-
 /** A write many callers' inputs share: `run` gets every input of a batch and answers one result per input, in order. */
 export interface BulkWrite<I, R> {
-  /** Where the op runs in a batch's transaction, relative to the closures of `transaction(fn)` (at 0). */
+  /** Where the op runs in a batch's transaction: lower first. */
   readonly order: number;
   run(tx: SqlClient, inputs: readonly I[]): Promise<R[]>;
 }
 
 /** `at`: when the item was queued (performance.now()), for `onWait`. */
 type Settle = { resolve: (value: unknown) => void; reject: (err: unknown) => void; at: number };
-type Item = Settle & ({ fn: (tx: SqlClient) => Promise<unknown>; op?: undefined } | { op: BulkWrite<unknown, unknown>; input: unknown });
+type Item = Settle & { op: BulkWrite<unknown, unknown>; input: unknown };
 
 export interface GroupCommitOptions {
   /** Batches committing at once (each on its own pooled connection). 0: no grouping, one transaction per call. */
@@ -46,43 +42,24 @@ export interface GroupCommitOptions {
   onWait?: (seconds: number) => void;
 }
 
-/** Runs one batch's items in `tx`; their results by item, in the batch's order. */
+/** Runs one batch's items in `tx`, each op once for all its inputs, in the ops' order; their results by item, in the batch's order. */
 async function runItems(tx: SqlClient, batch: readonly Item[]): Promise<unknown[]> {
   const results = new Array<unknown>(batch.length);
   const groups = new Map<BulkWrite<unknown, unknown>, number[]>();
-  const closures: number[] = [];
   batch.forEach((item, i) => {
-    if (item.op === undefined) closures.push(i);
-    else {
-      const indexes = groups.get(item.op);
-      if (indexes === undefined) groups.set(item.op, [i]);
-      else indexes.push(i);
-    }
+    const indexes = groups.get(item.op);
+    if (indexes === undefined) groups.set(item.op, [i]);
+    else indexes.push(i);
   });
-  const steps: { order: number; run: () => Promise<void> }[] = [
-    {
-      order: 0,
-      run: async () => {
-        for (const i of closures) results[i] = await (batch[i] as { fn: (tx: SqlClient) => Promise<unknown> }).fn(tx);
-      },
-    },
-  ];
-  for (const [op, indexes] of groups) {
-    steps.push({
-      order: op.order,
-      run: async () => {
-        const out = await op.run(tx, indexes.map((i) => (batch[i] as { input: unknown }).input));
-        if (out.length !== indexes.length) throw new Error(`a bulk write answered ${out.length} results for ${indexes.length} inputs`);
-        indexes.forEach((i, k) => (results[i] = out[k]));
-      },
-    });
+  for (const [op, indexes] of [...groups].sort(([a], [b]) => a.order - b.order)) {
+    const out = await op.run(tx, indexes.map((i) => batch[i]?.input));
+    if (out.length !== indexes.length) throw new Error(`a bulk write answered ${out.length} results for ${indexes.length} inputs`);
+    indexes.forEach((i, k) => (results[i] = out[k]));
   }
-  steps.sort((a, b) => a.order - b.order);
-  for (const step of steps) await step.run();
   return results;
 }
 
-export class GroupCommit implements TransactionRunner {
+export class GroupCommit {
   readonly #db: SqlDatabase;
   readonly #writers: number;
   readonly #maxBatch: number;
@@ -95,11 +72,6 @@ export class GroupCommit implements TransactionRunner {
     this.#writers = options.writers;
     this.#maxBatch = options.maxBatch ?? 256;
     this.#o = options;
-  }
-
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-    if (this.#writers <= 0) return this.#db.transaction(fn);
-    return this.#enqueue((settle) => ({ ...settle, fn }));
   }
 
   /** `input` written by `op` together with every other input of `op` in the same batch; settles after the commit. */

@@ -118,7 +118,7 @@ export class MessageIngest {
     this.#writer = options.writer ?? new GroupCommit(options.sql, { writers: 0 });
     this.#store = new MessageStore(options.sql);
     const deps = { store: this.#store, outbox: options.outbox };
-    // Rows before the closures of the batch (none on this path today), receipts after: a receipt in the same batch as its row finds it.
+    // Rows first, receipts after: a receipt in the same batch as its row finds it.
     this.#storeOp = { order: -1, run: async (tx, inputs) => split(inputs, await storeMessages(tx, deps, inputs.flat())) };
     this.#statusOp = { order: 1, run: async (tx, inputs) => split(inputs, await this.#applyStatuses(tx, inputs.flat())) };
   }
