@@ -374,6 +374,49 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     await assert.rejects(a.durable(), { code: 'STALE_EPOCH' });
   });
 
+  test('compaction runs beside the writes: a send after the compacting write waits neither for the snapshot nor for removing what it supersedes', async (t) => {
+    const inner = await LocalBlobStore.create((await tempDir(t)).path);
+    // The injected delay: compaction's list of the objects its snapshot supersedes is held until released.
+    let held: Promise<void> | undefined;
+    let open: (() => void) | undefined;
+    let lists = 0;
+    const blobs = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'list') {
+          return async (prefix: string) => {
+            if (held !== undefined) {
+              lists++;
+              await held;
+            }
+            return target.list(prefix);
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, compactEvery: 4 });
+    held = new Promise((r) => (open = r));
+    t.after(() => open?.());
+    const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => await Promise.race([p.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), ms))]);
+    for (let i = 0; i < 6; i++) {
+      await a.state.keys.set({ session: { 'x.0': Buffer.from(`r${i}`) } });
+      assert.equal(await within(a.durable(), 5_000), true, `send ${i} waited for the compaction its 4th write started`);
+    }
+    assert.equal(lists, 1, 'the compaction started and is held at its list');
+    const objects = await inner.list(authPrefix(id));
+    assert.equal(objects.filter((k) => k.endsWith('-snap.json')).length, 2, 'the fencing snapshot and the compaction\'s, both kept while it is held');
+    open?.();
+    held = undefined;
+    await a.flush();
+    const after = await inner.list(authPrefix(id));
+    assert.ok(after.length < objects.length, `the compaction removed what its snapshot supersedes (${objects.length} -> ${after.length})`);
+    assert.ok(after[0]?.endsWith('-snap.json'), 'the oldest object left is the compaction\'s snapshot');
+    const b = await BlobAuthState.load({ blobs: inner, sessionId: id, epoch: 2, isCurrent: always, logger });
+    assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('r5'), 'the newest step is restored: the logs after the snapshot count');
+  });
+
   test('a fenced-out background write stops writing: reported, flush rejects, nothing stored', async (t) => {
     const blobs = await LocalBlobStore.create((await tempDir(t)).path);
     const id = sid();

@@ -21,6 +21,8 @@
  * fails (in both modes) is kept and retried with capped, jittered backoff until it lands, its callers waiting
  * up to `writeWaitMs`; while writes fail, write-behind is suspended (ratchet steps are awaited too); a fencing
  * failure stops (`onBackgroundError`, `flush` rejects).
+ * Compaction (a snapshot after `compactEvery` logs, then removing what it supersedes) runs beside the writes, not in
+ * their path (`compactInBackground`).
  * Reads come from memory (prekeys packed, key-packing.ts). A failed read is an error: this never falls back to fresh credentials unless the
  * store holds nothing at all for the session.
  */
@@ -164,6 +166,8 @@ export class BlobAuthState {
   /** A fencing failure of a background write: writes stopped, `flush` rejects with it. */
   private failed: unknown;
   private failures = 0;
+  /** The compaction running beside the writes (`compactInBackground`), if any. */
+  private compacting: Promise<void> | undefined;
 
   private constructor(opts: BlobAuthStateOptions, creds: AuthenticationCreds, keys: KeyMap, seq: number, isNew: boolean) {
     this.opts = opts;
@@ -259,9 +263,9 @@ export class BlobAuthState {
     return new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject, since: Date.now() }));
   }
 
-  /** Resolves once every write queued so far is durable; rejects when background writes were fenced out. */
+  /** Resolves once every write queued so far is durable (and a running compaction ended); rejects when background writes were fenced out. */
   async flush(): Promise<void> {
-    while (this.writing || this.pending) await (this.writing ?? Promise.resolve());
+    while (this.writing || this.pending || this.compacting) await (this.writing ?? this.compacting ?? Promise.resolve());
     if (this.failed !== undefined) throw this.failed;
   }
 
@@ -390,7 +394,30 @@ export class BlobAuthState {
     if (batch.creds) body.creds = batch.creds;
     await this.opts.blobs.put(`${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-log.json`, encode(body), 'application/json');
     this.logsSinceSnapshot++;
-    if (this.logsSinceSnapshot >= (this.opts.compactEvery ?? 64)) await this.snapshot();
+    if (this.logsSinceSnapshot >= (this.opts.compactEvery ?? 64)) this.compactInBackground();
+  }
+
+  /**
+   * Compaction beside the writes, not in their path: the batches written meanwhile, and the sends waiting on them
+   * (`durable`), do not wait for the snapshot's encode and upload, nor for removing what it supersedes (a list and
+   * a delete per object). Before, every 64th write of a session held its next sends for all of that. Overlapping is
+   * safe: the snapshot holds the state of memory as of its seq, which already has every change queued before it; a
+   * log written meanwhile sorts after it, or (its put landing late under an earlier seq) holds changes the snapshot
+   * has too and is ignored by restores and removed by the next compaction. Objects are removed only after the
+   * snapshot's put succeeded. One compaction at a time; a failed one is retried by the next write, and a fencing
+   * failure stops writes as a fenced batch does.
+   */
+  private compactInBackground(): void {
+    if (this.compacting !== undefined) return;
+    this.compacting = this.snapshot()
+      .catch((err: unknown) => {
+        this.opts.onBackgroundError?.(err);
+        if (isFencing(err)) this.failed ??= err;
+        else this.opts.logger.warn({ err, sessionId: this.opts.sessionId }, 'auth state compaction failed; the next write retries it');
+      })
+      .finally(() => {
+        this.compacting = undefined;
+      });
   }
 
   /** Writes the whole state as one snapshot, then removes the objects it supersedes. */
