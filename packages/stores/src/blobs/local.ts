@@ -1,22 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Piscina } from 'piscina';
 import type { BlobStore } from '@wagw/shared';
 import { assertBlobKey, assertBlobPrefix, BlobKeyError, compareKeys } from './keys.ts';
-import type { PutOutcome, PutTask } from './local-put-worker.ts';
-
-const PUT_WORKER = new URL('./local-put-worker.ts', import.meta.url).href;
-/**
- * Puts in flight at once: as many as libuv's default thread pool ran before (4). Fewer queued the puts of a
- * saturated shard behind each other (2 threads: durable waits p50 140 ms against 78 ms with 4); more did not
- * shorten them (the fsyncs share one disk).
- */
-const PUT_THREADS = 4;
 
 function errCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -31,9 +21,6 @@ function errCode(err: unknown): string | undefined {
  * after a kill -9 a reader sees the old object or the new one, never a torn one. Leftover temp files are
  * removed at start. Content types are not kept (the interface never returns them).
  *
- * `put` runs those steps on a worker thread (local-put-worker.ts, two threads at most, started at the first put):
- * one hop of the caller's event loop per put instead of eight, which on a busy shard was most of a put's latency.
- *
  * Unlike S3, a key cannot be both an object and a prefix of other objects (`a` and `a/b`): such a put fails.
  */
 export class LocalBlobStore implements BlobStore {
@@ -41,8 +28,6 @@ export class LocalBlobStore implements BlobStore {
   readonly root: string;
   readonly #objects: string;
   readonly #tmp: string;
-  /** The put workers, started by the first `put` (again after `close`). */
-  #writers: Piscina | undefined;
 
   private constructor(root: string) {
     this.root = root;
@@ -109,17 +94,9 @@ export class LocalBlobStore implements BlobStore {
 
   async put(key: string, data: Uint8Array, _contentType?: string): Promise<void> {
     const target = this.#path(key);
-    this.#writers ??= new Piscina({ filename: PUT_WORKER, name: 'put', minThreads: 1, maxThreads: PUT_THREADS, idleTimeout: 30_000, execArgv: [] });
-    // A copy moved to the thread: cloning `data` would copy its whole backing buffer (a pooled slab, or a large
-    // buffer it is a view of), and moving it would take it from the caller.
-    const bytes = new Uint8Array(data);
-    const task: PutTask = { temp: this.#tempPath(), target, data: bytes };
-    const outcome = (await this.#writers.run(task, { transferList: [bytes.buffer] })) as PutOutcome;
-    if (outcome.ok) return;
-    if (outcome.step === 'rename' && (outcome.code === 'EISDIR' || outcome.code === 'ENOTDIR' || outcome.code === 'EEXIST' || outcome.code === 'ENOTEMPTY')) {
-      throw new BlobKeyError('key', key, 'conflicts with an existing key (a key cannot also be a prefix of other keys here)');
-    }
-    throw Object.assign(new Error(outcome.message), outcome.code === undefined ? {} : { code: outcome.code });
+    const temp = this.#tempPath();
+    await writeFile(temp, data, { flag: 'wx', flush: true });
+    await this.#commit(temp, key, target);
   }
 
   async putStream(key: string, body: Readable, _contentType?: string): Promise<number> {
@@ -240,10 +217,5 @@ export class LocalBlobStore implements BlobStore {
     if (!s.isDirectory()) throw new Error(`${this.#objects} is not a directory`);
   }
 
-  /** Stops the put workers once the puts in flight are done (a later put starts them again). */
-  async close(): Promise<void> {
-    const writers = this.#writers;
-    this.#writers = undefined;
-    await writers?.close();
-  }
+  async close(): Promise<void> {}
 }
