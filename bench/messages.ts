@@ -19,8 +19,8 @@
  * - gateway: the real router process (packages/router/src/main.ts, governor off: SEND_RATE_PER_SEC=0) with its
  *   shards, PostgreSQL (a fresh database; --pglite for the embedded one). Send: `POST /api/v1/sessions/:id/messages`
  *   (201 after the ack and the stored row), same closed loop over keep-alive HTTP. Then an open loop at
- *   --low-rate-fraction of the measured saturation rate for the "below saturation" latency. Inbound: the same
- *   phone blast, counted as rows in `messages` (from_me = false) per second.
+ *   --low-rate-fraction of the measured saturation rate (or at --low-rate N per second) for the "below saturation"
+ *   latency. Inbound: the same phone blast, counted as rows in `messages` (from_me = false) per second.
  */
 import { writeBenchSection } from './report.ts';
 import type { SimCall, SimInfo, SimPair, SimReply } from './messages-sim.ts';
@@ -64,6 +64,9 @@ const SESSIONS = num('sessions', 'BENCH_MESSAGES_SESSIONS', 100, 4);
 const MESSAGES = num('messages', 'BENCH_MESSAGES_COUNT', 3000, 200);
 const CONCURRENCY = num('concurrency', 'BENCH_MESSAGES_CONCURRENCY', 64, 16);
 const LOW_FRACTION = num('low-rate-fraction', 'BENCH_MESSAGES_LOW_FRACTION', 0.5, 0.5);
+/** `--low-rate N`: the open loop at N sends/s instead of a fraction of this run's saturation rate (A/B runs on a noisy box: the same rate for both builds). */
+const LOW_RATE = arg('low-rate') === undefined ? undefined : Number(arg('low-rate'));
+if (LOW_RATE !== undefined && !(LOW_RATE > 0)) throw new Error('--low-rate must be a positive number of sends per second');
 const LOW_SECONDS = num('low-seconds', 'BENCH_MESSAGES_LOW_SECONDS', 10, 3);
 const SHARDS = num('shards', 'BENCH_MESSAGES_SHARDS', 1, 1);
 const PAIR_CONCURRENCY = num('pair-concurrency', 'BENCH_MESSAGES_PAIR_CONCURRENCY', 8, 4);
@@ -649,7 +652,7 @@ async function runGateway(): Promise<SideResult> {
     const sendCpu = cpuPer(c0, await snap(), send.count);
     const bSent = await batches();
     log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client); ${batchMean(b0, bSent)}`);
-    const lowRate = Math.max(1, send.perSec * LOW_FRACTION);
+    const lowRate = LOW_RATE ?? Math.max(1, send.perSec * LOW_FRACTION);
     const low = await openLoop(lowRate, LOW_SECONDS, (i) => sendOne(i, `low ${i}`));
     log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; ${waitQuantiles(bSent, await batches())}`);
     await sleep(1000);
@@ -700,7 +703,7 @@ function fmtLat(l: Latencies): string {
 
 const cores = os.availableParallelism();
 const cpuModel = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
-const params = `sessions ${SESSIONS}, ${MESSAGES} messages per phase, ${CONCURRENCY} sends in flight, below-saturation open loop at ${LOW_FRACTION} x the gateway's rate for ${LOW_SECONDS} s, ${SHARDS} shard(s), inbound window ${INBOUND_WINDOW} per phone, ${usePglite ? 'PGlite' : 'PostgreSQL'}`;
+const params = `sessions ${SESSIONS}, ${MESSAGES} messages per phase, ${CONCURRENCY} sends in flight, below-saturation open loop at ${LOW_RATE === undefined ? `${LOW_FRACTION} x the gateway's rate` : `${LOW_RATE}/s`} for ${LOW_SECONDS} s, ${SHARDS} shard(s), inbound window ${INBOUND_WINDOW} per phone, ${usePglite ? 'PGlite' : 'PostgreSQL'}`;
 log(`Node ${process.version}, ${cores} cores (${cpuModel}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 log(`parameters: ${params}`);
 
@@ -741,7 +744,7 @@ process.stdout.write(`\n${header}\n\n${rows}\n\n${goals.join('\n')}\n`);
 if (write && gateway && bare) {
   const cmd = `node bench/messages.ts${args.filter((a) => a !== '--no-write').length > 0 ? ` ${args.join(' ')}` : ''}`;
   const body = [
-    `\`${cmd}\` (options: \`--sessions 100\`, \`--messages 3000\`, \`--concurrency 64\`, \`--low-rate-fraction 0.5\`, \`--low-seconds 10\`, \`--shards 1\`, \`--pglite\`, \`--only gateway|bare\`, \`--quick\`, \`--no-write\`).`,
+    `\`${cmd}\` (options: \`--sessions 100\`, \`--messages 3000\`, \`--concurrency 64\`, \`--low-rate-fraction 0.5\` or \`--low-rate N\`, \`--low-seconds 10\`, \`--shards 1\`, \`--pglite\`, \`--only gateway|bare\`, \`--quick\`, \`--no-write\`).`,
     'The simulator and its phones run in a child process (the same for both columns). **gateway**: the router process',
     '(`packages/router/src/main.ts`) with its shard(s), send governor off (`SEND_RATE_PER_SEC=0`), standalone (no',
     '`BACKEND_URL`, so no webhook rows), `LOG_LEVEL=warn` (no access-log line per request), messages in',
