@@ -411,9 +411,9 @@ export class BlobAuthState {
     if (this.compacting !== undefined) return;
     this.compacting = this.snapshot()
       .catch((err: unknown) => {
+        // Reported as a failed write is (the session runner logs it, or aborts on a fencing failure); the next write retries it.
         this.opts.onBackgroundError?.(err);
         if (isFencing(err)) this.failed ??= err;
-        else this.opts.logger.warn({ err, sessionId: this.opts.sessionId }, 'auth state compaction failed; the next write retries it');
       })
       .finally(() => {
         this.compacting = undefined;
