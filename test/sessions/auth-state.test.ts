@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SignalDataSet } from '@whiskeysockets/baileys';
 import { BlobAuthState, authPrefix, retryDelay } from '@wagw/shard/auth';
-import { createRootLogger } from '@wagw/shared';
+import { createRootLogger, withTimeout } from '@wagw/shared';
 import type { BlobStore } from '@wagw/shared';
 import { LocalBlobStore, S3BlobStore } from '@wagw/stores';
 import { startS3, tempDir, testLogger } from '../harness/index.ts';
@@ -194,12 +194,24 @@ for (const [name, makeStore] of Object.entries(factories)) {
 }
 
 
-/** A blob store whose puts can be held back or made to fail, to observe what a write waits for. */
-function controllable(inner: BlobStore): { blobs: BlobStore; hold(): void; release(): void; failNext(count: number): void; puts: () => number } {
+/** A blob store whose puts (or lists) can be held back or made to fail, to observe what a write waits for. */
+function controllable(inner: BlobStore): {
+  blobs: BlobStore;
+  hold(): void;
+  release(): void;
+  holdLists(): void;
+  releaseLists(): void;
+  failNext(count: number): void;
+  puts: () => number;
+  heldLists: () => number;
+} {
   let gate: Promise<void> | undefined;
   let open: (() => void) | undefined;
+  let listGate: Promise<void> | undefined;
+  let openLists: (() => void) | undefined;
   let failures = 0;
   let puts = 0;
+  let heldLists = 0;
   const put: BlobStore['put'] = async (key, data, contentType) => {
     if (gate) await gate;
     if (failures > 0) {
@@ -209,9 +221,17 @@ function controllable(inner: BlobStore): { blobs: BlobStore; hold(): void; relea
     puts++;
     return inner.put(key, data, contentType);
   };
+  const list: BlobStore['list'] = async (prefix) => {
+    if (listGate) {
+      heldLists++;
+      await listGate;
+    }
+    return inner.list(prefix);
+  };
   const blobs = new Proxy(inner, {
     get(target, prop) {
       if (prop === 'put') return put;
+      if (prop === 'list') return list;
       const v: unknown = Reflect.get(target, prop, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
@@ -225,10 +245,18 @@ function controllable(inner: BlobStore): { blobs: BlobStore; hold(): void; relea
       gate = undefined;
       open?.();
     },
+    holdLists: () => {
+      listGate = new Promise((r) => (openLists = r));
+    },
+    releaseLists: () => {
+      listGate = undefined;
+      openLists?.();
+    },
     failNext: (count) => {
       failures = count;
     },
     puts: () => puts,
+    heldLists: () => heldLists,
   };
 }
 
@@ -376,39 +404,20 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
 
   test('compaction runs beside the writes: a send after the compacting write waits neither for the snapshot nor for removing what it supersedes', async (t) => {
     const inner = await LocalBlobStore.create((await tempDir(t)).path);
-    // The injected delay: compaction's list of the objects its snapshot supersedes is held until released.
-    let held: Promise<void> | undefined;
-    let open: (() => void) | undefined;
-    let lists = 0;
-    const blobs = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'list') {
-          return async (prefix: string) => {
-            if (held !== undefined) {
-              lists++;
-              await held;
-            }
-            return target.list(prefix);
-          };
-        }
-        const v: unknown = Reflect.get(target, prop, target);
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
+    const ctl = controllable(inner);
     const id = sid();
-    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, compactEvery: 4 });
-    held = new Promise((r) => (open = r));
-    t.after(() => open?.());
-    const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => await Promise.race([p.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), ms))]);
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, compactEvery: 4 });
+    // The injected delay: compaction's list of the objects its snapshot supersedes is held until released.
+    ctl.holdLists();
+    t.after(() => ctl.releaseLists());
     for (let i = 0; i < 6; i++) {
       await a.state.keys.set({ session: { 'x.0': Buffer.from(`r${i}`) } });
-      assert.equal(await within(a.durable(), 5_000), true, `send ${i} waited for the compaction its 4th write started`);
+      await withTimeout(a.durable(), 5_000, () => new Error(`send ${i} waited for the compaction its 4th write started`));
     }
-    assert.equal(lists, 1, 'the compaction started and is held at its list');
+    assert.equal(ctl.heldLists(), 1, 'the compaction started and is held at its list');
     const objects = await inner.list(authPrefix(id));
     assert.equal(objects.filter((k) => k.endsWith('-snap.json')).length, 2, 'the fencing snapshot and the compaction\'s, both kept while it is held');
-    open?.();
-    held = undefined;
+    ctl.releaseLists();
     await a.flush();
     const after = await inner.list(authPrefix(id));
     assert.ok(after.length < objects.length, `the compaction removed what its snapshot supersedes (${objects.length} -> ${after.length})`);
