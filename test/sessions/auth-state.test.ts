@@ -169,7 +169,7 @@ for (const [name, makeStore] of Object.entries(factories)) {
     test('concurrent writes are group-committed and compaction bounds the object count', async (t) => {
       const blobs = await makeStore(t);
       const id = sid();
-      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, compactEvery: 8 });
+      const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, compactEvery: 8, random: () => 0.5 });
       const writes: Promise<void>[] = [];
       for (let i = 0; i < 200; i++) writes.push(a.state.keys.set({ session: { [`peer${i}.0`]: Buffer.from(`r${i}`) } }) as Promise<void>);
       await Promise.all(writes);
@@ -178,6 +178,20 @@ for (const [name, makeStore] of Object.entries(factories)) {
       const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 2, isCurrent: always, logger });
       assert.equal(b.keyCounts()['session'], 200);
       assert.deepEqual((await b.state.keys.get('session', ['peer199.0']))['peer199.0'], Buffer.from('r199'));
+    });
+
+    test('sessions loaded together do not all compact at the same write: each cycle\'s count is drawn around compactEvery', async (t) => {
+      // With a fixed count, the 100 sessions of bench/messages compacted at once and every send of the shard waited up to
+      // 245 ms. Here 40 sessions write 16 logs each in step, with compactEvery 16: each draws its count from [8, 24), so
+      // about 9 in 16 have compacted by then. All of them (or none) would take odds below 1e-9; the fixed count compacts all.
+      const blobs = await makeStore(t);
+      const ids = Array.from({ length: 40 }, () => sid());
+      const states = await Promise.all(ids.map(async (id) => await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, compactEvery: 16 })));
+      for (let i = 0; i < 16; i++) await Promise.all(states.map(async (a) => await a.state.keys.set({ session: { 'x.0': Buffer.from(`r${i}`) } })));
+      await Promise.all(states.map(async (a) => await a.flush()));
+      // The fencing snapshot (seq 1) is removed by the first compaction only.
+      const compacted = (await Promise.all(ids.map(async (id) => await blobs.list(authPrefix(id))))).filter((keys) => !keys.some((k) => k.endsWith('-0000000000000001-snap.json'))).length;
+      assert.ok(compacted > 0 && compacted < ids.length, `${compacted} of ${ids.length} sessions compacted by their 16th write: the counts were not spread`);
     });
 
     test('wipe removes every stored byte of the session and nothing else', async (t) => {
@@ -406,7 +420,7 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     const inner = await LocalBlobStore.create((await tempDir(t)).path);
     const ctl = controllable(inner);
     const id = sid();
-    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, compactEvery: 4 });
+    const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, compactEvery: 4, random: () => 0.5 });
     // The injected delay: compaction's list of the objects its snapshot supersedes is held until released.
     ctl.holdLists();
     t.after(() => ctl.releaseLists());
