@@ -200,8 +200,27 @@ describe('web console in Chromium', { timeout: 300_000 }, () => {
     const reply = await waitFor(() => alice.received().find((m) => m.message?.extendedTextMessage?.text === 'This is a reply'), { what: 'Alice to receive the reply', timeoutMs: 20_000 });
     assert.equal(reply.message?.extendedTextMessage?.contextInfo?.stanzaId, answerId);
     await page.locator('li.msg.me').filter({ hasText: 'This is a reply' }).getByText(`Reply to “${answer.slice(0, 60)}”`).waitFor();
+    // The reply's send has answered (its note), so the note that follows is the reaction's: 'Reacted.' or the API's error.
+    const note = page.locator('form.composer [role="status"]');
+    await note.filter({ hasText: /^Sent\.$/ }).waitFor({ timeout: 20_000 });
     await answerItem.getByRole('button', { name: `React with thumbs up to message ${answerId}` }).click();
-    const reaction = await waitFor(() => alice.received().find((m) => m.message?.reactionMessage?.key?.id === answerId), { what: 'Alice to receive the reaction', timeoutMs: 20_000 });
+    const outcome = await waitFor(
+      async () => {
+        const text = await note.textContent();
+        return text === 'Sent.' ? undefined : text;
+      },
+      { what: 'the console to answer the reaction', timeoutMs: 20_000 },
+    );
+    assert.equal(outcome, 'Reacted.', 'the gateway accepted the reaction');
+    const reaction = await waitFor(
+      () => {
+        const got = alice.received().find((m) => m.message?.reactionMessage?.key?.id === answerId);
+        if (got !== undefined) return got;
+        const seen = alice.received().flatMap((m) => (m.message?.reactionMessage ? [m.message.reactionMessage.key?.id] : []));
+        throw new Error(`her reactions so far target ${JSON.stringify(seen)}, not ${answerId}`);
+      },
+      { what: 'Alice to receive the reaction', timeoutMs: 20_000 },
+    );
     assert.equal(reaction.message?.reactionMessage?.text, '👍');
     // Statuses of the sent messages are shown (sent, then delivered/read as receipts arrive).
     await page.locator('li.msg.me .status').first().waitFor();
