@@ -226,15 +226,20 @@ function controllable(inner: BlobStore): {
   let failures = 0;
   let puts = 0;
   let heldLists = 0;
-  const put: BlobStore['put'] = async (key, data, contentType) => {
+  // A write is a put, or an append where the store can (the local one: the auth state's journal): both are held,
+  // failed and counted alike.
+  const write = async (go: () => Promise<void>): Promise<void> => {
     if (gate) await gate;
     if (failures > 0) {
       failures--;
       throw new Error('injected blob store failure');
     }
     puts++;
-    return inner.put(key, data, contentType);
+    return go();
   };
+  const put: BlobStore['put'] = async (key, data, contentType) => write(() => inner.put(key, data, contentType));
+  const innerAppend = inner.append?.bind(inner);
+  const append: BlobStore['append'] = innerAppend && (async (key, data) => write(() => innerAppend(key, data)));
   const list: BlobStore['list'] = async (prefix) => {
     if (listGate) {
       heldLists++;
@@ -245,6 +250,7 @@ function controllable(inner: BlobStore): {
   const blobs = new Proxy(inner, {
     get(target, prop) {
       if (prop === 'put') return put;
+      if (prop === 'append') return append;
       if (prop === 'list') return list;
       const v: unknown = Reflect.get(target, prop, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -453,5 +459,105 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     await assert.rejects(a.state.keys.set({ session: { s: Buffer.from('later') } }) as Promise<void>, { code: 'STALE_EPOCH' });
     const b = await BlobAuthState.load({ blobs, sessionId: id, epoch: 5, isCurrent: always, logger });
     assert.deepEqual(await b.state.keys.get('session', ['s']), {});
+  });
+});
+
+describe('BlobAuthState journal (a store that can append: the local one)', () => {
+  const ratchet = async (a: BlobAuthState, value: string): Promise<void> => {
+    await a.state.keys.set({ session: { 'x.0': Buffer.from(value) } });
+  };
+  const restored = async (blobs: BlobStore, id: string, epoch: number): Promise<string | undefined> => {
+    const b = await BlobAuthState.load({ blobs, sessionId: id, epoch, isCurrent: always, logger });
+    return (await b.state.keys.get('session', ['x.0']))['x.0']?.toString();
+  };
+
+  test("a cycle's batches are appended to one journal (no object per batch) and restored in order", async (t) => {
+    const blobs = await LocalBlobStore.create((await tempDir(t)).path);
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    for (let i = 1; i <= 10; i++) await ratchet(a, `r${i}`);
+    const keys = await blobs.list(authPrefix(id));
+    assert.deepEqual(keys.map((k) => k.slice(authPrefix(id).length)), ['0000000000000001-0000000000000001-snap.json', '0000000000000001-0000000000000002-journal.jsonl']);
+    const lines = (await blobs.get(keys[1] ?? ''))?.toString().split('\n');
+    assert.equal(lines?.length, 11, 'ten records, each a whole line');
+    assert.equal(await restored(blobs, id, 2), 'r10');
+  });
+
+  test('a torn last record is skipped (its append never completed); a damaged record before the last stops the load', async (t) => {
+    const blobs = await LocalBlobStore.create((await tempDir(t)).path);
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    for (let i = 1; i <= 3; i++) await ratchet(a, `r${i}`);
+    const journal = (await blobs.list(authPrefix(id))).find((k) => k.endsWith('-journal.jsonl')) ?? '';
+    const whole = (await blobs.get(journal)) ?? Buffer.alloc(0);
+    // A prefix of a fourth record (no newline yet), as a crash mid-append leaves.
+    await blobs.append?.(journal, whole.subarray(0, 40));
+    assert.equal(await restored(blobs, id, 2), 'r3');
+
+    // The third record's bytes damaged with its newline in place (written out of order, then the crash): also the last.
+    const other = sid();
+    const c = await BlobAuthState.load({ blobs, sessionId: other, epoch: 1, isCurrent: always, logger });
+    for (let i = 1; i <= 3; i++) await ratchet(c, `r${i}`);
+    const cj = (await blobs.list(authPrefix(other))).find((k) => k.endsWith('-journal.jsonl')) ?? '';
+    const lines = ((await blobs.get(cj)) ?? Buffer.alloc(0)).toString().split('\n');
+    const damage = (line: string): string => `${line.slice(0, 20)}X${line.slice(21)}`;
+    // Damage before the last record is corruption: refused, never skipped (and the refused load wrote nothing).
+    await blobs.put(cj, Buffer.from([lines[0], damage(lines[1] ?? ''), lines[2], ''].join('\n')));
+    await assert.rejects(BlobAuthState.load({ blobs, sessionId: other, epoch: 2, isCurrent: always, logger }), /damaged record at line 2/);
+    await blobs.put(cj, Buffer.from([lines[0], lines[1], damage(lines[2] ?? ''), ''].join('\n')));
+    assert.equal(await restored(blobs, other, 2), 'r2', 'the damaged last record is skipped');
+  });
+
+  test('a failed append may leave a torn line: the retry and the later batches go to a new journal, nothing acknowledged is lost', async (t) => {
+    const inner = await LocalBlobStore.create((await tempDir(t)).path);
+    let tear = false;
+    // The injected failure: the append writes part of its record, then fails (a disk full mid-write).
+    const blobs = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'append') {
+          return async (key: string, data: Uint8Array): Promise<void> => {
+            if (!tear) return await target.append(key, data);
+            tear = false;
+            await target.append(key, data.subarray(0, Math.floor(data.length / 2)));
+            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    await ratchet(a, 'r1');
+    tear = true;
+    await ratchet(a, 'r2'); // resolves once the retry landed
+    await ratchet(a, 'r3');
+    const journals = (await inner.list(authPrefix(id))).filter((k) => k.endsWith('-journal.jsonl'));
+    assert.equal(journals.length, 2, 'the torn journal, then a new one for the retry');
+    assert.equal(await restored(inner, id, 2), 'r3');
+  });
+
+  test('a compaction starts a new journal; the old one is removed with what the snapshot supersedes', async (t) => {
+    const blobs = await LocalBlobStore.create((await tempDir(t)).path);
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger, compactEvery: 4, random: () => 0.5 });
+    for (let i = 1; i <= 6; i++) await ratchet(a, `r${i}`);
+    await a.flush();
+    const names = (await blobs.list(authPrefix(id))).map((k) => k.slice(authPrefix(id).length));
+    // seq 1: the fencing snapshot; 2-5: four records in the first journal; 6: the compaction's snapshot; 7-8: the new journal.
+    assert.deepEqual(names, ['0000000000000001-0000000000000006-snap.json', '0000000000000001-0000000000000007-journal.jsonl']);
+    assert.equal(await restored(blobs, id, 2), 'r6');
+  });
+
+  test('the same owner loading again continues above the seqs of its journal (named by its first record)', async (t) => {
+    const blobs = await LocalBlobStore.create((await tempDir(t)).path);
+    const id = sid();
+    const a = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    for (let i = 1; i <= 5; i++) await ratchet(a, `r${i}`); // records 2-6 in the journal named 2
+    await a.close();
+    const again = await BlobAuthState.load({ blobs, sessionId: id, epoch: 1, isCurrent: always, logger });
+    assert.ok((await blobs.list(authPrefix(id))).some((k) => k.endsWith('-0000000000000007-snap.json')), 'its snapshot follows the last record (seq 6), not the journal name (2)');
+    await ratchet(again, 'r6');
+    assert.equal(await restored(blobs, id, 2), 'r6');
   });
 });

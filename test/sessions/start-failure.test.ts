@@ -35,7 +35,8 @@ describe('start failures', () => {
     const blobs = await LocalBlobStore.create(path.join(dir.path, 'blobs'));
     const newest = (await blobs.list(authPrefix('broken'))).at(-1);
     assert.ok(newest, 'the paired session has stored auth state');
-    const bad = newest.replace(/-\d{16}-(snap|log)\.json$/, '-0000000000999999-log.json');
+    const bad = newest.replace(/-\d{16}-(snap\.json|log\.json|journal\.jsonl)$/, '-0000000000999999-log.json');
+    assert.notEqual(bad, newest);
     await blobs.put(bad, Buffer.from('{not json'));
     assert.ok(s.shard !== null);
     const victim = gw.router.supervisor.info(s.shard)?.pid;

@@ -141,6 +141,13 @@ export interface EventRelay {
 export interface BlobStore {
   readonly kind: 's3' | 'local';
   put(key: string, data: Uint8Array, contentType?: string): Promise<void>;
+  /**
+   * Appends bytes to an object, creating it when missing, and resolves once they are durable. Only stores that can
+   * (the local one: one write and one fdatasync, against a whole new file, a rename and two fsyncs for `put`; S3
+   * objects cannot grow). Appends to one key must not overlap, and a crash may leave a prefix of the last one: a
+   * reader must recognise a torn tail (the auth-state journal checks each record).
+   */
+  append?(key: string, data: Uint8Array): Promise<void>;
   /** Streams a body of unknown length into the store (media uploads); returns the byte count. */
   putStream(key: string, body: Readable, contentType?: string): Promise<number>;
   /** The object's bytes, or null when there is none. Any other failure throws. */

@@ -53,3 +53,18 @@ test('local blobs: a key that is also a prefix of other keys is refused clearly'
   await assert.rejects(store.put('c/d', Buffer.from('z')), /conflicts with an existing key/);
   assert.deepEqual(await store.list(''), ['a/b', 'c']);
 });
+
+test('local blobs: append creates the object (and its directories), adds in order, and reads, lists and deletes as any object', async (t) => {
+  const dir = await tempDir(t);
+  const store = await LocalBlobStore.create(dir.path);
+  await store.append('s/auth/j.jsonl', Buffer.from('one\n'));
+  await store.append('s/auth/j.jsonl', Buffer.from('two\n'));
+  await store.append('s/auth/j.jsonl', new Uint8Array(Buffer.from('three\n')));
+  assert.equal((await store.get('s/auth/j.jsonl'))?.toString(), 'one\ntwo\nthree\n');
+  assert.deepEqual(await store.list('s/'), ['s/auth/j.jsonl']);
+  await store.put('s/auth/p.json', Buffer.from('{}'));
+  await assert.rejects(store.append('s/auth', Buffer.from('x')), /conflicts with an existing key/);
+  await assert.rejects(store.append('../outside', Buffer.from('x')), RangeError);
+  await store.delete('s/auth/j.jsonl');
+  assert.deepEqual(await store.list('s/'), ['s/auth/p.json']);
+});

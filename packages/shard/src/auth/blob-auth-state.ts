@@ -4,8 +4,12 @@
  *
  * Layout under `sessions/{id}/auth/` (zero-padded names, so they sort in (epoch, seq) order):
  * - `{epoch}-{seq}-snap.json`: the whole state (creds and every key) as of that point;
- * - `{epoch}-{seq}-log.json`: one durable batch of changes (creds and/or keys; null deletes a key).
- * The state is the newest snapshot plus every log that sorts after it. A new owner (higher epoch) writes a
+ * - `{epoch}-{seq}-log.json`: one durable batch of changes (creds and/or keys; null deletes a key);
+ * - `{epoch}-{seq}-journal.jsonl`, on a store that can append (the local one): the batches of one compaction cycle,
+ *   one record per line (`{crc32 hex} {json}`), named by the seq of its first; a new journal starts at each snapshot
+ *   and after a failed append (which may leave a torn last line: `readJournal`). One append and one fdatasync per
+ *   batch instead of a new file, a rename and two fsyncs (docs/benchmarks.md, "messages").
+ * The state is the newest snapshot plus every log (and journal record) that sorts after it. A new owner (higher epoch) writes a
  * snapshot of what it loaded before anything else, so a write that a fenced-out owner (lower epoch) lands
  * later sorts before that snapshot and is ignored by every later restore.
  *
@@ -26,6 +30,7 @@
  * Reads come from memory (prekeys packed, key-packing.ts). A failed read is an error: this never falls back to fresh credentials unless the
  * store holds nothing at all for the session.
  */
+import { crc32 } from 'node:zlib';
 import { BufferJSON, initAuthCreds, proto } from '@whiskeysockets/baileys';
 import type { AuthenticationCreds, AuthenticationState, SignalDataSet, SignalDataTypeMap, SignalKeyStore } from '@whiskeysockets/baileys';
 import { GatewayError, blobKeys } from '@wagw/shared';
@@ -98,7 +103,7 @@ const isFencing = (err: unknown): boolean => {
 };
 
 // Epochs are floored at the directory's clock (~1.7e12 today), so 16 digits keep the names sortable.
-const NAME = /^(\d{16})-(\d{16})-(snap|log)\.json$/;
+const NAME = /^(\d{16})-(\d{16})-(snap\.json|log\.json|journal\.jsonl)$/;
 const pad = (n: number): string => {
   if (!Number.isSafeInteger(n) || n < 0 || n >= 1e16) throw new RangeError(`auth state sequence out of range: ${n}`);
   return String(n).padStart(16, '0');
@@ -108,10 +113,12 @@ export function authPrefix(sessionId: string): string {
   return blobKeys.auth(sessionId);
 }
 
-function parseName(key: string, prefix: string): { kind: 'snap' | 'log'; epoch: number; seq: number } | undefined {
+type ObjectKind = 'snap' | 'log' | 'journal';
+
+function parseName(key: string, prefix: string): { kind: ObjectKind; epoch: number; seq: number } | undefined {
   const m = NAME.exec(key.slice(prefix.length));
   if (!m) return undefined;
-  return { kind: m[3] as 'snap' | 'log', epoch: Number(m[1]), seq: Number(m[2]) };
+  return { kind: (m[3] ?? '').split('.')[0] as ObjectKind, epoch: Number(m[1]), seq: Number(m[2]) };
 }
 
 function encode(state: StoredState): Buffer {
@@ -147,6 +154,41 @@ function endsEarly(err: SyntaxError, text: string): boolean {
   return at !== null && Number(at[1]) >= text.length;
 }
 
+/** One journal record: `{crc32 of the JSON, 8 hex digits} {JSON}\n` (JSON.stringify never emits a raw newline). */
+function journalLine(state: StoredState): Buffer {
+  const json = JSON.stringify(state, BufferJSON.replacer);
+  return Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} ${json}\n`);
+}
+
+/**
+ * The records of a journal, in order. Its last line may be torn: a crash or a failed append left a prefix of it (no
+ * newline yet, or bytes that do not match their checksum). No caller was answered on that record (an append resolves
+ * only after its fdatasync, and a failed one is retried in a new journal), so it is skipped, as a cut upload is. Any
+ * earlier line that does not check out is corruption and stops the load.
+ */
+function readJournal(bytes: Buffer, key: string): { records: StoredState[]; tornTail: boolean } {
+  const lines = bytes.toString('utf8').split('\n');
+  // A whole journal ends with a newline: the last element is then empty.
+  let tornTail = lines.at(-1) !== '';
+  lines.pop();
+  const records: StoredState[] = [];
+  for (const [i, line] of lines.entries()) {
+    const json = line.slice(9);
+    const whole = line[8] === ' ' && /^[0-9a-f]{8}$/.test(line.slice(0, 8)) && parseInt(line.slice(0, 8), 16) === crc32(json);
+    if (!whole) {
+      if (i === lines.length - 1 && !tornTail) {
+        tornTail = true;
+        break;
+      }
+      throw new GatewayError('INTERNAL', `auth state journal ${key} has a damaged record at line ${i + 1}`);
+    }
+    const parsed = JSON.parse(json, BufferJSON.reviver) as StoredState;
+    if (parsed.v !== 1) throw new GatewayError('INTERNAL', `auth state journal ${key} has a record of unknown version ${String(parsed.v)}`);
+    records.push(parsed);
+  }
+  return { records, tornTail };
+}
+
 interface Pending {
   creds?: AuthenticationCreds;
   keys: Partial<Record<KeyType, Record<string, unknown>>>;
@@ -174,6 +216,8 @@ export class BlobAuthState {
   /** A fencing failure of a background write: writes stopped, `flush` rejects with it. */
   private failed: unknown;
   private failures = 0;
+  /** The journal batches are appended to (stores that can append), until the next snapshot or a failed append. */
+  private journal: string | undefined;
   /** The compaction running beside the writes (`compactInBackground`), if any. */
   private compacting: Promise<void> | undefined;
 
@@ -227,7 +271,19 @@ export class BlobAuthState {
         break;
       }
     }
-    const logs = await Promise.all(names.slice(from).filter((n) => n.parsed.kind === 'log').map(async ({ key }) => await read(key)));
+    const readLogs = async ({ key, parsed }: { key: string; parsed: { kind: ObjectKind } }): Promise<StoredState[]> => {
+      if (parsed.kind === 'log') return [await read(key)].filter((body) => body !== undefined);
+      const bytes = await opts.blobs.get(key);
+      if (bytes === null) throw new GatewayError('INTERNAL', `auth state object ${key} vanished while loading`);
+      const { records, tornTail } = readJournal(bytes, key);
+      if (tornTail) opts.logger.warn({ sessionId: opts.sessionId, key, records: records.length }, 'auth state journal ends in an append that never completed; skipped');
+      return records;
+    };
+    // In (epoch, seq) order: a journal's records interleave with nothing else, but an append in flight at a compaction
+    // may land after the next journal's first record.
+    const logs = (await Promise.all(names.slice(from).filter((n) => n.parsed.kind !== 'snap').map(readLogs)))
+      .flat()
+      .sort((a, b) => a.epoch - b.epoch || a.seq - b.seq);
     let creds: AuthenticationCreds | undefined;
     const keys: KeyMap = new Map();
     for (const body of [base, ...logs]) {
@@ -236,12 +292,14 @@ export class BlobAuthState {
       applyKeys(keys, body.keys ?? {});
     }
     // Nothing whole was ever stored (no objects, or only uploads that never completed): no credentials were.
-    const isNew = base === undefined && logs.every((body) => body === undefined);
+    const isNew = base === undefined && logs.length === 0;
     if (!creds) {
       if (!isNew) throw new GatewayError('INTERNAL', `auth state of ${opts.sessionId} has objects but no credentials`);
       creds = initAuthCreds();
     }
-    const lastSeq = newest?.parsed.epoch === opts.epoch ? newest.parsed.seq : 0;
+    // This owner's writes continue above every seq it stored: a journal is named by its first record, not its last.
+    let lastSeq = 0;
+    for (const { epoch, seq } of [...names.map((n) => n.parsed), ...logs]) if (epoch === opts.epoch && seq > lastSeq) lastSeq = seq;
     const auth = new BlobAuthState(opts, creds, keys, lastSeq, isNew);
     await auth.snapshot();
     return auth;
@@ -401,7 +459,20 @@ export class BlobAuthState {
     const seq = ++this.seq;
     const body: StoredState = { v: 1, epoch: this.opts.epoch, seq, keys: batch.keys };
     if (batch.creds) body.creds = batch.creds;
-    await this.opts.blobs.put(`${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-log.json`, encode(body), 'application/json');
+    const { append } = this.opts.blobs;
+    if (append === undefined) {
+      await this.opts.blobs.put(`${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-log.json`, encode(body), 'application/json');
+    } else {
+      const journal = (this.journal ??= `${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-journal.jsonl`);
+      try {
+        await append.call(this.opts.blobs, journal, journalLine(body));
+      } catch (err) {
+        // It may have left a torn line: the retry (and every later batch) goes to a new journal, so a torn line is
+        // always a journal's last, where a restore skips it.
+        if (this.journal === journal) this.journal = undefined;
+        throw err;
+      }
+    }
     this.logsSinceSnapshot++;
     if (this.logsSinceSnapshot >= this.compactAt) this.compactInBackground();
   }
@@ -444,6 +515,9 @@ export class BlobAuthState {
   private async snapshot(): Promise<void> {
     await this.fence();
     const seq = ++this.seq;
+    // Batches from here on go to a new journal, named after this snapshot: the current one, which sorts before it, only
+    // holds records of lower seq (their changes are in memory, so in the snapshot) and is removed with the rest.
+    this.journal = undefined;
     const keys: Partial<Record<KeyType, Record<string, unknown>>> = {};
     for (const [type, m] of this.keys) {
       const entries: Record<string, unknown> = {};

@@ -99,6 +99,38 @@ export class LocalBlobStore implements BlobStore {
     await this.#commit(temp, key, target);
   }
 
+  /**
+   * Appends to the object (its directories and the file created when missing): one write and one fdatasync, and an
+   * fsync of the directory only when the file is new. No temp file: a crash may leave a prefix of the last append,
+   * which readers of appended objects recognise (BlobStore.append).
+   */
+  async append(key: string, data: Uint8Array): Promise<void> {
+    const target = this.#path(key);
+    let handle;
+    try {
+      handle = await open(target, 'a').catch(async (err: unknown) => {
+        if (errCode(err) !== 'ENOENT') throw err;
+        await mkdir(path.dirname(target), { recursive: true });
+        return await open(target, 'a');
+      });
+    } catch (err) {
+      const code = errCode(err);
+      if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST') {
+        throw new BlobKeyError('key', key, 'conflicts with an existing key (a key cannot also be a prefix of other keys here)');
+      }
+      throw err;
+    }
+    let created: boolean;
+    try {
+      created = (await handle.stat()).size === 0;
+      await handle.writeFile(data);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    if (created) await this.#syncDir(path.dirname(target));
+  }
+
   async putStream(key: string, body: Readable, _contentType?: string): Promise<number> {
     const target = this.#path(key);
     const temp = this.#tempPath();
