@@ -11,7 +11,9 @@
 // start three or four routers with their shards each (and HAProxy): about 240 s of test time, 120-150 s of wall
 // time. Both run in CI right after `npm test` (.ci/run), so the default run stays within its 10-minute budget.
 import { spawn, spawnSync } from 'node:child_process';
-import { globSync } from 'node:fs';
+import { globSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const SUITES = {
   faults: ['test/faults/**/*.test.ts'],
@@ -41,10 +43,19 @@ const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
 // A file whose process outlives TEST_FILE_DEADLINE_S (default 600) (its tests done or not) is a hang: one did so once in CI (the
 // PostgreSQL outage suite passed, then its process stayed at 90 % of a core for 9 minutes). --test-timeout only
 // bounds each test, so without this the run would never end. The watchdog has the process write a diagnostic
-// report (JavaScript stack, libuv handles and their sockets/timers) to its stderr, then kills it: the run fails
+// report (JavaScript stack, libuv handles and their sockets/timers), prints it, then kills it: the run fails
 // naming the file, with what it was doing.
 const deadlineS = Number(process.env['TEST_FILE_DEADLINE_S'] ?? '600');
-const reportFlags = '--report-on-signal --report-signal=SIGUSR2 --report-filename=stderr --report-compact';
+// Reports go to files this script prints: written to the file process's stderr, the report of a file that was then
+// killed never reached the log (a PostgreSQL outage suite hung so again in CI, 2026-12-05, and left no trace).
+const reportDir = mkdtempSync(path.join(os.tmpdir(), 'wagw-test-reports-'));
+const reportFlags = `--report-on-signal --report-signal=SIGUSR2 --report-directory=${reportDir} --report-compact`;
+/** Prints the reports `pid` wrote, or says it wrote none (its main thread never turned: a synchronous or microtask loop). */
+const printReports = (pid: number, file: string | undefined): void => {
+  const names = readdirSync(reportDir).filter((n) => n.includes(`.${pid}.`));
+  if (names.length === 0) console.error(`scripts/test.ts: ${file} (pid ${pid}) wrote no diagnostic report within 5 s: its main thread did not turn (a synchronous or microtask loop)`);
+  for (const n of names) console.error(`scripts/test.ts: diagnostic report of ${file} (pid ${pid}):\n${readFileSync(path.join(reportDir, n), 'utf8')}`);
+};
 const child = spawn(
   process.execPath,
   ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...extra, ...files],
@@ -69,6 +80,7 @@ const watchdog = setInterval(() => {
       continue;
     }
     setTimeout(() => {
+      printReports(pid, file);
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -78,4 +90,7 @@ const watchdog = setInterval(() => {
   }
 }, 15_000);
 watchdog.unref();
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+child.on('exit', (code, signal) => {
+  rmSync(reportDir, { recursive: true, force: true });
+  process.exit(code ?? (signal ? 1 : 0));
+});
