@@ -40,8 +40,8 @@ const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
 // No --test-force-exit: with it, Node 24 drops results of tests that ran from the report at exit code 0 (a file
 // of 37 tests reported 35-37; nodejs/node#54327 and alike), so a count, or a failure, could go missing. Every
 // file ends on its own (the full run: 384 tests, 384 reported).
-// A file whose process outlives TEST_FILE_DEADLINE_S (default 600) (its tests done or not) is a hang: one did so once in CI (the
-// PostgreSQL outage suite passed, then its process stayed at 90 % of a core for 9 minutes). --test-timeout only
+// A file whose process outlives TEST_FILE_DEADLINE_S (default 600) (its tests done or not) is a hang: one did so in CI (the
+// PostgreSQL outage suite passed, then its process stayed at 90 % of a core for 9 minutes; three times by 2026-12-05). --test-timeout only
 // bounds each test, so without this the run would never end. The watchdog has the process write a diagnostic
 // report (JavaScript stack, libuv handles and their sockets/timers), prints it, then kills it: the run fails
 // naming the file, with what it was doing.
@@ -50,10 +50,10 @@ const deadlineS = Number(process.env['TEST_FILE_DEADLINE_S'] ?? '600');
 // killed never reached the log (a PostgreSQL outage suite hung so again in CI, 2026-12-05, and left no trace).
 const reportDir = mkdtempSync(path.join(os.tmpdir(), 'wagw-test-reports-'));
 const reportFlags = `--report-on-signal --report-signal=SIGUSR2 --report-directory=${reportDir} --report-compact`;
-/** Prints the reports `pid` wrote, or says it wrote none (its main thread never turned: a synchronous or microtask loop). */
+/** Prints the reports `pid` wrote, or says it wrote none (no JavaScript ran: a synchronous or microtask loop, or Node's exit). */
 const printReports = (pid: number, file: string | undefined): void => {
   const names = readdirSync(reportDir).filter((n) => n.includes(`.${pid}.`));
-  if (names.length === 0) console.error(`scripts/test.ts: ${file} (pid ${pid}) wrote no diagnostic report within 5 s: its main thread did not turn (a synchronous or microtask loop)`);
+  if (names.length === 0) console.error(`scripts/test.ts: ${file} (pid ${pid}) wrote no diagnostic report within 5 s: no JavaScript ran (a synchronous or microtask loop, or stuck in Node's exit cleanup)`);
   for (const n of names) console.error(`scripts/test.ts: diagnostic report of ${file} (pid ${pid}):\n${readFileSync(path.join(reportDir, n), 'utf8')}`);
 };
 const child = spawn(

@@ -251,9 +251,13 @@ export class BlobAuthState {
     if (newest && newest.parsed.epoch > opts.epoch) {
       throw new GatewayError('STALE_EPOCH', `auth state of ${opts.sessionId} was written at epoch ${newest.parsed.epoch} > ${opts.epoch}`);
     }
-    const read = async (key: string): Promise<StoredState | undefined> => {
+    const bytesOf = async (key: string): Promise<Buffer> => {
       const bytes = await opts.blobs.get(key);
       if (bytes === null) throw new GatewayError('INTERNAL', `auth state object ${key} vanished while loading`);
+      return bytes;
+    };
+    const read = async (key: string): Promise<StoredState | undefined> => {
+      const bytes = await bytesOf(key);
       const body = decode(bytes, key);
       if (body === undefined) opts.logger.warn({ sessionId: opts.sessionId, key, bytes: bytes.length }, 'auth state object of an upload that never completed; skipped');
       return body;
@@ -273,9 +277,7 @@ export class BlobAuthState {
     }
     const readLogs = async ({ key, parsed }: { key: string; parsed: { kind: ObjectKind } }): Promise<StoredState[]> => {
       if (parsed.kind === 'log') return [await read(key)].filter((body) => body !== undefined);
-      const bytes = await opts.blobs.get(key);
-      if (bytes === null) throw new GatewayError('INTERNAL', `auth state object ${key} vanished while loading`);
-      const { records, tornTail } = readJournal(bytes, key);
+      const { records, tornTail } = readJournal(await bytesOf(key), key);
       if (tornTail) opts.logger.warn({ sessionId: opts.sessionId, key, records: records.length }, 'auth state journal ends in an append that never completed; skipped');
       return records;
     };
@@ -459,13 +461,13 @@ export class BlobAuthState {
     const seq = ++this.seq;
     const body: StoredState = { v: 1, epoch: this.opts.epoch, seq, keys: batch.keys };
     if (batch.creds) body.creds = batch.creds;
-    const { append } = this.opts.blobs;
-    if (append === undefined) {
-      await this.opts.blobs.put(`${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-log.json`, encode(body), 'application/json');
+    const { blobs } = this.opts;
+    if (blobs.append === undefined) {
+      await blobs.put(this.objectName(seq, 'log.json'), encode(body), 'application/json');
     } else {
-      const journal = (this.journal ??= `${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-journal.jsonl`);
+      const journal = (this.journal ??= this.objectName(seq, 'journal.jsonl'));
       try {
-        await append.call(this.opts.blobs, journal, journalLine(body));
+        await blobs.append(journal, journalLine(body));
       } catch (err) {
         // It may have left a torn line: the retry (and every later batch) goes to a new journal, so a torn line is
         // always a journal's last, where a restore skips it.
@@ -511,6 +513,11 @@ export class BlobAuthState {
     return Math.max(1, Math.floor(every * (0.5 + (this.opts.random ?? Math.random)())));
   }
 
+  /** The key of this owner's object of `seq` (the layout in the class comment). */
+  private objectName(seq: number, suffix: 'snap.json' | 'log.json' | 'journal.jsonl'): string {
+    return `${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-${suffix}`;
+  }
+
   /** Writes the whole state as one snapshot, then removes the objects it supersedes. */
   private async snapshot(): Promise<void> {
     await this.fence();
@@ -524,7 +531,7 @@ export class BlobAuthState {
       for (const [id, value] of m) entries[id] = unpackKey(type, value);
       keys[type] = entries;
     }
-    const name = `${this.prefix}${pad(this.opts.epoch)}-${pad(seq)}-snap.json`;
+    const name = this.objectName(seq, 'snap.json');
     await this.opts.blobs.put(name, encode({ v: 1, epoch: this.opts.epoch, seq, creds: this.state.creds, keys }), 'application/json');
     this.logsSinceSnapshot = 0;
     this.compactAt = this.compactAfter();
