@@ -11,7 +11,7 @@
 // start three or four routers with their shards each (and HAProxy): about 240 s of test time, 120-150 s of wall
 // time. Both run in CI right after `npm test` (.ci/run), so the default run stays within its 10-minute budget.
 import { spawn, spawnSync } from 'node:child_process';
-import { globSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { globSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -43,8 +43,8 @@ const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
 // A file whose process outlives TEST_FILE_DEADLINE_S (default 600) (its tests done or not) is a hang: one did so in CI (the
 // PostgreSQL outage suite passed, then its process stayed at 90 % of a core for 9 minutes; three times by 2026-12-05). --test-timeout only
 // bounds each test, so without this the run would never end. The watchdog has the process write a diagnostic
-// report (JavaScript stack, libuv handles and their sockets/timers), prints it, then kills it: the run fails
-// naming the file, with what it was doing.
+// report (JavaScript stack, libuv handles and their sockets/timers), prints it with the process's native stacks and
+// descriptors, then kills it: the run fails naming the file, with what it was doing.
 const deadlineS = Number(process.env['TEST_FILE_DEADLINE_S'] ?? '600');
 // Reports go to files this script prints: written to the file process's stderr, the report of a file that was then
 // killed never reached the log (a PostgreSQL outage suite hung so again in CI, 2026-12-05, and left no trace).
@@ -56,15 +56,39 @@ const printReports = (pid: number, file: string | undefined): void => {
   if (names.length === 0) console.error(`scripts/test.ts: ${file} (pid ${pid}) wrote no diagnostic report within 5 s: no JavaScript ran (a synchronous or microtask loop, or stuck in Node's exit cleanup)`);
   for (const n of names) console.error(`scripts/test.ts: diagnostic report of ${file} (pid ${pid}):\n${readFileSync(path.join(reportDir, n), 'utf8')}`);
 };
+/**
+ * What a process stuck outside JavaScript is doing, read from outside it: every thread's native stack (gdb, when
+ * installed), its descriptors, and the descriptors its epoll instances still watch. A test file that passed and then
+ * spun in Node's exit cleanup (three times in CI by 2026-12-05) left only a hand-taken gdb stack: this takes it for
+ * the next one, with the descriptors that tell a stale epoll registration from a request Node still counts.
+ */
+const printNative = (pid: number, file: string | undefined): void => {
+  const out: string[] = [];
+  const gdb = spawnSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', 'thread apply all bt 30'], { encoding: 'utf8', timeout: 60_000 });
+  out.push(gdb.error ? `gdb: ${gdb.error.message}` : `gdb (exit ${gdb.status}):\n${gdb.stdout}${gdb.stderr}`);
+  const fdDir = `/proc/${pid}/fd`;
+  try {
+    for (const fd of readdirSync(fdDir)) {
+      let target: string;
+      try {
+        target = readlinkSync(path.join(fdDir, fd));
+      } catch {
+        continue;
+      }
+      out.push(`fd ${fd} -> ${target}`);
+      if (target === 'anon_inode:[eventpoll]' || target === 'anon_inode:[io_uring]') {
+        out.push(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').trimEnd().replace(/^/gm, `  fdinfo ${fd}: `));
+      }
+    }
+  } catch (err) {
+    out.push(`${fdDir}: ${(err as Error).message}`);
+  }
+  console.error(`scripts/test.ts: native state of ${file} (pid ${pid}):\n${out.join('\n')}`);
+};
 const child = spawn(
   process.execPath,
   ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...extra, ...files],
-  // UV_USE_IO_URING=0: libuv's file operations on its thread pool, not io_uring. Twice in CI on 2026-12-05 the PostgreSQL
-  // outage file passed its test, then its process spun at ~90 % of a core in Node's exit (gdb: FreeEnvironment ->
-  // RunCleanup -> CleanupHandles -> uv_run, every libuv worker idle, three io_uring fds open): Node waits there for a
-  // request libuv no longer reports, the signature of libuv's io_uring hangs (libuv/libuv#3952, where UV_USE_IO_URING=0
-  // is the maintainers' workaround). A mitigation while that is confirmed, not a proven cause: see docs/reliability.md.
-  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', UV_USE_IO_URING: process.env['UV_USE_IO_URING'] ?? '0', NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${reportFlags}`.trim() } },
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${reportFlags}`.trim() } },
 );
 const reported = new Set<number>();
 const watchdog = setInterval(() => {
@@ -86,6 +110,7 @@ const watchdog = setInterval(() => {
     }
     setTimeout(() => {
       printReports(pid, file);
+      printNative(pid, file);
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
