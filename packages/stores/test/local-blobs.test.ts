@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { readdir, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { tempDir } from '../../../test/harness/index.ts';
+import { tempDir, waitFor } from '../../../test/harness/index.ts';
 import { LocalBlobStore } from '../src/blobs/local.ts';
 
 test('local blobs: a writer killed with SIGKILL mid-write never leaves a torn object', async (t) => {
@@ -67,4 +68,58 @@ test('local blobs: append creates the object (and its directories), adds in orde
   await assert.rejects(store.append('../outside', Buffer.from('x')), RangeError);
   await store.delete('s/auth/j.jsonl');
   assert.deepEqual(await store.list('s/'), ['s/auth/p.json']);
+});
+
+/** This process's descriptors open on `file` (Linux: /proc/self/fd). */
+function openOn(file: string): string[] {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false; // closed since the listing
+    }
+  });
+}
+
+test('local blobs: appends keep one file open per key; a put or delete of the key, idleness and the cap close it', async (t) => {
+  const dir = await tempDir(t);
+  const store = await LocalBlobStore.create(dir.path, { maxOpenAppends: 2, appendIdleMs: 200 });
+  t.after(() => store.close());
+  const file = (key: string): string => path.join(dir.path, 'objects', ...key.split('/'));
+  await store.append('s/j1', Buffer.from('a\n'));
+  const fd = openOn(file('s/j1'));
+  assert.equal(fd.length, 1, 'open after the first append');
+  await store.append('s/j1', Buffer.from('b\n'));
+  assert.deepEqual(openOn(file('s/j1')), fd, 'the same descriptor serves the next append');
+
+  // A delete closes it: the next append creates a new file holding only its own bytes (not the deleted file's inode).
+  await store.delete('s/j1');
+  await store.append('s/j1', Buffer.from('c\n'));
+  assert.equal((await store.get('s/j1'))?.toString(), 'c\n');
+  // A put replaces the file: the next append goes to the new one.
+  await store.put('s/j1', Buffer.from('p\n'));
+  await store.append('s/j1', Buffer.from('d\n'));
+  assert.equal((await store.get('s/j1'))?.toString(), 'p\nd\n');
+
+  // The cap: the least recently used file is closed; every append still lands.
+  await store.append('s/j2', Buffer.from('x\n'));
+  await store.append('s/j3', Buffer.from('y\n'));
+  await waitFor(() => (openOn(file('s/j1')).length === 0 ? true : undefined), { what: 's/j1 closed beyond the cap of 2', timeoutMs: 2000 });
+  assert.equal(openOn(file('s/j3')).length, 1);
+  await store.append('s/j1', Buffer.from('e\n'));
+  assert.equal((await store.get('s/j1'))?.toString(), 'p\nd\ne\n');
+
+  assert.equal(openOn(file('s/j2')).length, 0, 's/j2 closed beyond the cap');
+
+  // Files unused for appendIdleMs close; close() closes the rest.
+  assert.equal(openOn(file('s/j1')).length + openOn(file('s/j3')).length, 2);
+  const idleFrom = performance.now();
+  await waitFor(() => (openOn(file('s/j1')).length + openOn(file('s/j3')).length === 0 ? true : undefined), { what: 'the idle files closed', timeoutMs: 3000 });
+  assert.ok(performance.now() - idleFrom >= 150, 'not before they were idle');
+  await store.append('s/j2', Buffer.from('z\n'));
+  assert.equal(openOn(file('s/j2')).length, 1);
+  await store.close();
+  for (const key of ['s/j1', 's/j2', 's/j3']) assert.deepEqual(openOn(file(key)), [], `${key} closed by close()`);
+  assert.equal((await store.get('s/j2'))?.toString(), 'x\nz\n');
+  assert.equal((await store.get('s/j3'))?.toString(), 'y\n');
 });

@@ -1,12 +1,35 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '@wagw/shared';
 import { assertBlobKey, assertBlobPrefix, BlobKeyError, compareKeys } from './keys.ts';
+
+/**
+ * A file kept open for appends. `busy`: appends running on it (it is closed only at 0). `dropped`: no new append
+ * may use it (evicted, idle, failed, or its key deleted or replaced); the next append opens the file again.
+ * `dirSynced`: its directory entry is durable (set once the directory was fsynced after the file's first write).
+ */
+interface Appender {
+  handle: FileHandle;
+  dirSynced: boolean;
+  busy: number;
+  dropped: boolean;
+  usedAt: number;
+}
+
+export interface LocalBlobStoreOptions {
+  /** Only the first opener of a shared root clears its temp files (`create`). */
+  keepTemp?: boolean;
+  /** Files kept open for appends, least recently used closed first (default 256). */
+  maxOpenAppends?: number;
+  /** An append file unused this long is closed (ms, default 5000). */
+  appendIdleMs?: number;
+}
 
 function errCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -28,11 +51,18 @@ export class LocalBlobStore implements BlobStore {
   readonly root: string;
   readonly #objects: string;
   readonly #tmp: string;
+  /** Append files by path, least recently used first (see `append`). */
+  readonly #appenders = new Map<string, Promise<Appender>>();
+  readonly #maxOpenAppends: number;
+  readonly #appendIdleMs: number;
+  #idleSweep: NodeJS.Timeout | undefined;
 
-  private constructor(root: string) {
+  private constructor(root: string, options: LocalBlobStoreOptions) {
     this.root = root;
     this.#objects = path.join(root, 'objects');
     this.#tmp = path.join(root, 'tmp');
+    this.#maxOpenAppends = options.maxOpenAppends ?? 256;
+    this.#appendIdleMs = options.appendIdleMs ?? 5000;
   }
 
   /**
@@ -40,8 +70,8 @@ export class LocalBlobStore implements BlobStore {
    * processes may share one root (the router and its shards): only the first opener clears, the others pass
    * `keepTemp` so they never delete a peer's write in flight.
    */
-  static async create(root: string, options: { keepTemp?: boolean } = {}): Promise<LocalBlobStore> {
-    const store = new LocalBlobStore(path.resolve(root));
+  static async create(root: string, options: LocalBlobStoreOptions = {}): Promise<LocalBlobStore> {
+    const store = new LocalBlobStore(path.resolve(root), options);
     await mkdir(store.#objects, { recursive: true });
     if (options.keepTemp !== true) await rm(store.#tmp, { recursive: true, force: true });
     await mkdir(store.#tmp, { recursive: true });
@@ -94,6 +124,7 @@ export class LocalBlobStore implements BlobStore {
 
   async put(key: string, data: Uint8Array, _contentType?: string): Promise<void> {
     const target = this.#path(key);
+    void this.#forget(target);
     const temp = this.#tempPath();
     await writeFile(temp, data, { flag: 'wx', flush: true });
     await this.#commit(temp, key, target);
@@ -103,10 +134,63 @@ export class LocalBlobStore implements BlobStore {
    * Appends to the object (its directories and the file created when missing): one write and one fdatasync, and an
    * fsync of the directory only when the file is new. No temp file: a crash may leave a prefix of the last append,
    * which readers of appended objects recognise (BlobStore.append).
+   *
+   * The file stays open for the next append to it (an auth-state journal gets one per write): opening, checking and
+   * closing it each time cost as much again as the write and its fdatasync (docs/benchmarks.md). At most
+   * `maxOpenAppends` stay open, each for `appendIdleMs` after its last use. A failed append closes its file, and
+   * `put` or `delete` of the key closes it before changing the file. The key's writer is one process at a time
+   * (the lease holder of its session): a file another process deleted or replaced is not appended to again by
+   * this one, which would otherwise write to the old file.
    */
   async append(key: string, data: Uint8Array): Promise<void> {
     const target = this.#path(key);
-    let handle;
+    const appender = await this.#appender(key, target);
+    try {
+      await appender.handle.writeFile(data);
+      await appender.handle.datasync();
+      if (!appender.dirSynced) {
+        await this.#syncDir(path.dirname(target));
+        appender.dirSynced = true;
+      }
+    } catch (err) {
+      this.#drop(target, appender);
+      throw err;
+    } finally {
+      appender.busy--;
+      appender.usedAt = performance.now();
+      if (appender.dropped && appender.busy === 0) void appender.handle.close().catch(() => undefined);
+    }
+  }
+
+  /** The open file of `target`, counted busy: the cached one, or a new one (closing the least recently used beyond the cap). */
+  async #appender(key: string, target: string): Promise<Appender> {
+    const cached = this.#appenders.get(target);
+    if (cached !== undefined) {
+      this.#appenders.delete(target);
+      this.#appenders.set(target, cached);
+      const appender = await cached.catch(() => undefined);
+      if (appender !== undefined && !appender.dropped) {
+        appender.busy++;
+        return appender;
+      }
+    }
+    const opening = this.#openAppender(key, target);
+    this.#appenders.set(target, opening);
+    let appender: Appender;
+    try {
+      appender = await opening;
+    } catch (err) {
+      if (this.#appenders.get(target) === opening) this.#appenders.delete(target);
+      throw err;
+    }
+    appender.busy++;
+    this.#evict();
+    this.#idleSweep ??= setInterval(() => this.#closeIdle(), Math.max(100, this.#appendIdleMs / 2)).unref();
+    return appender;
+  }
+
+  async #openAppender(key: string, target: string): Promise<Appender> {
+    let handle: FileHandle;
     try {
       handle = await open(target, 'a').catch(async (err: unknown) => {
         if (errCode(err) !== 'ENOENT') throw err;
@@ -120,19 +204,72 @@ export class LocalBlobStore implements BlobStore {
       }
       throw err;
     }
-    let created: boolean;
     try {
-      created = (await handle.stat()).size === 0;
-      await handle.writeFile(data);
-      await handle.datasync();
-    } finally {
-      await handle.close();
+      // A file with bytes was written and its directory fsynced by an earlier append; an empty one may be new.
+      const dirSynced = (await handle.stat()).size > 0;
+      return { handle, dirSynced, busy: 0, dropped: false, usedAt: performance.now() };
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
     }
-    if (created) await this.#syncDir(path.dirname(target));
+  }
+
+  /** No new append uses this file; it is closed once its running appends ended. */
+  #drop(target: string, appender: Appender): void {
+    appender.dropped = true;
+    const entry = this.#appenders.get(target);
+    if (entry !== undefined) {
+      // Remove the map's entry only if it is this file's (a newer one may have replaced it).
+      void entry.then(
+        (current) => {
+          if (current === appender && this.#appenders.get(target) === entry) this.#appenders.delete(target);
+        },
+        () => undefined,
+      );
+    }
+    if (appender.busy === 0) void appender.handle.close().catch(() => undefined);
+  }
+
+  /** Before a put or delete of `target`: its open append file (if any) is closed, and the next append opens the new one. */
+  #forget(target: string): Promise<void> {
+    const entry = this.#appenders.get(target);
+    if (entry === undefined) return Promise.resolve();
+    this.#appenders.delete(target);
+    return entry.then(
+      async (appender) => {
+        if (appender.dropped) return;
+        appender.dropped = true;
+        if (appender.busy === 0) await appender.handle.close().catch(() => undefined);
+      },
+      () => undefined,
+    );
+  }
+
+  /** Closes the least recently used idle files beyond `maxOpenAppends`. */
+  #evict(): void {
+    let excess = this.#appenders.size - this.#maxOpenAppends;
+    for (const target of this.#appenders.keys()) {
+      if (excess <= 0) return;
+      void this.#forget(target);
+      excess--;
+    }
+  }
+
+  #closeIdle(): void {
+    const before = performance.now() - this.#appendIdleMs;
+    for (const [target, entry] of this.#appenders) {
+      void entry.then(
+        (appender) => {
+          if (appender.busy === 0 && appender.usedAt < before && this.#appenders.get(target) === entry) void this.#forget(target);
+        },
+        () => undefined,
+      );
+    }
   }
 
   async putStream(key: string, body: Readable, _contentType?: string): Promise<number> {
     const target = this.#path(key);
+    void this.#forget(target);
     const temp = this.#tempPath();
     let bytes = 0;
     const counter = new Transform({
@@ -214,6 +351,7 @@ export class LocalBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     const target = this.#path(key);
+    void this.#forget(target);
     try {
       await unlink(target);
     } catch (err) {
@@ -249,5 +387,10 @@ export class LocalBlobStore implements BlobStore {
     if (!s.isDirectory()) throw new Error(`${this.#objects} is not a directory`);
   }
 
-  async close(): Promise<void> {}
+  /** Closes the files kept open for appends (appends running now end first). */
+  async close(): Promise<void> {
+    clearInterval(this.#idleSweep);
+    this.#idleSweep = undefined;
+    await Promise.all([...this.#appenders.keys()].map((target) => this.#forget(target)));
+  }
 }
