@@ -184,6 +184,39 @@ function childPids(ppid: number | undefined): number[] {
   return out;
 }
 
+/**
+ * A process's main thread so far (Linux /proc/PID/task/PID/schedstat): ms on a core, and ms runnable but waiting
+ * for one (the run queue). Over the open loop, the wait is how long the thread's work sat behind other processes
+ * of this box (the simulator, PostgreSQL, this client), latency no code of that thread can remove.
+ */
+function schedMs(pid: number | undefined): { run: number; wait: number } {
+  if (pid === undefined) return { run: 0, wait: 0 };
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { run: (run ?? 0) / 1e6, wait: (wait ?? 0) / 1e6 };
+  } catch {
+    return { run: 0, wait: 0 };
+  }
+}
+
+/** Main threads' schedstat by name: `pids` as `cpuSnap`, the bench itself as `bench`. */
+function schedSnap(pids: { router?: number | undefined }): Record<string, { run: number; wait: number }> {
+  const snap: Record<string, { run: number; wait: number }> = { bench: schedMs(process.pid) };
+  if (pids.router !== undefined) {
+    snap['router'] = schedMs(pids.router);
+    childPids(pids.router).forEach((p, i) => (snap[`shard ${i}`] = schedMs(p)));
+  }
+  return snap;
+}
+
+/** "shard 0 612 on a core + 85 waiting for one, ..." in ms per second between two snapshots. */
+function schedText(a: ReturnType<typeof schedSnap>, b: ReturnType<typeof schedSnap>, seconds: number): string {
+  return Object.keys(b)
+    .filter((k) => a[k] !== undefined)
+    .map((k) => `${k} ${((b[k]!.run - a[k]!.run) / seconds).toFixed(0)} + ${((b[k]!.wait - a[k]!.wait) / seconds).toFixed(0)}`)
+    .join(', ');
+}
+
 /** CPU ms so far of named processes; `shards` are the router's children. */
 type CpuSnap = Record<string, number>;
 function cpuSnap(pids: { router?: number; sim?: number }): CpuSnap {
@@ -424,11 +457,13 @@ async function runBare(lowRate: number | undefined): Promise<SideResult> {
     log(`bare send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the sockets)`);
     let low: Latencies | undefined;
     if (lowRate !== undefined) {
+      const s0 = schedSnap({});
+      const lowStart = performance.now();
       low = await openLoop(lowRate, LOW_SECONDS, async (i) => {
         const { c, to } = target(i);
         await c.send(to, `low ${i}`);
       });
-      log(`bare open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}`);
+      log(`bare open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; main thread (the sockets), ms per s on a core + waiting for one: ${schedText(s0, schedSnap({}), (performance.now() - lowStart) / 1000)}`);
     }
     await sleep(1000);
     const c1 = cpuSnap(pids);
@@ -653,8 +688,11 @@ async function runGateway(): Promise<SideResult> {
     const bSent = await batches();
     log(`gateway send: ${fmtLat(send)}; CPU ms per send: ${sendCpu.text} (bench = the HTTP client); ${batchMean(b0, bSent)}`);
     const lowRate = LOW_RATE ?? Math.max(1, send.perSec * LOW_FRACTION);
+    const s0 = schedSnap(pids);
+    const lowStart = performance.now();
     const low = await openLoop(lowRate, LOW_SECONDS, (i) => sendOne(i, `low ${i}`));
-    log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; ${waitQuantiles(bSent, await batches())}`);
+    const sched = schedText(s0, schedSnap(pids), (performance.now() - lowStart) / 1000);
+    log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; ${waitQuantiles(bSent, await batches())}; main threads, ms per s on a core + waiting for one: ${sched}`);
     await sleep(1000);
 
     const countRows = async (): Promise<number> => {
