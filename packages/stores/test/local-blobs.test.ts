@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { readdir, writeFile, mkdir } from 'node:fs/promises';
+import { readdir, writeFile, mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -83,7 +83,7 @@ function openOn(file: string): string[] {
 
 test('local blobs: appends keep one file open per key; a put or delete of the key, idleness and the cap close it', async (t) => {
   const dir = await tempDir(t);
-  const store = await LocalBlobStore.create(dir.path, { maxOpenAppends: 2, appendIdleMs: 200 });
+  const store = await LocalBlobStore.create(dir.path, { maxOpenAppends: 2, appendIdleMs: 200, appendRecheckMs: 60_000 });
   t.after(() => store.close());
   const file = (key: string): string => path.join(dir.path, 'objects', ...key.split('/'));
   await store.append('s/j1', Buffer.from('a\n'));
@@ -122,4 +122,24 @@ test('local blobs: appends keep one file open per key; a put or delete of the ke
   for (const key of ['s/j1', 's/j2', 's/j3']) assert.deepEqual(openOn(file(key)), [], `${key} closed by close()`);
   assert.equal((await store.get('s/j2'))?.toString(), 'x\nz\n');
   assert.equal((await store.get('s/j3'))?.toString(), 'y\n');
+});
+
+test('local blobs: an open append file another process deleted or replaced is opened again before the next append', async (t) => {
+  const dir = await tempDir(t);
+  const store = await LocalBlobStore.create(dir.path, { appendRecheckMs: 50 });
+  t.after(() => store.close());
+  const file = path.join(dir.path, 'objects', 's', 'j');
+  await store.append('s/j', Buffer.from('a\n'));
+  assert.equal(openOn(file).length, 1);
+  // Another process (here: the file system directly, not this store) deletes the file while it is open here.
+  await unlink(file);
+  await sleep(100);
+  await store.append('s/j', Buffer.from('b\n'));
+  assert.equal((await store.get('s/j'))?.toString(), 'b\n', 'the append went to a new file, not the deleted one');
+  // ... or replaces it by a rename.
+  await writeFile(`${file}.new`, 'p\n');
+  await rename(`${file}.new`, file);
+  await sleep(100);
+  await store.append('s/j', Buffer.from('c\n'));
+  assert.equal((await store.get('s/j'))?.toString(), 'p\nc\n');
 });

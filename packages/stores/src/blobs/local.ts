@@ -29,6 +29,8 @@ export interface LocalBlobStoreOptions {
   maxOpenAppends?: number;
   /** An append file unused this long is closed (ms, default 5000). */
   appendIdleMs?: number;
+  /** An append file unused this long is checked to be still in its directory before the next append (ms, default 1000). */
+  appendRecheckMs?: number;
 }
 
 function errCode(err: unknown): string | undefined {
@@ -55,6 +57,7 @@ export class LocalBlobStore implements BlobStore {
   readonly #appenders = new Map<string, Promise<Appender>>();
   readonly #maxOpenAppends: number;
   readonly #appendIdleMs: number;
+  readonly #appendRecheckMs: number;
   #idleSweep: NodeJS.Timeout | undefined;
 
   private constructor(root: string, options: LocalBlobStoreOptions) {
@@ -63,6 +66,7 @@ export class LocalBlobStore implements BlobStore {
     this.#tmp = path.join(root, 'tmp');
     this.#maxOpenAppends = options.maxOpenAppends ?? 256;
     this.#appendIdleMs = options.appendIdleMs ?? 5000;
+    this.#appendRecheckMs = options.appendRecheckMs ?? 1000;
   }
 
   /**
@@ -138,9 +142,10 @@ export class LocalBlobStore implements BlobStore {
    * The file stays open for the next append to it (an auth-state journal gets one per write): opening, checking and
    * closing it each time cost as much again as the write and its fdatasync (docs/benchmarks.md). At most
    * `maxOpenAppends` stay open, each for `appendIdleMs` after its last use. A failed append closes its file, and
-   * `put` or `delete` of the key closes it before changing the file. The key's writer is one process at a time
-   * (the lease holder of its session): a file another process deleted or replaced is not appended to again by
-   * this one, which would otherwise write to the old file.
+   * `put` or `delete` of the key closes it before changing the file. Another process may delete or replace the file
+   * (a new owner's compaction, a session deleted by the router) while it is open here: a file unused for
+   * `appendRecheckMs` is checked to be still linked (one fstat) before the next append, and opened again if not.
+   * Within that time the key's only writer is this process, the lease holder of its session.
    */
   async append(key: string, data: Uint8Array): Promise<void> {
     const target = this.#path(key);
@@ -171,7 +176,9 @@ export class LocalBlobStore implements BlobStore {
       const appender = await cached.catch(() => undefined);
       if (appender !== undefined && !appender.dropped) {
         appender.busy++;
-        return appender;
+        if (performance.now() - appender.usedAt < this.#appendRecheckMs || (await this.#stillLinked(appender))) return appender;
+        appender.busy--;
+        this.#drop(target, appender);
       }
     }
     const opening = this.#openAppender(key, target);
@@ -187,6 +194,15 @@ export class LocalBlobStore implements BlobStore {
     this.#evict();
     this.#idleSweep ??= setInterval(() => this.#closeIdle(), Math.max(100, this.#appendIdleMs / 2)).unref();
     return appender;
+  }
+
+  /** False when the open file is no longer in the directory (another process deleted it, or replaced it by a rename). */
+  async #stillLinked(appender: Appender): Promise<boolean> {
+    try {
+      return (await appender.handle.stat()).nlink > 0;
+    } catch {
+      return false;
+    }
   }
 
   async #openAppender(key: string, target: string): Promise<Appender> {
