@@ -41,7 +41,8 @@ const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
 // of 37 tests reported 35-37; nodejs/node#54327 and alike), so a count, or a failure, could go missing. Every
 // file ends on its own (the full run: 384 tests, 384 reported).
 // A file whose process outlives TEST_FILE_DEADLINE_S (default 600) (its tests done or not) is a hang: one did so in CI (the
-// PostgreSQL outage suite passed, then its process stayed at 90 % of a core for 9 minutes; three times by 2026-12-05). --test-timeout only
+// PostgreSQL outage suite passed, then its process stayed at 90 % of a core for 9 minutes; three times by 2026-12-05:
+// a socket of the test's TCP proxy reset while its end() was pending, which Node never closes; docs/reliability.md). --test-timeout only
 // bounds each test, so without this the run would never end. The watchdog has the process write a diagnostic
 // report (JavaScript stack, libuv handles and their sockets/timers), prints it with the process's native stacks and
 // descriptors, then kills it: the run fails naming the file, with what it was doing.

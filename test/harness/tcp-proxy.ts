@@ -27,13 +27,27 @@ interface Pair {
   upstream: net.Socket | null;
 }
 
+/**
+ * Closes a socket with a reset (RST) where Node can: not once its writable side has ended. After `end()` libuv has a
+ * shutdown pending, `uv_tcp_close_reset` refuses it (EINVAL), and Node 24's `TCPWrap::Reset` then marks the handle
+ * closing without closing it: the socket emits an EINVAL error, and the process that owns it never exits, spinning
+ * in Node's exit cleanup (`CleanupHandles` waits for that handle forever). That was the PostgreSQL outage suite's
+ * hang in CI: the gateway's pooled connections ending at shutdown made the proxy's pipe `end()` the other side of
+ * each pair in the same turn as the `close` that reset it. Such a socket is destroyed instead: its FIN is sent or on
+ * its way, so there is nothing left to reset.
+ */
+export function closeHard(socket: net.Socket): void {
+  if (socket.writableEnded || socket.destroyed) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 export async function startTcpProxy(t: Cleanup, target: { host: string; port: number }): Promise<TcpProxy> {
   let mode: ProxyMode = 'pass';
   let accepted = 0;
   const pairs = new Set<Pair>();
   const kill = (p: Pair): void => {
-    p.client.resetAndDestroy();
-    p.upstream?.resetAndDestroy();
+    closeHard(p.client);
+    if (p.upstream !== null) closeHard(p.upstream);
     pairs.delete(p);
   };
   const server = net.createServer((client) => {
