@@ -19,6 +19,12 @@ test('/metrics reports sessions by state and the up/latency of Redis, SQL and st
   const created = await gw.api.post('/api/v1/sessions', { id: 'm2' });
   assert.equal(created.status, 201);
   await gw.api.waitQr('m2');
+  // Three sends: each stanza waited for its ratchet write to be durable before it left (beforeRelay).
+  const friend = sim.createPhone({ name: 'Friend' });
+  for (let i = 0; i < 3; i++) {
+    const sent = await gw.api.post('/api/v1/sessions/m1/messages', { to: friend.jid, type: 'text', text: `durable ${i}` });
+    assert.equal(sent.status, 201, sent.raw.toString());
+  }
 
   const res = await fetch(`${gw.url}/metrics`);
   assert.equal(res.status, 200);
@@ -30,6 +36,10 @@ test('/metrics reports sessions by state and the up/latency of Redis, SQL and st
   // The scrape's own reads (session counts, the SQL probe) may wait for that one connection right now.
   assert.ok((sample(text, 'wagw_db_pool_clients', 'state="waiting"') ?? -1) >= 0, 'waiting reported');
   assert.equal(sample(text, 'wagw_db_pool_rejected_total', ''), 0);
+  const durable = text.split('\n').filter((l) => l.startsWith('wagw_shard_auth_durable')).join('\n');
+  assert.ok((sample(text, 'wagw_shard_auth_durable_waits_total', 'shard="0"') ?? 0) >= 3, durable);
+  assert.ok((sample(text, 'wagw_shard_auth_durable_wait_seconds_total', 'shard="0"') ?? 0) > 0, durable);
+  assert.ok((sample(text, 'wagw_shard_auth_durable_slow_waits_total', 'shard="0"') ?? -1) >= 0, durable);
   for (const [dependency, kind] of [['redis', 'memory'], ['postgres', 'pglite'], ['storage', 'local']] as const) {
     assert.equal(sample(text, 'wagw_dependency_up', `dependency="${dependency}",kind="${kind}"`), 1, dependency);
     const latency = sample(text, 'wagw_dependency_latency_seconds', `dependency="${dependency}",kind="${kind}"`);

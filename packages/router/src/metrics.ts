@@ -227,6 +227,9 @@ export class RouterMetrics {
     perShard('wagw_shard_ipc_outbox_capacity', "Requests to the router the shard's IPC outbox holds at most; further callers wait.", (st) => st.outbox?.capacity);
     perShard('wagw_shard_ipc_outbox_waiting_requests', "Shard requests to the router waiting for room in a full IPC outbox.", (st) => st.outbox?.waitingRequests);
     perShard('wagw_shard_ipc_outbox_coalesced_total', 'Status/QR events replaced in the IPC outbox by a newer one of the same session and epoch.', (st) => st.outbox?.coalescedTotal, true);
+    perShard('wagw_shard_auth_durable_waits_total', 'Sent stanzas that waited for their auth-state write to be durable (BlobAuthState.durable, before the relay).', (st) => st.authDurable?.waits, true);
+    perShard('wagw_shard_auth_durable_wait_seconds_total', 'Time sent stanzas waited for their auth-state write to be durable, summed.', (st) => st.authDurable?.waitSeconds, true);
+    perShard('wagw_shard_auth_durable_slow_waits_total', 'Sent stanzas that waited 5 ms or more for their auth-state write to be durable (a slow disk or blob store).', (st) => st.authDurable?.slowWaits, true);
     perShard('wagw_login_gate_waiting', "Logins waiting for a slot of the shard's login gate (LOGIN_CONCURRENCY).", (st) => st.loginGate?.waiting);
     perShard('wagw_login_gate_running', "Logins holding a slot of the shard's login gate.", (st) => st.loginGate?.running);
     perShard('wagw_login_gate_rate_limited_waits_total', 'Login starts that waited for the spacing of the login rate limit.', (st) => st.loginGate?.rateLimitedWaits, true);

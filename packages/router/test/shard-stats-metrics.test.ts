@@ -21,6 +21,7 @@ function stats(depth: number): ShardStats {
     sendQueue: { depth: 2, inFlight: 1 },
     outbox: { depth, highWater: 7, capacity: 1000, waitingRequests: 3, coalescedTotal: 4 },
     loginGate: { waiting: 5, running: 2, rateLimitedWaits: 6 },
+    authDurable: { waits: 9, waitSeconds: 0.25, slowWaits: 8 },
   };
 }
 
@@ -52,6 +53,9 @@ test('one shard stats round per scrape, shared by its families; ipc_pending_call
   assert.match(first, /^wagw_login_gate_running\{shard="0"\} 2$/m);
   assert.match(first, /^wagw_login_gate_rate_limited_waits_total\{shard="0"\} 6$/m);
   assert.match(first, /^wagw_send_queue_depth\{shard="0",state="waiting"\} 2$/m);
+  assert.match(first, /^wagw_shard_auth_durable_waits_total\{shard="0"\} 9$/m);
+  assert.match(first, /^wagw_shard_auth_durable_wait_seconds_total\{shard="0"\} 0.25$/m);
+  assert.match(first, /^wagw_shard_auth_durable_slow_waits_total\{shard="0"\} 8$/m);
   assert.match(first, /^ipc_pending_calls 0$/m, 'the scrape does not count its own stats calls');
   const second = await metrics.registry.metrics();
   assert.equal(rounds, 2, 'the next scrape asks the shards again');

@@ -243,7 +243,9 @@ export function createShardHandler(options: ShardHandlerOptions): ShardHandler {
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
       eventLoop,
       cpuPool: pool?.stats() ?? { threads: 0, queued: 0, completed: 0, utilization: 0 },
-      ...(sessions === undefined ? {} : { sendQueue: sendQueueStats(sessions.host.governorStats()), loginGate: sessions.host.gateStats() }),
+      ...(sessions === undefined
+        ? {}
+        : { sendQueue: sendQueueStats(sessions.host.governorStats()), loginGate: sessions.host.gateStats(), authDurable: sessions.host.durableStats() }),
       outbox: outbox.stats(),
     };
   };

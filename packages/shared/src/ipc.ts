@@ -135,6 +135,16 @@ export interface ShardStats {
   outbox?: IpcOutboxStats;
   /** The login gate of the shard's sessions (concurrency cap and start spacing). */
   loginGate?: { waiting: number; running: number; rateLimitedWaits: number };
+  /** Sent stanzas' waits for their auth-state write to be durable, since the shard started. */
+  authDurable?: AuthDurableStats;
+}
+
+/** Running totals of the `beforeRelay` waits of a shard's sessions (shard/src/auth/durable-waits.ts). */
+export interface AuthDurableStats {
+  waits: number;
+  waitSeconds: number;
+  /** Waits of 5 ms or more. */
+  slowWaits: number;
 }
 
 export interface IpcOutboxStats {

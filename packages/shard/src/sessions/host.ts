@@ -7,7 +7,8 @@
  */
 import type { WAMessage, WASocket } from '@whiskeysockets/baileys';
 import { GatewayError } from '@wagw/shared';
-import type { BlobStore, GroupAction, GroupActionResult, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import type { AuthDurableStats, BlobStore, GroupAction, GroupActionResult, LeaseGrant, Logger, MessageSendParams, MessageSendResult, MessagingConfig, SessionAction, SessionActionResult, SessionStartParams, ShardEvent, ShardSessionInfo } from '@wagw/shared';
+import { DurableWaits } from '../auth/durable-waits.ts';
 import { ByteBudget } from '../messaging/byte-budget.ts';
 import { SendGovernor } from '../messaging/governor.ts';
 import type { GovernorStats } from '../messaging/governor.ts';
@@ -68,6 +69,8 @@ export class SessionHost {
    * shard's channel was backed up re-places the session here while its first attempt may still run.
    */
   readonly #relayed = new RelayedSends();
+  /** Every session's waits for a durable auth write before a stanza leaves (stats: `authDurable`). */
+  readonly #durableWaits = new DurableWaits();
 
   constructor(options: SessionHostOptions) {
     this.#opts = options;
@@ -126,6 +129,7 @@ export class SessionHost {
       emit: (event) => this.#emit(event),
       request: this.#opts.request,
       groupCache: this.#messaging.groups,
+      durableWaits: this.#durableWaits,
       inboundMedia: {
         download: this.#messaging.media.inboundDownload,
         maxBytes: this.#messaging.media.maxBytes,
@@ -239,6 +243,11 @@ export class SessionHost {
       storeSent: async (sock: WASocket, sent: WAMessage) => await runner.storeSent(sock, sent),
       relayed: this.#relayed,
     };
+  }
+
+  /** The sessions' waits for durable auth writes before their stanzas left, since the shard started. */
+  durableStats(): AuthDurableStats {
+    return this.#durableWaits.stats();
   }
 
   /** The login gate's figures for the stats request. */

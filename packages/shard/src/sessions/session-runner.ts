@@ -11,6 +11,7 @@ import type { WAMessage, WASocket, WAVersion, proto } from '@whiskeysockets/bail
 import { GatewayError, backoffDelay, canTransition } from '@wagw/shared';
 import type { BlobStore, Logger, SessionMe, SessionState } from '@wagw/shared';
 import { BlobAuthState } from '../auth/blob-auth-state.ts';
+import type { DurableWaits } from '../auth/durable-waits.ts';
 import { sessionBaileysLogger } from './baileys-logger.ts';
 import { AckTracker } from '../messaging/send.ts';
 import { InboundForwarder, getMessageFromRouter } from '../messaging/inbound.ts';
@@ -63,6 +64,8 @@ export interface SessionRunnerDeps {
   keyWriteBehind: boolean;
   /** GROUP_METADATA_CACHE_TTL_MS / GROUP_METADATA_CACHE_MAX. */
   groupCache: { ttlMs: number; max: number };
+  /** Counts the sends' waits for a durable auth write (the shard's stats); none: not counted. */
+  durableWaits?: DurableWaits;
 }
 
 const FIRST_QR_TTL_MS = 60_000;
@@ -277,6 +280,7 @@ export class SessionRunner {
     const auth = this.auth;
     const { wa } = this.deps;
     const inbound = this.inbound;
+    const durableWaits = this.deps.durableWaits;
     const sock = makeWASocket({
       auth: {
         creds: auth.state.creds,
@@ -298,7 +302,7 @@ export class SessionRunner {
       beforeReceipt: (m: proto.IWebMessageInfo, type: 'notify' | 'append') => inbound.persist(sock, m as WAMessage, type),
       // A sent stanza leaves only once the key steps it used are stored (patches/; docs/messaging.md, "Crash safety"):
       // a shard killed after WhatsApp acknowledged a send must not restore a ratchet behind what the recipients saw.
-      beforeRelay: () => auth.durable(),
+      beforeRelay: durableWaits === undefined ? () => auth.durable() : () => durableWaits.measure(() => auth.durable()),
       // Group sends ask this first; only a miss queries WhatsApp (once, shared by concurrent sends).
       cachedGroupMetadata: (jid: string) => this.groups.getOrFetch(jid, (j) => sock.groupMetadata(j)),
       ...(wa.url === undefined ? {} : { waWebSocketUrl: wa.url }),
