@@ -20,8 +20,9 @@ async function run(scenario: string, ms: number): Promise<{ out: string; exited:
 }
 
 // The PostgreSQL outage suite passed and then never exited, three times in CI: Node 24 spinning in its exit
-// cleanup. The cause, reproduced here: a socket reset in the same turn as its end() (the proxy's pipe ends one side
-// of a pair as the other side's 'close' resets it) gets EINVAL from libuv and is marked closing without being closed.
+// cleanup. The cause, reproduced here: a socket reset in the same turn as its end() (what the proxy can do when its
+// pipe ends one side of a pair just before the other side's 'close' resets it) gets EINVAL from libuv and is marked
+// closing without being closed.
 test('tcp proxy harness: Node never exits after a socket is reset while its end() is pending (the cause of the hang)', async () => {
   const r = await run('reset', 4000);
   assert.equal(r.out, 'socket error EINVAL\ndone\n', 'the reset failed, the socket never closed, the script ran to its end');

@@ -31,9 +31,10 @@ interface Pair {
  * Closes a socket with a reset (RST) where Node can: not once its writable side has ended. After `end()` libuv has a
  * shutdown pending, `uv_tcp_close_reset` refuses it (EINVAL), and Node 24's `TCPWrap::Reset` then marks the handle
  * closing without closing it: the socket emits an EINVAL error, and the process that owns it never exits, spinning
- * in Node's exit cleanup (`CleanupHandles` waits for that handle forever). That was the PostgreSQL outage suite's
- * hang in CI: the gateway's pooled connections ending at shutdown made the proxy's pipe `end()` the other side of
- * each pair in the same turn as the `close` that reset it. Such a socket is destroyed instead: its FIN is sent or on
+ * in Node's exit cleanup (`CleanupHandles` waits for that handle forever). That is the PostgreSQL outage suite's
+ * hang in CI as far as it was reproduced (docs/reliability.md): the proxy can reset a socket in that window when
+ * one side of a pair ends (the gateway's pooled connections at its shutdown) and its pipe `end()`s the other just
+ * before a `close` resets it; that proxy-level race itself was not reproduced. Such a socket is destroyed instead: its FIN is sent or on
  * its way, so there is nothing left to reset.
  */
 export function closeHard(socket: net.Socket): void {

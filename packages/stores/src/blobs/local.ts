@@ -163,7 +163,7 @@ export class LocalBlobStore implements BlobStore {
     } finally {
       appender.busy--;
       appender.usedAt = performance.now();
-      if (appender.dropped && appender.busy === 0) void appender.handle.close().catch(() => undefined);
+      void this.#closeIfDone(appender);
     }
   }
 
@@ -243,7 +243,12 @@ export class LocalBlobStore implements BlobStore {
         () => undefined,
       );
     }
-    if (appender.busy === 0) void appender.handle.close().catch(() => undefined);
+    void this.#closeIfDone(appender);
+  }
+
+  /** Closes a dropped file once no append runs on it (the last one to end closes it). */
+  async #closeIfDone(appender: Appender): Promise<void> {
+    if (appender.dropped && appender.busy === 0) await appender.handle.close().catch(() => undefined);
   }
 
   /** Before a put or delete of `target`: its open append file (if any) is closed, and the next append opens the new one. */
@@ -255,13 +260,13 @@ export class LocalBlobStore implements BlobStore {
       async (appender) => {
         if (appender.dropped) return;
         appender.dropped = true;
-        if (appender.busy === 0) await appender.handle.close().catch(() => undefined);
+        await this.#closeIfDone(appender);
       },
       () => undefined,
     );
   }
 
-  /** Closes the least recently used idle files beyond `maxOpenAppends`. */
+  /** Closes the least recently used files beyond `maxOpenAppends` (one with an append running, once it ended). */
   #evict(): void {
     let excess = this.#appenders.size - this.#maxOpenAppends;
     for (const target of this.#appenders.keys()) {
