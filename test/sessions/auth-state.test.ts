@@ -215,6 +215,10 @@ function controllable(inner: BlobStore): {
   release(): void;
   holdLists(): void;
   releaseLists(): void;
+  /** Resolves once a list is held at the gate `holdLists` set (compaction's list comes after its snapshot's put). */
+  listHeld(): Promise<void>;
+  holdSnapshots(): void;
+  releaseSnapshots(): void;
   failNext(count: number): void;
   puts: () => number;
   heldLists: () => number;
@@ -226,6 +230,10 @@ function controllable(inner: BlobStore): {
   let failures = 0;
   let puts = 0;
   let heldLists = 0;
+  let onListHeld: (() => void) | undefined;
+  const listHeldOnce = new Promise<void>((r) => (onListHeld = r));
+  let snapGate: Promise<void> | undefined;
+  let openSnaps: (() => void) | undefined;
   // A write is a put, or an append where the store can (the local one: the auth state's journal): both are held,
   // failed and counted alike.
   const write = async (go: () => Promise<void>): Promise<void> => {
@@ -237,12 +245,16 @@ function controllable(inner: BlobStore): {
     puts++;
     return go();
   };
-  const put: BlobStore['put'] = async (key, data, contentType) => write(() => inner.put(key, data, contentType));
+  const put: BlobStore['put'] = async (key, data, contentType) => {
+    if (snapGate && key.endsWith('-snap.json')) await snapGate;
+    return write(() => inner.put(key, data, contentType));
+  };
   const innerAppend = inner.append?.bind(inner);
   const append: BlobStore['append'] = innerAppend && (async (key, data) => write(() => innerAppend(key, data)));
   const list: BlobStore['list'] = async (prefix) => {
     if (listGate) {
       heldLists++;
+      onListHeld?.();
       await listGate;
     }
     return inner.list(prefix);
@@ -271,6 +283,14 @@ function controllable(inner: BlobStore): {
     releaseLists: () => {
       listGate = undefined;
       openLists?.();
+    },
+    listHeld: () => listHeldOnce,
+    holdSnapshots: () => {
+      snapGate = new Promise((r) => (openSnaps = r));
+    },
+    releaseSnapshots: () => {
+      snapGate = undefined;
+      openSnaps?.();
     },
     failNext: (count) => {
       failures = count;
@@ -427,14 +447,27 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     const ctl = controllable(inner);
     const id = sid();
     const a = await BlobAuthState.load({ blobs: ctl.blobs, sessionId: id, epoch: 1, isCurrent: always, logger, writeBehind: true, compactEvery: 4, random: () => 0.5 });
-    // The injected delay: compaction's list of the objects its snapshot supersedes is held until released.
+    // The injected delays: compaction's snapshot put, then its list of the objects the snapshot supersedes, are each
+    // held until released. (Without holding the put, whether the two sends after the 4th write ran before or after the
+    // compaction reached its list was a race: a slow fsync of the snapshot lost it in CI.)
+    ctl.holdSnapshots();
     ctl.holdLists();
-    t.after(() => ctl.releaseLists());
-    for (let i = 0; i < 6; i++) {
+    t.after(() => {
+      ctl.releaseSnapshots();
+      ctl.releaseLists();
+    });
+    const send = async (i: number, held: string): Promise<void> => {
       await a.state.keys.set({ session: { 'x.0': Buffer.from(`r${i}`) } });
-      await withTimeout(a.durable(), 5_000, () => new Error(`send ${i} waited for the compaction its 4th write started`));
-    }
-    assert.equal(ctl.heldLists(), 1, 'the compaction started and is held at its list');
+      await withTimeout(a.durable(), 5_000, () => new Error(`send ${i} waited for the compaction held at its ${held}`));
+    };
+    for (let i = 0; i < 4; i++) await send(i, 'snapshot');
+    // The 4th write started the compaction; it is held at its snapshot's put.
+    for (let i = 4; i < 6; i++) await send(i, 'snapshot');
+    assert.equal(ctl.heldLists(), 0, 'the compaction has not passed its snapshot');
+    ctl.releaseSnapshots();
+    await withTimeout(ctl.listHeld(), 5_000, () => new Error('the compaction never reached its list'));
+    await send(6, 'list');
+    assert.equal(ctl.heldLists(), 1, 'the compaction started once and is held at its list');
     const objects = await inner.list(authPrefix(id));
     assert.equal(objects.filter((k) => k.endsWith('-snap.json')).length, 2, 'the fencing snapshot and the compaction\'s, both kept while it is held');
     ctl.releaseLists();
@@ -443,7 +476,7 @@ describe('BlobAuthState write-behind (SESSION_KEY_WRITE_BEHIND)', () => {
     assert.ok(after.length < objects.length, `the compaction removed what its snapshot supersedes (${objects.length} -> ${after.length})`);
     assert.ok(after[0]?.endsWith('-snap.json'), 'the oldest object left is the compaction\'s snapshot');
     const b = await BlobAuthState.load({ blobs: inner, sessionId: id, epoch: 2, isCurrent: always, logger });
-    assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('r5'), 'the newest step is restored: the logs after the snapshot count');
+    assert.deepEqual((await b.state.keys.get('session', ['x.0']))['x.0'], Buffer.from('r6'), 'the newest step is restored: the logs after the snapshot count');
   });
 
   test('a fenced-out background write stops writing: reported, flush rejects, nothing stored', async (t) => {
