@@ -22,7 +22,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { createRootLogger, loadConfig } from '@wagw/shared';
-import type { SqlClient, SqlDatabase, WebhookEvent } from '@wagw/shared';
+import type { SqlDatabase, SqlTransaction, WebhookEvent } from '@wagw/shared';
 import { PgliteDatabase, PostgresDatabase, migrate } from '@wagw/stores';
 import { createWebhookSystem } from '../packages/router/src/webhooks/index.ts';
 
@@ -124,7 +124,7 @@ function counted(db: SqlDatabase): CountedDb {
         stats.ms += performance.now() - t;
       }
     },
-    async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
       const t = performance.now();
       try {
         return await db.transaction(fn);

@@ -3,7 +3,7 @@
 // database handle the dispatcher uses; the ordering and lease guarantees are dispatcher.test.ts's.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SqlClient, SqlDatabase } from '@wagw/shared';
+import type { SqlDatabase, SqlTransaction } from '@wagw/shared';
 import { startTestBackend, waitFor } from '../harness/index.ts';
 import { SECRET, createWebhookSystem, enqueueAll, event, openDb, quietLogger, sessionSecretFor, webhookConfig } from './helpers.ts';
 
@@ -18,7 +18,7 @@ function countingUpdates(db: SqlDatabase): { db: SqlDatabase; updates: () => num
       if (/UPDATE webhook_outbox/.test(text)) updates++;
       return db.query<R>(text, params);
     },
-    transaction: <T>(fn: (tx: SqlClient) => Promise<T>) => db.transaction(fn),
+    transaction: <T>(fn: (tx: SqlTransaction) => Promise<T>) => db.transaction(fn),
     ping: () => db.ping(),
     close: () => db.close(),
   };

@@ -187,10 +187,24 @@ export interface SqlClient {
   ): Promise<SqlResult<R>>;
 }
 
+/**
+ * A transaction's client (`SqlDatabase.transaction`): `query` as anywhere, and `write` for a statement whose result
+ * the caller does not need.
+ */
+export interface SqlTransaction extends SqlClient {
+  /**
+   * Sends `text` now, in order after everything before it, without waiting for its answer: on PostgreSQL the
+   * statement goes out with the transaction's COMMIT (pipelined), one round trip instead of two. Its failure fails the
+   * transaction: nothing of it is committed, `transaction` rejects with that error, and a `query` after it rejects
+   * with it too. For writes whose result is not needed, such as the webhook outbox's rows.
+   */
+  write(text: string, params?: readonly unknown[], options?: SqlQueryOptions): void;
+}
+
 export interface SqlDatabase extends SqlClient {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction (BEGIN/COMMIT, ROLLBACK on throw) on one connection. */
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
   /** The connection pool's clients now (`wagw_db_pool_clients`); absent where there is no pool. */

@@ -4,7 +4,7 @@
  * report and delivered at-least-once, signed with Standard Webhooks headers.
  */
 import type { SessionState } from './session-state.ts';
-import type { SqlClient } from './stores.ts';
+import type { SqlTransaction } from './stores.ts';
 
 export const WEBHOOK_TOPICS = ['session-status', 'message-status', 'messages', 'group-update'] as const;
 export type WebhookTopic = (typeof WEBHOOK_TOPICS)[number];
@@ -40,10 +40,10 @@ export interface WebhookOutbox {
    * own webhook URL, when given) inside the caller's transaction `tx`. Enqueuing the same event id twice for
    * one endpoint is a no-op.
    */
-  enqueue(tx: SqlClient, event: WebhookEvent, sessionWebhookUrl?: string | null): Promise<void>;
+  enqueue(tx: SqlTransaction, event: WebhookEvent, sessionWebhookUrl?: string | null): Promise<void>;
   /**
    * `enqueue` for many events in one statement (the group-committed message writes: docs/benchmarks.md), in the
    * order given: rows of one ordering stream keep that order.
    */
-  enqueueMany(tx: SqlClient, events: readonly { event: WebhookEvent; sessionWebhookUrl?: string | null }[]): Promise<void>;
+  enqueueMany(tx: SqlTransaction, events: readonly { event: WebhookEvent; sessionWebhookUrl?: string | null }[]): Promise<void>;
 }

@@ -17,13 +17,13 @@
  * item fails. An item can therefore run twice when its batch failed; the message writes are idempotent
  * (ON CONFLICT DO NOTHING, status only forward), and nothing of the failed attempt was committed.
  */
-import type { Logger, SqlClient, SqlDatabase } from '@wagw/shared';
+import type { Logger, SqlDatabase, SqlTransaction } from '@wagw/shared';
 
 /** A write many callers' inputs share: `run` gets every input of a batch and answers one result per input, in order. */
 export interface BulkWrite<I, R> {
   /** Where the op runs in a batch's transaction: lower first. */
   readonly order: number;
-  run(tx: SqlClient, inputs: readonly I[]): Promise<R[]>;
+  run(tx: SqlTransaction, inputs: readonly I[]): Promise<R[]>;
 }
 
 /** `at`: when the item was queued (performance.now()), for `onWait`. */
@@ -43,7 +43,7 @@ export interface GroupCommitOptions {
 }
 
 /** Runs one batch's items in `tx`, each op once for all its inputs, in the ops' order; their results by item, in the batch's order. */
-async function runItems(tx: SqlClient, batch: readonly Item[]): Promise<unknown[]> {
+async function runItems(tx: SqlTransaction, batch: readonly Item[]): Promise<unknown[]> {
   const results = new Array<unknown>(batch.length);
   const groups = new Map<BulkWrite<unknown, unknown>, number[]>();
   batch.forEach((item, i) => {

@@ -4,7 +4,7 @@
  * `messages` webhook in the same transaction, then published on SSE; `message.get` serves Baileys' retry
  * requests from the stored raw proto (a miss is an empty answer, never an empty message).
  */
-import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlClient, StoredContent, SqlDatabase, WebhookEvent, WebhookOutbox, WireMessage } from '@wagw/shared';
+import type { GroupUpdateWire, Logger, MessageStatusWire, MessagesReceivedParams, ShardRequestHandlers, ShardRequestResult, SqlTransaction, StoredContent, SqlDatabase, WebhookEvent, WebhookOutbox, WireMessage } from '@wagw/shared';
 import type { EventHub } from '../api/sse.ts';
 import type { MessageMetrics } from './metrics.ts';
 import { MessageStore } from './store.ts';
@@ -64,7 +64,7 @@ export interface MessageWrite {
  * answering the send: messages/sender.ts writes nothing). Undefined for a row that existed (a re-delivery or a
  * retried send): nothing is written for it.
  */
-export async function storeMessages(tx: SqlClient, deps: { store: MessageStore; outbox?: WebhookOutbox | undefined }, writes: readonly MessageWrite[]): Promise<(StoredWrite | undefined)[]> {
+export async function storeMessages(tx: SqlTransaction, deps: { store: MessageStore; outbox?: WebhookOutbox | undefined }, writes: readonly MessageWrite[]): Promise<(StoredWrite | undefined)[]> {
   const { store, outbox } = deps;
   const rows = await store.insertMany(
     writes.map((w) => ({ sessionId: w.sessionId, message: w.message, status: w.message.fromMe ? 'sent' : 'received', raw: w.raw, requestId: w.requestId, sentEvent: w.message.fromMe })),
@@ -170,7 +170,7 @@ export class MessageIngest {
   }
 
   /** The status changes of a batch in one statement (`MessageStore.applyStatuses`) and their webhook rows in another. */
-  async #applyStatuses(tx: SqlClient, updates: readonly { sessionId: string; update: MessageStatusWire }[]): Promise<StatusOutcome[]> {
+  async #applyStatuses(tx: SqlTransaction, updates: readonly { sessionId: string; update: MessageStatusWire }[]): Promise<StatusOutcome[]> {
     const outbox = this.#o.outbox;
     const changes = await this.#store.applyStatuses(updates, tx);
     const events: { event: WebhookEvent; sessionWebhookUrl: string | null }[] = [];

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { blobKeys } from '@wagw/shared';
-import type { SessionMe, SessionQrEvent, SessionState, SessionStatusData, SessionStatusEvent, ShardEvent, SqlClient, WebhookEvent } from '@wagw/shared';
+import type { SessionMe, SessionQrEvent, SessionState, SessionStatusData, SessionStatusEvent, ShardEvent, SqlTransaction, WebhookEvent } from '@wagw/shared';
 import type { SessionRecord } from './store.ts';
 import type { LocalSession, SessionContext } from './context.ts';
 
@@ -68,7 +68,7 @@ export class StatusIntake {
   }
 
   /** Records a `session-status` webhook in `tx` (no outbox: nothing). */
-  async enqueue(tx: SqlClient, id: string, webhookUrl: string | null, data: SessionStatusData, fact: string, requestId?: string): Promise<void> {
+  async enqueue(tx: SqlTransaction, id: string, webhookUrl: string | null, data: SessionStatusData, fact: string, requestId?: string): Promise<void> {
     const outbox = this.#ctx.o.outbox;
     if (!outbox) return;
     const event: WebhookEvent<SessionStatusData> = {

@@ -3,7 +3,7 @@
  * PGlite has one connection, held by the router). Status changes are written together with their webhook
  * event in one transaction.
  */
-import type { SessionMe, SessionState, SqlClient, SqlDatabase } from '@wagw/shared';
+import type { SessionMe, SessionState, SqlDatabase, SqlTransaction } from '@wagw/shared';
 import { isSessionState } from '@wagw/shared';
 
 export type Desired = 'running' | 'stopped';
@@ -223,7 +223,7 @@ export class SessionStore {
    * Writes a status change and runs `then(tx, webhookUrl)` in the same transaction (the webhook enqueue).
    * Returns the updated record, or null when the session does not exist.
    */
-  async writeStatus(id: string, w: StatusWrite, then?: (tx: SqlClient, record: SessionRecord) => Promise<void>): Promise<SessionRecord | null> {
+  async writeStatus(id: string, w: StatusWrite, then?: (tx: SqlTransaction, record: SessionRecord) => Promise<void>): Promise<SessionRecord | null> {
     return await this.#sql.transaction(async (tx) => {
       const sets = ['status = $2', 'status_reason = $3', 'updated_at = now()'];
       const params: unknown[] = [id, w.status, w.reason];
@@ -287,7 +287,7 @@ export class SessionStore {
   }
 
   /** Runs `fn` with the session's row in a transaction (QR webhooks: no row change, same transaction rule). */
-  async withRecord(id: string, fn: (tx: SqlClient, record: SessionRecord) => Promise<void>): Promise<void> {
+  async withRecord(id: string, fn: (tx: SqlTransaction, record: SessionRecord) => Promise<void>): Promise<void> {
     await this.#sql.transaction(async (tx) => {
       const res = await tx.query<Row>(`SELECT ${COLUMNS} FROM sessions WHERE id = $1`, [id]);
       const row = res.rows[0];
@@ -295,7 +295,7 @@ export class SessionStore {
     });
   }
 
-  async delete(id: string, then?: (tx: SqlClient) => Promise<void>): Promise<boolean> {
+  async delete(id: string, then?: (tx: SqlTransaction) => Promise<void>): Promise<boolean> {
     return await this.#sql.transaction(async (tx) => {
       const res = await tx.query(`DELETE FROM sessions WHERE id = $1`, [id]);
       if (then) await then(tx);

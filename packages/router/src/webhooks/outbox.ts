@@ -4,7 +4,7 @@
  * endpoint), ON CONFLICT DO NOTHING).
  */
 import { WEBHOOK_TOPICS } from '@wagw/shared';
-import type { Logger, SqlClient, WebhookEvent, WebhookOutbox, WebhookTopic } from '@wagw/shared';
+import type { Logger, SqlTransaction, WebhookEvent, WebhookOutbox, WebhookTopic } from '@wagw/shared';
 
 /** The JSON body every receiver gets (and the only thing stored as payload: never a secret or key). */
 export interface WebhookPayload {
@@ -90,15 +90,16 @@ export class OutboxWriter implements WebhookOutbox {
     return endpoints;
   }
 
-  async enqueue(tx: SqlClient, event: WebhookEvent, sessionWebhookUrl?: string | null): Promise<void> {
+  async enqueue(tx: SqlTransaction, event: WebhookEvent, sessionWebhookUrl?: string | null): Promise<void> {
     await this.enqueueMany(tx, [{ event, sessionWebhookUrl }]);
   }
 
   /**
    * One INSERT for every row of `events` (one per event and endpoint), as arrays unnested in the given order, so
-   * the rows' ids (the delivery order of an ordering stream) follow it; no bound on the count of parameters.
+   * the rows' ids (the delivery order of an ordering stream) follow it; no bound on the count of parameters. A `write`:
+   * on PostgreSQL it goes out with the transaction's COMMIT, and its failure fails the transaction.
    */
-  async enqueueMany(tx: SqlClient, events: readonly { event: WebhookEvent; sessionWebhookUrl?: string | null }[]): Promise<void> {
+  async enqueueMany(tx: SqlTransaction, events: readonly { event: WebhookEvent; sessionWebhookUrl?: string | null }[]): Promise<void> {
     for (const { event } of events) {
       if (!EVENT_ID.test(event.id)) throw new TypeError(`webhook event id must be 1-255 printable ASCII characters, got ${JSON.stringify(event.id)}`);
       if (!(WEBHOOK_TOPICS as readonly string[]).includes(event.topic)) throw new TypeError(`unknown webhook topic ${JSON.stringify(event.topic)}`);
@@ -127,7 +128,7 @@ export class OutboxWriter implements WebhookOutbox {
       }
     }
     if (cols[0].length === 0) return;
-    await tx.query(
+    tx.write(
       `INSERT INTO webhook_outbox (event_id, session_id, endpoint, event_type, payload, ordering_key, request_id)
        SELECT event_id, session_id, endpoint, event_type, payload, ordering_key, request_id
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])

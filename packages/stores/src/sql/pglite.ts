@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlQueryOptions, SqlResult } from '@wagw/shared';
+import type { Logger, SqlDatabase, SqlPoolStats, SqlQueryOptions, SqlResult, SqlTransaction } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { describeFailure } from '../dependency.ts';
 import { PostgresDatabase } from './postgres.ts';
@@ -174,7 +174,7 @@ export class PgliteDatabase implements SqlDatabase {
     return this.#client.query<R>(text, params, options);
   }
 
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
     return this.#client.transaction(fn);
   }
 

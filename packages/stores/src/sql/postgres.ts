@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Logger, SqlClient, SqlDatabase, SqlPoolStats, SqlQueryOptions, SqlResult } from '@wagw/shared';
+import type { Logger, SqlDatabase, SqlPoolStats, SqlQueryOptions, SqlResult, SqlTransaction } from '@wagw/shared';
 import { GatewayError } from '@wagw/shared';
 import { dependencyUnavailable, describeFailure } from '../dependency.ts';
 import type { DependencyName } from '../dependency.ts';
@@ -31,6 +31,12 @@ export interface PostgresOptions {
   kind?: 'postgres' | 'pglite';
   /** application_name shown in pg_stat_activity. */
   applicationName?: string;
+  /**
+   * Pipelined connections (pg's `pipeline`): a transaction's BEGIN goes out with its first statement and its `write`s
+   * with its COMMIT, instead of a round trip each. Default on for PostgreSQL; always off for PGlite, whose socket
+   * server is not relied on to take a second message before it answered the first.
+   */
+  pipeline?: boolean;
 }
 
 type Params = unknown[];
@@ -72,19 +78,105 @@ function queryConfig(text: string, params: readonly unknown[] | undefined, optio
   return prepare && options?.name !== undefined ? { name: options.name, text, ...(values === undefined ? {} : { values }) } : { text, ...(values === undefined ? {} : { values }) };
 }
 
-/** A client that refuses use once its transaction has ended (a leaked `tx` would run outside it). */
-function scopedClient(client: pg.PoolClient, isOpen: () => boolean, unavailable: (err: unknown) => Error, prepare: boolean): SqlClient {
-  return {
-    async query<R extends Record<string, unknown>>(text: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<SqlResult<R>> {
-      if (!isOpen()) throw new Error('This transaction has ended; its client cannot be used any more');
+/** In a transaction that failed, a statement after the failure: its error says nothing of the cause. */
+const IN_FAILED_TRANSACTION = '25P02';
+
+/**
+ * A transaction's client (`SqlTransaction`), refused once its transaction has ended (a leaked `tx` would run outside
+ * it). On a pipelined connection a `write` goes out at once and is not waited for; otherwise the writes run one after
+ * another before the next query or the commit. The first write to fail fails the transaction: a later query and the
+ * commit reject with its error.
+ */
+class TransactionClient implements SqlTransaction {
+  readonly #client: pg.PoolClient;
+  readonly #isOpen: () => boolean;
+  readonly #unavailable: (err: unknown) => Error;
+  readonly #prepare: boolean;
+  readonly #pipelined: boolean;
+  /** Pipelined: every write's outcome (never rejects: a failure is kept in `#failed`). */
+  readonly #writes: Promise<void>[] = [];
+  /** Not pipelined: the writes not yet run, in order (never rejects). */
+  #chain: Promise<void> = Promise.resolve();
+  #failed: Error | undefined;
+  /** Set when the transaction is to be rolled back: a write not yet sent never is. */
+  #abandoned = false;
+
+  constructor(client: pg.PoolClient, isOpen: () => boolean, unavailable: (err: unknown) => Error, prepare: boolean, pipelined: boolean) {
+    this.#client = client;
+    this.#isOpen = isOpen;
+    this.#unavailable = unavailable;
+    this.#prepare = prepare;
+    this.#pipelined = pipelined;
+  }
+
+  async query<R extends Record<string, unknown>>(text: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<SqlResult<R>> {
+    this.#assertOpen();
+    await this.#chain;
+    if (this.#failed !== undefined) throw this.#failed;
+    try {
+      const result = await this.#send<R>(text, params, options);
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    } catch (err) {
+      if ((err as { code?: unknown }).code === IN_FAILED_TRANSACTION) await this.#settle();
+      throw err;
+    }
+  }
+
+  write(text: string, params?: readonly unknown[], options?: SqlQueryOptions): void {
+    this.#assertOpen();
+    const run = async (): Promise<void> => {
+      if (this.#failed !== undefined || this.#abandoned) return;
       try {
-        const result = await client.query<R>(queryConfig(text, params, options, prepare));
-        return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+        await this.#send(text, params, options);
       } catch (err) {
-        throw isConnectionFailure(err) ? unavailable(err) : err;
+        this.#failed ??= toError(err);
       }
-    },
-  };
+    };
+    if (this.#pipelined) this.#writes.push(run());
+    else this.#chain = this.#chain.then(run);
+  }
+
+  /**
+   * COMMIT, after every write (pipelined: sent with them, then their answers checked). A transaction that failed
+   * answers its COMMIT with ROLLBACK: that is a failure too, never a commit.
+   */
+  async commit(): Promise<void> {
+    const sent = this.#pipelined ? this.#send('COMMIT') : undefined;
+    sent?.catch(() => undefined); // awaited below unless a write failed first
+    await this.#settle();
+    const result = await (sent ?? this.#send('COMMIT'));
+    if (result.command !== 'COMMIT') throw new Error(`COMMIT was answered ${result.command}: the transaction was rolled back`);
+  }
+
+  /**
+   * Before a ROLLBACK: a write not yet sent never is, and one sent is waited for. Without it, a callback that throws
+   * right after a `write` had its ROLLBACK overtake the write (not pipelined, the write waits its turn), and the write
+   * then ran on its own, outside the transaction, and was committed.
+   */
+  async abandon(): Promise<void> {
+    this.#abandoned = true;
+    await this.#chain;
+    await Promise.all(this.#writes);
+  }
+
+  /** Waits for every write; rejects with the first failure. */
+  async #settle(): Promise<void> {
+    await this.#chain;
+    await Promise.all(this.#writes);
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  #assertOpen(): void {
+    if (!this.#isOpen()) throw new Error('This transaction has ended; its client cannot be used any more');
+  }
+
+  async #send<R extends Record<string, unknown>>(text: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.#client.query<R>(queryConfig(text, params, options, this.#prepare));
+    } catch (err) {
+      throw isConnectionFailure(err) ? this.#unavailable(err) : err;
+    }
+  }
 }
 
 /**
@@ -100,13 +192,15 @@ export class PostgresDatabase implements SqlDatabase {
   readonly #inTransaction = new AsyncLocalStorage<true>();
   #closed = false;
   readonly #maxWaiting: number;
+  readonly #pipelined: boolean;
   #rejected = 0;
 
-  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite', name: DependencyName, maxWaiting: number) {
+  private constructor(pool: pg.Pool, kind: 'postgres' | 'pglite', name: DependencyName, maxWaiting: number, pipelined: boolean) {
     this.#pool = pool;
     this.kind = kind;
     this.#name = name;
     this.#maxWaiting = maxWaiting;
+    this.#pipelined = pipelined;
   }
 
   poolStats(): SqlPoolStats {
@@ -121,7 +215,9 @@ export class PostgresDatabase implements SqlDatabase {
 
   static async connect(url: string, options: PostgresOptions): Promise<PostgresDatabase> {
     const kind = options.kind ?? 'postgres';
+    const pipelined = kind === 'postgres' && options.pipeline !== false;
     const pool = new pg.Pool({
+      pipeline: pipelined,
       connectionString: url,
       max: kind === 'pglite' ? 1 : (options.poolMax ?? 10),
       connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
@@ -150,7 +246,7 @@ export class PostgresDatabase implements SqlDatabase {
       await pool.end().catch(() => {});
       throw dependencyUnavailable(name, url, err);
     }
-    return new PostgresDatabase(pool, kind, name, options.poolMaxWaiting ?? 1000);
+    return new PostgresDatabase(pool, kind, name, options.poolMaxWaiting ?? 1000, pipelined);
   }
 
   #guard(): void {
@@ -196,23 +292,26 @@ export class PostgresDatabase implements SqlDatabase {
     }
   }
 
-  async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
     this.#guard();
     const client = await this.#acquire();
     let open = true;
     let broken: Error | undefined;
-    const tx = scopedClient(client, () => open, this.#unavailable, this.kind === 'postgres');
+    const tx = new TransactionClient(client, () => open, this.#unavailable, this.kind === 'postgres', this.#pipelined);
     try {
-      await tx.query('BEGIN');
+      // Pipelined, BEGIN goes out with the first statement; its failure fails that statement or the commit.
+      tx.write('BEGIN');
       const result = await this.#inTransaction.run(true, () => fn(tx));
-      await tx.query('COMMIT');
+      await tx.commit();
       return result;
     } catch (err) {
       if ((err as { code?: unknown }).code === 'DEPENDENCY_UNAVAILABLE') {
-        // The connection itself failed: a ROLLBACK would only wait out another timeout. Discard it.
+        // The connection itself failed: a ROLLBACK would only wait out another timeout. Discard it (and what is not sent).
         broken = toError(err);
+        void tx.abandon();
       } else {
         try {
+          await tx.abandon();
           await client.query('ROLLBACK');
         } catch (rollbackError) {
           broken = toError(rollbackError);

@@ -150,6 +150,58 @@ export function sqlConformance(name: string, open: () => Promise<SqlDatabase>, o
       ]);
     });
 
+    test("a transaction's writes run in order and commit with it; a failing write fails it, named by its own error", async () => {
+      await db.query('CREATE TABLE conf_write (k text PRIMARY KEY, v int NOT NULL)');
+      // Writes whose result nobody waits for, a query that sees them, and a write as the last statement before COMMIT.
+      const seen = await db.transaction(async (tx) => {
+        tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['a', 1]);
+        tx.write('UPDATE conf_write SET v = v + 1 WHERE k = $1', ['a']);
+        const r = await tx.query<{ v: number }>('SELECT v FROM conf_write WHERE k = $1', ['a']);
+        tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['b', 3], { name: 'wagw_conformance_write' });
+        return r.rows[0]?.v;
+      });
+      assert.equal(seen, 2, 'the query ran after both writes');
+      const rows = async (): Promise<unknown[]> => (await db.query<{ k: string; v: number }>('SELECT k, v FROM conf_write ORDER BY k')).rows;
+      assert.deepEqual(await rows(), [{ k: 'a', v: 2 }, { k: 'b', v: 3 }]);
+
+      // The last write fails (duplicate key): the transaction rejects with that error and nothing of it is committed.
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query('INSERT INTO conf_write VALUES ($1, $2)', ['c', 4]);
+          tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['a', 5]);
+        }),
+        (err: { code?: string; message?: string }) => err.code === '23505' && /duplicate key/.test(err.message ?? ''),
+      );
+      // A query after a failing write rejects with the write's error, not "current transaction is aborted".
+      let afterWrite: unknown;
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['d', 6]);
+          tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['b', 7]);
+          try {
+            await tx.query('SELECT 1');
+          } catch (err) {
+            afterWrite = err;
+            throw err;
+          }
+        }),
+        { code: '23505' },
+      );
+      assert.equal((afterWrite as { code?: string } | undefined)?.code, '23505');
+      // A callback that throws right after a write: the write is rolled back with the rest, never run on its own.
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['f', 9]);
+          throw new Error('the state write failed');
+        }),
+        /state write failed/,
+      );
+      assert.deepEqual(await rows(), [{ k: 'a', v: 2 }, { k: 'b', v: 3 }], 'neither failed transaction left a row');
+      // The connection is clean for the next transaction.
+      await db.transaction(async (tx) => tx.write('INSERT INTO conf_write VALUES ($1, $2)', ['e', 8]));
+      assert.deepEqual(await rows(), [{ k: 'a', v: 2 }, { k: 'b', v: 3 }, { k: 'e', v: 8 }]);
+    });
+
     test('using the database instead of tx inside a transaction is refused (it would deadlock on one connection)', async () => {
       await assert.rejects(
         db.transaction(async () => {
