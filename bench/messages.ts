@@ -656,6 +656,8 @@ async function runGateway(): Promise<SideResult> {
     interface BatchSnap {
       sum: number;
       count: number;
+      /** The shards' waits for a durable auth write before a relay (wagw_shard_auth_durable_*), summed over shards. */
+      durable: { waits: number; seconds: number; slow: number };
       /** Cumulative wait buckets: upper bound in seconds -> count. */
       wait: Map<number, number>;
     }
@@ -664,7 +666,15 @@ async function runGateway(): Promise<SideResult> {
       const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
       const wait = new Map<number, number>();
       for (const m of text.matchAll(/^wagw_message_write_wait_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)) wait.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
-      return { sum: read('wagw_message_write_batch_size_sum'), count: read('wagw_message_write_batch_size_count'), wait };
+      const sumOf = (name: string): number => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((t, m) => t + Number(m[1]), 0);
+      const durable = { waits: sumOf('wagw_shard_auth_durable_waits_total'), seconds: sumOf('wagw_shard_auth_durable_wait_seconds_total'), slow: sumOf('wagw_shard_auth_durable_slow_waits_total') };
+      return { sum: read('wagw_message_write_batch_size_sum'), count: read('wagw_message_write_batch_size_count'), wait, durable };
+    };
+    /** The mean wait of a send for its durable auth write between two snapshots, and the share of 5 ms or more. */
+    const durableWaits = (a: BatchSnap, b: BatchSnap): string => {
+      const n = b.durable.waits - a.durable.waits;
+      if (n <= 0) return 'no durable auth waits';
+      return `durable auth wait mean ${(((b.durable.seconds - a.durable.seconds) / n) * 1000).toFixed(2)} ms, ${(((b.durable.slow - a.durable.slow) / n) * 100).toFixed(1)} % >= 5 ms (${n} waits)`;
     };
     const batchMean = (a: BatchSnap, b: BatchSnap): string =>
       b.count > a.count ? `${((b.sum - a.sum) / (b.count - a.count)).toFixed(1)} requests per write transaction (${b.count - a.count} transactions)` : 'no write transactions';
@@ -692,7 +702,8 @@ async function runGateway(): Promise<SideResult> {
     const lowStart = performance.now();
     const low = await openLoop(lowRate, LOW_SECONDS, (i) => sendOne(i, `low ${i}`));
     const sched = schedText(s0, schedSnap(pids), (performance.now() - lowStart) / 1000);
-    log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; ${waitQuantiles(bSent, await batches())}; main threads, ms per s on a core + waiting for one: ${sched}`);
+    const bLow = await batches();
+    log(`gateway open loop at ${lowRate.toFixed(0)}/s: ${fmtLat(low)}; ${waitQuantiles(bSent, bLow)}; ${durableWaits(bSent, bLow)}; main threads, ms per s on a core + waiting for one: ${sched}`);
     await sleep(1000);
 
     const countRows = async (): Promise<number> => {
