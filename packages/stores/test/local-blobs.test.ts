@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { constants, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { readdir, writeFile, mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -89,6 +89,10 @@ test('local blobs: appends keep one file open per key; a put or delete of the ke
   await store.append('s/j1', Buffer.from('a\n'));
   const fd = openOn(file('s/j1'));
   assert.equal(fd.length, 1, 'open after the first append');
+  // Durable on return: each append is one write to a file opened O_DSYNC (no fdatasync after it), and O_APPEND.
+  const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd[0] ?? ''}`, 'utf8'))?.[1] ?? '0', 8);
+  assert.equal(flags & constants.O_DSYNC, constants.O_DSYNC, `opened O_DSYNC (flags ${flags.toString(8)})`);
+  assert.equal(flags & constants.O_APPEND, constants.O_APPEND, 'opened O_APPEND');
   await store.append('s/j1', Buffer.from('b\n'));
   assert.deepEqual(openOn(file('s/j1')), fd, 'the same descriptor serves the next append');
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,6 +8,9 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '@wagw/shared';
 import { assertBlobKey, assertBlobPrefix, BlobKeyError, compareKeys } from './keys.ts';
+
+/** An appended file: 'a' (create, append) with O_DSYNC, so each write is durable when it returns (`append`). */
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
 
 /**
  * A file kept open for appends. `busy`: appends running on it (it is closed only at 0). `dropped`: no new append
@@ -135,7 +138,9 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /**
-   * Appends to the object (its directories and the file created when missing): one write and one fdatasync, and an
+   * Appends to the object (its directories and the file created when missing): one write to a file opened with
+   * O_DSYNC (the write returns once its data and the size that reaches it are on disk, as a write then an fdatasync
+   * do, in one call: one trip through libuv's thread pool and one wake-up of the event loop instead of two), and an
    * fsync of the directory only when the file is new. No temp file: a crash may leave a prefix of the last append,
    * which readers of appended objects recognise (BlobStore.append).
    *
@@ -151,8 +156,7 @@ export class LocalBlobStore implements BlobStore {
     const target = this.#path(key);
     const appender = await this.#appender(key, target);
     try {
-      await appender.handle.writeFile(data);
-      await appender.handle.datasync();
+      await appender.handle.writeFile(data); // durable on return: O_DSYNC (APPEND_FLAGS)
       if (!appender.dirSynced) {
         await this.#syncDir(path.dirname(target));
         appender.dirSynced = true;
@@ -208,10 +212,10 @@ export class LocalBlobStore implements BlobStore {
   async #openAppender(key: string, target: string): Promise<Appender> {
     let handle: FileHandle;
     try {
-      handle = await open(target, 'a').catch(async (err: unknown) => {
+      handle = await open(target, APPEND_FLAGS, 0o666).catch(async (err: unknown) => {
         if (errCode(err) !== 'ENOENT') throw err;
         await mkdir(path.dirname(target), { recursive: true });
-        return await open(target, 'a');
+        return await open(target, APPEND_FLAGS, 0o666);
       });
     } catch (err) {
       const code = errCode(err);
