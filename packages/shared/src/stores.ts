@@ -143,7 +143,7 @@ export interface BlobStore {
   put(key: string, data: Uint8Array, contentType?: string): Promise<void>;
   /**
    * Appends bytes to an object, creating it when missing, and resolves once they are durable. Only stores that can
-   * (the local one: one write and one fdatasync, against a whole new file, a rename and two fsyncs for `put`; S3
+   * (the local one: one write to a file opened O_DSYNC, against a whole new file, a rename and two fsyncs for `put`; S3
    * objects cannot grow). Appends to one key must not overlap, and a crash may leave a prefix of the last one: a
    * reader must recognise a torn tail (the auth-state journal checks each record).
    */
