@@ -12,7 +12,6 @@
  * (node-postgres and the writes' JavaScript) and of the PostgreSQL backend serving it (its /proc entry).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createRootLogger } from '@wagw/shared';
 import type { StoredContent } from '@wagw/shared';
 import { PostgresDatabase, migrate } from '@wagw/stores';
@@ -20,6 +19,7 @@ import { MessageStore } from '../packages/router/src/messages/store.ts';
 import { storeMessages } from '../packages/router/src/messages/ingest.ts';
 import type { MessageWrite } from '../packages/router/src/messages/ingest.ts';
 import { OutboxWriter } from '../packages/router/src/webhooks/outbox.ts';
+import { createBenchDatabase } from './pg-database.ts';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -32,29 +32,14 @@ const batchSize = arg('--batch', 4);
 const batches = arg('--batches', 1500);
 const rounds = arg('--rounds', 3);
 
-/** CPU seconds (user + system) of the PostgreSQL backends of `database`. */
-async function backendCpu(db: PostgresDatabase, database: string): Promise<number> {
-  const { rows } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
-  let total = 0;
-  for (const { pid } of rows) {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    total += (Number(fields[11]) + Number(fields[12])) / 100;
-  }
-  return total;
-}
-
 function message(n: number, run: string): MessageWrite {
   const id = `3EB0${run}${String(n).padStart(10, '0')}`;
   const content: StoredContent = { id, chat: '6281200000002@s.whatsapp.net', from: '6281200000001@s.whatsapp.net', fromMe: true, timestamp: new Date().toISOString(), type: 'text', text: `bench message ${n}` } as StoredContent;
   return { sessionId: 'bench', message: content, raw: Buffer.from(`raw proto of ${id}`).toString('base64'), requestId: `req_${run}_${n}` };
 }
 
-const adminUrl = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const name = `wagw_bench_gc_${randomBytes(4).toString('hex')}`;
-const admin = await PostgresDatabase.connect(adminUrl, { logger, poolMax: 1 });
-await admin.query(`CREATE DATABASE ${name}`);
-const url = new URL(adminUrl);
-url.pathname = `/${name}`;
+const bench = await createBenchDatabase('wagw_bench_gc', logger);
+const url = new URL(bench.url);
 const outbox = new OutboxWriter({ backendUrl: 'http://127.0.0.1:9/backend', signingConfigured: true, logger });
 let seq = 0;
 try {
@@ -74,7 +59,7 @@ try {
         await db.transaction((tx) => storeMessages(tx, { store, outbox }, writes));
       };
       for (let i = 0; i < 50; i++) await write(); // warm: the connection, the prepared statements' generic plans
-      const pg0 = await backendCpu(admin, name);
+      const pg0 = await bench.backendCpu();
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       const times: number[] = [];
@@ -85,7 +70,7 @@ try {
       }
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
-      const pg = (await backendCpu(admin, name)) - pg0;
+      const pg = (await bench.backendCpu()) - pg0;
       times.sort((a, b) => a - b);
       const q = (p: number): string => (times[Math.min(times.length - 1, Math.floor(p * times.length))] ?? 0).toFixed(2);
       const messages = batches * batchSize;
@@ -94,6 +79,5 @@ try {
     }
   }
 } finally {
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-  await admin.close();
+  await bench.drop();
 }

@@ -13,9 +13,9 @@
  * at --rate per second; then it listens again and the clock measures until the backlog is delivered.
  * Default WEBHOOK_* settings except the ones printed with the results.
  */
+import { createBenchDatabase } from './pg-database.ts';
 import { writeBenchSection } from './report.ts';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -138,22 +138,6 @@ function counted(db: SqlDatabase): CountedDb {
   };
 }
 
-/** CPU seconds (user + system) of PostgreSQL server processes serving `database` (their /proc entries). */
-async function pgBackendCpu(db: SqlDatabase, database: string): Promise<number> {
-  const { rows } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [database]);
-  const tick = 100; // USER_HZ on Linux
-  let total = 0;
-  for (const { pid } of rows) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / tick;
-    } catch {
-      // the backend exited
-    }
-  }
-  return total;
-}
-
 function loadAverage(): string {
   return os.loadavg().map((l) => l.toFixed(2)).join(' ');
 }
@@ -211,18 +195,12 @@ async function runOn(kind: 'postgres' | 'pglite', n: number, outageSeconds: numb
   let cleanup: () => Promise<void>;
   let pgCpu: (() => Promise<number>) | undefined;
   if (kind === 'postgres') {
-    const admin = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-    const name = `wagw_bench_${randomBytes(4).toString('hex')}`;
-    const adminDb = await PostgresDatabase.connect(admin, { logger, poolMax: 1 });
-    await adminDb.query(`CREATE DATABASE ${name}`);
-    const url = new URL(admin);
-    url.pathname = `/${name}`;
-    db = await PostgresDatabase.connect(url.toString(), { logger, poolMax: 10 });
-    pgCpu = () => pgBackendCpu(adminDb, name);
+    const bench = await createBenchDatabase('wagw_bench', logger);
+    db = await PostgresDatabase.connect(bench.url, { logger, poolMax: 10 });
+    pgCpu = () => bench.backendCpu();
     cleanup = async () => {
       await db.close();
-      await adminDb.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await adminDb.close();
+      await bench.drop();
     };
   } else {
     const dir = `${os.tmpdir()}/wagw-bench-pglite-${randomBytes(4).toString('hex')}`;
