@@ -143,6 +143,15 @@ export function sqlConformance(name: string, open: () => Promise<SqlDatabase>, o
         }),
         /duplicate key/,
       );
+      // A callback that catches an SQL error and goes on: PostgreSQL answers the COMMIT of the failed transaction with
+      // ROLLBACK, which is a failure, not a commit (before, the transaction resolved and 'e' was silently lost).
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query('INSERT INTO conf_tx VALUES ($1, $2)', ['e', 6]);
+          await tx.query('INSERT INTO conf_tx VALUES ($1, $2)', ['a', 7]).catch(() => undefined);
+        }),
+        /COMMIT was answered ROLLBACK/,
+      );
       const r = await db.query<{ k: string; v: number }>('SELECT k, v FROM conf_tx ORDER BY k');
       assert.deepEqual(r.rows, [
         { k: 'a', v: 1 },
