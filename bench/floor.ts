@@ -48,9 +48,13 @@ import type { BulkWrite } from '../packages/router/src/messages/group-commit.ts'
 import { createBenchDatabase } from './pg-database.ts';
 import type { BenchDatabase } from './pg-database.ts';
 
-function arg(name: string, fallback: number): number {
+/** The word after `name` on the command line, if `name` is there. */
+function argText(name: string): string | undefined {
   const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+function arg(name: string, fallback: number): number {
+  const v = Number(argText(name) ?? NaN);
   return Number.isFinite(v) ? v : fallback;
 }
 
@@ -74,7 +78,7 @@ const STRUCTURE_TEXT = {
   gateway: "HTTP, IPC call; the shard's own IPC call to store the row (group-committed), then its answer, 201; then the receipt as above (the gateway's hops today)",
 } as const;
 type Structure = keyof typeof STRUCTURE_TEXT;
-const STRUCTURES = (process.argv.includes('--structures') ? (process.argv[process.argv.indexOf('--structures') + 1] ?? '') : 'one-write,row-in-reply,gateway').split(',').filter((x): x is Structure => {
+const STRUCTURES = (argText('--structures') ?? 'one-write,row-in-reply,gateway').split(',').filter((x): x is Structure => {
   if (!(x in STRUCTURE_TEXT)) throw new Error(`--structures: unknown structure ${x} (${Object.keys(STRUCTURE_TEXT).join(', ')})`);
   return true;
 });
@@ -186,13 +190,13 @@ const body = JSON.stringify({ to: '6281200000002', type: 'text', text: 'bench me
 const reply = JSON.stringify({ id: '3EB0A1B2C3D4E5F6A7B8', status: 'sent', chat: '6281200000002@s.whatsapp.net', timestamp: new Date().toISOString() });
 
 if (process.argv[2] === '--child-http') {
-  // With a database URL: the skeleton of a send (the HTTP request, an IPC call to a child that answers at once, the
-  // row group-committed in PostgreSQL), else the HTTP hop alone.
+  // With a database URL: the router of the send skeleton in its `--structure` (the IPC child is the shard's place, the
+  // rows go through a GroupCommit), else the HTTP hop alone.
   const dbUrl = process.argv[3];
   let hop: ((text: string) => Promise<void>) | undefined;
   let shardPid = 0;
   if (dbUrl !== undefined) {
-    const structure = process.argv[process.argv.indexOf('--structure') + 1] ?? 'one-write';
+    const structure = argText('--structure') ?? 'one-write';
     const shard = fork(import.meta.filename, ['--child-ipc', '', String(BURN_SEND), structure], { serialization: 'json', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     shardPid = shard.pid ?? 0;
     const waiting = new Map<number, () => void>();
@@ -236,9 +240,8 @@ if (process.argv[2] === '--child-http') {
   const server = app.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port, shardPid }));
   process.on('disconnect', () => process.exit(0));
 } else if (process.argv[2] === '--child-ipc') {
-  // With a database URL: the router's side of an inbound message (the row group-committed, then the reply).
   // As the send skeleton's shard (argv 5, the structure): burns, may call its router, answers. With a database URL:
-  // the router's side of an inbound message (the row group-committed, then the reply).
+  // the router's side of an inbound message (its rows group-committed, then the reply).
   const dbUrl = process.argv[3] || undefined;
   const burnMs = Number(process.argv[4] ?? 0);
   const structure = process.argv[5];
