@@ -42,6 +42,18 @@ function errCode(err: unknown): string | undefined {
 }
 
 /**
+ * The file system's answer when a key's path collides with another key's (a file where a directory must be, or the
+ * reverse): `a/b` cannot be stored here beside `a/b/c`. Undefined for any other failure.
+ */
+function keyConflict(err: unknown, key: string): BlobKeyError | undefined {
+  const code = errCode(err);
+  if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+    return new BlobKeyError('key', key, 'conflicts with an existing key (a key cannot also be a prefix of other keys here)');
+  }
+  return undefined;
+}
+
+/**
  * Blobs as files under a data directory, for single-host embedded mode.
  *
  * Layout: `<root>/objects/<key>` holds the objects, `<root>/tmp/` the writes in flight. A write goes to a
@@ -120,10 +132,7 @@ export class LocalBlobStore implements BlobStore {
         // A missing parent directory, or one a concurrent delete pruned between mkdir and rename.
         if (code === 'ENOENT' && attempt < 3) continue;
         await rm(temp, { force: true });
-        if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
-          throw new BlobKeyError('key', key, 'conflicts with an existing key (a key cannot also be a prefix of other keys here)');
-        }
-        throw err;
+        throw keyConflict(err, key) ?? err;
       }
     }
     await this.#syncDir(path.dirname(target));
@@ -218,11 +227,7 @@ export class LocalBlobStore implements BlobStore {
         return await open(target, APPEND_FLAGS, 0o666);
       });
     } catch (err) {
-      const code = errCode(err);
-      if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST') {
-        throw new BlobKeyError('key', key, 'conflicts with an existing key (a key cannot also be a prefix of other keys here)');
-      }
-      throw err;
+      throw keyConflict(err, key) ?? err;
     }
     try {
       // A file with bytes was written and its directory fsynced by an earlier append; an empty one may be new.
