@@ -51,12 +51,14 @@ async function countingProxy(t: TestContext, target: URL): Promise<{ port: numbe
       fromClient(chunk);
       upstream.write(chunk);
     });
-    // Answers are counted when forwarded, after the delay, in order.
+    // Answers are counted when forwarded, after the delay, in order; one reader per connection, so an answer split
+    // across two chunks is still read whole.
+    const fromServer = messageReader(0, (type) => {
+      if (type === 'Z') answered++;
+    });
     upstream.on('data', (chunk) => {
       setTimeout(() => {
-        messageReader(0, (type) => {
-          if (type === 'Z') answered++;
-        })(chunk);
+        fromServer(chunk);
         client.write(chunk);
       }, 30);
     });
