@@ -34,7 +34,6 @@
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -47,6 +46,7 @@ import { GroupCommit } from '../packages/router/src/messages/group-commit.ts';
 import type { BulkWrite } from '../packages/router/src/messages/group-commit.ts';
 import { createBenchDatabase } from './pg-database.ts';
 import type { BenchDatabase } from './pg-database.ts';
+import { procCpuMs } from './proc.ts';
 
 /** The word after `name` on the command line, if `name` is there. */
 function argText(name: string): string | undefined {
@@ -95,11 +95,6 @@ function burn(ms: number): void {
   }
 }
 
-/** CPU ms (user + system) of another process, from /proc (USER_HZ 100). */
-function procCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
 function ownCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -142,14 +137,14 @@ async function measure(child: ChildProcess, one: (i: number) => Promise<void>, e
   await drive(WARMUP, one);
   const sum = (pids: number[]): number => pids.reduce((n, pid) => n + procCpuMs(pid), 0);
   const c0 = ownCpuMs();
-  const s0 = procCpuMs(child.pid ?? 0);
+  const s0 = procCpuMs(child.pid);
   const e0 = sum(extra);
   const p0 = pg === undefined ? 0 : await pg.backendCpu();
   const t0 = performance.now();
   await drive(REQUESTS, one);
   const seconds = (performance.now() - t0) / 1000;
   const per = (ms: number): number => (ms * 1000) / REQUESTS;
-  const f: Figures = { perSec: REQUESTS / seconds, clientUs: per(ownCpuMs() - c0), serverUs: per(procCpuMs(child.pid ?? 0) - s0) };
+  const f: Figures = { perSec: REQUESTS / seconds, clientUs: per(ownCpuMs() - c0), serverUs: per(procCpuMs(child.pid) - s0) };
   if (extra.length > 0) f.shardUs = per(sum(extra) - e0);
   if (pg !== undefined) f.pgUs = per(((await pg.backendCpu()) - p0) * 1000);
   return f;

@@ -24,6 +24,7 @@
  */
 import { writeBenchSection } from './report.ts';
 import type { SimCall, SimInfo, SimPair, SimReply } from './messages-sim.ts';
+import { procCpuMs } from './proc.ts';
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -156,18 +157,6 @@ async function startSimChild(): Promise<SimChild> {
 }
 
 // ---------------- measurement helpers ----------------
-
-/** user + system CPU ms of a process (Linux /proc; 0 elsewhere). */
-function procCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 function childPids(ppid: number | undefined): number[] {
   if (ppid === undefined) return [];

@@ -3,9 +3,9 @@
  * and the CPU its server processes spent.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Logger } from '@wagw/shared';
 import { PostgresDatabase } from '@wagw/stores';
+import { procCpuMs } from './proc.ts';
 
 export interface BenchDatabase {
   /** Its URL. */
@@ -27,16 +27,8 @@ export async function createBenchDatabase(prefix: string, logger: Logger): Promi
     url: url.toString(),
     async backendCpu() {
       const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
-      let total = 0;
-      for (const { pid } of rows) {
-        try {
-          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-          total += (Number(fields[11]) + Number(fields[12])) / 100;
-        } catch {
-          // the backend exited
-        }
-      }
-      return total;
+      // A backend that exited counts 0.
+      return rows.reduce((total, { pid }) => total + procCpuMs(pid) / 1000, 0);
     },
     async drop() {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
