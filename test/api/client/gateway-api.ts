@@ -3603,6 +3603,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description No such session (SESSION_NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description SESSION_NOT_CONNECTED */
             409: {
                 headers: {
@@ -3685,6 +3694,15 @@ export interface operations {
             };
             /** @description The credentials lack a required scope or are limited to other sessions (INSUFFICIENT_SCOPE, SESSION_NOT_ALLOWED, FORBIDDEN) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such session (SESSION_NOT_FOUND) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

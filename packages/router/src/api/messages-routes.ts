@@ -361,7 +361,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       auth: SEND,
       params: idParams,
       body: schemas.presence,
-      responses: { 200: { description: 'Sent', schema: okSchema }, 400: err('VALIDATION_FAILED'), 409: err('SESSION_NOT_CONNECTED') },
+      responses: { 200: { description: 'Sent', schema: okSchema }, 400: err('VALIDATION_FAILED'), 404: err('No such session (SESSION_NOT_FOUND)'), 409: err('SESSION_NOT_CONNECTED') },
       handler: async (ctx, { params, body }) => {
         await manager.get(params.id);
         if (await forwarded(ctx, params.id)) return;
@@ -379,6 +379,7 @@ export function messageRoutes(deps: MessageRoutesDeps): RouteDefinition[] {
       responses: {
         200: { description: 'The answer', schema: z.object({ phone: z.string(), exists: z.boolean(), jid: z.string().optional() }).meta({ id: 'ContactExists' }) },
         400: err('INVALID_PHONE'),
+        404: err('No such session (SESSION_NOT_FOUND)'),
         409: err('SESSION_NOT_CONNECTED'),
       },
       handler: async (ctx, { params }) => {
